@@ -1,0 +1,104 @@
+"""Load audio as float32 mono at the model rate, with one clear error per way a file can be unusable.
+
+Torch-free (numpy, soundfile, soxr only): the deployment runtime and the HTTP server use this module.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from kdasr.errors import AudioError
+
+SAMPLE_RATE = 16000
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Read any format libsndfile decodes (wav, flac, ogg, ...) as float32 mono at `sample_rate`.
+
+    `start` and `duration` are in seconds; only that slice is read from disk (Kaldi segments).
+    Raises AudioError naming the file and the reason.
+    """
+    _check_path(path)
+    return _decode(str(path), str(path), sample_rate, start, duration)
+
+
+def load_audio_bytes(
+    data: bytes,
+    name: str = "<upload>",
+    sample_rate: int = SAMPLE_RATE,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Like `load_audio` for an in-memory file (an HTTP upload); `name` is used in errors."""
+    if not data:
+        raise AudioError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, sample_rate, start, duration)
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Duration in seconds from the file header (no decoding); same errors as `load_audio`."""
+    _check_path(path)
+    try:
+        info = sf.info(str(path))
+    except sf.SoundFileError as e:
+        raise AudioError(path, f"not a readable audio file: {_short(e)}") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioError(path, "contains no samples")
+    return info.frames / info.samplerate
+
+
+def _check_path(path: str | os.PathLike) -> None:
+    # Checked before libsndfile, whose messages for these cases are cryptic ("System error").
+    p = Path(path)
+    if p.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if not p.exists():
+        raise AudioError(path, "no such file")
+    if p.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+
+
+def _short(e: Exception) -> str:
+    # LibsndfileError carries the bare libsndfile reason; str(e) repeats the path or a BytesIO repr.
+    return getattr(e, "error_string", None) or str(e)
+
+
+def _decode(
+    src: str | io.BytesIO, name: str, sample_rate: int, start: float, duration: float | None
+) -> np.ndarray:
+    if start < 0:
+        raise AudioError(name, f"negative start ({start} s)")
+    if duration is not None and duration <= 0:
+        raise AudioError(name, f"non-positive duration ({duration} s)")
+    try:
+        with sf.SoundFile(src) as f:
+            sr, total = f.samplerate, f.frames
+            if total <= 0:
+                raise AudioError(name, "contains no samples")
+            first = round(start * sr)
+            if first >= total:
+                raise AudioError(name, f"start {start:.3f} s is beyond the end of the audio ({total / sr:.3f} s)")
+            f.seek(first)
+            frames = -1 if duration is None else round(duration * sr)
+            x = f.read(frames, dtype="float32", always_2d=True)
+    except sf.SoundFileError as e:
+        raise AudioError(name, f"not a readable audio file: {_short(e)}") from None
+    if x.shape[0] == 0:
+        raise AudioError(name, "contains no samples")
+    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+    if not np.isfinite(x).all():
+        raise AudioError(name, "contains NaN or infinite samples")
+    if sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate)
+    return np.ascontiguousarray(x, dtype=np.float32)
