@@ -1,0 +1,181 @@
+"""`kdasr data synth`: build the synthetic demo corpus (teacher text + TTS speech manifests).
+
+Output folder layout:
+  text/documents.v1.jsonl    cached extracted documents (WEB + Austen)
+  teacher.jsonl, teacher.txt text-only split for the LM/BERT teachers
+  train.jsonl                speech split, each sentence x voices_per_sentence seen voices, augmented
+  dev.jsonl, test.jsonl      one clean utterance per sentence, seen voices
+  test_heldout.jsonl         the test sentences again, spoken by held-out voices only
+  audio/<split>/<id>.flac    16 kHz mono 16-bit audio (not committed)
+
+Deterministic from the seed: each sentence's voices and each utterance's augmentation
+come from rngs seeded by (seed, id). Resumable: existing audio files are kept, and each
+manifest is written atomically once its split is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from kdasr.data.synthesize import RenderJob, plan_augment, render_chunk, utt_rng
+from kdasr.data.textcorpus import Document, cap_sentences, load_documents, require_program, split_documents
+from kdasr.data.voices import Voice, draw_voice, draw_voices
+from kdasr.io_utils import atomic_write_text
+
+SPEECH_SPLITS = ("train", "dev", "test", "test_heldout")
+CHUNK = 16  # utterances per worker task: amortises festival start-up, keeps progress smooth
+TOOLS = (("espeak-ng", "espeak-ng"), ("flite", "flite"),
+         ("festival", "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"))
+
+
+@dataclass(frozen=True)
+class _Planned:
+    job: RenderJob
+    doc: str
+    pos: int
+
+
+def _slug(doc_id: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", doc_id.lower()).strip("_")
+
+
+def _plan_split(split: str, docs: list[Document], seed: int, out_dir: Path, vps: int) -> list[_Planned]:
+    """Voices and augmentation for every utterance of one split (cheap, no audio)."""
+    planned: list[_Planned] = []
+    for d in docs:
+        for pos, text in enumerate(d.sentences):
+            base = f"{_slug(d.id)}-{pos:03d}"
+            voices: list[tuple[str, Voice]]
+            if split == "train":
+                vs = draw_voices(utt_rng(seed, "voices:" + base), vps)
+                voices = [(f"{base}-{k}", v) for k, v in enumerate(vs)]
+            elif split == "test_heldout":
+                voices = [(f"{base}-h", draw_voice(utt_rng(seed, "voice:" + base + "-h"), held_out=True))]
+            else:
+                voices = [(base, draw_voice(utt_rng(seed, "voice:" + base)))]
+            for uid, v in voices:
+                aug = plan_augment(utt_rng(seed, uid), train=split == "train")
+                path = out_dir / "audio" / split / f"{uid}.flac"
+                planned.append(_Planned(RenderJob(uid, text, v, path, aug, seed), d.id, pos))
+    return planned
+
+
+def _manifest_rows(planned: list[_Planned], durations: dict[str, float], out_dir: Path) -> list[dict]:
+    rows = []
+    for p in planned:
+        j = p.job
+        rows.append({
+            "id": j.id, "audio": j.out_path.relative_to(out_dir).as_posix(), "text": j.text,
+            "duration": round(durations[j.id], 4), "speaker": j.voice.speaker, "doc": p.doc, "pos": p.pos,
+            "start": 0.0, "engine": j.voice.engine, "voice": j.voice.describe(), "augment": j.augment.label(),
+        })
+    return rows
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> None:
+    try:
+        from kdasr.data.manifest import Utterance, write_manifest
+    except ImportError:  # manifest module not available: same keys, written directly
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        return
+    keys = ("id", "audio", "text", "duration", "speaker", "doc", "pos", "start")
+    utts = [Utterance(**{k: r[k] for k in keys if k != "audio"}, audio=str(path.parent / r["audio"]),
+                      extra={k: v for k, v in r.items() if k not in keys}) for r in rows]
+    write_manifest(path, utts)
+
+
+def _write_teacher(out_dir: Path, docs: list[Document]) -> None:
+    atomic_write_text(out_dir / "teacher.jsonl", "".join(
+        json.dumps({"doc": d.id, "sentences": list(d.sentences)}) + "\n" for d in docs))
+    atomic_write_text(out_dir / "teacher.txt", "".join(s + "\n" for d in docs for s in d.sentences))
+
+
+def check_tools() -> None:
+    """Fail early, naming the missing program and its apt-get package."""
+    for program, package in TOOLS:
+        require_program(program, package)
+
+
+def _render(todo: list[RenderJob], pool: ProcessPoolExecutor | None, advance) -> dict[str, float]:
+    chunks = [todo[i: i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    out: dict[str, float] = {}
+    if pool is None:
+        for c in chunks:
+            out.update(render_chunk(c))
+            advance(len(c))
+        return out
+    futures: dict[Future, int] = {pool.submit(render_chunk, c): len(c) for c in chunks}
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+        for f in done:
+            if f.exception() is not None:
+                for p in pending:
+                    p.cancel()
+                raise f.exception()  # type: ignore[misc]
+            out.update(f.result())
+            advance(futures[f])
+    return out
+
+
+def synth_corpus(
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    jobs: int = os.cpu_count() or 1,
+    voices_per_sentence: int = 2,
+    max_train_sentences: int | None = None,
+    max_eval_sentences: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Build (or resume) the demo corpus in out_dir; returns a summary per split."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_tools()
+    splits = split_documents(load_documents(out_dir / "text"))
+    _write_teacher(out_dir, splits["teacher"])
+    docs = {
+        "train": cap_sentences(splits["speech"], max_train_sentences),
+        "dev": cap_sentences(splits["dev"], max_eval_sentences),
+        "test": cap_sentences(splits["test"], max_eval_sentences),
+    }
+    docs["test_heldout"] = docs["test"]
+    plans = {s: _plan_split(s, docs[s], seed, out_dir, voices_per_sentence) for s in SPEECH_SPLITS}
+
+    summary: dict = {"out_dir": str(out_dir), "seed": seed, "splits": {}, "teacher": {
+        "documents": len(splits["teacher"]), "sentences": sum(len(d.sentences) for d in splits["teacher"])}}
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    bar = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), disable=not progress)
+    try:
+        with bar:
+            for split in SPEECH_SPLITS:
+                planned = plans[split]
+                done = {p.job.id: sf.info(p.job.out_path).frames / 16000
+                        for p in planned if p.job.out_path.exists()}
+                todo = [p.job for p in planned if p.job.id not in done]
+                task = bar.add_task(split, total=len(planned), completed=len(done))
+                done.update(_render(todo, pool, lambda n, t=task: bar.advance(t, n)))
+                _write_manifest(out_dir / f"{split}.jsonl", _manifest_rows(planned, done, out_dir))
+                summary["splits"][split] = {
+                    "utterances": len(planned), "hours": round(sum(done.values()) / 3600, 3),
+                    "sentences": sum(len(d.sentences) for d in docs[split]), "documents": len(docs[split]),
+                    "synthesized": len(todo), "reused": len(planned) - len(todo),
+                }
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary["seconds"] = round(time.time() - t0, 1)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,265 @@
+"""Render sentences to 16 kHz mono 16-bit FLAC with a TTS voice, plus training augmentation.
+
+Pipeline per utterance: engine -> soxr resample to 16 kHz -> trim silence beyond 0.15 s
+-> [train only: speed/vocal-tract perturbation, simulated room, additive noise]
+-> peak-normalise to a random level -> atomic FLAC write (temp + rename, so a killed
+run never leaves a truncated file that a rerun would skip).
+
+Every random choice comes from an rng seeded by (seed, utterance id), so the audio does
+not depend on job count or order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from kdasr.data.voices import Voice
+from kdasr.errors import KdasrError
+
+SR = 16000
+KEEP_SILENCE_S = 0.15
+NOISE_KINDS = ("white", "pink", "brown")
+
+
+def utt_rng(seed: int, utt_id: str, stream: int = 0) -> np.random.Generator:
+    """Independent generator per (seed, utterance, stream); stable across processes."""
+    h = int(hashlib.sha1(utt_id.encode("utf-8")).hexdigest()[:16], 16)
+    return np.random.default_rng([seed, h, stream])
+
+
+@dataclass(frozen=True)
+class Augment:
+    """What was done to one utterance beyond synthesis; all-None means clean."""
+
+    speed: float | None = None
+    room_rt60: float | None = None
+    room_drr_db: float | None = None
+    noise: str | None = None
+    snr_db: float | None = None
+    peak: float = 0.9
+
+    def label(self) -> str:
+        """Manifest form, e.g. 'noise:pink:12.3dB+room:0.45s+speed:1.05' ('' when clean)."""
+        parts = []
+        if self.noise is not None:
+            parts.append(f"noise:{self.noise}:{self.snr_db:.1f}dB")
+        if self.room_rt60 is not None:
+            parts.append(f"room:{self.room_rt60:.2f}s")
+        if self.speed is not None:
+            parts.append(f"speed:{self.speed:.2f}")
+        return "+".join(parts)
+
+
+def plan_augment(rng: np.random.Generator, *, train: bool) -> Augment:
+    """Draw the augmentation of one utterance: ~50% speed, ~20% room, ~30% noise (train only)."""
+    peak = round(float(rng.uniform(0.3, 0.95)), 3)
+    if not train:
+        return Augment(peak=peak)
+    speed = round(float(rng.uniform(0.9, 1.1)), 2) if rng.random() < 0.5 else None
+    rt60 = drr = None
+    if rng.random() < 0.2:
+        rt60, drr = round(float(rng.uniform(0.2, 0.8)), 2), round(float(rng.uniform(0.0, 8.0)), 1)
+    noise = snr = None
+    if rng.random() < 0.3:
+        noise, snr = NOISE_KINDS[int(rng.integers(3))], round(float(rng.uniform(0.0, 20.0)), 1)
+    return Augment(speed, rt60, drr, noise, snr, peak)
+
+
+# ---------------------------------------------------------------- signal processing
+
+def trim_silence(x: np.ndarray, sr: int = SR, keep_s: float = KEEP_SILENCE_S, rel_db: float = -40.0) -> np.ndarray:
+    """Leading/trailing silence (below rel_db of the peak) set to exactly keep_s seconds.
+
+    Engines differ (espeak-ng starts at once, flite pads); equal margins keep the
+    amount of silence from being a cue for the voice.
+    """
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak <= 0.0:
+        return x[:0]
+    loud = np.flatnonzero(np.abs(x) > peak * 10 ** (rel_db / 20))
+    keep = int(keep_s * sr)
+    first, last = int(loud[0]), int(loud[-1])
+    pad = (max(0, keep - first), max(0, last + 1 + keep - x.size))
+    return np.pad(x[max(0, first - keep): last + 1 + keep], pad).astype(np.float32)
+
+
+def make_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS white, pink (1/sqrt(f) amplitude) or brown (1/f amplitude) noise."""
+    white = rng.standard_normal(n)
+    if kind != "white":
+        spec = np.fft.rfft(white)
+        f = np.arange(spec.size, dtype=np.float64)
+        f[0] = 1.0  # keep DC finite
+        spec /= np.sqrt(f) if kind == "pink" else f
+        white = np.fft.irfft(spec, n)
+    rms = float(np.sqrt(np.mean(white**2)))
+    return white / max(rms, 1e-12)
+
+
+def mix_at_snr(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """x + noise scaled so that 10 log10(P_x / P_noise) == snr_db over the whole utterance."""
+    px = float(np.mean(x.astype(np.float64) ** 2))
+    pn = float(np.mean(noise.astype(np.float64) ** 2))
+    if px <= 0.0 or pn <= 0.0:
+        return x
+    scale = np.sqrt(px / (pn * 10 ** (snr_db / 10)))
+    return (x + scale * noise[: x.size]).astype(np.float32)
+
+
+def make_rir(rt60: float, drr_db: float, rng: np.random.Generator, sr: int = SR) -> np.ndarray:
+    """Dependency-free room impulse response: direct path + exponentially decaying noise tail.
+
+    exp(-6.9 t / RT60) is a 60 dB energy decay over RT60; the tail is scaled so the
+    direct-to-reverberant energy ratio is drr_db. Normalised to unit energy.
+    """
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail[: int(0.002 * sr)] = 0.0  # first reflections arrive a few ms after the direct sound
+    tail *= np.sqrt(10 ** (-drr_db / 10) / max(float(np.sum(tail**2)), 1e-12))
+    tail[0] = 1.0
+    return tail / np.sqrt(np.sum(tail**2))
+
+
+def convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Linear convolution via FFT (numpy only), cut to len(x)."""
+    n = x.size + h.size - 1
+    size = 1 << (n - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)
+    return y[: x.size].astype(np.float32)
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play faster/slower by resampling: changes tempo, pitch and formants together."""
+    return soxr.resample(x, SR * factor, SR).astype(np.float32)
+
+
+def apply_augment(x: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    if aug.speed is not None:
+        x = speed_perturb(x, aug.speed)
+    if aug.room_rt60 is not None:
+        x = convolve(x, make_rir(aug.room_rt60, aug.room_drr_db or 0.0, rng))
+    if aug.noise is not None:
+        x = mix_at_snr(x, make_noise(aug.noise, x.size, rng), aug.snr_db or 0.0)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return (x * (aug.peak / peak)).astype(np.float32) if peak > 0 else x
+
+
+# ---------------------------------------------------------------- engines
+
+def _run(cmd: list[str], what: str) -> bytes:
+    try:
+        res = subprocess.run(cmd, check=False, capture_output=True, timeout=300)
+    except FileNotFoundError:
+        raise KdasrError(f"'{cmd[0]}' not found; install it with: sudo apt-get install -y {cmd[0]}") from None
+    if res.returncode != 0:
+        raise KdasrError(f"{what} failed (exit {res.returncode}): {res.stderr.decode(errors='replace')[:200]}")
+    return res.stdout
+
+
+def _to_16k(x: np.ndarray, sr: int) -> np.ndarray:
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    return (soxr.resample(x, sr, SR) if sr != SR else x).astype(np.float32)
+
+
+def synth_espeak(text: str, voice: Voice) -> np.ndarray:
+    p = voice.params
+    wav = _run(["espeak-ng", "-v", voice.name, "-s", str(int(p.get("s", 175))), "-p", str(int(p.get("p", 50))),
+                "--stdout", text], f"espeak-ng {voice.describe()}")
+    x, sr = sf.read(io.BytesIO(wav), dtype="float32")
+    return _to_16k(x, sr)
+
+
+def synth_flite(text: str, voice: Voice, tmp: Path) -> np.ndarray:
+    out = tmp / "flite.wav"
+    cmd = ["flite", "-voice", voice.name]
+    for k, v in sorted(voice.params.items()):
+        cmd += ["--setf", f"{k}={v:g}"]
+    _run(cmd + ["-t", text, "-o", str(out)], f"flite {voice.describe()}")
+    x, sr = sf.read(out, dtype="float32")
+    return _to_16k(x, sr)
+
+
+def synth_festival(items: list[tuple[str, Voice]], tmp: Path) -> list[np.ndarray]:
+    """Many sentences in one `festival -b` run (start-up costs ~0.2 s per process)."""
+    lines: list[str] = []
+    for i, (text, voice) in enumerate(items):
+        lines.append(f"(voice_{voice.name})")
+        stretch = voice.params.get("Duration_Stretch", 1.0)
+        lines.append(f"(Parameter.set 'Duration_Stretch {stretch:g})")
+        safe = text.replace("\\", " ").replace('"', " ")
+        lines.append(f'(utt.save.wave (SynthText "{safe}") "{tmp / f"fest{i}.wav"}" \'riff)')
+    script = tmp / "batch.scm"
+    script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _run(["festival", "-b", str(script)], "festival batch")
+    out = []
+    for i in range(len(items)):
+        path = tmp / f"fest{i}.wav"
+        if not path.exists():
+            raise KdasrError(f"festival produced no audio for: {items[i][0]!r} ({items[i][1].describe()})")
+        x, sr = sf.read(path, dtype="float32")
+        out.append(_to_16k(x, sr))
+    return out
+
+
+# ---------------------------------------------------------------- jobs
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One utterance to render: text, voice, augmentation plan and its output file."""
+
+    id: str
+    text: str
+    voice: Voice
+    out_path: Path
+    augment: Augment = field(default_factory=Augment)
+    seed: int = 0
+
+
+def write_flac_atomic(path: Path, x: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".flac.tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(x, -1.0, 1.0), SR, format="FLAC", subtype="PCM_16")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_chunk(jobs: list[RenderJob]) -> list[tuple[str, float]]:
+    """Render a chunk of utterances (festival ones in one batch); returns (id, seconds)."""
+    with tempfile.TemporaryDirectory(prefix="kdasr-tts-") as tmp_s:
+        tmp = Path(tmp_s)
+        raw: dict[str, np.ndarray] = {}
+        fest = [j for j in jobs if j.voice.engine == "festival"]
+        if fest:
+            raw.update(zip([j.id for j in fest], synth_festival([(j.text, j.voice) for j in fest], tmp)))
+        for j in jobs:
+            if j.voice.engine == "espeak-ng":
+                raw[j.id] = synth_espeak(j.text, j.voice)
+            elif j.voice.engine == "flite":
+                raw[j.id] = synth_flite(j.text, j.voice, tmp)
+            elif j.voice.engine != "festival":
+                raise KdasrError(f"unknown TTS engine {j.voice.engine!r}")
+        done = []
+        for j in jobs:
+            x = trim_silence(raw[j.id])
+            if x.size == 0:
+                raise KdasrError(f"{j.voice.describe()} produced silence for {j.text!r}")
+            x = apply_augment(x, j.augment, utt_rng(j.seed, j.id, stream=1))
+            write_flac_atomic(j.out_path, x)
+            done.append((j.id, x.size / SR))
+    return done
