@@ -1,0 +1,67 @@
+# kdasr: thin wrappers over the CLI, in stages like a Kaldi run.sh.
+#   make demo        set up the runtime, transcribe the held-out samples with the shipped model, print WER
+#   make test        the test suite
+#   make train-demo  the whole path from nothing in ~25 min on 2 cores: corpus, tokenizer, train, export, WER
+#   make recipe      the same recipe at full size (hours on 2 cores; resumable: re-run to continue)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+KDASR := $(VENV)/bin/kdasr
+APT_PACKAGES := sword-text-web libsword-utils r-cran-janeaustenr espeak-ng flite festival \
+	festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
+DEMO_DATA ?= data/demo-small
+DEMO_EXP ?= exp/demo-small
+DEMO_MINUTES ?= 25
+FULL_DATA ?= data/demo
+FULL_EXP ?= exp/demo
+FULL_MINUTES ?= 150
+
+.PHONY: setup setup-data demo test train-demo recipe lint clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: 2.13.0 is the CPU build on disk; anything else pulls a multi-GB CUDA build
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[train,serve,dev]'
+	touch $@
+
+# Debian TTS engines and public-domain texts for the synthetic corpus (DATA-SOURCES.md)
+setup-data:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: setup
+	$(KDASR) transcribe eval/samples/*.flac
+	$(KDASR) eval --manifest eval/samples/manifest.jsonl
+
+test: setup setup-data
+	$(VENV)/bin/python -m pytest -q
+
+train-demo: setup setup-data
+	$(KDASR) data synth $(DEMO_DATA) --voices-per-sentence 1 --max-train-sentences 2500 --max-eval-sentences 300
+	$(KDASR) tokenizer train $(DEMO_DATA)/teacher.txt --out $(DEMO_DATA)/tokenizer --vocab-size 256
+	$(KDASR) train --train $(DEMO_DATA)/train.jsonl --dev $(DEMO_DATA)/dev.jsonl \
+		--tokenizer $(DEMO_DATA)/tokenizer.model --out $(DEMO_EXP) --minutes $(DEMO_MINUTES)
+	$(KDASR) export $(DEMO_EXP)/last.pt --out $(DEMO_EXP)/model --check
+	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DEMO_DATA)/test.jsonl
+	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DEMO_DATA)/test_heldout.jsonl
+
+recipe: setup setup-data
+	$(KDASR) data synth $(FULL_DATA) --voices-per-sentence 2
+	[ -f $(FULL_DATA)/tokenizer.model ] || $(KDASR) tokenizer train $(FULL_DATA)/teacher.txt --out $(FULL_DATA)/tokenizer --vocab-size 256
+	$(KDASR) train --train $(FULL_DATA)/train.jsonl --dev $(FULL_DATA)/dev.jsonl \
+		--tokenizer $(FULL_DATA)/tokenizer.model --out $(FULL_EXP) --minutes $(FULL_MINUTES)
+	$(KDASR) export $$(ls $(FULL_EXP)/epoch-*.pt | sort -V | tail -3) --out $(FULL_EXP)/model --check
+	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(FULL_DATA)/test.jsonl
+	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(FULL_DATA)/test_heldout.jsonl
+
+lint: setup
+	$(VENV)/bin/ruff check kdasr tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,41 @@
+"""Model dimensions as one frozen dataclass, saved inside every checkpoint and model.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    # frontend (DESIGN.md §3: log-mel inside the encoder graph)
+    sample_rate: int = 16000
+    n_fft: int = 400  # 25 ms window
+    hop_length: int = 160  # 10 ms shift
+    n_mels: int = 80
+    # encoder: conv2d subsampling then Conformer blocks
+    subsampling_layers: int = 2  # each halves time: 2 -> 40 ms, 3 -> 80 ms frames
+    subsampling_channels: int = 64
+    d_model: int = 144
+    encoder_layers: int = 6
+    attention_heads: int = 4
+    ff_mult: int = 4
+    conv_kernel: int = 15
+    dropout: float = 0.1
+    # decoder: 1-layer LSTM with location-aware attention (the paper's decoder)
+    embed_dim: int = 256
+    decoder_hidden: int = 320
+    attention_dim: int = 256
+    location_channels: int = 10
+    location_kernel: int = 31
+    # loss weight of the auxiliary CTC head (0 disables the head's loss, the head stays)
+    ctc_weight: float = 0.3
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

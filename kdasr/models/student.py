@@ -1,0 +1,44 @@
+"""The seq2seq student and the one factory that train, export and eval all call."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .decoder import LocationAwareDecoder
+from .encoder import ConformerEncoder, padding_mask
+from .frontend import LogMelFrontend
+
+
+class Seq2SeqStudent(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.frontend = LogMelFrontend(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
+        self.encoder = ConformerEncoder(cfg)
+        self.ctc_head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.decoder = LocationAwareDecoder(cfg)
+
+    def encode_features(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(feats, lens)
+
+    def encode_waveform(self, wave: torch.Tensor, wave_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, lens = self.frontend(wave, wave_lens)
+        return self.encoder(feats, lens)
+
+    def forward(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor, tokens_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training forward on precomputed features: (attention logits, CTC logits, encoder lengths)."""
+        memory, lens = self.encoder(feats, feat_lens)
+        mask = padding_mask(lens, memory.shape[1])
+        return self.decoder(memory, mask, tokens_in), self.ctc_head(memory), lens
+
+
+def build_model(cfg: ModelConfig) -> Seq2SeqStudent:
+    return Seq2SeqStudent(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

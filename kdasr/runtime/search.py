@@ -1,0 +1,62 @@
+"""Batched greedy decoding over the ONNX graphs, in numpy.
+
+All live utterances go through one decoder call per step; an utterance that emits <eos> or
+reaches its length limit leaves the batch, so the work shrinks as hypotheses finish."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .onnx_model import OnnxStudent
+from .options import DecodeOptions
+
+
+def ctc_greedy(logprobs: np.ndarray, lens: np.ndarray, blank: int) -> list[list[int]]:
+    best = logprobs.argmax(-1)
+    out = []
+    for row, n in zip(best, lens):
+        row = row[:n]
+        keep = np.ones(len(row), dtype=bool)
+        keep[1:] = row[1:] != row[:-1]
+        out.append([int(t) for t in row[keep] if t != blank])
+    return out
+
+
+def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: DecodeOptions) -> list[list[int]]:
+    memory, keys, lens = enc["memory"], enc["memory_keys"], enc["memory_lens"].astype(np.int64)
+    ids = model.info["special_ids"]
+    n, frames = memory.shape[0], memory.shape[1]
+    st = model.info["decoder_state"]
+    ctc_lens = np.array([len(x) for x in ctc_greedy(enc["ctc_logprobs"], lens, ids["blank"])])
+    limits = np.minimum(
+        np.ceil(lens * opts.max_len_ratio), ctc_lens * opts.ctc_length_ratio + opts.ctc_length_slack
+    ).astype(int)
+    valid = np.arange(frames)[None, :] < lens[:, None]
+    state = {
+        "h": np.zeros((n, st["h"][0]), np.float32),
+        "c": np.zeros((n, st["c"][0]), np.float32),
+        "context": np.zeros((n, st["context"][0]), np.float32),
+        "attention": (valid / np.maximum(lens, 1)[:, None]).astype(np.float32),
+    }
+    tokens = np.full(n, ids["bos"], dtype=np.int64)
+    live = np.arange(n)  # rows of the original batch still decoding
+    outputs: list[list[int]] = [[] for _ in range(n)]
+    step = 0
+    while len(live) and step <= limits.max():
+        out = model.decoder_step({
+            "tokens": tokens, **state, "memory": memory[live], "memory_keys": keys[live], "memory_lens": lens[live],
+        })
+        best = out["logprobs"].argmax(-1)
+        keep = []
+        for j, row in enumerate(live):
+            tok = int(best[j])
+            if tok == ids["eos"] or len(outputs[row]) >= limits[row]:
+                continue
+            outputs[row].append(tok)
+            keep.append(j)
+        keep = np.array(keep, dtype=np.int64)
+        live = live[keep]
+        tokens = best[keep].astype(np.int64)
+        state = {k: out[f"{k}_out"][keep] for k in state}
+        step += 1
+    return outputs

@@ -1,0 +1,64 @@
+"""Training examples: precomputed features plus token ids, and padding into batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data.manifest import Utterance
+from ..text import Tokenizer
+from .features import FeatureSet
+
+
+@dataclass
+class Examples:
+    ids: list[str]
+    feats: list[np.ndarray]
+    tokens: list[list[int]]
+    texts: list[str]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [f.shape[0] for f in self.feats]
+
+
+def make_examples(utts: list[Utterance], features: FeatureSet, tokenizer: Tokenizer) -> Examples:
+    text_by_id = {u.id: u.text for u in utts}
+    ids, feats, tokens, texts = [], [], [], []
+    for uid, f in zip(features.ids, features.feats):
+        toks = tokenizer.encode(text_by_id[uid])
+        if not toks or f.shape[0] < 16:
+            continue
+        ids.append(uid), feats.append(f), tokens.append(toks), texts.append(text_by_id[uid])
+    return Examples(ids, feats, tokens, texts)
+
+
+@dataclass
+class Batch:
+    feats: torch.Tensor  # [B, T, F]
+    feat_lens: torch.Tensor  # [B]
+    tokens_in: torch.Tensor  # [B, U+1]  <bos> y
+    targets: torch.Tensor  # [B, U+1]  y <eos>, padded with pad_id
+    ctc_targets: torch.Tensor  # [B, U]
+    target_lens: torch.Tensor  # [B]
+
+
+def collate(ex: Examples, idx: list[int], tok: Tokenizer) -> Batch:
+    feats = [ex.feats[i] for i in idx]
+    toks = [ex.tokens[i] for i in idx]
+    t_max, u_max = max(f.shape[0] for f in feats), max(len(t) for t in toks)
+    x = np.zeros((len(idx), t_max, feats[0].shape[1]), dtype=np.float32)
+    tin = np.full((len(idx), u_max + 1), tok.pad_id, dtype=np.int64)
+    tgt = np.full((len(idx), u_max + 1), tok.pad_id, dtype=np.int64)
+    ctc = np.full((len(idx), u_max), tok.pad_id, dtype=np.int64)
+    for b, (f, t) in enumerate(zip(feats, toks)):
+        x[b, : f.shape[0]] = f
+        tin[b, : len(t) + 1] = [tok.bos_id, *t]
+        tgt[b, : len(t) + 1] = [*t, tok.eos_id]
+        ctc[b, : len(t)] = t
+    return Batch(
+        torch.from_numpy(x), torch.tensor([f.shape[0] for f in feats]), torch.from_numpy(tin),
+        torch.from_numpy(tgt), torch.from_numpy(ctc), torch.tensor([len(t) for t in toks]),
+    )
