@@ -95,9 +95,10 @@ class ConvModule(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        y = self.norm(x) * mask.unsqueeze(-1).to(x.dtype)  # keep padding out of the convolution
-        y = nn.functional.glu(self.pointwise_in(y.transpose(1, 2)), dim=1)
-        y = self.depthwise(y)
+        y = nn.functional.glu(self.pointwise_in(self.norm(x).transpose(1, 2)), dim=1)
+        # zero the padding right before the depthwise conv, which would otherwise carry it into
+        # the last valid frames (and make results depend on what the utterance is batched with)
+        y = self.depthwise(y * mask.unsqueeze(1).to(y.dtype))
         y = nn.functional.silu(self.mid_norm(y.transpose(1, 2)).transpose(1, 2))
         return self.drop(self.pointwise_out(y).transpose(1, 2))
 
