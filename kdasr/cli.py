@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,15 +15,18 @@ from .cli_synth import register as register_synth
 
 app = typer.Typer(
     help="kdasr: seq2seq speech recognition distilled from BERT, exported to ONNX, run without torch.",
-    no_args_is_help=True, pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 register_synth(data_app)
 app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
+]
 MethodOpt = Annotated[str, typer.Option(help="Decoder: 'attention' (seq2seq) or 'ctc' (auxiliary head).")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
 DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
 
 
@@ -70,8 +73,8 @@ def evaluate(
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest with reference texts.")],
     model: ModelOpt = None,
     method: MethodOpt = "attention",
-    hyps: Annotated[Optional[Path], typer.Option(help="Write per-utterance hypotheses (JSONL) here.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Score only the first N utterances.")] = None,
+    hyps: Annotated[Path | None, typer.Option(help="Write per-utterance hypotheses (JSONL) here.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N utterances.")] = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = "cpu",
 ) -> None:
@@ -82,11 +85,14 @@ def evaluate(
     from .eval.run import evaluate_manifest
 
     with user_errors():
-        report = evaluate_manifest(manifest, model, method=method, limit=limit, hyps_path=hyps,
-                                   threads=threads, device=device)
+        report = evaluate_manifest(
+            manifest, model, method=method, limit=limit, hyps_path=hyps, threads=threads, device=device
+        )
     r = report.rates
-    typer.echo(f"{manifest}: {r.utterances} utts, {r.words} words, WER {r.wer:.2f}%, CER {r.cer:.2f}%"
-               + (f", {report.failures} failed" if report.failures else ""))
+    typer.echo(
+        f"{manifest}: {r.utterances} utts, {r.words} words, WER {r.wer:.2f}%, CER {r.cer:.2f}%"
+        + (f", {report.failures} failed" if report.failures else "")
+    )
     if report.failures:
         raise typer.Exit(1)
 
@@ -95,7 +101,9 @@ def evaluate(
 def export_cmd(
     checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint(s); several are averaged.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    check: Annotated[bool, typer.Option("--check", help="Compare every graph with torch; fail above --tolerance.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare every graph with torch; fail above --tolerance.")
+    ] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
@@ -110,8 +118,10 @@ def export_cmd(
     typer.echo(f"wrote {out_dir}")
     bad = [c for c in checks if not c.ok(tolerance)]
     for c in checks:
-        typer.echo(f"check {c.graph}: max |torch - onnx| = {c.max_error:.2e} over {c.cases} shapes "
-                   f"({'ok' if c.ok(tolerance) else 'FAIL'}, tolerance {tolerance:g})")
+        typer.echo(
+            f"check {c.graph}: max |torch - onnx| = {c.max_error:.2e} over {c.cases} shapes "
+            f"({'ok' if c.ok(tolerance) else 'FAIL'}, tolerance {tolerance:g})"
+        )
     if bad:
         raise typer.Exit(1)
 
@@ -123,11 +133,13 @@ def train(
     tokenizer: Annotated[Path, typer.Option(help="sentencepiece model (kdasr tokenizer train).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder: checkpoints and logs.")],
     config: Annotated[str, typer.Option(help="Packaged config name (demo, tiny) or a .toml path.")] = "demo",
-    minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes (checkpoint kept).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Number of epochs.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="torch threads.")] = None,
-    feature_cache: Annotated[Optional[Path], typer.Option(help="Where precomputed features live (default OUT/feats).")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes (checkpoint kept).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads.")] = None,
+    feature_cache: Annotated[
+        Path | None, typer.Option(help="Where precomputed features live (default OUT/feats).")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when present.")] = True,
 ) -> None:
     """Train a student (label-smoothed CE + auxiliary CTC) on precomputed log-mel features.
@@ -138,8 +150,19 @@ def train(
     from .training.recipe import run_training
 
     with user_errors():
-        last = run_training(train_manifest, dev_manifest, tokenizer, out, preset=config, feature_cache=feature_cache,
-                            resume=resume, max_minutes=minutes, max_steps=max_steps, epochs=epochs, threads=threads)
+        last = run_training(
+            train_manifest,
+            dev_manifest,
+            tokenizer,
+            out,
+            preset=config,
+            feature_cache=feature_cache,
+            resume=resume,
+            max_minutes=minutes,
+            max_steps=max_steps,
+            epochs=epochs,
+            threads=threads,
+        )
     typer.echo(f"checkpoint: {last}")
 
 

@@ -25,8 +25,9 @@ def tiny_corpus(tmp_path_factory) -> Path:
     from kdasr.text import train_tokenizer
 
     out = tmp_path_factory.mktemp("corpus")
-    synth_corpus(out, seed=1, jobs=2, voices_per_sentence=1, max_train_sentences=12, max_eval_sentences=4,
-                 progress=False)
+    synth_corpus(
+        out, seed=1, jobs=2, voices_per_sentence=1, max_train_sentences=12, max_eval_sentences=4, progress=False
+    )
     train_tokenizer([out / "teacher.txt"], out / "tokenizer", vocab_size=60)
     return out
 
@@ -35,8 +36,22 @@ def tiny_corpus(tmp_path_factory) -> Path:
 def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
     """A toy student trained a few steps through the real CLI, then exported (with parity check)."""
     exp = tmp_path_factory.mktemp("exp")
-    run_kdasr("train", "--train", str(tiny_corpus / "train.jsonl"), "--dev", str(tiny_corpus / "dev.jsonl"),
-              "--tokenizer", str(tiny_corpus / "tokenizer.model"), "--out", str(exp), "--config", "tiny",
-              "--max-steps", "6", "--threads", "2")
+    run_kdasr(
+        "train",
+        "--train",
+        str(tiny_corpus / "train.jsonl"),
+        "--dev",
+        str(tiny_corpus / "dev.jsonl"),
+        "--tokenizer",
+        str(tiny_corpus / "tokenizer.model"),
+        "--out",
+        str(exp),
+        "--config",
+        "tiny",
+        "--max-steps",
+        "6",
+        "--threads",
+        "2",
+    )
     run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check")
     return exp / "model"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_kdasr
+
 from kdasr.data.manifest import read_manifest
 
 
@@ -36,8 +37,16 @@ def test_export_check_reports_small_error(tiny_corpus, tiny_model, tmp_path):
 
 
 def test_export_check_fails_with_impossible_tolerance(tiny_model, tmp_path):
-    proc = run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(tmp_path / "m"), "--check",
-                     "--tolerance", "0", check=False)
+    proc = run_kdasr(
+        "export",
+        str(tiny_model.parent / "last.pt"),
+        "--out",
+        str(tmp_path / "m"),
+        "--check",
+        "--tolerance",
+        "0",
+        check=False,
+    )
     assert proc.returncode == 1 and "FAIL" in proc.stdout
 
 
@@ -46,15 +55,19 @@ def test_transcribe_text_and_jsonl(tiny_corpus, tiny_model):
     paths = [u.audio for u in utts]
     text = run_kdasr("transcribe", *paths, "--model", str(tiny_model)).stdout.splitlines()
     assert [line.split("\t")[0] for line in text] == paths
-    rows = [json.loads(x) for x in run_kdasr("transcribe", *paths, "--model", str(tiny_model), "--format", "jsonl").stdout.splitlines()]
+    rows = [
+        json.loads(x)
+        for x in run_kdasr("transcribe", *paths, "--model", str(tiny_model), "--format", "jsonl").stdout.splitlines()
+    ]
     assert [r["path"] for r in rows] == paths
     assert all(abs(r["duration"] - u.duration) < 0.05 for r, u in zip(rows, utts))
 
 
 def test_eval_prints_wer_and_writes_hyps(tiny_corpus, tiny_model, tmp_path):
     hyps = tmp_path / "hyps.jsonl"
-    proc = run_kdasr("eval", "--model", str(tiny_model), "--manifest", str(tiny_corpus / "test_heldout.jsonl"),
-                     "--hyps", str(hyps))
+    proc = run_kdasr(
+        "eval", "--model", str(tiny_model), "--manifest", str(tiny_corpus / "test_heldout.jsonl"), "--hyps", str(hyps)
+    )
     assert "WER" in proc.stdout and "CER" in proc.stdout
     rows = [json.loads(x) for x in hyps.read_text().splitlines()]
     assert len(rows) == len(read_manifest(tiny_corpus / "test_heldout.jsonl"))

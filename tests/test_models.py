@@ -10,8 +10,17 @@ from kdasr.models.encoder import subsampled_lengths
 from kdasr.models.frontend import LogMelFrontend, mel_filterbank
 from kdasr.models.student import build_model
 
-TINY = ModelConfig(vocab_size=40, d_model=32, encoder_layers=2, attention_heads=2, subsampling_channels=8,
-                   decoder_hidden=32, embed_dim=16, attention_dim=16, dropout=0.0)
+TINY = ModelConfig(
+    vocab_size=40,
+    d_model=32,
+    encoder_layers=2,
+    attention_heads=2,
+    subsampling_channels=8,
+    decoder_hidden=32,
+    embed_dim=16,
+    attention_dim=16,
+    dropout=0.0,
+)
 
 
 def test_conv_dft_frontend_matches_numpy_rfft():

@@ -26,10 +26,27 @@ def test_transcribe_and_eval_without_torch(tiny_corpus, tiny_model, tmp_path):
     check = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
     assert check.returncode != 0 and "blocked" in check.stderr  # the blocker really works
     audio = read_manifest(tiny_corpus / "test.jsonl")[0].audio
-    proc = subprocess.run([sys.executable, "-m", "kdasr", "transcribe", audio, "--model", str(tiny_model)],
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdasr", "transcribe", audio, "--model", str(tiny_model)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(audio + "\t")
-    proc = subprocess.run([sys.executable, "-m", "kdasr", "eval", "--model", str(tiny_model),
-                           "--manifest", str(tiny_corpus / "test.jsonl")], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kdasr",
+            "eval",
+            "--model",
+            str(tiny_model),
+            "--manifest",
+            str(tiny_corpus / "test.jsonl"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and "WER" in proc.stdout, proc.stderr

@@ -20,8 +20,13 @@ class EvalReport:
 
 
 def evaluate_manifest(
-    manifest: Path, model_dir: Path | None, method: str = "attention", limit: int | None = None,
-    hyps_path: Path | None = None, threads: int | None = None, device: str = "cpu",
+    manifest: Path,
+    model_dir: Path | None,
+    method: str = "attention",
+    limit: int | None = None,
+    hyps_path: Path | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
     transcriber: Transcriber | None = None,
 ) -> EvalReport:
     utts = read_manifest(manifest)[:limit]
@@ -36,7 +41,9 @@ def evaluate_manifest(
         refs.append(u.text)
         hyps.append(r.text)
         seconds += r.duration
-        rows.append({"id": u.id, "ref": u.text, "hyp": r.text, **{k: u.extra[k] for k in ("engine", "voice") if k in u.extra}})
+        rows.append(
+            {"id": u.id, "ref": u.text, "hyp": r.text, **{k: u.extra[k] for k in ("engine", "voice") if k in u.extra}}
+        )
     if hyps_path:
         with atomic_open(hyps_path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)

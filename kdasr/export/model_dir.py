@@ -21,20 +21,40 @@ def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict) -> dict:
         "format_version": FORMAT_VERSION,
         "sample_rate": cfg.sample_rate,
         "vocab_size": cfg.vocab_size,
-        "special_ids": {"pad": tok.pad_id, "blank": tok.pad_id, "unk": tok.unk_id, "bos": tok.bos_id,
-                        "eos": tok.eos_id, "mask": tok.mask_id},
+        "special_ids": {
+            "pad": tok.pad_id,
+            "blank": tok.pad_id,
+            "unk": tok.unk_id,
+            "bos": tok.bos_id,
+            "eos": tok.eos_id,
+            "mask": tok.mask_id,
+        },
         "frame_shift_s": cfg.hop_length * 2**cfg.subsampling_layers / cfg.sample_rate,
-        "architecture": {"encoder": "conformer", "decoder": "lstm-location-attention", "ctc_head": True,
-                         **cfg.to_dict()},
+        "architecture": {
+            "encoder": "conformer",
+            "decoder": "lstm-location-attention",
+            "ctc_head": True,
+            **cfg.to_dict(),
+        },
         "graphs": {
-            "encoder": {"file": "encoder.onnx", "inputs": EncoderGraph.input_names,
-                        "outputs": EncoderGraph.output_names},
-            "decoder": {"file": "decoder.onnx", "inputs": DecoderStepGraph.input_names,
-                        "outputs": DecoderStepGraph.output_names},
+            "encoder": {
+                "file": "encoder.onnx",
+                "inputs": EncoderGraph.input_names,
+                "outputs": EncoderGraph.output_names,
+            },
+            "decoder": {
+                "file": "decoder.onnx",
+                "inputs": DecoderStepGraph.input_names,
+                "outputs": DecoderStepGraph.output_names,
+            },
         },
         # shapes of the decoder state per hypothesis; "frames" follows the encoder output
-        "decoder_state": {"h": [cfg.decoder_hidden], "c": [cfg.decoder_hidden], "context": [cfg.d_model],
-                          "attention": ["frames"]},
+        "decoder_state": {
+            "h": [cfg.decoder_hidden],
+            "c": [cfg.decoder_hidden],
+            "context": [cfg.d_model],
+            "attention": ["frames"],
+        },
         "training": summary,
     }
 

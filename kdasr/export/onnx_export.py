@@ -23,8 +23,13 @@ def export_graph(graph: torch.nn.Module, path: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            graph, graph.dummy_inputs(), str(tmp), input_names=graph.input_names,
-            output_names=graph.output_names, dynamic_axes=graph.dynamic_axes(), opset_version=OPSET,
+            graph,
+            graph.dummy_inputs(),
+            str(tmp),
+            input_names=graph.input_names,
+            output_names=graph.output_names,
+            dynamic_axes=graph.dynamic_axes(),
+            opset_version=OPSET,
             dynamo=False,
         )
     atomic_write_bytes(path, tmp.read_bytes())

@@ -20,14 +20,21 @@ def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
     return model.eval(), payload
 
 
-def export_checkpoint(checkpoints: list[Path], out_dir: Path, check: bool = False,
-                      extra_summary: dict | None = None) -> tuple[dict, list[GraphCheck]]:
+def export_checkpoint(
+    checkpoints: list[Path], out_dir: Path, check: bool = False, extra_summary: dict | None = None
+) -> tuple[dict, list[GraphCheck]]:
     model, payload = load_student(checkpoints)
     tok = Tokenizer.from_bytes(payload["tokenizer_model"])
     export_student(model, out_dir)
-    summary = {**payload.get("summary", {}), "steps": payload.get("step"), "epochs": payload.get("epoch"),
-               "train_seconds": round(payload.get("elapsed", 0.0)), "parameters": count_parameters(model),
-               "averaged_checkpoints": [p.name for p in checkpoints], **(extra_summary or {})}
+    summary = {
+        **payload.get("summary", {}),
+        "steps": payload.get("step"),
+        "epochs": payload.get("epoch"),
+        "train_seconds": round(payload.get("elapsed", 0.0)),
+        "parameters": count_parameters(model),
+        "averaged_checkpoints": [p.name for p in checkpoints],
+        **(extra_summary or {}),
+    }
     desc = write_model_dir(out_dir, model.cfg, tok, summary)
     checks = check_model_dir(model, out_dir) if check else []
     return desc, checks

@@ -34,9 +34,14 @@ class EncoderGraph(nn.Module):
 
     @staticmethod
     def dynamic_axes() -> dict:
-        return {"waveform": {0: "batch", 1: "samples"}, "waveform_lens": {0: "batch"},
-                "memory": {0: "batch", 1: "frames"}, "memory_lens": {0: "batch"},
-                "memory_keys": {0: "batch", 1: "frames"}, "ctc_logprobs": {0: "batch", 1: "frames"}}
+        return {
+            "waveform": {0: "batch", 1: "samples"},
+            "waveform_lens": {0: "batch"},
+            "memory": {0: "batch", 1: "frames"},
+            "memory_lens": {0: "batch"},
+            "memory_keys": {0: "batch", 1: "frames"},
+            "ctc_logprobs": {0: "batch", 1: "frames"},
+        }
 
 
 class DecoderStepGraph(nn.Module):
@@ -62,9 +67,16 @@ class DecoderStepGraph(nn.Module):
         lens = torch.tensor([frames] + [frames - 5] * (batch - 1), dtype=torch.int64)
         memory = torch.randn(batch, frames, c.d_model)
         att = padding_mask(lens, frames).float() / lens[:, None].float()
-        return (torch.randint(0, c.vocab_size, (batch,)), torch.randn(batch, c.decoder_hidden),
-                torch.randn(batch, c.decoder_hidden), torch.randn(batch, c.d_model), att, memory,
-                torch.randn(batch, frames, c.attention_dim), lens)
+        return (
+            torch.randint(0, c.vocab_size, (batch,)),
+            torch.randn(batch, c.decoder_hidden),
+            torch.randn(batch, c.decoder_hidden),
+            torch.randn(batch, c.d_model),
+            att,
+            memory,
+            torch.randn(batch, frames, c.attention_dim),
+            lens,
+        )
 
     @staticmethod
     def dynamic_axes() -> dict:

@@ -75,8 +75,12 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, mult: int, dropout: float) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.LayerNorm(d_model), nn.Linear(d_model, d_model * mult), nn.SiLU(), nn.Dropout(dropout),
-            nn.Linear(d_model * mult, d_model), nn.Dropout(dropout),
+            nn.LayerNorm(d_model),
+            nn.Linear(d_model, d_model * mult),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_model * mult, d_model),
+            nn.Dropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,16 @@ from .student import Seq2SeqStudent
 
 
 @torch.no_grad()
-def torch_greedy(model: Seq2SeqStudent, wave: torch.Tensor, bos: int, eos: int, blank: int,
-                 max_len_ratio: float = 0.6, ctc_ratio: float = 1.5, ctc_slack: int = 4) -> list[int]:
+def torch_greedy(
+    model: Seq2SeqStudent,
+    wave: torch.Tensor,
+    bos: int,
+    eos: int,
+    blank: int,
+    max_len_ratio: float = 0.6,
+    ctc_ratio: float = 1.5,
+    ctc_slack: int = 4,
+) -> list[int]:
     """One utterance (wave [S]) -> token ids, same limits as kdasr.runtime.DecodeOptions."""
     model.eval()
     memory, lens = model.encode_waveform(wave[None], torch.tensor([wave.shape[0]]))

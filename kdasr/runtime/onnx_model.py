@@ -41,7 +41,7 @@ class OnnxStudent:
     decoder: ort.InferenceSession
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None) -> "OnnxStudent":
+    def load(cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None) -> OnnxStudent:
         model_dir = Path(model_dir)
         meta = model_dir / "model.json"
         if not meta.is_file():

@@ -43,9 +43,15 @@ def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: Decod
     outputs: list[list[int]] = [[] for _ in range(n)]
     step = 0
     while len(live) and step <= limits.max():
-        out = model.decoder_step({
-            "tokens": tokens, **state, "memory": memory[live], "memory_keys": keys[live], "memory_lens": lens[live],
-        })
+        out = model.decoder_step(
+            {
+                "tokens": tokens,
+                **state,
+                "memory": memory[live],
+                "memory_keys": keys[live],
+                "memory_lens": lens[live],
+            }
+        )
         best = out["logprobs"].argmax(-1)
         keep = []
         for j, row in enumerate(live):

@@ -6,9 +6,10 @@ Torch-free (numpy + onnxruntime). Bad files never stop a batch: `transcribe` ret
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from .onnx_model import OnnxStudent
 from .options import DecodeOptions
 from .search import attention_greedy, ctc_greedy
 
-AudioInput = Union[str, os.PathLike, np.ndarray]
+AudioInput = str | os.PathLike | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,11 @@ class Transcriber:
         start = 0
         while start < len(order):
             end = start + 1
-            while (end < len(order) and end - start < opts.batch_size
-                   and len(waves[order[end]]) * (end - start + 1) <= max_samples):
+            while (
+                end < len(order)
+                and end - start < opts.batch_size
+                and len(waves[order[end]]) * (end - start + 1) <= max_samples
+            ):
                 end += 1
             idx = order[start:end]
             lens = np.array([len(waves[i]) for i in idx], dtype=np.int64)
@@ -87,7 +91,9 @@ class Transcriber:
         return tokens  # type: ignore[return-value]
 
     def transcribe(
-        self, inputs: Sequence[AudioInput], opts: DecodeOptions = DecodeOptions(),
+        self,
+        inputs: Sequence[AudioInput],
+        opts: DecodeOptions = DecodeOptions(),
         on_loaded: Callable[[int], None] | None = None,
     ) -> list[Result | Failure]:
         loaded: list[tuple[int, str, np.ndarray]] = []
@@ -105,4 +111,3 @@ class Transcriber:
         for (i, name, wave), ids in zip(loaded, tokens):
             results[i] = Result(name, tok.decode(ids), ids, len(wave) / self.sample_rate)
         return results  # type: ignore[return-value]
-

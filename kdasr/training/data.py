@@ -59,6 +59,10 @@ def collate(ex: Examples, idx: list[int], tok: Tokenizer) -> Batch:
         tgt[b, : len(t) + 1] = [*t, tok.eos_id]
         ctc[b, : len(t)] = t
     return Batch(
-        torch.from_numpy(x), torch.tensor([f.shape[0] for f in feats]), torch.from_numpy(tin),
-        torch.from_numpy(tgt), torch.from_numpy(ctc), torch.tensor([len(t) for t in toks]),
+        torch.from_numpy(x),
+        torch.tensor([f.shape[0] for f in feats]),
+        torch.from_numpy(tin),
+        torch.from_numpy(tgt),
+        torch.from_numpy(ctc),
+        torch.tensor([len(t) for t in toks]),
     )

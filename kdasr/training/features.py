@@ -63,7 +63,9 @@ def compute_features(
             if not path.exists():
                 arrays = _compute(frontend, shard, sample_rate)
                 with atomic_open(path, "wb") as f:
-                    np.savez(f, ids=np.array(list(arrays), dtype=str), **{f"a{i}": a for i, a in enumerate(arrays.values())})
+                    np.savez(
+                        f, ids=np.array(list(arrays), dtype=str), **{f"a{i}": a for i, a in enumerate(arrays.values())}
+                    )
             with np.load(path) as z:
                 for i, uid in enumerate(z["ids"]):
                     result[str(uid)] = z[f"a{i}"]

@@ -16,9 +16,11 @@ def label_smoothed_ce(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, 
     return (loss * valid).sum() / valid.sum().clamp(min=1)
 
 
-def ctc_loss(ctc_logits: torch.Tensor, enc_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor,
-             blank_id: int) -> torch.Tensor:
+def ctc_loss(
+    ctc_logits: torch.Tensor, enc_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor, blank_id: int
+) -> torch.Tensor:
     logp = torch.log_softmax(ctc_logits.float(), dim=-1).transpose(0, 1)  # [T, B, V]
-    loss = nn.functional.ctc_loss(logp, targets, enc_lens, target_lens, blank=blank_id,
-                                  reduction="sum", zero_infinity=True)
+    loss = nn.functional.ctc_loss(
+        logp, targets, enc_lens, target_lens, blank=blank_id, reduction="sum", zero_infinity=True
+    )
     return loss / target_lens.sum().clamp(min=1)

@@ -15,8 +15,14 @@ from .trainer import train
 
 
 def run_training(
-    train_manifest: Path, dev_manifest: Path, tokenizer_path: Path, out_dir: Path, preset: str = "demo",
-    feature_cache: Path | None = None, resume: bool = True, **overrides,
+    train_manifest: Path,
+    dev_manifest: Path,
+    tokenizer_path: Path,
+    out_dir: Path,
+    preset: str = "demo",
+    feature_cache: Path | None = None,
+    resume: bool = True,
+    **overrides,
 ) -> Path:
     tok = Tokenizer(tokenizer_path)
     model_cfg, train_cfg = load_preset(preset, tok.vocab_size, **overrides)
@@ -29,8 +35,11 @@ def run_training(
         sets[name] = (utts, make_examples(utts, feats, tok))
     hours = sum(u.duration for u in sets["train"][0]) / 3600
     summary = {
-        "train_manifest": str(train_manifest), "train_hours": round(hours, 2),
-        "train_utterances": len(sets["train"][1].ids), "preset": preset, "kd": "none",
+        "train_manifest": str(train_manifest),
+        "train_hours": round(hours, 2),
+        "train_utterances": len(sets["train"][1].ids),
+        "preset": preset,
+        "kd": "none",
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     return train(model_cfg, train_cfg, sets["train"][1], sets["dev"][1], tok, out_dir, resume=resume, summary=summary)

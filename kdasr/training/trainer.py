@@ -80,8 +80,14 @@ class CsvLog:
 
 
 def train(
-    model_cfg: ModelConfig, cfg: TrainConfig, train_ex: Examples, dev_ex: Examples, tok: Tokenizer,
-    out_dir: Path, resume: bool = True, summary: dict | None = None,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    train_ex: Examples,
+    dev_ex: Examples,
+    tok: Tokenizer,
+    out_dir: Path,
+    resume: bool = True,
+    summary: dict | None = None,
 ) -> Path:
     """Train into out_dir (checkpoints last.pt, epoch-N.pt; logs train_log.csv, dev_log.csv).
     With resume=True and out_dir/last.pt present, continue exactly where it stopped."""
@@ -103,20 +109,36 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed + step)
     train_log = CsvLog(out_dir / "train_log.csv", ["step", "epoch", "loss", "att", "ctc", "lr", "elapsed_s"])
     dev_log = CsvLog(out_dir / "dev_log.csv", ["step", "epoch", "dev_loss", "dev_ctc_wer", "elapsed_s"])
-    print(f"model: {count_parameters(model) / 1e6:.2f}M parameters; train {len(train_ex.ids)} utts, dev {len(dev_ex.ids)}")
+    print(
+        f"model: {count_parameters(model) / 1e6:.2f}M parameters; train {len(train_ex.ids)} utts, dev {len(dev_ex.ids)}"
+    )
 
     def payload(kind: str) -> dict:
         return {
-            "kind": kind, "model_config": model_cfg.to_dict(), "train_config": dataclasses.asdict(cfg),
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "epoch": epoch,
-            "batch_pos": batch_pos, "elapsed": elapsed, "rng": torch.get_rng_state(),
-            "tokenizer_model": tok.model_bytes, "summary": summary or {},
+            "kind": kind,
+            "model_config": model_cfg.to_dict(),
+            "train_config": dataclasses.asdict(cfg),
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "batch_pos": batch_pos,
+            "elapsed": elapsed,
+            "rng": torch.get_rng_state(),
+            "tokenizer_model": tok.model_bytes,
+            "summary": summary or {},
         }
 
     model.train()
     t0, last_ckpt, stop = time.time() - elapsed, time.time(), False
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ]
     with Progress(*columns) as progress:
         while epoch < cfg.epochs and not stop:
             batches = bucket_batches(train_ex.lengths, cfg.max_frames, cfg.seed, epoch)
@@ -137,7 +159,9 @@ def train(
                 elapsed = time.time() - t0
                 if step % cfg.log_every == 0:
                     row = {k: f"{float(v):.4f}" for k, v in losses.items()}
-                    train_log.write({**row, "step": step, "epoch": epoch, "lr": f"{lr:.2e}", "elapsed_s": f"{elapsed:.0f}"})
+                    train_log.write(
+                        {**row, "step": step, "epoch": epoch, "lr": f"{lr:.2e}", "elapsed_s": f"{elapsed:.0f}"}
+                    )
                     progress.update(task, info=f"loss {row['loss']} att {row['att']} ctc {row['ctc']}")
                 progress.update(task, completed=batch_pos)
                 out_of_time = cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60
@@ -151,8 +175,10 @@ def train(
             if batch_pos >= len(batches):  # epoch finished: evaluate, keep an epoch checkpoint
                 metrics = evaluate(model, dev_ex, tok, cfg)
                 dev_log.write({**metrics, "step": step, "epoch": epoch, "elapsed_s": f"{elapsed:.0f}"})
-                progress.console.print(f"epoch {epoch}: dev loss {metrics['dev_loss']:.3f}, "
-                                       f"dev CTC greedy WER {metrics['dev_ctc_wer']:.1f}%")
+                progress.console.print(
+                    f"epoch {epoch}: dev loss {metrics['dev_loss']:.3f}, "
+                    f"dev CTC greedy WER {metrics['dev_ctc_wer']:.1f}%"
+                )
                 epoch, batch_pos = epoch + 1, 0
                 save_checkpoint(out_dir / f"epoch-{epoch}.pt", payload("epoch"))
                 old = out_dir / f"epoch-{epoch - cfg.keep_epochs}.pt"
