@@ -18,7 +18,7 @@ FULL_MINUTES ?= 150
 
 .PHONY: setup setup-data demo test train-demo recipe lint clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed setup-data
 
 # torch first, pinned: 2.13.0 is the CPU build on disk; anything else pulls a multi-GB CUDA build
 $(VENV)/.installed: pyproject.toml
@@ -39,10 +39,10 @@ demo: setup
 	$(KDASR) transcribe eval/samples/*.flac
 	$(KDASR) eval --manifest eval/samples/manifest.jsonl
 
-test: setup setup-data
+test: setup
 	$(VENV)/bin/python -m pytest -q
 
-train-demo: setup setup-data
+train-demo: setup
 	$(KDASR) data synth $(DEMO_DATA) --voices-per-sentence 1 --max-train-sentences 2500 --max-eval-sentences 300
 	$(KDASR) tokenizer train $(DEMO_DATA)/teacher.txt --out $(DEMO_DATA)/tokenizer --vocab-size 256
 	$(KDASR) train --train $(DEMO_DATA)/train.jsonl --dev $(DEMO_DATA)/dev.jsonl \
@@ -51,7 +51,7 @@ train-demo: setup setup-data
 	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DEMO_DATA)/test.jsonl
 	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DEMO_DATA)/test_heldout.jsonl
 
-recipe: setup setup-data
+recipe: setup
 	$(KDASR) data synth $(FULL_DATA) --voices-per-sentence 2
 	[ -f $(FULL_DATA)/tokenizer.model ] || $(KDASR) tokenizer train $(FULL_DATA)/teacher.txt --out $(FULL_DATA)/tokenizer --vocab-size 256
 	$(KDASR) train --train $(FULL_DATA)/train.jsonl --dev $(FULL_DATA)/dev.jsonl \

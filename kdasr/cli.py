@@ -141,6 +141,9 @@ def train(
         Path | None, typer.Option(help="Where precomputed features live (default OUT/feats).")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when present.")] = True,
+    snapshot: Annotated[
+        list[float] | None, typer.Option(help="Also keep OUT/snapshot-<M>min.pt after M training minutes (repeatable).")
+    ] = None,
 ) -> None:
     """Train a student (label-smoothed CE + auxiliary CTC) on precomputed log-mel features.
 
@@ -162,6 +165,7 @@ def train(
             max_steps=max_steps,
             epochs=epochs,
             threads=threads,
+            snapshot_minutes=tuple(snapshot) if snapshot else None,
         )
     typer.echo(f"checkpoint: {last}")
 

@@ -22,6 +22,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 20
     checkpoint_minutes: float = 10.0
+    snapshot_minutes: tuple[float, ...] = ()  # also keep snapshot-<m>min.pt when training time passes m
     keep_epochs: int = 5  # epoch checkpoints kept for averaging
     dev_utterances: int = 300  # dev subset decoded at each epoch end
     threads: int | None = None

@@ -169,6 +169,10 @@ def train(
                 if out_of_time or out_of_steps:
                     stop = True
                     break
+                for m in cfg.snapshot_minutes:
+                    snap = out_dir / f"snapshot-{m:g}min.pt"
+                    if elapsed >= m * 60 and not snap.exists():
+                        save_checkpoint(snap, payload("snapshot"))
                 if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
                     save_checkpoint(last, payload("last"))
                     last_ckpt = time.time()
