@@ -1,0 +1,240 @@
+"""Soft labels from the teachers (DESIGN.md §4): per transcript token, the teacher's distribution
+with special tokens dropped, top K kept, softmax at temperature T over those K.
+
+BERT, the fast way (`fast_window_labels`): every masked copy of a window is one row; rows of
+equal length are batched together (no padding, so no attention mask), the encoder runs once
+per row, and the MLM head runs only at each row's masked position. Identical windows (one
+sentence spoken by several voices) are computed once. `straightforward_labels` is the way the
+paper's code does it — one row per masked copy in corpus order, batches of 50 padded to the
+longest, the full model with its head over every position and the whole vocabulary — kept as
+the reference that tests and `kdasr teacher bench` compare against.
+
+The LM teacher's labels come from one causal forward per utterance (`lm_labels`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..data.manifest import Utterance
+from ..errors import KdasrError
+from ..text import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Tokenizer
+from .context import DocumentIndex, Window, utterance_windows
+from .storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
+
+SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID)
+Labels = tuple[np.ndarray, np.ndarray]  # ids int64 [n, K], probs float32 [n, K]
+
+
+@dataclass(frozen=True)
+class SoftLabelConfig:
+    mode: str = "utterance"  # BERT: "utterance" or "context"; the LM teacher is always "causal"
+    top_k: int = 8
+    temperature: float = 3.0
+    window: int = 256  # context window in tokens
+    batch_tokens: int = 8192  # rows × length per forward
+    shard_size: int = 500  # utterances per shard
+
+
+def topk_soft(logits: torch.Tensor, k: int, temperature: float) -> Labels:
+    """logits [n, V] -> top-K ids and softmax(logit / T) over those K, specials excluded."""
+    logits = logits.float().clone()
+    logits[:, list(SPECIAL_IDS)] = float("-inf")
+    vals, ids = logits.topk(k, dim=-1)
+    probs = torch.softmax(vals / temperature, dim=-1)
+    return ids.numpy().astype(np.int64), probs.numpy().astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MaskedRow:
+    window: int  # index of the window this row belongs to
+    tokens: tuple[int, ...]  # the unmasked window
+    position: int  # the one position replaced by <mask>
+    target: int  # the token that was there
+
+
+def masked_rows(windows: list[tuple[tuple[int, ...], range]], mask_id: int = MASK_ID) -> list[MaskedRow]:
+    del mask_id  # the mask is applied when a batch is built
+    return [MaskedRow(w, toks, p, toks[p]) for w, (toks, positions) in enumerate(windows) for p in positions]
+
+
+def _body_and_head(model):
+    """(encoder returning hidden states, MLM head over hidden vectors) of a HF masked LM."""
+    head = getattr(model, "cls", None)
+    head = getattr(model, "lm_head", None) if head is None else head
+    if head is None:
+        raise KdasrError(f"{type(model).__name__}: unknown masked-LM head (expected .cls or .lm_head)")
+    return model.base_model, head
+
+
+@torch.no_grad()
+def run_masked_batches(
+    model, rows: list[MaskedRow], batch_tokens: int, mask_id: int = MASK_ID
+) -> Iterator[tuple[list[MaskedRow], torch.Tensor]]:
+    """Yield (rows, logits [r, V] at each row's masked position), rows of equal length batched."""
+    body, head = _body_and_head(model)
+    by_len: dict[int, list[MaskedRow]] = defaultdict(list)
+    for r in rows:
+        by_len[len(r.tokens)].append(r)
+    for length in sorted(by_len):
+        group = by_len[length]
+        per = max(1, batch_tokens // length)
+        for i in range(0, len(group), per):
+            chunk = group[i : i + per]
+            ids = torch.tensor([r.tokens for r in chunk], dtype=torch.long)
+            rows_i = torch.arange(len(chunk))
+            pos = torch.tensor([r.position for r in chunk])
+            ids[rows_i, pos] = mask_id
+            hidden = body(input_ids=ids).last_hidden_state
+            yield chunk, head(hidden[rows_i, pos])
+
+
+def _assemble(windows: list[Window], results: Iterator[tuple[list[MaskedRow], Labels]], k: int) -> list[Labels]:
+    out = [(np.zeros((w.length, k), np.int64), np.zeros((w.length, k), np.float32)) for w in windows]
+    for chunk, (ids, probs) in results:
+        for j, r in enumerate(chunk):
+            i = r.position - windows[r.window].start
+            out[r.window][0][i], out[r.window][1][i] = ids[j], probs[j]
+    return out
+
+
+def fast_window_labels(model, windows: list[Window], cfg: SoftLabelConfig, mask_id: int = MASK_ID) -> list[Labels]:
+    """Soft labels for the masked positions of each window, the fast way."""
+    rows = masked_rows([(w.tokens, w.masked) for w in windows])
+    results = (
+        (chunk, topk_soft(logits, cfg.top_k, cfg.temperature))
+        for chunk, logits in run_masked_batches(model, rows, cfg.batch_tokens, mask_id)
+    )
+    return _assemble(windows, results, cfg.top_k)
+
+
+@torch.no_grad()
+def straightforward_labels(
+    model, windows: list[Window], cfg: SoftLabelConfig, mask_id: int = MASK_ID, batch_rows: int = 50
+) -> list[Labels]:
+    """The paper code's way: one padded row per masked copy, batches of 50, full model output."""
+    rows = masked_rows([(w.tokens, w.masked) for w in windows])
+
+    def results():
+        for i in range(0, len(rows), batch_rows):
+            chunk = rows[i : i + batch_rows]
+            width = max(len(r.tokens) for r in chunk)
+            ids = torch.full((len(chunk), width), PAD_ID, dtype=torch.long)
+            att = torch.zeros_like(ids)
+            for j, r in enumerate(chunk):
+                ids[j, : len(r.tokens)] = torch.tensor(r.tokens)
+                ids[j, r.position] = mask_id
+                att[j, : len(r.tokens)] = 1
+            logits = model(input_ids=ids, attention_mask=att).logits  # [r, L, V]: every position
+            picked = torch.stack([logits[j, r.position] for j, r in enumerate(chunk)])
+            yield chunk, topk_soft(picked, cfg.top_k, cfg.temperature)
+
+    return _assemble(windows, results(), cfg.top_k)
+
+
+@torch.no_grad()
+def lm_labels(lm, token_lists: list[tuple[int, ...]], cfg: SoftLabelConfig) -> list[Labels]:
+    """One causal forward per utterance: the LM's next-unit distribution before each token."""
+    order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
+    out: list[Labels | None] = [None] * len(token_lists)
+    i = 0
+    while i < len(order):
+        width = len(token_lists[order[i]])
+        per = max(1, cfg.batch_tokens // max(width, 1))
+        chunk = order[i : i + per]
+        width = max(len(token_lists[j]) for j in chunk)
+        x = torch.full((len(chunk), width), PAD_ID, dtype=torch.long)
+        for b, j in enumerate(chunk):
+            t = token_lists[j]
+            x[b, : len(t)] = torch.tensor([BOS_ID, *t[:-1]])
+        logits = lm(x)
+        for b, j in enumerate(chunk):
+            n = len(token_lists[j])
+            out[j] = topk_soft(logits[b, :n], cfg.top_k, cfg.temperature)
+        i += len(chunk)
+    return out  # type: ignore[return-value]
+
+
+def generate_soft_labels(
+    utts: list[Utterance],
+    tok: Tokenizer,
+    teacher,
+    kind: str,
+    cfg: SoftLabelConfig,
+    out_dir: Path,
+    teacher_path: str = "",
+    progress: bool = True,
+    stop_after_shards: int | None = None,
+) -> dict:
+    """Write soft-label shards for `utts` into out_dir; shards already there are kept (resume).
+    kind: "bert" (teacher: BertTeacher) or "lm" (teacher: TransformerLM)."""
+    if kind == "bert" and cfg.mode not in ("utterance", "context"):
+        raise KdasrError(f"unknown soft-label mode {cfg.mode!r} (utterance or context)")
+    window = min(cfg.window, teacher.window) if kind == "bert" else 0
+    mode = cfg.mode if kind == "bert" else "causal"
+    meta = SoftLabelMeta(
+        kind,
+        mode,
+        cfg.top_k,
+        cfg.temperature,
+        window if mode == "context" else 0,
+        tok.vocab_size,
+        tokenizer_sha1(tok.model_bytes),
+        teacher_path,
+    )
+    prepare_dir(out_dir, meta)
+    own = {u.id: tuple(tok.encode(u.text)) for u in utts}
+    utts = [u for u in utts if own[u.id]]
+    docs = DocumentIndex(utts, tok.encode) if mode == "context" else None
+    shards = [utts[i : i + cfg.shard_size] for i in range(0, len(utts), cfg.shard_size)]
+    cache: dict = {}
+    stats = {
+        "utterances": len(utts),
+        "tokens": sum(len(own[u.id]) for u in utts),
+        "computed_tokens": 0,
+        "seconds": 0.0,
+        "shards_written": 0,
+    }
+    columns = [
+        TextColumn("soft labels"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} utts"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ]
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("", total=len(utts), info="")
+        for index, shard in enumerate(shards):
+            path = shard_path(out_dir, index)
+            if path.exists():
+                bar.advance(task, len(shard))
+                continue
+            t0 = time.time()
+            if kind == "bert":
+                plan = {u.id: utterance_windows(u, list(own[u.id]), mode, window, docs) for u in shard}
+                todo = list(dict.fromkeys(w for ws in plan.values() for w in ws if w not in cache))
+                cache.update(zip(todo, fast_window_labels(teacher.model, todo, cfg, teacher.mask_id)))
+                stats["computed_tokens"] += sum(w.length for w in todo)
+                rows = {uid: tuple(np.concatenate(a) for a in zip(*(cache[w] for w in ws))) for uid, ws in plan.items()}
+            else:
+                todo = list(dict.fromkeys(own[u.id] for u in shard if own[u.id] not in cache))
+                cache.update(zip(todo, lm_labels(teacher, todo, cfg)))
+                stats["computed_tokens"] += sum(len(t) for t in todo)
+                rows = {u.id: cache[own[u.id]] for u in shard}
+            write_shard(path, rows, tok.vocab_size)
+            stats["seconds"] += time.time() - t0
+            stats["shards_written"] += 1
+            done = sum(len(own[u.id]) for u in shard)
+            bar.update(task, advance=len(shard), info=f"{done / max(time.time() - t0, 1e-9):.0f} tokens/s")
+            if stop_after_shards is not None and stats["shards_written"] >= stop_after_shards:
+                break
+    return stats

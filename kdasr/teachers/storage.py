@@ -1,0 +1,109 @@
+"""Soft labels as a versioned artifact (DESIGN.md §4 storage): a folder with `meta.json` and
+numpy shards, never pickle.
+
+Each shard `shard-NNNNN.npz` holds, for a fixed slice of the utterance list:
+  utt_ids  str [n]          utterance ids
+  offsets  int64 [n + 1]    rows of utterance i are ids[offsets[i]:offsets[i+1]]
+  ids      int16|int32 [N, K]  top-K token ids per transcript token (<eos> has no row)
+  probs    float16 [N, K]   softmax at temperature T over those K (each row sums to 1)
+Shards are written atomically and skipped when present, so a killed run resumes where it stopped.
+`meta.json` records what made them; a re-run with other settings refuses to mix shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import KdasrError
+from ..io_utils import atomic_open, atomic_write_text
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SoftLabelMeta:
+    teacher: str  # "bert" or "lm"
+    mode: str  # "utterance", "context" (BERT) or "causal" (LM)
+    top_k: int
+    temperature: float
+    window: int  # BERT context window in tokens (0 for utterance / LM)
+    vocab_size: int
+    tokenizer_sha1: str
+    teacher_path: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def tokenizer_sha1(model_bytes: bytes) -> str:
+    return hashlib.sha1(model_bytes).hexdigest()
+
+
+def shard_path(out_dir: Path, index: int) -> Path:
+    return out_dir / f"shard-{index:05d}.npz"
+
+
+def prepare_dir(out_dir: Path, meta: SoftLabelMeta) -> None:
+    """Create out_dir with meta.json, or check an existing one matches (so a resume cannot mix)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "meta.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        new = json.loads(meta.to_json())
+        diff = {k for k in new if k != "teacher_path" and old.get(k) != new[k]}
+        if diff:
+            raise KdasrError(
+                f"{out_dir} holds soft labels made with other settings ({', '.join(sorted(diff))}); "
+                "use another --out or delete it"
+            )
+    else:
+        atomic_write_text(path, meta.to_json())
+
+
+def write_shard(path: Path, rows: dict[str, tuple[np.ndarray, np.ndarray]], vocab_size: int) -> None:
+    """rows: utt id -> (ids [n, K], probs [n, K]) in the order to store."""
+    uids = list(rows)
+    counts = [rows[u][0].shape[0] for u in uids]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    k = next((rows[u][0].shape[1] for u in uids), 1)
+    id_dtype = np.int16 if vocab_size <= np.iinfo(np.int16).max else np.int32
+    ids = np.concatenate([rows[u][0] for u in uids]).astype(id_dtype) if uids else np.zeros((0, k), id_dtype)
+    probs = np.concatenate([rows[u][1] for u in uids]).astype(np.float16) if uids else np.zeros((0, k), np.float16)
+    with atomic_open(path, "wb") as f:
+        np.savez(f, utt_ids=np.array(uids, dtype=str), offsets=offsets, ids=ids, probs=probs)
+
+
+@dataclass
+class SoftLabels:
+    meta: SoftLabelMeta
+    rows: dict[str, tuple[np.ndarray, np.ndarray]]  # utt id -> (ids int64 [n, K], probs float32 [n, K])
+    bytes_on_disk: int
+
+    def get(self, utt_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.rows.get(utt_id)
+
+
+def load_soft_labels(out_dir: Path) -> SoftLabels:
+    out_dir = Path(out_dir)
+    meta_path = out_dir / "meta.json"
+    if not meta_path.is_file():
+        raise KdasrError(f"{out_dir}: no soft labels here (meta.json missing; run `kdasr teacher soft-labels`)")
+    d = json.loads(meta_path.read_text())
+    if d.get("format_version") != FORMAT_VERSION:
+        raise KdasrError(f"{out_dir}: soft-label format {d.get('format_version')}, this kdasr reads {FORMAT_VERSION}")
+    meta = SoftLabelMeta(**d)
+    rows, size = {}, 0
+    for path in sorted(out_dir.glob("shard-*.npz")):
+        size += path.stat().st_size
+        with np.load(path) as z:
+            offsets, ids, probs = z["offsets"], z["ids"].astype(np.int64), z["probs"].astype(np.float32)
+            for i, uid in enumerate(z["utt_ids"]):
+                a, b = offsets[i], offsets[i + 1]
+                rows[str(uid)] = (ids[a:b], probs[a:b])
+    return SoftLabels(meta, rows, size)
