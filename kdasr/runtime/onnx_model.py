@@ -14,20 +14,61 @@ from ..text import Tokenizer
 
 SUPPORTED_FORMAT = 1
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+PRECISIONS = ("fp32", "int8", "fp16")  # model.json graphs.<name>.file / .int8 / .fp16
 
 
 def make_session(path: Path, device: str = "cpu", threads: int | None = None) -> ort.InferenceSession:
+    """One tuned session: all graph optimisations, sequential execution (these graphs are chains),
+    one inter-op thread, `threads` intra-op threads (default: ORT's choice, all cores)."""
+    if device not in PROVIDERS:
+        raise ModelError(f"device must be one of {', '.join(PROVIDERS)}, not {device!r}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if threads:
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise ModelError("--device cuda: this onnxruntime has no CUDA provider (install the 'gpu' extra)")
+        raise ModelError(
+            "--device cuda: this onnxruntime has no CUDA provider (available: "
+            f"{', '.join(ort.get_available_providers())}); install the 'gpu' extra (onnxruntime-gpu, "
+            "instead of onnxruntime) on a machine with CUDA"
+        )
     try:
-        return ort.InferenceSession(str(path), opts, providers=PROVIDERS[device])
+        sess = ort.InferenceSession(str(path), opts, providers=PROVIDERS[device])
     except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
         raise ModelError(f"{path}: cannot load ONNX graph ({str(e).splitlines()[0]})") from e
+    if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+        raise ModelError("--device cuda: the CUDA provider failed to start (check the CUDA/cuDNN libraries)")
+    return sess
+
+
+def graph_path(model_dir: Path, entry: dict, precision: str) -> Path:
+    """The file of one graph at a precision; model.json lists variants beside the fp32 `file`."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    name = entry["file"] if precision == "fp32" else entry.get(precision)
+    if name is None:
+        hint = f"kdasr export --quantize {precision}"
+        raise ModelError(f"{model_dir}: no {precision} variant of {entry['file']} ({hint})")
+    path = model_dir / name
+    if not path.is_file():
+        raise ModelError(f"{model_dir}: missing {path.name}")
+    return path
+
+
+def run_graph(sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, feeds)))
+
+
+def read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ModelError(f"{path.parent}: not a kdasr {what} directory (no {path.name})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path}: invalid JSON ({e})") from e
 
 
 @dataclass
@@ -41,23 +82,17 @@ class OnnxStudent:
     decoder: ort.InferenceSession
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None) -> OnnxStudent:
+    def load(
+        cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+    ) -> OnnxStudent:
         model_dir = Path(model_dir)
-        meta = model_dir / "model.json"
-        if not meta.is_file():
-            raise ModelError(f"{model_dir}: not a kdasr model directory (no model.json)")
-        try:
-            info = json.loads(meta.read_text())
-        except json.JSONDecodeError as e:
-            raise ModelError(f"{meta}: invalid JSON ({e})") from e
+        info = read_json(model_dir / "model.json", "model")
         if info.get("format_version") != SUPPORTED_FORMAT:
-            raise ModelError(f"{meta}: format_version {info.get('format_version')!r}, expected {SUPPORTED_FORMAT}")
+            got = info.get("format_version")
+            raise ModelError(f"{model_dir / 'model.json'}: format_version {got!r}, expected {SUPPORTED_FORMAT}")
         graphs = {}
         for name in ("encoder", "decoder"):
-            path = model_dir / info["graphs"][name]["file"]
-            if not path.is_file():
-                raise ModelError(f"{model_dir}: missing {path.name}")
-            graphs[name] = make_session(path, device, threads)
+            graphs[name] = make_session(graph_path(model_dir, info["graphs"][name], precision), device, threads)
         tok = Tokenizer(model_dir / "tokenizer.model")
         if tok.vocab_size != info["vocab_size"]:
             raise ModelError(f"{model_dir}: tokenizer has {tok.vocab_size} units, model.json says {info['vocab_size']}")
@@ -68,10 +103,9 @@ class OnnxStudent:
         return int(self.info["sample_rate"])
 
     def encode(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
-        names = [o.name for o in self.encoder.get_outputs()]
         inputs = dict(zip([i.name for i in self.encoder.get_inputs()], (waves, lens)))
-        return dict(zip(names, self.encoder.run(None, inputs)))
+        out = run_graph(self.encoder, inputs)
+        return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in out.items()}
 
     def decoder_step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = [o.name for o in self.decoder.get_outputs()]
-        return dict(zip(names, self.decoder.run(None, feeds)))
+        return run_graph(self.decoder, feeds)

@@ -22,15 +22,22 @@ def ctc_greedy(logprobs: np.ndarray, lens: np.ndarray, blank: int) -> list[list[
     return out
 
 
+def length_limits(enc: dict[str, np.ndarray], blank: int, opts: DecodeOptions) -> np.ndarray:
+    """Most output tokens per utterance: a ratio of the encoder frames, and the CTC head's greedy
+    length times a ratio plus slack (stops small attention decoders that loop)."""
+    lens = enc["memory_lens"].astype(np.int64)
+    ctc_lens = np.array([len(x) for x in ctc_greedy(enc["ctc_logprobs"], lens, blank)])
+    return np.minimum(
+        np.ceil(lens * opts.max_len_ratio), ctc_lens * opts.ctc_length_ratio + opts.ctc_length_slack
+    ).astype(int)
+
+
 def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: DecodeOptions) -> list[list[int]]:
     memory, keys, lens = enc["memory"], enc["memory_keys"], enc["memory_lens"].astype(np.int64)
     ids = model.info["special_ids"]
     n, frames = memory.shape[0], memory.shape[1]
     st = model.info["decoder_state"]
-    ctc_lens = np.array([len(x) for x in ctc_greedy(enc["ctc_logprobs"], lens, ids["blank"])])
-    limits = np.minimum(
-        np.ceil(lens * opts.max_len_ratio), ctc_lens * opts.ctc_length_ratio + opts.ctc_length_slack
-    ).astype(int)
+    limits = length_limits(enc, ids["blank"], opts)
     valid = np.arange(frames)[None, :] < lens[:, None]
     state = {
         "h": np.zeros((n, st["h"][0]), np.float32),

@@ -1,24 +1,43 @@
 """The public runtime API: `Transcriber(model_dir).transcribe(paths_or_arrays, DecodeOptions())`.
 
 Torch-free (numpy + onnxruntime). Bad files never stop a batch: `transcribe` returns a
-`Failure` naming the file and the reason in that file's place, and decodes the rest."""
+`Failure` naming the file and the reason in that file's place, and decodes the rest.
+Inputs longer than `max_segment_seconds` are cut at pauses; all segments of all inputs are
+decoded together in length-sorted batches and joined back, with their times kept."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import load_audio
 from ..errors import AudioError, ModelError
+from .beam import Hypothesis
+from .decode import decode_encoded
 from .onnx_model import OnnxStudent
 from .options import DecodeOptions
-from .search import attention_greedy, ctc_greedy
+from .segment import split_points
 
 AudioInput = str | os.PathLike | np.ndarray
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float  # seconds from the start of the input
+    end: float
+    text: str
+    tokens: list[int]
+
+
+@dataclass(frozen=True)
+class NBest:
+    text: str
+    tokens: list[int]
+    score: float
 
 
 @dataclass(frozen=True)
@@ -27,6 +46,8 @@ class Result:
     text: str
     tokens: list[int]
     duration: float  # seconds of audio
+    segments: list[Segment] = field(default_factory=list)
+    nbest: list[NBest] = field(default_factory=list)  # beam search: best first (one entry per segment-less input)
 
 
 @dataclass(frozen=True)
@@ -47,9 +68,27 @@ def default_model_dir() -> Path:
 
 
 class Transcriber:
-    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", threads: int | None = None) -> None:
-        self.model = OnnxStudent.load(model_dir or default_model_dir(), device=device, threads=threads)
+    """device: 'cpu' or 'cuda'; threads: intra-op threads per session; precision: 'fp32', 'int8'
+    (from `kdasr export --quantize int8`) or 'fp16' (GPU); lm / bert: exported teacher dirs
+    (`kdasr export-lm`) for shallow fusion and n-best rescoring."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+        precision: str = "fp32",
+        lm: str | Path | None = None,
+        bert: str | Path | None = None,
+    ) -> None:
+        self.model = OnnxStudent.load(model_dir or default_model_dir(), device, threads, precision)
         self.sample_rate = self.model.sample_rate
+        self.lm = self.bert = None
+        if lm is not None or bert is not None:
+            from .lm_model import OnnxBert, OnnxLM
+
+            self.lm = OnnxLM.load(lm, self.model.info, device, threads) if lm is not None else None
+            self.bert = OnnxBert.load(bert, self.model.info, device, threads) if bert is not None else None
 
     def _load(self, item: AudioInput, index: int) -> tuple[str, np.ndarray]:
         if isinstance(item, np.ndarray):
@@ -60,11 +99,12 @@ class Transcriber:
             return name, wave
         return str(item), load_audio(item, self.sample_rate)
 
-    def decode_waves(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[int]]:
-        """Decode in length-sorted batches (less padding); results return in input order."""
+    def decode_hypotheses(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis]]:
+        """Decode in length-sorted batches (less padding); n-best lists return in input order."""
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        tokens: list[list[int] | None] = [None] * len(waves)
+        hyps: list[list[Hypothesis] | None] = [None] * len(waves)
         max_samples = opts.max_batch_seconds * self.sample_rate
+        rescorer = {"lm": self.lm, "bert": self.bert}.get(opts.rescore)
         start = 0
         while start < len(order):
             end = start + 1
@@ -80,14 +120,13 @@ class Transcriber:
             for row, i in enumerate(idx):
                 batch[row, : lens[row]] = waves[i]
             enc = self.model.encode(batch, lens)
-            if opts.method == "ctc":
-                out = ctc_greedy(enc["ctc_logprobs"], enc["memory_lens"], self.model.info["special_ids"]["blank"])
-            else:
-                out = attention_greedy(self.model, enc, opts)
-            for i, toks in zip(idx, out):
-                tokens[i] = toks
+            for i, nb in zip(idx, decode_encoded(self.model, enc, opts, self.lm, rescorer)):
+                hyps[i] = nb
             start = end
-        return tokens  # type: ignore[return-value]
+        return hyps  # type: ignore[return-value]
+
+    def decode_waves(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[int]]:
+        return [list(nb[0].tokens) if nb else [] for nb in self.decode_hypotheses(waves, opts)]
 
     def transcribe(
         self,
@@ -105,8 +144,24 @@ class Transcriber:
                 results[i] = Failure(e.path, e.reason)
             if on_loaded:
                 on_loaded(1)
-        tokens = self.decode_waves([w for _, _, w in loaded], opts)
-        tok = self.model.tokenizer
-        for (i, name, wave), ids in zip(loaded, tokens):
-            results[i] = Result(name, tok.decode(ids), ids, len(wave) / self.sample_rate)
+        pieces: list[np.ndarray] = []
+        spans: list[list[tuple[int, int]]] = []
+        for _, _, wave in loaded:
+            sp = split_points(wave, self.sample_rate, opts.max_segment_seconds, opts.min_segment_seconds)
+            spans.append(sp)
+            pieces += [wave[a:b] for a, b in sp]
+        hyps = self.decode_hypotheses(pieces, opts)
+        tok, sr, k = self.model.tokenizer, self.sample_rate, 0
+        for (i, name, wave), sp in zip(loaded, spans):
+            segments, all_tokens, nbest = [], [], []
+            for a, b in sp:
+                nb = hyps[k]
+                ids = list(nb[0].tokens) if nb else []
+                segments.append(Segment(round(a / sr, 3), round(b / sr, 3), tok.decode(ids), ids))
+                all_tokens += ids
+                if len(sp) == 1:
+                    nbest = [NBest(tok.decode(h.tokens), list(h.tokens), h.score) for h in nb]
+                k += 1
+            text = " ".join(s.text for s in segments if s.text)
+            results[i] = Result(name, text, all_tokens, len(wave) / sr, segments, nbest)
         return results  # type: ignore[return-value]

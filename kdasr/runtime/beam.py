@@ -1,0 +1,129 @@
+"""Batched beam search in numpy over the ONNX scorers.
+
+All live utterances x all their hypotheses go through one call per scorer per step (batch =
+utterances x beams, flattened). Each utterance keeps exactly `beam` rows; a step ranks, per
+utterance, the beam x M candidate extensions by their summed weighted score and walks the best
+2 x beam (fairseq's rule): an <eos> among the first `beam` ends a hypothesis, the first `beam`
+others continue. An utterance leaves the batch once it has `beam` ended hypotheses or reaches
+its length limit (where only <eos> is allowed). Ties break by candidate index (stable sort),
+the same rule as the torch reference, so results do not depend on batch size."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ctc_prefix import CTCPrefixScorer
+from .scorers import FullScorer
+
+NEG_INF = -np.inf
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: tuple[int, ...]
+    score: float  # ranking score: search score after length normalisation
+    search_score: float  # summed weighted scorer scores
+
+
+def final_score(raw: float, length: int, length_penalty: float) -> float:
+    return raw / (length + 1) ** length_penalty if length_penalty else raw
+
+
+def candidate_tokens(total: np.ndarray, eos: int, m: int) -> np.ndarray:
+    """<eos> first, then the m best other tokens by the full scorers' weighted sum (stable order)."""
+    masked = total.copy()
+    masked[:, eos] = NEG_INF
+    best = np.argsort(-masked, axis=1, kind="stable")[:, :m]
+    return np.concatenate([np.full((len(total), 1), eos), best], axis=1)
+
+
+def beam_search(
+    full: dict[str, FullScorer],
+    weights: dict[str, float],
+    limits: np.ndarray,
+    bos: int,
+    eos: int,
+    beam: int,
+    ctc: CTCPrefixScorer | None = None,
+    ctc_prebeam: float = 1.5,
+    length_penalty: float = 0.0,
+    nbest: int = 1,
+) -> list[list[Hypothesis]]:
+    """limits [U]: most tokens per utterance. Returns, per utterance, its n-best, best first."""
+    k, n_utts = beam, len(limits)
+    utts = np.arange(n_utts)
+    rows = np.repeat(utts, k)
+    scores = np.tile(np.array([0.0] + [NEG_INF] * (k - 1)), n_utts)
+    tokens = np.full(len(rows), bos, np.int64)
+    prefixes: list[tuple[int, ...]] = [()] * len(rows)
+    states = {name: s.init_state(rows) for name, s in full.items()}
+    ctc_state = ctc.init_state(rows) if ctc is not None else None
+    finished: list[list[tuple[tuple[int, ...], float]]] = [[] for _ in range(n_utts)]
+    bonus = weights.get("length_bonus", 0.0)
+    step = 0
+    while len(utts):
+        total = None
+        new_states = {}
+        for name, scorer in full.items():
+            logp, new_states[name] = scorer.score(tokens, states[name], rows)
+            part = weights[name] * logp.astype(np.float64)
+            total = part if total is None else total + part
+        vocab = total.shape[1]
+        if ctc is not None:
+            cand = candidate_tokens(total, eos, min(vocab - 1, math.ceil(ctc_prebeam * k)))
+            cand_scores = np.take_along_axis(total, cand, axis=1)
+            ctc_scores, ctc_new = ctc.score(ctc_state, rows, cand, step)
+            cand_scores = cand_scores + weights["ctc"] * ctc_scores.astype(np.float64)
+        else:
+            cand = np.broadcast_to(np.arange(vocab), total.shape)
+            cand_scores = total
+        cand_scores = cand_scores + bonus
+        at_limit = step >= limits[rows]
+        cand_scores = np.where(at_limit[:, None] & (cand != eos), NEG_INF, cand_scores)
+        m = cand.shape[1]
+        flat = (scores[:, None] + cand_scores).reshape(len(utts), k * m)
+        order = np.argsort(-flat, axis=1, kind="stable")[:, : 2 * k]
+        src, col, keep_utts = [], [], []
+        for u, utt in enumerate(utts):
+            live: list[tuple[int, int]] = []
+            for rank, j in enumerate(order[u]):
+                value = flat[u, j]
+                if value == NEG_INF:
+                    break
+                r, c = u * k + j // m, j % m
+                if cand[r, c] == eos:
+                    if rank < k:
+                        finished[utt].append((prefixes[r], float(value)))
+                elif len(live) < k:
+                    live.append((r, c))
+            if len(finished[utt]) >= k or not live:
+                continue
+            live += [(live[0][0], -1)] * (k - len(live))  # padding rows, score -inf
+            keep_utts.append(utt)
+            src += [r for r, _ in live]
+            col += [c for _, c in live]
+        src_a, col_a = np.array(src, np.int64), np.array(col, np.int64)
+        pad = col_a < 0
+        col_a[pad] = 0
+        new_scores = flat.reshape(-1, m)[src_a, col_a]
+        new_scores[pad] = NEG_INF
+        new_tokens = cand[src_a, col_a].astype(np.int64)
+        prefixes = [prefixes[r] + (int(t),) for r, t in zip(src_a, new_tokens)]
+        utts = np.array(keep_utts, np.int64)
+        rows = np.repeat(utts, k)
+        scores, tokens = new_scores, new_tokens
+        states = {name: full[name].select_state(new_states[name], src_a) for name in full}
+        if ctc is not None:
+            ctc_state = ctc.select(ctc_new, cand, src_a, col_a)
+        step += 1
+    out = []
+    for hyps in finished:
+        ranked = sorted(
+            (Hypothesis(t, final_score(s, len(t), length_penalty), s) for t, s in hyps),
+            key=lambda h: -h.score,
+        )
+        out.append(ranked[:nbest])
+    return out

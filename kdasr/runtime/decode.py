@@ -1,0 +1,86 @@
+"""One encoded batch -> n-best hypotheses per utterance: picks greedy, CTC or the scored beam
+search from DecodeOptions, wires the scorers named in its weights dict, then rescoring."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import ModelError
+from .beam import Hypothesis, beam_search, final_score
+from .ctc_prefix import CTCPrefixScorer
+from .onnx_model import OnnxStudent
+from .options import DecodeOptions
+from .scorers import DecoderScorer, FullScorer
+from .search import attention_greedy, ctc_greedy, length_limits
+
+
+class SequenceScorer(Protocol):
+    """Scores whole token sequences in one batch (LM log-prob, BERT pseudo-log-likelihood)."""
+
+    def sequence_scores(self, seqs: list[tuple[int, ...]]) -> np.ndarray: ...
+
+
+class FusionLM(Protocol):
+    def scorer(self) -> FullScorer: ...
+
+
+def decode_encoded(
+    model: OnnxStudent,
+    enc: dict[str, np.ndarray],
+    opts: DecodeOptions,
+    lm: FusionLM | None = None,
+    rescorer: SequenceScorer | None = None,
+) -> list[list[Hypothesis]]:
+    ids = model.info["special_ids"]
+    if opts.method == "ctc":
+        best = ctc_greedy(enc["ctc_logprobs"], enc["memory_lens"], ids["blank"])
+        return [[Hypothesis(tuple(t), 0.0, 0.0)] for t in best]
+    if opts.greedy and opts.rescore == "none":
+        return [[Hypothesis(tuple(t), 0.0, 0.0)] for t in attention_greedy(model, enc, opts)]
+    weights = opts.weights()
+    full: dict[str, FullScorer] = {"decoder": DecoderScorer(model, enc)}
+    if "lm" in weights:
+        if lm is None:
+            raise ModelError("--lm-weight needs an LM (--lm DIR with lm.onnx)")
+        full["lm"] = lm.scorer()
+    ctc = None
+    if "ctc" in weights:
+        ctc = CTCPrefixScorer(enc["ctc_logprobs"], enc["memory_lens"], ids["blank"], ids["eos"])
+    nbest = max(opts.nbest, opts.beam) if opts.rescore != "none" else opts.nbest
+    hyps = beam_search(
+        full,
+        weights,
+        length_limits(enc, ids["blank"], opts),
+        ids["bos"],
+        ids["eos"],
+        opts.beam,
+        ctc=ctc,
+        ctc_prebeam=opts.ctc_prebeam,
+        length_penalty=opts.length_penalty,
+        nbest=nbest,
+    )
+    if opts.rescore != "none":
+        if rescorer is None:
+            raise ModelError(f"--rescore {opts.rescore} needs its model (--lm DIR or --bert DIR)")
+        hyps = rescore(hyps, rescorer, opts)
+    return hyps
+
+
+def rescore(hyps: list[list[Hypothesis]], scorer: SequenceScorer, opts: DecodeOptions) -> list[list[Hypothesis]]:
+    """N-best rescoring: every hypothesis of every utterance scored in one batch, then re-ranked by
+    search score + rescore_weight * external score (length penalty applied to the sum)."""
+    flat = [h.tokens for nb in hyps for h in nb]
+    ext = scorer.sequence_scores(flat) if flat else np.zeros(0)
+    out, i = [], 0
+    for nb in hyps:
+        ranked = []
+        for h in nb:
+            raw = h.search_score + opts.rescore_weight * float(ext[i])
+            ranked.append(replace(h, score=final_score(raw, len(h.tokens), opts.length_penalty), search_score=raw))
+            i += 1
+        ranked.sort(key=lambda h: -h.score)
+        out.append(ranked[: opts.nbest])
+    return out
