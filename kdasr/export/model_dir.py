@@ -74,5 +74,9 @@ def write_model_dir(out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: di
     for graph in desc["graphs"].values():
         stamp_metadata(out_dir / graph["file"], desc)
     atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)
-    atomic_write_text(out_dir / "model.json", json.dumps(desc, indent=2) + "\n")
+    write_model_json(out_dir, desc)
     return desc
+
+
+def write_model_json(out_dir: Path, desc: dict) -> None:
+    atomic_write_text(out_dir / "model.json", json.dumps(desc, indent=2) + "\n")

@@ -9,8 +9,9 @@ from ..models.student import Seq2SeqStudent, build_model, count_parameters
 from ..text import Tokenizer
 from ..training.checkpoint import average_checkpoints, load_checkpoint
 from .check import GraphCheck, check_model_dir
-from .model_dir import write_model_dir
+from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
+from .quantize import add_variants
 
 
 def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
@@ -21,7 +22,11 @@ def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
 
 
 def export_checkpoint(
-    checkpoints: list[Path], out_dir: Path, check: bool = False, extra_summary: dict | None = None
+    checkpoints: list[Path],
+    out_dir: Path,
+    check: bool = False,
+    extra_summary: dict | None = None,
+    quantize: list[str] | tuple[str, ...] = (),
 ) -> tuple[dict, list[GraphCheck]]:
     model, payload = load_student(checkpoints)
     tok = Tokenizer.from_bytes(payload["tokenizer_model"])
@@ -36,5 +41,8 @@ def export_checkpoint(
         **(extra_summary or {}),
     }
     desc = write_model_dir(out_dir, model.cfg, tok, summary)
-    checks = check_model_dir(model, out_dir) if check else []
+    if quantize:
+        add_variants(out_dir, desc["graphs"], list(quantize))
+        write_model_json(out_dir, desc)
+    checks = check_model_dir(model, out_dir, desc["graphs"]) if check else []
     return desc, checks

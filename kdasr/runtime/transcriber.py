@@ -83,12 +83,27 @@ class Transcriber:
     ) -> None:
         self.model = OnnxStudent.load(model_dir or default_model_dir(), device, threads, precision)
         self.sample_rate = self.model.sample_rate
-        self.lm = self.bert = None
-        if lm is not None or bert is not None:
-            from .lm_model import OnnxBert, OnnxLM
+        here = self.model.model_dir
+        # teachers load on first use; a model dir that holds lm.json / bert.json provides them by default
+        self._teacher_dirs = {
+            "lm": lm if lm is not None else (here if (here / "lm.json").is_file() else None),
+            "bert": bert if bert is not None else (here if (here / "bert.json").is_file() else None),
+        }
+        self._session_args = (device, threads, precision)
+        self._teachers: dict[str, object] = {}
 
-            self.lm = OnnxLM.load(lm, self.model.info, device, threads) if lm is not None else None
-            self.bert = OnnxBert.load(bert, self.model.info, device, threads) if bert is not None else None
+    def teacher(self, kind: str):
+        """The exported LM ('lm') or BERT ('bert'), or None when this Transcriber has none."""
+        if kind not in self._teachers:
+            path = self._teacher_dirs[kind]
+            if path is None:
+                self._teachers[kind] = None
+            else:
+                from .lm_model import OnnxBert, OnnxLM
+
+                cls = OnnxLM if kind == "lm" else OnnxBert
+                self._teachers[kind] = cls.load(path, self.model.info, *self._session_args)
+        return self._teachers[kind]
 
     def _load(self, item: AudioInput, index: int) -> tuple[str, np.ndarray]:
         if isinstance(item, np.ndarray):
@@ -104,7 +119,8 @@ class Transcriber:
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
         hyps: list[list[Hypothesis] | None] = [None] * len(waves)
         max_samples = opts.max_batch_seconds * self.sample_rate
-        rescorer = {"lm": self.lm, "bert": self.bert}.get(opts.rescore)
+        lm = self.teacher("lm") if "lm" in opts.weights() else None
+        rescorer = self.teacher(opts.rescore) if opts.rescore != "none" else None
         start = 0
         while start < len(order):
             end = start + 1
@@ -120,7 +136,7 @@ class Transcriber:
             for row, i in enumerate(idx):
                 batch[row, : lens[row]] = waves[i]
             enc = self.model.encode(batch, lens)
-            for i, nb in zip(idx, decode_encoded(self.model, enc, opts, self.lm, rescorer)):
+            for i, nb in zip(idx, decode_encoded(self.model, enc, opts, lm, rescorer)):
                 hyps[i] = nb
             start = end
         return hyps  # type: ignore[return-value]

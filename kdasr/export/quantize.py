@@ -1,0 +1,56 @@
+"""Reduced-precision variants of exported graphs, listed in the graph's model.json entry beside
+its fp32 `file` (keys `int8`, `fp16`), so the runtime picks them by name.
+
+int8: onnxruntime dynamic quantisation restricted to the op types that get faster on CPU.
+Measured here (DESIGN.md §6): quantising everything made a Conformer 3x slower (ConvInteger);
+MatMul (+ Gather for the embeddings) made it faster. fp16 is for the CUDA provider only (CPU
+kernels mostly lack fp16); inputs and outputs stay float32 so the runtime code is the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INT8_OP_TYPES = ("MatMul", "Gather")
+VARIANTS = ("int8", "fp16")
+
+
+def variant_name(file: str, precision: str) -> str:
+    return file.removesuffix(".onnx") + f".{precision}.onnx"
+
+
+def quantize_int8(src: Path, dst: Path, op_types: tuple[str, ...] = INT8_OP_TYPES) -> None:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = dst.with_suffix(".tmp.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a "consider pre-processing" warning per call
+    try:
+        quantize_dynamic(str(src), str(tmp), op_types_to_quantize=list(op_types), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    tmp.replace(dst)
+
+
+def convert_fp16(src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=False)
+    tmp = dst.with_suffix(".tmp.onnx")
+    onnx.save(model, str(tmp))
+    tmp.replace(dst)
+
+
+def add_variants(out_dir: Path, graphs: dict[str, dict], precisions: list[str]) -> None:
+    """Write each requested variant of each graph and record it in the graphs dict (in place)."""
+    for precision in precisions:
+        if precision not in VARIANTS:
+            raise ValueError(f"--quantize must be one of {', '.join(VARIANTS)}, not {precision!r}")
+        for entry in graphs.values():
+            name = variant_name(entry["file"], precision)
+            src, dst = out_dir / entry["file"], out_dir / name
+            quantize_int8(src, dst) if precision == "int8" else convert_fp16(src, dst)
+            entry[precision] = name
