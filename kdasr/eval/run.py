@@ -28,10 +28,12 @@ def evaluate_manifest(
     threads: int | None = None,
     device: str = "cpu",
     transcriber: Transcriber | None = None,
+    opts: DecodeOptions | None = None,
 ) -> EvalReport:
+    """`opts` (all decoding options) wins over `method` when given."""
     utts = read_manifest(manifest)[:limit]
     t = transcriber or Transcriber(model_dir, device=device, threads=threads)
-    results = t.transcribe([u.audio for u in utts], DecodeOptions(method=method))
+    results = t.transcribe([u.audio for u in utts], opts or DecodeOptions(method=method))
     refs, hyps, rows, failures, seconds = [], [], [], 0, 0.0
     for u, r in zip(utts, results):
         if isinstance(r, Failure):

@@ -28,6 +28,7 @@ def split_points(wave: np.ndarray, sample_rate: int, max_seconds: float, min_sec
     if total <= max_n:
         return [(0, total)]
     hop = max(1, int(HOP_S * sample_rate))
+    min_seconds = min(min_seconds, max_seconds / 2)
     energy = frame_energy(wave, sample_rate)
     spans, cursor = [], 0
     while total - cursor > max_n:

@@ -1,0 +1,260 @@
+"""`kdasr transcribe / eval / export / export-lm / bench`: thin commands over kdasr.runtime,
+kdasr.eval and kdasr.export. Runtime commands import no torch (DESIGN.md §2); the decode flags
+are declared once here and turned into one DecodeOptions by `_decode_options`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_data import user_errors
+
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
+]
+MethodOpt = Annotated[str, typer.Option(help="Decoder: 'attention' (seq2seq) or 'ctc' (auxiliary head).")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
+DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
+PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (export --quantize int8) or fp16 (GPU).")]
+BeamOpt = Annotated[int, typer.Option(help="Beam size; 1 = greedy.")]
+CtcWeightOpt = Annotated[float, typer.Option(help="Joint CTC/attention: weight of the CTC prefix score.")]
+LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
+LmWeightOpt = Annotated[float, typer.Option(help="Shallow fusion weight of the LM.")]
+BonusOpt = Annotated[float, typer.Option(help="Length bonus per token (beta).")]
+PenaltyOpt = Annotated[float, typer.Option(help="Rank by score / (len+1)^alpha (length normalisation).")]
+RescoreOpt = Annotated[str, typer.Option(help="N-best rescoring: none, lm or bert (pseudo-log-likelihood).")]
+RescoreWeightOpt = Annotated[float, typer.Option(help="Weight of the rescoring model's score.")]
+SegmentOpt = Annotated[float, typer.Option(help="Cut longer inputs at pauses into segments of at most this (s).")]
+BatchOpt = Annotated[int, typer.Option(help="Utterances (segments) per batch.")]
+
+
+def _decode_options(**kw):
+    from .runtime import DecodeOptions
+
+    try:
+        return DecodeOptions(**kw)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def transcribe(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (any format soundfile reads; resampled to 16 kHz).")],
+    model: ModelOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="text, jsonl, json, srt or vtt.")] = "text",
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Write one <name>.<format> per input here (needed for srt/vtt of several).")
+    ] = None,
+    method: MethodOpt = "attention",
+    beam: BeamOpt = 1,
+    nbest: Annotated[int, typer.Option(help="Hypotheses kept per input (shown by json/jsonl).")] = 1,
+    ctc_weight: CtcWeightOpt = 0.0,
+    lm: LmOpt = None,
+    lm_weight: LmWeightOpt = 0.0,
+    length_bonus: BonusOpt = 0.0,
+    length_penalty: PenaltyOpt = 0.0,
+    rescore: RescoreOpt = "none",
+    rescore_weight: RescoreWeightOpt = 0.3,
+    max_segment: SegmentOpt = 20.0,
+    batch_size: BatchOpt = 16,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "fp32",
+) -> None:
+    """Transcribe audio files with an exported model (torch-free).
+
+    Bad files get one `error:` line each on stderr; the good ones are still transcribed and
+    the exit status is 1 if any file failed.
+
+    Example: kdasr transcribe talk.flac --beam 5 --ctc-weight 0.3 --format srt
+    """
+    from .runtime import Failure, Transcriber
+    from .runtime.formats import FORMATS, SUBTITLES, render
+
+    if format not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if format in SUBTITLES and len(files) > 1 and output_dir is None:
+        raise typer.BadParameter(f"--format {format} with several files needs --output-dir")
+    opts = _decode_options(
+        method=method,
+        beam=beam,
+        nbest=nbest,
+        ctc_weight=ctc_weight,
+        lm_weight=lm_weight,
+        length_bonus=length_bonus,
+        length_penalty=length_penalty,
+        rescore=rescore,
+        rescore_weight=rescore_weight,
+        max_segment_seconds=max_segment,
+        batch_size=batch_size,
+    )
+    teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
+    with user_errors():
+        t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
+        results = t.transcribe([str(f) for f in files], opts)
+    good = [r for r in results if not isinstance(r, Failure)]
+    for r in results:
+        if isinstance(r, Failure):
+            typer.echo(f"error: {r.source}: {r.reason}", err=True)
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        ext = "txt" if format == "text" else format
+        for r in good:
+            (output_dir / f"{Path(r.source).stem}.{ext}").write_text(render([r], format, nbest > 1))
+    elif good:
+        typer.echo(render(good, format, nbest > 1), nl=False)
+    failed = len(results) - len(good)
+    if failed:
+        typer.echo(f"{failed} of {len(results)} files failed", err=True)
+        raise typer.Exit(1)
+
+
+def evaluate(
+    manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest with reference texts.")],
+    model: ModelOpt = None,
+    method: MethodOpt = "attention",
+    hyps: Annotated[Path | None, typer.Option(help="Write per-utterance hypotheses (JSONL) here.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N utterances.")] = None,
+    beam: BeamOpt = 1,
+    ctc_weight: CtcWeightOpt = 0.0,
+    lm: LmOpt = None,
+    lm_weight: LmWeightOpt = 0.0,
+    length_bonus: BonusOpt = 0.0,
+    length_penalty: PenaltyOpt = 0.0,
+    rescore: RescoreOpt = "none",
+    rescore_weight: RescoreWeightOpt = 0.3,
+    batch_size: BatchOpt = 16,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "fp32",
+) -> None:
+    """Score a model on a manifest: WER and CER (jiwer), torch-free.
+
+    Example: kdasr eval --manifest data/demo/test_heldout.jsonl --beam 5 --ctc-weight 0.3
+    """
+    from .eval.run import evaluate_manifest
+    from .runtime import Transcriber
+
+    opts = _decode_options(
+        method=method,
+        beam=beam,
+        ctc_weight=ctc_weight,
+        lm_weight=lm_weight,
+        length_bonus=length_bonus,
+        length_penalty=length_penalty,
+        rescore=rescore,
+        rescore_weight=rescore_weight,
+        batch_size=batch_size,
+    )
+    teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
+    with user_errors():
+        t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
+        report = evaluate_manifest(manifest, None, limit=limit, hyps_path=hyps, transcriber=t, opts=opts)
+    r = report.rates
+    typer.echo(
+        f"{manifest}: {r.utterances} utts, {r.words} words, WER {r.wer:.2f}%, CER {r.cer:.2f}%"
+        + (f", {report.failures} failed" if report.failures else "")
+    )
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _print_checks(checks, tolerance: float) -> bool:
+    for c in checks:
+        verdict = "reported" if c.informational else ("ok" if c.ok(tolerance) else "FAIL")
+        typer.echo(
+            f"check {c.graph}: max |torch - onnx| = {c.max_error:.2e} over {c.cases} shapes "
+            f"({verdict}, tolerance {tolerance:g})"
+        )
+    return all(c.ok(tolerance) for c in checks)
+
+
+QuantizeOpt = Annotated[
+    list[str] | None, typer.Option("--quantize", help="Also write variants: int8 (CPU), fp16 (GPU). Repeatable.")
+]
+
+
+def export_cmd(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint(s); several are averaged.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare every graph with torch; fail above --tolerance.")
+    ] = False,
+    tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
+    quantize: QuantizeOpt = None,
+) -> None:
+    """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
+    tokenizer.model, model.json (and *.int8.onnx / *.fp16.onnx with --quantize).
+
+    Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8
+    """
+    from .export.pipeline import export_checkpoint
+
+    with user_errors():
+        _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or ())
+    typer.echo(f"wrote {out_dir}")
+    if not _print_checks(checks, tolerance):
+        raise typer.Exit(1)
+
+
+def export_lm(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where to write (a model directory, or its own).")],
+    lm: Annotated[Path | None, typer.Option(help="LM teacher directory (lm.pt).")] = None,
+    bert: Annotated[Path | None, typer.Option(help="BERT teacher directory (save_pretrained + tokenizer).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Compare with torch; fail above --tolerance.")] = False,
+    tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
+    quantize: QuantizeOpt = None,
+) -> None:
+    """Export the teachers for inference: lm.onnx (one step, KV cache in/out) for shallow fusion and
+    rescoring, bert.onnx (masked-LM scoring) for pseudo-log-likelihood rescoring.
+
+    Example: kdasr export-lm --lm exp/teachers/lm --bert exp/teachers/bert --out export/demo-en --check
+    """
+    from .export.teacher_export import export_teachers
+
+    with user_errors():
+        checks = export_teachers(out_dir, lm, bert, check=check, quantize=quantize or ())
+    typer.echo(f"wrote {out_dir}")
+    if not _print_checks(checks, tolerance):
+        raise typer.Exit(1)
+
+
+def bench(
+    manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest: the audio benchmarked (and its CER).")],
+    model: ModelOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write.")] = Path(
+        "eval/reports/runtime.md"
+    ),
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="The model's checkpoint: adds the torch-eager comparison (imports torch).")
+    ] = None,
+    lm: LmOpt = None,
+    limit: Annotated[int, typer.Option(help="Utterances benchmarked.")] = 64,
+    threads: ThreadsOpt = 2,
+    long_file: Annotated[
+        Path | None, typer.Option(help="A long recording for the segmentation timing and transcribe's peak RSS.")
+    ] = None,
+    note: Annotated[str, typer.Option(help="A line added to the report (e.g. 'machine busy with training').")] = "",
+) -> None:
+    """Benchmark the runtime on one set of audio, side by side in one run: torch eager vs ORT fp32 vs
+    int8, batch 1 vs 16, greedy vs beam 5, fusion and rescoring, peak RSS of `kdasr transcribe`.
+
+    Example: kdasr bench --model exp/bench-model --manifest data/demo/test.jsonl --checkpoint exp/demo/last.pt
+    """
+    from .eval.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(manifest, model, checkpoint, lm, limit, threads, long_file, note)
+    with user_errors():
+        report = run_bench(cfg, progress=lambda msg: typer.echo(msg, err=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(transcribe)
+    app.command("eval")(evaluate)
+    app.command("export")(export_cmd)
+    app.command("export-lm")(export_lm)
+    app.command("bench")(bench)
