@@ -12,6 +12,7 @@ import typer
 from .cli_data import data_app, tokenizer_app, user_errors
 from .cli_runtime import register as register_runtime
 from .cli_synth import register as register_synth
+from .cli_teacher import teacher_app
 
 app = typer.Typer(
     help="kdasr: seq2seq speech recognition distilled from BERT, exported to ONNX, run without torch.",
@@ -22,6 +23,7 @@ register_synth(data_app)
 app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 register_runtime(app)
+app.add_typer(teacher_app, name="teacher")
 
 
 @app.command()
@@ -42,11 +44,25 @@ def train(
     snapshot: Annotated[
         list[float] | None, typer.Option(help="Also keep OUT/snapshot-<M>min.pt after M training minutes (repeatable).")
     ] = None,
+    kd: Annotated[str, typer.Option(help="Distillation: none, lm, bert (utterance) or bert-context.")] = "none",
+    soft_labels: Annotated[
+        Path | None, typer.Option(help="Soft-label folder from `kdasr teacher soft-labels` (needed with --kd).")
+    ] = None,
+    kd_weight: Annotated[
+        float | None, typer.Option(help="λ of the soft term (default 0.1; 0.3 for bert-context).")
+    ] = None,
+    checkpoint_minutes: Annotated[float | None, typer.Option(help="Write OUT/last.pt this often.")] = None,
+    amp: Annotated[str | None, typer.Option(help="'bf16' autocasts the forward pass; 'none' (default).")] = None,
 ) -> None:
-    """Train a student (label-smoothed CE + auxiliary CTC) on precomputed log-mel features.
+    """Train a student (label-smoothed CE, or KD from teacher soft labels, + auxiliary CTC) on
+    precomputed log-mel features. Resumes from OUT/last.pt; runs data-parallel under torchrun.
 
     Example: kdasr train --train data/demo/train.jsonl --dev data/demo/dev.jsonl \\
     --tokenizer data/demo/tokenizer.model --out exp/demo --minutes 25
+
+    Example (BERT KD with context, 2 processes):
+    torchrun --nproc_per_node 2 -m kdasr train --train data/demo/train.jsonl --dev data/demo/dev.jsonl \\
+    --tokenizer data/demo/tokenizer.model --out exp/kd --kd bert-context --soft-labels exp/soft/bert-context
     """
     from .training.recipe import run_training
 
@@ -64,6 +80,11 @@ def train(
             epochs=epochs,
             threads=threads,
             snapshot_minutes=tuple(snapshot) if snapshot else None,
+            kd=kd,
+            soft_labels=soft_labels,
+            kd_weight=kd_weight,
+            checkpoint_minutes=checkpoint_minutes,
+            amp=amp,
         )
     typer.echo(f"checkpoint: {last}")
 

@@ -116,7 +116,8 @@ def train_steps(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
-            ema = float(loss) if ema is None else 0.98 * ema + 0.02 * float(loss)
+            value = float(loss.detach())
+            ema = value if ema is None else 0.98 * ema + 0.02 * value
             if step % cfg.log_every == 0 or step == cfg.steps:
                 progress.update(task, info=f"loss {ema:.3f}")
             progress.update(task, completed=step)

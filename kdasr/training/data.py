@@ -1,7 +1,9 @@
-"""Training examples: precomputed features plus token ids, and padding into batches."""
+"""Training examples: precomputed features plus token ids (and, for KD, the teacher's soft labels
+per token), and padding into batches."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +20,8 @@ class Examples:
     feats: list[np.ndarray]
     tokens: list[list[int]]
     texts: list[str]
+    # per example: (ids [n, K], probs [n, K]) for its n tokens, or None (no teacher for it)
+    soft: list[tuple[np.ndarray, np.ndarray] | None] | None = None
 
     @property
     def lengths(self) -> list[int]:
@@ -43,6 +47,16 @@ class Batch:
     targets: torch.Tensor  # [B, U+1]  y <eos>, padded with pad_id
     ctc_targets: torch.Tensor  # [B, U]
     target_lens: torch.Tensor  # [B]
+    soft_ids: torch.Tensor | None = None  # [B, U+1, K] teacher's top-K ids per target position
+    soft_probs: torch.Tensor | None = None  # [B, U+1, K]
+    soft_mask: torch.Tensor | None = None  # [B, U+1] True where a teacher row exists (never <eos>)
+
+    def to(self, device: str | torch.device) -> Batch:
+        if str(device) == "cpu":
+            return self
+        return Batch(
+            **{f.name: None if (v := getattr(self, f.name)) is None else v.to(device) for f in dataclasses.fields(self)}
+        )
 
 
 def collate(ex: Examples, idx: list[int], tok: Tokenizer) -> Batch:
@@ -58,7 +72,7 @@ def collate(ex: Examples, idx: list[int], tok: Tokenizer) -> Batch:
         tin[b, : len(t) + 1] = [tok.bos_id, *t]
         tgt[b, : len(t) + 1] = [*t, tok.eos_id]
         ctc[b, : len(t)] = t
-    return Batch(
+    batch = Batch(
         torch.from_numpy(x),
         torch.tensor([f.shape[0] for f in feats]),
         torch.from_numpy(tin),
@@ -66,3 +80,16 @@ def collate(ex: Examples, idx: list[int], tok: Tokenizer) -> Batch:
         torch.from_numpy(ctc),
         torch.tensor([len(t) for t in toks]),
     )
+    if ex.soft is not None:
+        rows = [ex.soft[i] for i in idx]
+        k = next((r[0].shape[1] for r in rows if r is not None), 1)
+        ids = np.zeros((len(idx), u_max + 1, k), dtype=np.int64)
+        probs = np.zeros((len(idx), u_max + 1, k), dtype=np.float32)
+        mask = np.zeros((len(idx), u_max + 1), dtype=bool)
+        for b, r in enumerate(rows):
+            if r is not None:
+                n = r[0].shape[0]
+                ids[b, :n], probs[b, :n], mask[b, :n] = r[0], r[1], True
+        batch.soft_ids, batch.soft_probs = torch.from_numpy(ids), torch.from_numpy(probs)
+        batch.soft_mask = torch.from_numpy(mask)
+    return batch

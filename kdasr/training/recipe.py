@@ -1,4 +1,4 @@
-"""`kdasr train` as a library call: manifests + tokenizer -> features -> examples -> trainer."""
+"""`kdasr train` as a library call: manifests + tokenizer (+ soft labels) -> features -> examples -> trainer."""
 
 from __future__ import annotations
 
@@ -6,12 +6,55 @@ import time
 from pathlib import Path
 
 from ..data.manifest import read_manifest
+from ..errors import KdasrError
 from ..models.frontend import LogMelFrontend
 from ..text import Tokenizer
-from .data import make_examples
+from .data import Examples, make_examples
+from .distributed import barrier, init_distributed
 from .features import compute_features
 from .presets import load_preset
 from .trainer import train
+
+# λ per KD mode (Futami et al.: 0.1 utterance-level BERT, 0.3 with context)
+KD_DEFAULT_WEIGHT = {"none": 0.0, "lm": 0.1, "bert": 0.1, "bert-context": 0.3}
+KD_EXPECTS = {"lm": ("lm", "causal"), "bert": ("bert", "utterance"), "bert-context": ("bert", "context")}
+
+
+def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) -> tuple[Examples, dict]:
+    """Examples with each utterance's soft-label rows; checks teacher, mode and tokenizer."""
+    from ..teachers.storage import load_soft_labels, tokenizer_sha1
+
+    sl = load_soft_labels(soft_dir)
+    want = KD_EXPECTS[kd]
+    if (sl.meta.teacher, sl.meta.mode) != want:
+        raise KdasrError(
+            f"--kd {kd} needs {want[0]} soft labels in {want[1]} mode; {soft_dir} holds "
+            f"{sl.meta.teacher} labels in {sl.meta.mode} mode"
+        )
+    if sl.meta.tokenizer_sha1 != tokenizer_sha1(tok.model_bytes):
+        raise KdasrError(f"{soft_dir}: soft labels were made with another tokenizer than {tok}")
+    soft, missing = [], 0
+    for uid, toks in zip(ex.ids, ex.tokens):
+        row = sl.get(uid)
+        if row is None or row[0].shape[0] != len(toks):
+            missing += 1
+            row = None
+        soft.append(row)
+    if missing == len(ex.ids):
+        raise KdasrError(f"{soft_dir}: no soft labels for any training utterance (made for another manifest?)")
+    info = {
+        "teacher": sl.meta.teacher,
+        "mode": sl.meta.mode,
+        "top_k": sl.meta.top_k,
+        "temperature": sl.meta.temperature,
+        "window": sl.meta.window,
+        "soft_labels": str(soft_dir),
+        "teacher_path": sl.meta.teacher_path,
+        "utterances_without_soft_labels": missing,
+    }
+    if missing:
+        print(f"warning: {missing} of {len(ex.ids)} training utterances have no soft labels (hard labels only)")
+    return Examples(ex.ids, ex.feats, ex.tokens, ex.texts, soft), info
 
 
 def run_training(
@@ -22,24 +65,45 @@ def run_training(
     preset: str = "demo",
     feature_cache: Path | None = None,
     resume: bool = True,
+    kd: str = "none",
+    soft_labels: Path | None = None,
     **overrides,
 ) -> Path:
+    if kd not in KD_DEFAULT_WEIGHT:
+        raise KdasrError(f"--kd must be one of {', '.join(KD_DEFAULT_WEIGHT)}, got {kd!r}")
+    if kd != "none" and soft_labels is None:
+        raise KdasrError(f"--kd {kd} needs --soft-labels DIR (made by `kdasr teacher soft-labels`)")
+    if overrides.get("kd_weight") is None:
+        overrides["kd_weight"] = KD_DEFAULT_WEIGHT[kd]
     tok = Tokenizer(tokenizer_path)
-    model_cfg, train_cfg = load_preset(preset, tok.vocab_size, **overrides)
+    model_cfg, train_cfg = load_preset(preset, tok.vocab_size, kd=kd, **overrides)
+    info = init_distributed()
     frontend = LogMelFrontend(model_cfg.sample_rate, model_cfg.n_fft, model_cfg.hop_length, model_cfg.n_mels)
     cache = feature_cache or out_dir / "feats"
     sets = {}
     for name, manifest in (("train", train_manifest), ("dev", dev_manifest)):
         utts = read_manifest(manifest)
+        if not info.main:
+            barrier(info)  # rank 0 computes the feature cache first; the others then read it
         feats = compute_features(utts, cache / name, frontend, model_cfg.sample_rate, desc=f"{name} features")
+        if info.main:
+            barrier(info)
         sets[name] = (utts, make_examples(utts, feats, tok))
+    train_ex = sets["train"][1]
+    kd_info = {}
+    if kd != "none":
+        train_ex, kd_info = attach_soft_labels(train_ex, soft_labels, kd, tok)
     hours = sum(u.duration for u in sets["train"][0]) / 3600
     summary = {
         "train_manifest": str(train_manifest),
         "train_hours": round(hours, 2),
-        "train_utterances": len(sets["train"][1].ids),
+        "train_utterances": len(train_ex.ids),
         "preset": preset,
-        "kd": "none",
+        "kd": kd,
+        "kd_weight": train_cfg.kd_weight if kd != "none" else 0.0,
+        **({"kd_" + k: v for k, v in kd_info.items()}),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    return train(model_cfg, train_cfg, sets["train"][1], sets["dev"][1], tok, out_dir, resume=resume, summary=summary)
+    return train(
+        model_cfg, train_cfg, train_ex, sets["dev"][1], tok, out_dir, resume=resume, summary=summary, dist_info=info
+    )

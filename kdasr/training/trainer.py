@@ -1,5 +1,6 @@
-"""The training loop: bucketed batches, CE(+CTC), Noam warmup, clipping, atomic checkpoints,
-resume from the exact batch, a rich progress bar and CSV loss logs."""
+"""The training loop: bucketed batches, CE or KD (+CTC), Noam warmup, clipping, optional bf16
+autocast, torchrun DDP, atomic checkpoints, exact resume (model, optimiser, schedule position,
+batch position and every RNG), a rich progress bar and CSV loss logs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jiwer
@@ -20,7 +22,8 @@ from .batching import bucket_batches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Batch, Examples, collate
-from .losses import ctc_loss, label_smoothed_ce
+from .distributed import DistInfo, gather_objects, init_distributed, sync_flags
+from .losses import ctc_loss, kd_loss, label_smoothed_ce
 from .specaugment import spec_augment
 
 
@@ -29,12 +32,31 @@ def noam_lr(step: int, peak: float, warmup: int) -> float:
     return peak * min(step / warmup, math.sqrt(warmup / step))
 
 
-def compute_loss(model: Seq2SeqStudent, batch: Batch, tok: Tokenizer, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    att_logits, ctc_logits, enc_lens = model(batch.feats, batch.feat_lens, batch.tokens_in)
-    att = label_smoothed_ce(att_logits, batch.targets, tok.pad_id, cfg.label_smoothing)
-    w = model.cfg.ctc_weight
+def compute_loss(
+    model: torch.nn.Module, batch: Batch, tok: Tokenizer, cfg: TrainConfig, ctc_weight: float | None = None
+) -> dict[str, torch.Tensor]:
+    """(1 − w)·attention loss + w·CTC, where the attention loss is label-smoothed CE, or with
+    soft labels in the batch and cfg.kd != "none", λ·CE(soft) + (1 − λ)·CE(hard)."""
+    with torch.autocast(batch.feats.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+        att_logits, ctc_logits, enc_lens = model(batch.feats, batch.feat_lens, batch.tokens_in)
+    if cfg.kd != "none" and batch.soft_ids is not None:
+        parts = kd_loss(
+            att_logits,
+            batch.targets,
+            batch.soft_ids,
+            batch.soft_probs,
+            batch.soft_mask,
+            tok.pad_id,
+            cfg.label_smoothing,
+            cfg.kd_weight,
+            cfg.kd_smoothing,
+        )
+        att, extra = parts["loss"], {"hard": parts["hard"], "soft": parts["soft"]}
+    else:
+        att, extra = label_smoothed_ce(att_logits, batch.targets, tok.pad_id, cfg.label_smoothing), {}
+    w = model.cfg.ctc_weight if ctc_weight is None else ctc_weight
     ctc = ctc_loss(ctc_logits, enc_lens, batch.ctc_targets, batch.target_lens, tok.pad_id) if w > 0 else att * 0
-    return {"loss": (1 - w) * att + w * ctc, "att": att, "ctc": ctc}
+    return {"loss": (1 - w) * att + w * ctc, "att": att, "ctc": ctc, **extra}
 
 
 def ctc_greedy_texts(model: Seq2SeqStudent, batch: Batch, tok: Tokenizer) -> list[str]:
@@ -57,8 +79,9 @@ def evaluate(model: Seq2SeqStudent, dev: Examples, tok: Tokenizer, cfg: TrainCon
     n = min(len(dev.ids), cfg.dev_utterances)
     batches = bucket_batches(dev.lengths[:n], cfg.max_frames, seed=0, epoch=0)
     total, count, hyps, refs = 0.0, 0, [], []
+    device = next(model.parameters()).device
     for idx in batches:
-        batch = collate(dev, idx, tok)
+        batch = collate(dev, idx, tok).to(device)
         total += float(compute_loss(model, batch, tok, cfg)["loss"]) * len(idx)
         count += len(idx)
         hyps += ctc_greedy_texts(model, batch, tok)
@@ -70,9 +93,20 @@ def evaluate(model: Seq2SeqStudent, dev: Examples, tok: Tokenizer, cfg: TrainCon
 class CsvLog:
     def __init__(self, path: Path, fields: list[str]) -> None:
         self.path, self.fields = path, fields
-        if not path.exists():
+        if path.exists():  # keep the columns of a log an older version started
+            with path.open(newline="") as f:
+                self.fields = next(csv.reader(f), fields) or fields
+        else:
             with path.open("w", newline="") as f:
                 csv.writer(f).writerow(fields)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after `step` (a resumed run redoes those steps and logs them again)."""
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        keep = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+        with self.path.open("w", newline="") as f:
+            csv.writer(f).writerows(keep)
 
     def write(self, row: dict) -> None:
         with self.path.open("a", newline="") as f:
@@ -88,46 +122,85 @@ def train(
     out_dir: Path,
     resume: bool = True,
     summary: dict | None = None,
+    dist_info: DistInfo | None = None,
+    on_finish: Callable[[torch.nn.Module], None] | None = None,
 ) -> Path:
     """Train into out_dir (checkpoints last.pt, epoch-N.pt; logs train_log.csv, dev_log.csv).
-    With resume=True and out_dir/last.pt present, continue exactly where it stopped."""
+    With resume=True and out_dir/last.pt present, continue exactly where it stopped: a run killed
+    at any point and resumed ends in the same state as one never interrupted."""
+    info = dist_info or init_distributed()
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9)
+    torch.manual_seed(cfg.seed + info.rank)
+    core = build_model(model_cfg).to(info.device)
+    model: torch.nn.Module = core
+    if info.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            core,
+            device_ids=[info.local_rank] if info.device.startswith("cuda") else None,
+            find_unused_parameters=model_cfg.ctc_weight == 0,
+        )
+    opt = torch.optim.Adam(core.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * info.rank)  # SpecAugment masks
     step, epoch, batch_pos, elapsed = 0, 0, 0, 0.0
     last = out_dir / "last.pt"
+    train_log = (
+        CsvLog(out_dir / "train_log.csv", ["step", "epoch", "loss", "att", "ctc", "soft", "hard", "lr", "elapsed_s"])
+        if info.main
+        else None
+    )
+    dev_log = (
+        CsvLog(out_dir / "dev_log.csv", ["step", "epoch", "dev_loss", "dev_ctc_wer", "elapsed_s"])
+        if info.main
+        else None
+    )
     if resume and last.exists():
         ck = load_checkpoint(last)
-        model.load_state_dict(ck["model"])
+        core.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, epoch, batch_pos, elapsed = ck["step"], ck["epoch"], ck["batch_pos"], ck["elapsed"]
-        torch.set_rng_state(ck["rng"])
-        print(f"resuming from {last}: epoch {epoch}, batch {batch_pos}, step {step}")
-    gen = torch.Generator().manual_seed(cfg.seed + step)
-    train_log = CsvLog(out_dir / "train_log.csv", ["step", "epoch", "loss", "att", "ctc", "lr", "elapsed_s"])
-    dev_log = CsvLog(out_dir / "dev_log.csv", ["step", "epoch", "dev_loss", "dev_ctc_wer", "elapsed_s"])
-    print(
-        f"model: {count_parameters(model) / 1e6:.2f}M parameters; train {len(train_ex.ids)} utts, dev {len(dev_ex.ids)}"
-    )
+        rngs = ck.get("rngs")
+        if rngs and len(rngs) == info.world:
+            torch.set_rng_state(rngs[info.rank]["torch"])
+            gen.set_state(rngs[info.rank]["specaug"])
+        else:  # older checkpoints: the global RNG only
+            torch.set_rng_state(ck["rng"])
+            gen.manual_seed(cfg.seed + step)
+        if info.main:
+            train_log.truncate_after(step)
+            print(f"resuming from {last}: epoch {epoch}, batch {batch_pos}, step {step}")
+    if info.main:
+        print(
+            f"model: {count_parameters(core) / 1e6:.2f}M parameters; train {len(train_ex.ids)} utts, "
+            f"dev {len(dev_ex.ids)}; kd {cfg.kd}"
+            + (f" (lambda {cfg.kd_weight})" if cfg.kd != "none" else "")
+            + (f"; {info.world} processes" if info.world > 1 else "")
+        )
 
     def payload(kind: str) -> dict:
+        rngs = gather_objects(info, {"torch": torch.get_rng_state(), "specaug": gen.get_state()})
         return {
             "kind": kind,
             "model_config": model_cfg.to_dict(),
             "train_config": dataclasses.asdict(cfg),
-            "model": model.state_dict(),
+            "model": core.state_dict(),
             "optimizer": opt.state_dict(),
             "step": step,
             "epoch": epoch,
             "batch_pos": batch_pos,
             "elapsed": elapsed,
             "rng": torch.get_rng_state(),
+            "rngs": rngs,
+            "world_size": info.world,
             "tokenizer_model": tok.model_bytes,
             "summary": summary or {},
         }
+
+    def save(path: Path, kind: str) -> None:
+        data = payload(kind)  # collective under DDP: every rank takes part
+        if info.main:
+            save_checkpoint(path, data)
 
     model.train()
     t0, last_ckpt, stop = time.time() - elapsed, time.time(), False
@@ -139,26 +212,29 @@ def train(
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     ]
-    with Progress(*columns) as progress:
+    with Progress(*columns, disable=not info.main) as progress:
         while epoch < cfg.epochs and not stop:
             batches = bucket_batches(train_ex.lengths, cfg.max_frames, cfg.seed, epoch)
-            task = progress.add_task(f"epoch {epoch}", total=len(batches), completed=batch_pos, info="")
-            while batch_pos < len(batches):
-                batch = collate(train_ex, batches[batch_pos], tok)
+            n_steps = max(1, len(batches) // info.world)  # one global step = world batches
+            task = progress.add_task(f"epoch {epoch}", total=n_steps, completed=batch_pos, info="")
+            while batch_pos < n_steps:
+                idx = batches[(batch_pos * info.world + info.rank) % len(batches)]
+                batch = collate(train_ex, idx, tok)
                 if step >= cfg.specaug_start_step:
                     batch.feats = spec_augment(batch.feats, batch.feat_lens, cfg.specaug, gen)
+                batch = batch.to(info.device)
                 lr = noam_lr(step + 1, cfg.lr, cfg.warmup_steps)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                losses = compute_loss(model, batch, tok, cfg)
+                losses = compute_loss(model, batch, tok, cfg, ctc_weight=model_cfg.ctc_weight)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(core.parameters(), cfg.grad_clip)
                 opt.step()
                 step, batch_pos = step + 1, batch_pos + 1
                 elapsed = time.time() - t0
-                if step % cfg.log_every == 0:
-                    row = {k: f"{float(v):.4f}" for k, v in losses.items()}
+                if info.main and step % cfg.log_every == 0:
+                    row = {k: f"{float(v.detach()):.4f}" for k, v in losses.items()}
                     train_log.write(
                         {**row, "step": step, "epoch": epoch, "lr": f"{lr:.2e}", "elapsed_s": f"{elapsed:.0f}"}
                     )
@@ -166,26 +242,32 @@ def train(
                 progress.update(task, completed=batch_pos)
                 out_of_time = cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60
                 out_of_steps = cfg.max_steps is not None and step >= cfg.max_steps
-                if out_of_time or out_of_steps:
+                snaps = [out_dir / f"snapshot-{m:g}min.pt" for m in cfg.snapshot_minutes]
+                due = [elapsed >= m * 60 and not p.exists() for m, p in zip(cfg.snapshot_minutes, snaps)]
+                ckpt_due = time.time() - last_ckpt > cfg.checkpoint_minutes * 60
+                flags = sync_flags(info, [out_of_time or out_of_steps, ckpt_due, *due])
+                if flags[0]:
                     stop = True
                     break
-                for m in cfg.snapshot_minutes:
-                    snap = out_dir / f"snapshot-{m:g}min.pt"
-                    if elapsed >= m * 60 and not snap.exists():
-                        save_checkpoint(snap, payload("snapshot"))
-                if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
-                    save_checkpoint(last, payload("last"))
+                for p, d in zip(snaps, flags[2:]):
+                    if d:
+                        save(p, "snapshot")
+                if flags[1]:
+                    save(last, "last")
                     last_ckpt = time.time()
-            if batch_pos >= len(batches):  # epoch finished: evaluate, keep an epoch checkpoint
-                metrics = evaluate(model, dev_ex, tok, cfg)
-                dev_log.write({**metrics, "step": step, "epoch": epoch, "elapsed_s": f"{elapsed:.0f}"})
-                progress.console.print(
-                    f"epoch {epoch}: dev loss {metrics['dev_loss']:.3f}, "
-                    f"dev CTC greedy WER {metrics['dev_ctc_wer']:.1f}%"
-                )
+            if batch_pos >= n_steps:  # epoch finished: evaluate, keep an epoch checkpoint
+                if info.main:
+                    metrics = evaluate(core, dev_ex, tok, cfg)
+                    dev_log.write({**metrics, "step": step, "epoch": epoch, "elapsed_s": f"{elapsed:.0f}"})
+                    progress.console.print(
+                        f"epoch {epoch}: dev loss {metrics['dev_loss']:.3f}, "
+                        f"dev CTC greedy WER {metrics['dev_ctc_wer']:.1f}%"
+                    )
                 epoch, batch_pos = epoch + 1, 0
-                save_checkpoint(out_dir / f"epoch-{epoch}.pt", payload("epoch"))
-                old = out_dir / f"epoch-{epoch - cfg.keep_epochs}.pt"
-                old.unlink(missing_ok=True)
-            save_checkpoint(last, payload("last"))
+                save(out_dir / f"epoch-{epoch}.pt", "epoch")
+                if info.main:
+                    (out_dir / f"epoch-{epoch - cfg.keep_epochs}.pt").unlink(missing_ok=True)
+            save(last, "last")
+    if on_finish is not None:  # e.g. to compare ranks, or keep the trained model in memory
+        on_finish(core)
     return last
