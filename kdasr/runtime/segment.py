@@ -2,7 +2,8 @@
 
 Energy is measured on 10 ms frames and smoothed over 300 ms, so a cut lands in a pause rather
 than between two syllables. Each cut is the quietest point between `min_seconds` and
-`max_seconds` after the previous one; the last piece may be shorter. numpy only."""
+`max_seconds` after the previous one (the latest of the near-quietest frames, so pieces stay
+long); the last piece may be shorter. numpy only."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 HOP_S = 0.010
 SMOOTH_S = 0.300
+QUIET_MARGIN = 1.0  # natural-log energy units (~4.3 dB) above the window's minimum
 
 
 def frame_energy(wave: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -34,7 +36,12 @@ def split_points(wave: np.ndarray, sample_rate: int, max_seconds: float, min_sec
     while total - cursor > max_n:
         lo = (cursor + int(min_seconds * sample_rate)) // hop
         hi = (cursor + max_n) // hop
-        cut = (lo + int(np.argmin(energy[lo:hi]))) * hop if hi > lo else cursor + max_n
+        if hi > lo:
+            window = energy[lo:hi]
+            quiet = np.nonzero(window <= window.min() + QUIET_MARGIN)[0]
+            cut = (lo + int(quiet[-1])) * hop
+        else:
+            cut = cursor + max_n
         cut = min(max(cut, cursor + hop), cursor + max_n)
         spans.append((cursor, cut))
         cursor = cut

@@ -1,0 +1,168 @@
+"""Batched beam search over ORT: equals the torch reference (same n-best), does not depend on the
+batch, beam 1 equals greedy, LM fusion at weight 0 changes nothing; rescoring scores equal torch."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_kdasr
+
+from kdasr.audio import load_audio
+from kdasr.data.manifest import read_manifest
+from kdasr.export.pipeline import load_student
+from kdasr.export.teacher_export import load_lm
+from kdasr.models.lm import LMConfig, build_lm
+from kdasr.models.reference_beam import torch_beam_search
+from kdasr.runtime import DecodeOptions, Transcriber
+from kdasr.runtime.beam import beam_search
+from kdasr.runtime.scorers import DecoderScorer
+from kdasr.runtime.search import attention_greedy, length_limits
+from kdasr.text import Tokenizer
+
+
+def _waves(corpus, n):
+    return [load_audio(u.audio) for u in read_manifest(corpus / "test.jsonl")[:n]]
+
+
+@pytest.fixture(scope="module")
+def model_with_lm(tiny_model, tmp_path_factory):
+    """A copy of the tiny model dir with a random tiny LM and BERT exported into it (export-lm --check)."""
+    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
+
+    root = tmp_path_factory.mktemp("teachers")
+    tok = Tokenizer(tiny_model / "tokenizer.model")
+    torch.manual_seed(0)
+    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=2, heads=2, ff_dim=64, max_len=128))
+    (root / "lm").mkdir()
+    payload = {"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes}
+    torch.save(payload, root / "lm" / "lm.pt")
+    cfg = BertConfigLite(layers=2, hidden=32, heads=2, ff_dim=64, window=64)
+    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+    model_dir = root / "model"
+    shutil.copytree(tiny_model, model_dir)
+    out = run_kdasr(
+        "export-lm", "--lm", str(root / "lm"), "--bert", str(root / "bert"), "--out", str(model_dir), "--check"
+    )
+    assert "check lm:" in out.stdout and "check bert:" in out.stdout and "FAIL" not in out.stdout
+    return model_dir, root
+
+
+def _reference(model, t, wave, opts, lm_step=None):
+    ids = t.model.info["special_ids"]
+    enc = t.model.encode(wave[None], np.array([len(wave)]))
+    limit = int(length_limits(enc, ids["blank"], opts)[0])
+    return torch_beam_search(
+        model,
+        torch.from_numpy(wave),
+        ids["bos"],
+        ids["eos"],
+        ids["blank"],
+        opts.beam,
+        opts.weights(),
+        limit,
+        opts.ctc_prebeam,
+        opts.length_penalty,
+        opts.nbest,
+        lm=(lm_step, None) if lm_step else None,
+    )
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        DecodeOptions(beam=3, nbest=3, length_penalty=1.0),
+        DecodeOptions(beam=3, nbest=3, ctc_weight=0.3, length_bonus=0.5),
+    ],
+    ids=["attention", "joint-ctc"],
+)
+def test_ort_beam_equals_torch_reference(tiny_corpus, tiny_model, opts):
+    model, _ = load_student([tiny_model.parent / "last.pt"])
+    t = Transcriber(tiny_model)
+    waves = _waves(tiny_corpus, 2)
+    for wave, got in zip(waves, t.transcribe(waves, opts)):
+        ref = _reference(model, t, wave, opts)
+        assert [n.tokens for n in got.nbest] == [r[0] for r in ref]
+        np.testing.assert_allclose([n.score for n in got.nbest], [r[1] for r in ref], rtol=1e-4, atol=1e-3)
+
+
+def test_ort_fusion_equals_torch_reference(tiny_corpus, tiny_model, model_with_lm):
+    model_dir, root = model_with_lm
+    model, _ = load_student([tiny_model.parent / "last.pt"])
+    lm, _ = load_lm(root / "lm", None)
+
+    def lm_step(tokens, cache):
+        logits, cache = lm.step(tokens, cache)
+        return torch.log_softmax(logits, -1), cache
+
+    t = Transcriber(model_dir)
+    opts = DecodeOptions(beam=3, nbest=2, lm_weight=0.5, length_bonus=0.3)
+    wave = _waves(tiny_corpus, 1)[0]
+    got = t.transcribe([wave], opts)[0]
+    with torch.no_grad():
+        ref = _reference(model, t, wave, opts, lm_step)
+    assert [n.tokens for n in got.nbest] == [r[0] for r in ref]
+
+
+def test_mixed_length_batch_equals_one_by_one(tiny_corpus, model_with_lm):
+    t = Transcriber(model_with_lm[0])
+    waves = _waves(tiny_corpus, 5)
+    assert len({len(w) for w in waves}) > 1
+    for opts in (DecodeOptions(beam=4, nbest=4, ctc_weight=0.3), DecodeOptions(beam=3, nbest=3, lm_weight=0.3)):
+        batched = t.transcribe(waves, replace(opts, batch_size=16))
+        single = [t.transcribe([w], replace(opts, batch_size=1))[0] for w in waves]
+        assert [[n.tokens for n in r.nbest] for r in batched] == [[n.tokens for n in r.nbest] for r in single]
+
+
+def test_beam_one_is_greedy_and_lm_weight_zero_changes_nothing(tiny_corpus, model_with_lm):
+    t = Transcriber(model_with_lm[0])
+    waves = _waves(tiny_corpus, 4)
+    lens = np.array([len(w) for w in waves])
+    batch = np.zeros((len(waves), lens.max()), np.float32)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    enc = t.model.encode(batch, lens)
+    ids, opts = t.model.info["special_ids"], DecodeOptions()
+    limits = length_limits(enc, ids["blank"], opts)
+
+    def search(beam, full_lm, weights):
+        full = {"decoder": DecoderScorer(t.model, enc)}
+        if full_lm:
+            full["lm"] = t.teacher("lm").scorer()
+        hyps = beam_search(full, weights, limits, ids["bos"], ids["eos"], beam, nbest=beam)
+        return [[(h.tokens, h.score) for h in nb] for nb in hyps]
+
+    greedy = attention_greedy(t.model, enc, opts)
+    assert [[list(h[0]) for h in nb] for nb in search(1, False, {"decoder": 1.0})] == [[g] for g in greedy]
+    plain = search(3, False, {"decoder": 1.0})
+    assert search(3, True, {"decoder": 1.0, "lm": 0.0}) == plain
+
+
+def test_rescoring_scores_equal_torch(model_with_lm):
+    from kdasr.teachers.bert import load_bert_teacher, pseudo_perplexity
+
+    model_dir, root = model_with_lm
+    t = Transcriber(model_dir)
+    ids = t.model.info["special_ids"]
+    seqs = [(10, 11, 12), (7,), (20, 21, 22, 23, 24, 25, 26, 27)]
+    lm, tok = load_lm(root / "lm", None)
+    with torch.no_grad():
+        for s, got in zip(seqs, t.teacher("lm").sequence_scores(seqs)):
+            logp = torch.log_softmax(lm(torch.tensor([[ids["bos"], *s]]))[0], -1)
+            target = torch.tensor([*s, ids["eos"]])
+            assert abs(float(logp[torch.arange(len(target)), target].sum()) - got) < 1e-3
+    teacher = load_bert_teacher(root / "bert", tok)
+    pll = t.teacher("bert").sequence_scores(seqs)  # all masks of all sequences in one batch
+    for s, got in zip(seqs, pll):
+        ref = -len(s) * np.log(pseudo_perplexity(teacher, [list(s)]))
+        assert abs(ref - got) < 1e-3
+    res = t.transcribe(_waves_from(model_dir), DecodeOptions(beam=3, nbest=3, rescore="bert"))
+    assert all(len(r.nbest) == 3 and r.nbest[0].score >= r.nbest[-1].score for r in res)
+
+
+def _waves_from(model_dir):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(16000 * s).astype(np.float32) * 0.05 for s in (1, 2)]
