@@ -3,7 +3,7 @@ with special tokens dropped, top K kept, softmax at temperature T over those K.
 
 BERT, the fast way (`fast_window_labels`): every masked copy of a window is one row; rows of
 equal length are batched together (no padding, so no attention mask), the encoder runs once
-per row, and the MLM head runs only at each row's masked position. Identical windows (one
+per row, BERT's last layer and the MLM head run only at each row's masked position. Identical windows (one
 sentence spoken by several voices) are computed once. `straightforward_labels` is the way the
 paper's code does it — one row per masked copy in corpus order, batches of 50 padded to the
 longest, the full model with its head over every position and the whole vocabulary — kept as
@@ -93,8 +93,41 @@ def run_masked_batches(
             rows_i = torch.arange(len(chunk))
             pos = torch.tensor([r.position for r in chunk])
             ids[rows_i, pos] = mask_id
-            hidden = body(input_ids=ids).last_hidden_state
-            yield chunk, head(hidden[rows_i, pos])
+            if _is_plain_bert(model):
+                yield chunk, head(_bert_hidden_at(body, ids, pos))
+            else:
+                hidden = body(input_ids=ids).last_hidden_state
+                yield chunk, head(hidden[rows_i, pos])
+
+
+def _is_plain_bert(model) -> bool:
+    c = model.config
+    return (
+        c.model_type == "bert"
+        and getattr(c, "position_embedding_type", "absolute") == "absolute"
+        and (not c.is_decoder)
+    )
+
+
+def _bert_hidden_at(bert, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """BERT's last hidden state at one position per row [r, H]: every layer but the last runs over
+    all positions; the last one needs keys/values of all positions but its query, attention
+    output and feed-forward only at `pos` (the rows have no padding, so no attention mask)."""
+    h = bert.embeddings(input_ids=ids)
+    for layer in bert.encoder.layer[:-1]:
+        out = layer(h)
+        h = out[0] if isinstance(out, tuple) else out
+    last = bert.encoder.layer[-1]
+    sa = last.attention.self
+    r, length, width = h.shape
+    heads, dh = sa.num_attention_heads, sa.attention_head_size
+    x = h[torch.arange(r), pos]
+    q = sa.query(x).view(r, heads, 1, dh)
+    k = sa.key(h).view(r, length, heads, dh).transpose(1, 2)
+    v = sa.value(h).view(r, length, heads, dh).transpose(1, 2)
+    ctx = torch.nn.functional.scaled_dot_product_attention(q, k, v).reshape(r, width)
+    a = last.attention.output.LayerNorm(last.attention.output.dense(ctx) + x)
+    return last.output.LayerNorm(last.output.dense(last.intermediate(a)) + a)
 
 
 def _assemble(windows: list[Window], results: Iterator[tuple[list[MaskedRow], Labels]], k: int) -> list[Labels]:

@@ -1,0 +1,248 @@
+"""`kdasr teacher bench`: the teachers measured side by side in one run, written as markdown.
+
+Soft-label speed (fast vs the paper code's straightforward way, labels compared), KD training
+step time vs the baseline step (and bf16 autocast), soft-label bytes per token, and the
+teachers' dev perplexities (BERT pseudo-perplexity, LM perplexity)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.manifest import read_manifest
+from ..io_utils import atomic_write_text
+from ..text import Tokenizer
+from .bert import load_bert_teacher, pseudo_perplexity
+from .context import DocumentIndex, utterance_windows
+from .lm_train import lm_perplexity, load_lm_teacher
+from .soft_labels import SoftLabelConfig, fast_window_labels, generate_soft_labels, lm_labels, straightforward_labels
+from .storage import load_soft_labels
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__}, {torch.get_num_threads()} torch "
+        f"thread(s), GPU: {gpu}, load average at start {load:.2f}"
+    )
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def bench_soft_labels(teacher, tok: Tokenizer, utts, mode: str, window: int) -> dict:
+    cfg = SoftLabelConfig(mode=mode, window=window)
+    docs = DocumentIndex(utts, tok.encode) if mode == "context" else None
+    per_utt = [utterance_windows(u, tok.encode(u.text), mode, window, docs) for u in utts]
+    windows = [w for ws in per_utt for w in ws]
+    unique = list(dict.fromkeys(windows))
+    tokens = sum(w.length for w in windows)
+    with torch.inference_mode():
+        slow, t_slow = _timed(lambda: straightforward_labels(teacher.model, windows, cfg, teacher.mask_id))
+        fast, t_fast = _timed(lambda: fast_window_labels(teacher.model, windows, cfg, teacher.mask_id))
+        _, t_dedup = _timed(lambda: fast_window_labels(teacher.model, unique, cfg, teacher.mask_id))
+    same_ids = np.mean([np.mean(a[0] == b[0]) for a, b in zip(fast, slow)])
+    max_diff = max(float(np.abs(a[1] - b[1]).max()) for a, b in zip(fast, slow))
+    return {
+        "mode": mode,
+        "utterances": len(utts),
+        "tokens": tokens,
+        "mean_window": np.mean([len(w.tokens) for w in windows]),
+        "unique_windows": len(unique),
+        "windows": len(windows),
+        "slow_tps": tokens / t_slow,
+        "fast_tps": tokens / t_fast,
+        "dedup_tps": tokens / t_dedup,
+        "same_ids": same_ids,
+        "max_prob_diff": max_diff,
+    }
+
+
+def bench_kd_step(tok: Tokenizer, preset: str, steps: int, batch: int, frames: int, units: int) -> dict:
+    from ..models.student import build_model
+    from ..training.data import Batch
+    from ..training.presets import load_preset
+    from ..training.trainer import compute_loss
+
+    model_cfg, base = load_preset(preset, tok.vocab_size)
+    g = torch.Generator().manual_seed(0)
+    tin = torch.randint(5, tok.vocab_size, (batch, units + 1), generator=g)
+    b = Batch(
+        torch.randn(batch, frames, model_cfg.n_mels, generator=g),
+        torch.full((batch,), frames),
+        tin,
+        tin.clone(),
+        tin[:, 1:].clone(),
+        torch.full((batch,), units),
+        torch.randint(5, tok.vocab_size, (batch, units + 1, 8), generator=g),
+        torch.softmax(torch.randn(batch, units + 1, 8, generator=g), -1),
+        torch.ones(batch, units + 1, dtype=torch.bool),
+    )
+    import dataclasses
+
+    variants = {
+        "baseline (CE)": dataclasses.replace(base, kd="none"),
+        "KD (bert, λ=0.1)": dataclasses.replace(base, kd="bert", kd_weight=0.1),
+        "baseline, bf16 autocast": dataclasses.replace(base, kd="none", amp="bf16"),
+    }
+    torch.manual_seed(0)
+    model = build_model(model_cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for i in range(steps + 1):  # interleaved so load changes hit every variant alike; first round is warm-up
+        for name, cfg in variants.items():
+            t0 = time.perf_counter()
+            loss = compute_loss(model, b, tok, cfg)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:
+                times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run_bench(
+    tokenizer: Path,
+    bert_dir: Path,
+    lm_dir: Path,
+    train: Path,
+    dev: Path,
+    report: Path,
+    n_utts: int = 40,
+    preset: str = "demo",
+    threads: int | None = 1,
+) -> str:
+    if threads:
+        torch.set_num_threads(threads)
+    tok = Tokenizer(tokenizer)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    desc = machine()
+    bert = load_bert_teacher(bert_dir, tok)
+    lm, _ = load_lm_teacher(lm_dir, tok)
+    train_utts = [u for u in read_manifest(train) if tok.encode(u.text)]
+    subset = train_utts[:n_utts]
+    rows = [bench_soft_labels(bert, tok, subset, m, bert.window) for m in ("utterance", "context")]
+    seqs = [tuple(tok.encode(u.text)) for u in subset]
+    with torch.inference_mode():
+        _, t_lm = _timed(lambda: lm_labels(lm, seqs, SoftLabelConfig()))
+    lm_tps = sum(map(len, seqs)) / t_lm
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+        generate_soft_labels(subset, tok, bert, "bert", SoftLabelConfig(mode="context"), Path(tmp), progress=False)
+        sl = load_soft_labels(Path(tmp))
+        bytes_per_token = sl.bytes_on_disk / sum(r[0].shape[0] for r in sl.rows.values())
+    step = bench_kd_step(tok, preset, steps=5, batch=8, frames=800, units=30)
+    dev_utts = read_manifest(dev)
+    seen, dev_sents = set(), []
+    for u in dev_utts:
+        if (u.doc, u.pos, u.text) not in seen and (t := tok.encode(u.text)):
+            seen.add((u.doc, u.pos, u.text))
+            dev_sents.append(t)
+    dev_sents = dev_sents[:200]
+    with torch.inference_mode():
+        pppl = pseudo_perplexity(bert, dev_sents)
+        lm_ppl = lm_perplexity(lm, dev_sents, tok)
+    return _write_report(
+        report,
+        started,
+        desc,
+        rows,
+        lm_tps,
+        bytes_per_token,
+        step,
+        pppl,
+        lm_ppl,
+        len(dev_sents),
+        bert,
+        lm,
+        n_utts,
+        preset,
+        threads,
+    )
+
+
+def _write_report(
+    report, started, desc, rows, lm_tps, bytes_per_token, step, pppl, lm_ppl, n_dev, bert, lm, n_utts, preset, threads
+) -> str:
+    bcfg = bert.model.config
+    lines = [
+        "# Teachers: soft-label speed, KD step cost, storage, perplexity",
+        "",
+        f"Generated by `kdasr teacher bench` on {started}, all figures from this one run.",
+        f"Machine: {desc}. The machine was shared with a student training run (2 threads) while this ran,",
+        "so absolute speeds are lower than on an idle machine; the ratios compare methods run back to back.",
+        "",
+        f"BERT teacher: `{bert.path}` ({bcfg.num_hidden_layers} layers, {bcfg.hidden_size} hidden, "
+        f"{bcfg.num_attention_heads} heads, window {bert.window}). LM teacher: {lm.cfg.layers} layers, "
+        f"{lm.cfg.d_model} wide.",
+        "",
+        f"## Soft-label generation (first {n_utts} training utterances, top-8, T=3)",
+        "",
+        "*straightforward* = the paper code's way: one row per masked copy in corpus order, batches of 50 "
+        "padded to the longest row, the full model with the MLM head over every position and the whole "
+        "vocabulary. *fast* = masked copies of equal-length windows batched together without padding, "
+        "BERT's last layer (beyond its keys/values) and the MLM head only at the masked position. "
+        "*fast + dedup* = also computing each distinct window once "
+        "(the demo corpus speaks every sentence in two voices).",
+        "",
+        "| mode | tokens | windows (distinct) | mean window | straightforward tok/s | fast tok/s "
+        "| fast + dedup tok/s | speed-up "
+        "(fast / fast+dedup) | same top-8 ids | max prob diff |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| BERT {r['mode']} | {r['tokens']} | {r['windows']} ({r['unique_windows']}) | {r['mean_window']:.0f} "
+            f"| {r['slow_tps']:.0f} | {r['fast_tps']:.0f} "
+            f"| {r['dedup_tps']:.0f} | {r['fast_tps'] / r['slow_tps']:.2f}× / {r['dedup_tps'] / r['slow_tps']:.2f}× "
+            f"| {100 * r['same_ids']:.2f}% | {r['max_prob_diff']:.1e} |"
+        )
+    lines += [
+        f"| LM (one causal forward per utterance) | {rows[0]['tokens']} | – | – | – | {lm_tps:.0f} | – | – | – | – |",
+        "",
+        f"Soft-label storage: **{bytes_per_token:.1f} bytes per token** (int16 ids + float16 probs, K=8, npz "
+        "shards with per-utterance offsets).",
+        "",
+        f"## KD training step vs baseline (`{preset}` student, synthetic batch of 8 × 800 frames, 30 units; "
+        "forward + backward + Adam, median of 5 interleaved steps)",
+        "",
+        "| variant | step time (s) | vs baseline |",
+        "|---|---|---|",
+    ]
+    base = step["baseline (CE)"]
+    for name, t in step.items():
+        lines.append(f"| {name} | {t:.3f} | {100 * (t / base - 1):+.1f}% |")
+    lines += [
+        "",
+        f"## Teacher perplexity on dev text ({n_dev} distinct dev sentences)",
+        "",
+        "| teacher | measure | value |",
+        "|---|---|---|",
+        f"| BERT | pseudo-perplexity (each token masked alone, sentence only) | {pppl:.2f} |",
+        f"| Transformer LM | perplexity (left to right, <eos> included) | {lm_ppl:.2f} |",
+        "",
+        f"Command: `kdasr teacher bench --bert {bert.path} --utterances {n_utts} --config {preset} "
+        f"--threads {threads}` (see the command's help for the rest).",
+        "",
+    ]
+    text = "\n".join(lines)
+    atomic_write_text(report, text)
+    return text
