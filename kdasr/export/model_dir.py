@@ -29,9 +29,9 @@ def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict) -> dict:
             "eos": tok.eos_id,
             "mask": tok.mask_id,
         },
-        "frame_shift_s": cfg.hop_length * 2**cfg.subsampling_layers / cfg.sample_rate,
+        "frame_shift_s": cfg.frame_shift_s,
         "architecture": {
-            "encoder": "conformer",
+            "encoder": cfg.encoder_type,
             "decoder": "lstm-location-attention",
             "ctc_head": True,
             **cfg.to_dict(),

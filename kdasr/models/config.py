@@ -14,7 +14,9 @@ class ModelConfig:
     n_fft: int = 400  # 25 ms window
     hop_length: int = 160  # 10 ms shift
     n_mels: int = 80
-    # encoder: conv2d subsampling then Conformer blocks
+    # encoder: "conformer" (conv2d subsampling then Conformer blocks) or "blstm" (the paper's:
+    # frame stacking then a bidirectional LSTM)
+    encoder_type: str = "conformer"
     subsampling_layers: int = 2  # each halves time: 2 -> 40 ms, 3 -> 80 ms frames
     subsampling_channels: int = 64
     d_model: int = 144
@@ -23,6 +25,9 @@ class ModelConfig:
     ff_mult: int = 4
     conv_kernel: int = 15
     dropout: float = 0.1
+    frame_stack: int = 3  # blstm: frames stacked into one (3 x 10 ms -> 30 ms)
+    blstm_layers: int = 5
+    blstm_hidden: int = 320  # units per direction
     # decoder: 1-layer LSTM with location-aware attention (the paper's decoder)
     embed_dim: int = 256
     decoder_hidden: int = 320
@@ -31,6 +36,12 @@ class ModelConfig:
     location_kernel: int = 31
     # loss weight of the auxiliary CTC head (0 disables the head's loss, the head stays)
     ctc_weight: float = 0.3
+
+    @property
+    def frame_shift_s(self) -> float:
+        """Seconds per encoder output frame."""
+        factor = self.frame_stack if self.encoder_type == "blstm" else 2**self.subsampling_layers
+        return self.hop_length * factor / self.sample_rate
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

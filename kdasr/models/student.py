@@ -5,10 +5,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .blstm import BLSTMEncoder
 from .config import ModelConfig
 from .decoder import LocationAwareDecoder
 from .encoder import ConformerEncoder, padding_mask
 from .frontend import LogMelFrontend
+
+ENCODERS = {"conformer": ConformerEncoder, "blstm": BLSTMEncoder}
+
+
+def build_encoder(cfg: ModelConfig) -> nn.Module:
+    if cfg.encoder_type not in ENCODERS:
+        raise ValueError(f"unknown encoder_type {cfg.encoder_type!r} (one of {', '.join(ENCODERS)})")
+    return ENCODERS[cfg.encoder_type](cfg)
 
 
 class Seq2SeqStudent(nn.Module):
@@ -16,7 +25,7 @@ class Seq2SeqStudent(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.frontend = LogMelFrontend(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
-        self.encoder = ConformerEncoder(cfg)
+        self.encoder = build_encoder(cfg)
         self.ctc_head = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.decoder = LocationAwareDecoder(cfg)
 
