@@ -4,6 +4,7 @@ Thin: parse, call kdasr.teachers, print. Imports happen inside each command."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -172,6 +173,7 @@ def bench(
     utterances: Annotated[int, typer.Option(help="Utterances timed per soft-label method.")] = 40,
     config: Annotated[str, typer.Option(help="Student config for the KD step timing.")] = "demo",
     threads: ThreadsOpt = 1,
+    repeats: Annotated[int, typer.Option(help="Interleaved runs per soft-label method; the fastest counts.")] = 2,
 ) -> None:
     """Benchmark the teachers side by side in one run and write a report: soft-label tokens/s
     (fast vs the paper code's straightforward way, equal labels checked), KD training step time
@@ -183,5 +185,17 @@ def bench(
     from .teachers.bench import run_bench
 
     with user_errors():
-        text = run_bench(tokenizer, bert_teacher, lm_teacher, train, dev, report, utterances, config, threads)
+        text = run_bench(
+            tokenizer,
+            bert_teacher,
+            lm_teacher,
+            train,
+            dev,
+            report,
+            utterances,
+            config,
+            threads,
+            repeats,
+            command="kdasr " + " ".join(sys.argv[1:]),
+        )
     typer.echo(text)

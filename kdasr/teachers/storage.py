@@ -89,7 +89,7 @@ class SoftLabels:
         return self.rows.get(utt_id)
 
 
-def load_soft_labels(out_dir: Path) -> SoftLabels:
+def read_meta(out_dir: Path) -> SoftLabelMeta:
     out_dir = Path(out_dir)
     meta_path = out_dir / "meta.json"
     if not meta_path.is_file():
@@ -97,7 +97,12 @@ def load_soft_labels(out_dir: Path) -> SoftLabels:
     d = json.loads(meta_path.read_text())
     if d.get("format_version") != FORMAT_VERSION:
         raise KdasrError(f"{out_dir}: soft-label format {d.get('format_version')}, this kdasr reads {FORMAT_VERSION}")
-    meta = SoftLabelMeta(**d)
+    return SoftLabelMeta(**d)
+
+
+def load_soft_labels(out_dir: Path) -> SoftLabels:
+    out_dir = Path(out_dir)
+    meta = read_meta(out_dir)
     rows, size = {}, 0
     for path in sorted(out_dir.glob("shard-*.npz")):
         size += path.stat().st_size

@@ -20,19 +20,27 @@ KD_DEFAULT_WEIGHT = {"none": 0.0, "lm": 0.1, "bert": 0.1, "bert-context": 0.3}
 KD_EXPECTS = {"lm": ("lm", "causal"), "bert": ("bert", "utterance"), "bert-context": ("bert", "context")}
 
 
-def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) -> tuple[Examples, dict]:
-    """Examples with each utterance's soft-label rows; checks teacher, mode and tokenizer."""
-    from ..teachers.storage import load_soft_labels, tokenizer_sha1
+def check_soft_labels(soft_dir: Path, kd: str, tok: Tokenizer) -> None:
+    """Refuse soft labels of the wrong teacher, mode or tokenizer (before any feature work)."""
+    from ..teachers.storage import read_meta, tokenizer_sha1
 
-    sl = load_soft_labels(soft_dir)
+    meta = read_meta(soft_dir)
     want = KD_EXPECTS[kd]
-    if (sl.meta.teacher, sl.meta.mode) != want:
+    if (meta.teacher, meta.mode) != want:
         raise KdasrError(
             f"--kd {kd} needs {want[0]} soft labels in {want[1]} mode; {soft_dir} holds "
-            f"{sl.meta.teacher} labels in {sl.meta.mode} mode"
+            f"{meta.teacher} labels in {meta.mode} mode"
         )
-    if sl.meta.tokenizer_sha1 != tokenizer_sha1(tok.model_bytes):
+    if meta.tokenizer_sha1 != tokenizer_sha1(tok.model_bytes):
         raise KdasrError(f"{soft_dir}: soft labels were made with another tokenizer than {tok}")
+
+
+def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) -> tuple[Examples, dict]:
+    """Examples with each utterance's soft-label rows; checks teacher, mode and tokenizer."""
+    from ..teachers.storage import load_soft_labels
+
+    check_soft_labels(soft_dir, kd, tok)
+    sl = load_soft_labels(soft_dir)
     soft, missing = [], 0
     for uid, toks in zip(ex.ids, ex.tokens):
         row = sl.get(uid)
@@ -77,6 +85,8 @@ def run_training(
         overrides["kd_weight"] = KD_DEFAULT_WEIGHT[kd]
     tok = Tokenizer(tokenizer_path)
     model_cfg, train_cfg = load_preset(preset, tok.vocab_size, kd=kd, **overrides)
+    if kd != "none":
+        check_soft_labels(soft_labels, kd, tok)
     info = init_distributed()
     frontend = LogMelFrontend(model_cfg.sample_rate, model_cfg.n_fft, model_cfg.hop_length, model_cfg.n_mels)
     cache = feature_cache or out_dir / "feats"
