@@ -115,3 +115,19 @@ def test_bench_writes_report(tiny_corpus, tiny_model, int8_model, tmp_path):
     text = out.read_text()
     for needle in ("torch eager", "ORT int8", "batch 16", "beam 5", "peak RSS", "CPU:", "onnxruntime"):
         assert needle in text, needle
+
+
+def test_beam_search_and_subtitles_without_torch(tiny_corpus, tiny_model, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from test_torch_free import BLOCKER
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    audio = read_manifest(tiny_corpus / "test.jsonl")[0].audio
+    args = ["transcribe", audio, "--model", str(tiny_model), "--beam", "3", "--ctc-weight", "0.3", "--format", "srt"]
+    proc = subprocess.run([sys.executable, "-m", "kdasr", *args], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "-->" in proc.stdout or proc.stdout == ""

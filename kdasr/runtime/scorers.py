@@ -29,7 +29,9 @@ def select_rows(state: dict[str, np.ndarray], src: np.ndarray, axis: int = 0) ->
 
 class DecoderScorer:
     """The attention decoder step graph. Encoder outputs are gathered per hypothesis only when
-    the set of rows changes (an utterance finished), not every step."""
+    the set of rows changes (an utterance finished), not every step, and cut to the longest live
+    utterance then: padding frames carry zero attention, so dropping them changes nothing but
+    the cost (a step is O(rows x frames))."""
 
     def __init__(self, model: OnnxStudent, enc: dict[str, np.ndarray]) -> None:
         self.model = model
@@ -53,11 +55,17 @@ class DecoderScorer:
     def _memory(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         if self._rows is None or not np.array_equal(self._rows, rows):
             self._rows = rows.copy()
-            self._feeds = {"memory": self.memory[rows], "memory_keys": self.keys[rows], "memory_lens": self.lens[rows]}
+            lens = self.lens[rows]
+            t = int(lens.max()) if len(rows) else 0
+            self._feeds = {"memory": self.memory[rows, :t], "memory_keys": self.keys[rows, :t], "memory_lens": lens}
         return self._feeds
 
     def score(self, tokens: np.ndarray, state: dict, rows: np.ndarray) -> tuple[np.ndarray, dict]:
-        out = self.model.decoder_step({"tokens": tokens.astype(np.int64), **state, **self._memory(rows)})
+        feeds = self._memory(rows)
+        t = feeds["memory"].shape[1]
+        if state["attention"].shape[1] > t:
+            state = {**state, "attention": np.ascontiguousarray(state["attention"][:, :t])}
+        out = self.model.decoder_step({"tokens": tokens.astype(np.int64), **state, **feeds})
         return out["logprobs"], {k: out[f"{k}_out"] for k in state}
 
     def select_state(self, state: dict, src: np.ndarray) -> dict:

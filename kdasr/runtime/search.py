@@ -9,6 +9,7 @@ import numpy as np
 
 from .onnx_model import OnnxStudent
 from .options import DecodeOptions
+from .scorers import DecoderScorer
 
 
 def ctc_greedy(logprobs: np.ndarray, lens: np.ndarray, blank: int) -> list[list[int]]:
@@ -33,33 +34,18 @@ def length_limits(enc: dict[str, np.ndarray], blank: int, opts: DecodeOptions) -
 
 
 def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: DecodeOptions) -> list[list[int]]:
-    memory, keys, lens = enc["memory"], enc["memory_keys"], enc["memory_lens"].astype(np.int64)
     ids = model.info["special_ids"]
-    n, frames = memory.shape[0], memory.shape[1]
-    st = model.info["decoder_state"]
+    n = enc["memory"].shape[0]
     limits = length_limits(enc, ids["blank"], opts)
-    valid = np.arange(frames)[None, :] < lens[:, None]
-    state = {
-        "h": np.zeros((n, st["h"][0]), np.float32),
-        "c": np.zeros((n, st["c"][0]), np.float32),
-        "context": np.zeros((n, st["context"][0]), np.float32),
-        "attention": (valid / np.maximum(lens, 1)[:, None]).astype(np.float32),
-    }
-    tokens = np.full(n, ids["bos"], dtype=np.int64)
+    scorer = DecoderScorer(model, enc)
     live = np.arange(n)  # rows of the original batch still decoding
+    state = scorer.init_state(live)
+    tokens = np.full(n, ids["bos"], dtype=np.int64)
     outputs: list[list[int]] = [[] for _ in range(n)]
     step = 0
     while len(live) and step <= limits.max():
-        out = model.decoder_step(
-            {
-                "tokens": tokens,
-                **state,
-                "memory": memory[live],
-                "memory_keys": keys[live],
-                "memory_lens": lens[live],
-            }
-        )
-        best = out["logprobs"].argmax(-1)
+        logprobs, state = scorer.score(tokens, state, live)
+        best = logprobs.argmax(-1)
         keep = []
         for j, row in enumerate(live):
             tok = int(best[j])
@@ -68,8 +54,9 @@ def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: Decod
             outputs[row].append(tok)
             keep.append(j)
         keep = np.array(keep, dtype=np.int64)
-        live = live[keep]
+        if len(keep) < len(live):
+            state = scorer.select_state(state, keep)
+            live = live[keep]
         tokens = best[keep].astype(np.int64)
-        state = {k: out[f"{k}_out"][keep] for k in state}
         step += 1
     return outputs
