@@ -236,15 +236,20 @@ def bench(
         Path | None, typer.Option(help="A long recording for the segmentation timing and transcribe's peak RSS.")
     ] = None,
     note: Annotated[str, typer.Option(help="A line added to the report (e.g. 'machine busy with training').")] = "",
+    repeats: Annotated[int, typer.Option(help="Each timing is the best of this many runs.")] = 1,
 ) -> None:
     """Benchmark the runtime on one set of audio, side by side in one run: torch eager vs ORT fp32 vs
     int8, batch 1 vs 16, greedy vs beam 5, fusion and rescoring, peak RSS of `kdasr transcribe`.
 
     Example: kdasr bench --model exp/bench-model --manifest data/demo/test.jsonl --checkpoint exp/demo/last.pt
     """
+    import shlex
+    import sys
+
     from .eval.bench import BenchConfig, run_bench
 
-    cfg = BenchConfig(manifest, model, checkpoint, lm, limit, threads, long_file, note)
+    command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cfg = BenchConfig(manifest, model, checkpoint, lm, limit, threads, long_file, note, repeats, command)
     with user_errors():
         report = run_bench(cfg, progress=lambda msg: typer.echo(msg, err=True))
     out.parent.mkdir(parents=True, exist_ok=True)
