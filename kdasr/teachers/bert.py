@@ -174,7 +174,9 @@ def pseudo_perplexity(teacher: BertTeacher, token_lists: list[list[int]], batch_
     """exp(mean over tokens of −log p(token | the rest)), each token masked on its own, full softmax."""
     from .soft_labels import masked_rows, run_masked_batches
 
-    rows = masked_rows([(tuple(t), range(len(t))) for t in token_lists if t], teacher.mask_id)
+    w = teacher.window  # longer sentences are scored in window-sized pieces
+    pieces = [tuple(t[i : i + w]) for t in token_lists for i in range(0, len(t), w)]
+    rows = masked_rows([(p, range(len(p))) for p in pieces], teacher.mask_id)
     total, count = 0.0, 0
     for batch_rows, logits in run_masked_batches(teacher.model, rows, batch_tokens):
         logp = torch.log_softmax(logits.float(), dim=-1)
