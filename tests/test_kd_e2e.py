@@ -72,8 +72,19 @@ def test_bert_context_kd_training_through_the_cli(tiny_corpus, bert_teacher, tmp
         "--threads",
         "1",
     ]
-    bad = run_kdasr(*args, "--kd", "lm", "--soft-labels", str(soft), "--max-steps", "2", check=False)
-    assert bad.returncode == 1 and "needs lm soft labels" in bad.stderr
+    from kdasr.errors import KdasrError
+    from kdasr.training.recipe import run_training
+
+    with pytest.raises(KdasrError, match="needs lm soft labels"):  # refused before any feature work
+        run_training(
+            tiny_corpus / "train.jsonl",
+            tiny_corpus / "dev.jsonl",
+            tiny_corpus / "tokenizer.model",
+            exp,
+            preset="tiny",
+            kd="lm",
+            soft_labels=soft,
+        )
     run_kdasr(*args, "--kd", "bert-context", "--soft-labels", str(soft), "--max-steps", "3")
     ck = torch.load(exp / "last.pt", weights_only=False)
     assert ck["summary"]["kd"] == "bert-context" and ck["summary"]["kd_weight"] == 0.3

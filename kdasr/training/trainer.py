@@ -164,6 +164,8 @@ def train(
         if rngs and len(rngs) == info.world:
             torch.set_rng_state(rngs[info.rank]["torch"])
             gen.set_state(rngs[info.rank]["specaug"])
+            if "cuda" in rngs[info.rank] and info.device.startswith("cuda"):
+                torch.cuda.set_rng_state(rngs[info.rank]["cuda"], info.device)
         else:  # older checkpoints: the global RNG only
             torch.set_rng_state(ck["rng"])
             gen.manual_seed(cfg.seed + step)
@@ -179,7 +181,10 @@ def train(
         )
 
     def payload(kind: str) -> dict:
-        rngs = gather_objects(info, {"torch": torch.get_rng_state(), "specaug": gen.get_state()})
+        state = {"torch": torch.get_rng_state(), "specaug": gen.get_state()}
+        if info.device.startswith("cuda"):
+            state["cuda"] = torch.cuda.get_rng_state(info.device)
+        rngs = gather_objects(info, state)
         return {
             "kind": kind,
             "model_config": model_cfg.to_dict(),
