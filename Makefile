@@ -9,14 +9,13 @@ VENV ?= .venv
 KDASR := $(VENV)/bin/kdasr
 APT_PACKAGES := sword-text-web libsword-utils r-cran-janeaustenr espeak-ng flite festival \
 	festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
-DEMO_DATA ?= data/demo-small
-DEMO_EXP ?= exp/demo-small
+DATA ?= data/demo
+DEMO_EXP ?= exp/demo-25min
 DEMO_MINUTES ?= 25
-FULL_DATA ?= data/demo
 FULL_EXP ?= exp/demo
-FULL_MINUTES ?= 150
+FULL_MINUTES ?= 125
 
-.PHONY: setup setup-data demo test train-demo recipe lint clean
+.PHONY: setup setup-data corpus demo test train-demo recipe lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -43,22 +42,25 @@ test: setup
 	$(VENV)/bin/python -m pytest -q
 
 train-demo: setup
-	$(KDASR) data synth $(DEMO_DATA) --voices-per-sentence 1 --max-train-sentences 2500 --max-eval-sentences 300
-	$(KDASR) tokenizer train $(DEMO_DATA)/teacher.txt --out $(DEMO_DATA)/tokenizer --vocab-size 256
-	$(KDASR) train --train $(DEMO_DATA)/train.jsonl --dev $(DEMO_DATA)/dev.jsonl \
-		--tokenizer $(DEMO_DATA)/tokenizer.model --out $(DEMO_EXP) --minutes $(DEMO_MINUTES)
+	$(MAKE) corpus
+	$(KDASR) train --train $(DATA)/train.jsonl --dev $(DATA)/dev.jsonl \
+		--tokenizer $(DATA)/tokenizer.model --out $(DEMO_EXP) --minutes $(DEMO_MINUTES)
 	$(KDASR) export $(DEMO_EXP)/last.pt --out $(DEMO_EXP)/model --check
-	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DEMO_DATA)/test.jsonl
-	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DEMO_DATA)/test_heldout.jsonl
+	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DATA)/test.jsonl
+	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DATA)/test_heldout.jsonl
 
 recipe: setup
-	$(KDASR) data synth $(FULL_DATA) --voices-per-sentence 2
-	[ -f $(FULL_DATA)/tokenizer.model ] || $(KDASR) tokenizer train $(FULL_DATA)/teacher.txt --out $(FULL_DATA)/tokenizer --vocab-size 256
-	$(KDASR) train --train $(FULL_DATA)/train.jsonl --dev $(FULL_DATA)/dev.jsonl \
-		--tokenizer $(FULL_DATA)/tokenizer.model --out $(FULL_EXP) --minutes $(FULL_MINUTES)
+	$(MAKE) corpus
+	$(KDASR) train --train $(DATA)/train.jsonl --dev $(DATA)/dev.jsonl \
+		--tokenizer $(DATA)/tokenizer.model --out $(FULL_EXP) --minutes $(FULL_MINUTES) --snapshot 25 --snapshot 60
 	$(KDASR) export $$(ls $(FULL_EXP)/epoch-*.pt | sort -V | tail -3) --out $(FULL_EXP)/model --check
-	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(FULL_DATA)/test.jsonl
-	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(FULL_DATA)/test_heldout.jsonl
+	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(DATA)/test.jsonl
+	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(DATA)/test_heldout.jsonl
+
+# the demo corpus (~11 h train, 2 voices per sentence; deterministic, resumable) and its tokenizer
+corpus: setup
+	$(KDASR) data synth $(DATA) --voices-per-sentence 2
+	[ -f $(DATA)/tokenizer.model ] || $(KDASR) tokenizer train $(DATA)/teacher.txt --out $(DATA)/tokenizer --vocab-size 256
 
 lint: setup
 	$(VENV)/bin/ruff check kdasr tests
