@@ -15,7 +15,7 @@ DEMO_MINUTES ?= 25
 FULL_EXP ?= exp/demo
 FULL_MINUTES ?= 125
 
-.PHONY: setup setup-data corpus demo test train-demo recipe lint clean
+.PHONY: setup setup-data corpus demo test train-demo recipe bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -61,6 +61,17 @@ recipe: setup
 corpus: setup
 	$(KDASR) data synth $(DATA) --voices-per-sentence 2
 	[ -f $(DATA)/tokenizer.model ] || $(KDASR) tokenizer train $(DATA)/teacher.txt --out $(DATA)/tokenizer --vocab-size 256
+
+# runtime report: export the recipe's last checkpoint with int8 variants (+ teachers when present), then
+# torch eager vs ORT fp32/int8, batching, beam/CTC, fusion/rescoring, RSS -> eval/reports/runtime.md
+BENCH_CKPT ?= $(FULL_EXP)/last.pt
+BENCH_MODEL ?= exp/bench-model
+TEACHERS ?= exp/teachers
+bench: setup
+	$(KDASR) export $(BENCH_CKPT) --out $(BENCH_MODEL) --check --quantize int8
+	[ ! -f $(TEACHERS)/lm/lm.pt ] || [ ! -f $(TEACHERS)/bert/config.json ] || $(KDASR) export-lm --lm $(TEACHERS)/lm --bert $(TEACHERS)/bert --out $(BENCH_MODEL) --check
+	$(KDASR) bench --model $(BENCH_MODEL) --manifest $(DATA)/test_heldout.jsonl --checkpoint $(BENCH_CKPT) \
+		--limit 64 --threads 2 --repeats 2 --out eval/reports/runtime.md
 
 lint: setup
 	$(VENV)/bin/ruff check kdasr tests
