@@ -15,6 +15,15 @@ from kdasr.teachers.storage import SoftLabelMeta, load_soft_labels, prepare_dir,
 from kdasr.training.losses import kd_loss, label_smoothed_ce
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread is faster, and far faster on a shared, oversubscribed machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_kd_loss_matches_hand_computation():
     logits = torch.tensor([[[1.0, 0.0, -1.0, 2.0], [0.3, 0.1, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0]]])
     targets = torch.tensor([[3, 1, 0]])  # last position is padding (pad 0)

@@ -40,21 +40,21 @@ def bert_teacher(tiny_corpus, tmp_path_factory):
 def test_bert_context_kd_training_through_the_cli(tiny_corpus, bert_teacher, tmp_path):
     tok = str(tiny_corpus / "tokenizer.model")
     soft = tmp_path / "soft"
-    run_kdasr(
-        "teacher",
-        "soft-labels",
-        str(tiny_corpus / "train.jsonl"),
-        "--tokenizer",
-        tok,
-        "--teacher",
-        str(bert_teacher),
-        "--mode",
-        "context",
-        "--out",
-        str(soft),
-        "--threads",
-        "1",
+    from kdasr.teachers.run import run_soft_labels
+    from kdasr.teachers.soft_labels import SoftLabelConfig
+
+    # the library call behind `kdasr teacher soft-labels` (the CLI is exercised by `teacher bert` above)
+    threads = torch.get_num_threads()
+    run_soft_labels(
+        [tiny_corpus / "train.jsonl"],
+        tiny_corpus / "tokenizer.model",
+        bert_teacher,
+        soft,
+        SoftLabelConfig(mode="context"),
+        threads=1,
+        progress=False,
     )
+    torch.set_num_threads(threads)
     assert (soft / "meta.json").is_file() and list(soft.glob("shard-*.npz"))
     exp = tmp_path / "exp"
     args = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 WORKER = str(Path(__file__).with_name("train_worker.py"))
-STEPS = 14
+STEPS = 10
 
 
 def _run(out: Path, steps: int = STEPS) -> None:
@@ -33,7 +33,7 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
         [sys.executable, WORKER, str(killed), str(STEPS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 120
-    while _logged_step(killed) < 7 and proc.poll() is None and time.time() < deadline:
+    while _logged_step(killed) < 5 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)  # mid-epoch, after SpecAugment started: every RNG matters
     proc.wait()

@@ -33,6 +33,15 @@ SENTENCES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread is faster, and far faster on a shared, oversubscribed machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory) -> Tokenizer:
     d = tmp_path_factory.mktemp("tok")
@@ -55,7 +64,6 @@ def utterances() -> list[Utterance]:
 
 
 def test_fast_soft_labels_equal_straightforward(tok):
-    torch.set_num_threads(1)
     model = tiny_bert(tok.vocab_size)
     enc = [tuple(tok.encode(s)) for s in SENTENCES]
     windows = [Window(t, 0, len(t)) for t in enc]
