@@ -14,6 +14,8 @@ DEMO_EXP ?= exp/demo-25min
 DEMO_MINUTES ?= 25
 FULL_EXP ?= exp/demo
 FULL_MINUTES ?= 125
+# joint CTC/attention beam search: on the shipped model 46% test WER vs 75% for attention-only greedy
+DEMO_DECODE ?= --beam 5 --ctc-weight 0.5
 
 .PHONY: setup setup-data corpus demo test train-demo recipe bench lint clean
 
@@ -35,8 +37,8 @@ setup-data:
 	fi
 
 demo: setup
-	$(KDASR) transcribe eval/samples/*.flac
-	$(KDASR) eval --manifest eval/samples/manifest.jsonl
+	$(KDASR) transcribe eval/samples/*.flac $(DEMO_DECODE)
+	$(KDASR) eval --manifest eval/samples/manifest.jsonl $(DEMO_DECODE)
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
