@@ -1,0 +1,21 @@
+"""The committed model export/demo-en is real: it loads by default and transcribes the held-out samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdasr.eval.run import evaluate_manifest
+from kdasr.runtime import DecodeOptions, Transcriber
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_model_transcribes_samples():
+    t = Transcriber(threads=2)  # no model dir: the shipped export/demo-en
+    assert t.model.model_dir.resolve() == (ROOT / "export" / "demo-en").resolve()
+    report = evaluate_manifest(
+        ROOT / "eval/samples/manifest.jsonl", None, transcriber=t, opts=DecodeOptions(beam=5, ctc_weight=0.5)
+    )
+    assert report.failures == 0 and report.rates.utterances == 8
+    # measured 48.5 % WER on these 8 clips at commit time; a broken export or tokenizer gives ~100 %
+    assert report.rates.wer < 65.0
