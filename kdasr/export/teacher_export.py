@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
 
 from ..errors import ModelError
 from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..models.lm import LMConfig, TransformerLM, build_lm
 from ..text import Tokenizer
-from .check import GraphCheck
+from .check import GraphCheck, check_on_dummy_inputs
 from .onnx_export import export_graph
 from .quantize import add_variants
 from .teacher_graphs import BertScoreGraph, LMStepGraph
@@ -27,32 +25,12 @@ LM_CASES = [(1, 0), (4, 1), (7, 13), (2, 40)]  # (batch, past steps)
 BERT_CASES = [(1, 3), (9, 12), (30, 25)]  # (rows, length)
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-@torch.no_grad()
 def check_lm(graph: LMStepGraph, path: Path, seed: int = 0) -> GraphCheck:
-    sess, worst = _session(path), 0.0
-    torch.manual_seed(seed)
-    for batch, past in LM_CASES:
-        inputs = graph.dummy_inputs(batch, past)
-        ref = graph(*inputs)
-        got = sess.run(None, {n: x.numpy() for n, x in zip(graph.input_names, inputs)})
-        worst = max(worst, *(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got)))
-    return GraphCheck(path.stem, worst, len(LM_CASES))
+    return check_on_dummy_inputs(graph, path, LM_CASES, path.stem, seed)
 
 
-@torch.no_grad()
 def check_bert(graph: BertScoreGraph, path: Path, seed: int = 0) -> GraphCheck:
-    sess, worst = _session(path), 0.0
-    torch.manual_seed(seed)
-    for rows, length in BERT_CASES:
-        inputs = graph.dummy_inputs(rows, length)
-        ref = graph(*inputs)
-        got = sess.run(None, {n: x.numpy() for n, x in zip(graph.input_names, inputs)})
-        worst = max(worst, float(np.abs(ref.numpy() - got[0]).max()))
-    return GraphCheck(path.stem, worst, len(BERT_CASES))
+    return check_on_dummy_inputs(graph, path, BERT_CASES, path.stem, seed)
 
 
 def _describe(kind: str, graph, tok: Tokenizer, extra: dict) -> dict:
