@@ -53,6 +53,16 @@ def train(
     ] = None,
     checkpoint_minutes: Annotated[float | None, typer.Option(help="Write OUT/last.pt this often.")] = None,
     amp: Annotated[str | None, typer.Option(help="'bf16' autocasts the forward pass; 'none' (default).")] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(help="Start from these weights (a checkpoint .pt or an exported model dir such as "
+                     "export/demo-en) with a fresh optimiser and schedule; same tokenizer required."),
+    ] = None,
+    ctc_weight: Annotated[float | None, typer.Option(help="Weight of the auxiliary CTC loss (config default).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (config default).")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(help="Learning-rate warmup steps (config default).")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Padded 10 ms frames per batch (config default).")] = None,
+    specaug_start_step: Annotated[int | None, typer.Option(help="Step at which SpecAugment starts.")] = None,
 ) -> None:
     """Train a student (label-smoothed CE, or KD from teacher soft labels, + auxiliary CTC) on
     precomputed log-mel features. Resumes from OUT/last.pt; runs data-parallel under torchrun.
@@ -85,6 +95,12 @@ def train(
             kd_weight=kd_weight,
             checkpoint_minutes=checkpoint_minutes,
             amp=amp,
+            init_from=init_from,
+            ctc_weight=ctc_weight,
+            lr=lr,
+            warmup_steps=warmup_steps,
+            max_frames=max_frames,
+            specaug_start_step=specaug_start_step,
         )
     typer.echo(f"checkpoint: {last}")
 

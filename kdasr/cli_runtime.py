@@ -18,8 +18,14 @@ MethodOpt = Annotated[str, typer.Option(help="Decoder: 'attention' (seq2seq) or 
 ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
 DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
 PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (export --quantize int8) or fp16 (GPU).")]
-BeamOpt = Annotated[int, typer.Option(help="Beam size; 1 = greedy.")]
-CtcWeightOpt = Annotated[float, typer.Option(help="Joint CTC/attention: weight of the CTC prefix score.")]
+BeamOpt = Annotated[
+    int | None, typer.Option(help="Beam size; 1 = greedy (default: the model's recommendation in model.json, else 1).")
+]
+CtcWeightOpt = Annotated[
+    float | None,
+    typer.Option(help="Joint CTC/attention: weight of the CTC prefix score (default: the model's recommendation, "
+                 "else 0)."),
+]
 LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
 LmWeightOpt = Annotated[float, typer.Option(help="Shallow fusion weight of the LM.")]
 BonusOpt = Annotated[float, typer.Option(help="Length bonus per token (beta).")]
@@ -30,11 +36,19 @@ SegmentOpt = Annotated[float, typer.Option(help="Cut longer inputs at pauses int
 BatchOpt = Annotated[int, typer.Option(help="Utterances (segments) per batch.")]
 
 
-def _decode_options(**kw):
+def _decode_options(transcriber, **kw):
+    """The flags given, over the model's recommended decoding (None = not given)."""
+    try:
+        return transcriber.recommended_options(**{k: v for k, v in kw.items() if v is not None})
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _decode_options_check(decoding: dict) -> None:
     from .runtime import DecodeOptions
 
     try:
-        return DecodeOptions(**kw)
+        DecodeOptions(**decoding)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
 
@@ -47,9 +61,9 @@ def transcribe(
         Path | None, typer.Option(help="Write one <name>.<format> per input here (needed for srt/vtt of several).")
     ] = None,
     method: MethodOpt = "attention",
-    beam: BeamOpt = 1,
+    beam: BeamOpt = None,
     nbest: Annotated[int, typer.Option(help="Hypotheses kept per input (shown by json/jsonl).")] = 1,
-    ctc_weight: CtcWeightOpt = 0.0,
+    ctc_weight: CtcWeightOpt = None,
     lm: LmOpt = None,
     lm_weight: LmWeightOpt = 0.0,
     length_bonus: BonusOpt = 0.0,
@@ -76,22 +90,23 @@ def transcribe(
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     if format in SUBTITLES and len(files) > 1 and output_dir is None:
         raise typer.BadParameter(f"--format {format} with several files needs --output-dir")
-    opts = _decode_options(
-        method=method,
-        beam=beam,
-        nbest=nbest,
-        ctc_weight=ctc_weight,
-        lm_weight=lm_weight,
-        length_bonus=length_bonus,
-        length_penalty=length_penalty,
-        rescore=rescore,
-        rescore_weight=rescore_weight,
-        max_segment_seconds=max_segment,
-        batch_size=batch_size,
-    )
     teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
     with user_errors():
         t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
+        opts = _decode_options(
+            t,
+            method=method,
+            beam=beam,
+            nbest=nbest,
+            ctc_weight=ctc_weight,
+            lm_weight=lm_weight,
+            length_bonus=length_bonus,
+            length_penalty=length_penalty,
+            rescore=rescore,
+            rescore_weight=rescore_weight,
+            max_segment_seconds=max_segment,
+            batch_size=batch_size,
+        )
         results = t.transcribe([str(f) for f in files], opts)
     good = [r for r in results if not isinstance(r, Failure)]
     for r in results:
@@ -116,8 +131,8 @@ def evaluate(
     method: MethodOpt = "attention",
     hyps: Annotated[Path | None, typer.Option(help="Write per-utterance hypotheses (JSONL) here.")] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N utterances.")] = None,
-    beam: BeamOpt = 1,
-    ctc_weight: CtcWeightOpt = 0.0,
+    beam: BeamOpt = None,
+    ctc_weight: CtcWeightOpt = None,
     lm: LmOpt = None,
     lm_weight: LmWeightOpt = 0.0,
     length_bonus: BonusOpt = 0.0,
@@ -136,20 +151,21 @@ def evaluate(
     from .eval.run import evaluate_manifest
     from .runtime import Transcriber
 
-    opts = _decode_options(
-        method=method,
-        beam=beam,
-        ctc_weight=ctc_weight,
-        lm_weight=lm_weight,
-        length_bonus=length_bonus,
-        length_penalty=length_penalty,
-        rescore=rescore,
-        rescore_weight=rescore_weight,
-        batch_size=batch_size,
-    )
     teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
     with user_errors():
         t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
+        opts = _decode_options(
+            t,
+            method=method,
+            beam=beam,
+            ctc_weight=ctc_weight,
+            lm_weight=lm_weight,
+            length_bonus=length_bonus,
+            length_penalty=length_penalty,
+            rescore=rescore,
+            rescore_weight=rescore_weight,
+            batch_size=batch_size,
+        )
         report = evaluate_manifest(manifest, None, limit=limit, hyps_path=hyps, transcriber=t, opts=opts)
     r = report.rates
     typer.echo(
@@ -183,16 +199,25 @@ def export_cmd(
     ] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
     quantize: QuantizeOpt = None,
+    beam: Annotated[
+        int | None, typer.Option(help="Recommended beam size, stored in model.json: transcribe/eval default to it.")
+    ] = None,
+    ctc_weight: Annotated[
+        float | None, typer.Option(help="Recommended joint CTC/attention weight, stored in model.json.")
+    ] = None,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
     tokenizer.model, model.json (and *.int8.onnx / *.fp16.onnx with --quantize).
 
-    Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8
+    Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8 \\
+    --beam 5 --ctc-weight 0.5
     """
     from .export.pipeline import export_checkpoint
 
+    decoding = {k: v for k, v in {"beam": beam, "ctc_weight": ctc_weight}.items() if v is not None}
+    _decode_options_check(decoding)
     with user_errors():
-        _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or ())
+        _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
     typer.echo(f"wrote {out_dir}")
     if not _print_checks(checks, tolerance):
         raise typer.Exit(1)

@@ -16,7 +16,7 @@ from .wrappers import DecoderStepGraph, EncoderGraph
 FORMAT_VERSION = 1
 
 
-def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict) -> dict:
+def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | None = None) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "sample_rate": cfg.sample_rate,
@@ -56,6 +56,8 @@ def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict) -> dict:
             "attention": ["frames"],
         },
         "training": summary,
+        # decoding options the runtime uses unless told otherwise (DecodeOptions field names)
+        **({"decoding": decoding} if decoding else {}),
     }
 
 
@@ -64,13 +66,17 @@ def stamp_metadata(onnx_path: Path, desc: dict) -> None:
     del model.metadata_props[:]
     for key in ("format_version", "sample_rate", "vocab_size", "frame_shift_s"):
         model.metadata_props.add(key=key, value=str(desc[key]))
-    for key in ("special_ids", "architecture", "decoder_state", "training"):
+    for key in ("special_ids", "architecture", "decoder_state", "training", "decoding"):
+        if key not in desc:
+            continue
         model.metadata_props.add(key=key, value=json.dumps(desc[key]))
     atomic_write_bytes(onnx_path, model.SerializeToString())
 
 
-def write_model_dir(out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: dict) -> dict:
-    desc = model_description(cfg, tok, summary)
+def write_model_dir(
+    out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | None = None
+) -> dict:
+    desc = model_description(cfg, tok, summary, decoding)
     for graph in desc["graphs"].values():
         stamp_metadata(out_dir / graph["file"], desc)
     atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)

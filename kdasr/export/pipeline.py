@@ -27,6 +27,7 @@ def export_checkpoint(
     check: bool = False,
     extra_summary: dict | None = None,
     quantize: list[str] | tuple[str, ...] = (),
+    decoding: dict | None = None,
 ) -> tuple[dict, list[GraphCheck]]:
     model, payload = load_student(checkpoints)
     tok = Tokenizer.from_bytes(payload["tokenizer_model"])
@@ -40,7 +41,7 @@ def export_checkpoint(
         "averaged_checkpoints": [p.name for p in checkpoints],
         **(extra_summary or {}),
     }
-    desc = write_model_dir(out_dir, model.cfg, tok, summary)
+    desc = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
     if quantize:
         add_variants(out_dir, desc["graphs"], list(quantize))
         write_model_json(out_dir, desc)

@@ -7,6 +7,7 @@ decoded together in length-sorted batches and joined back, with their times kept
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,13 @@ class Transcriber:
         }
         self._session_args = (device, threads, precision)
         self._teachers: dict[str, object] = {}
+
+    def recommended_options(self, **overrides) -> DecodeOptions:
+        """The decoding the model dir recommends (model.json "decoding", set by `kdasr export
+        --beam/--ctc-weight`), else DecodeOptions' defaults; `overrides` win over both."""
+        known = {f.name for f in dataclasses.fields(DecodeOptions)}
+        recommended = {k: v for k, v in self.model.info.get("decoding", {}).items() if k in known}
+        return DecodeOptions(**{**recommended, **overrides})
 
     def teacher(self, kind: str):
         """The exported LM ('lm') or BERT ('bert'), or None when this Transcriber has none."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from ..data.manifest import read_manifest
 from ..errors import KdasrError
+from ..models.config import ModelConfig
 from ..models.frontend import LogMelFrontend
 from ..text import Tokenizer
+from .checkpoint import load_checkpoint
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
 from .features import compute_features
@@ -65,6 +68,24 @@ def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) ->
     return Examples(ex.ids, ex.feats, ex.tokens, ex.texts, soft), info
 
 
+def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict]:
+    """Architecture and weights to start from: a checkpoint (.pt) or an exported model dir.
+    The tokenizer must be the one the source was trained with (same output units)."""
+    if Path(source).is_dir():
+        from ..export.recover import load_student_from_model_dir
+
+        model, src_tok, _ = load_student_from_model_dir(source)
+        cfg, state, src_bytes = model.cfg, model.state_dict(), src_tok.model_bytes
+    else:
+        ck = load_checkpoint(source)
+        cfg, state, src_bytes = ModelConfig.from_dict(ck["model_config"]), ck["model"], ck["tokenizer_model"]
+    src = Tokenizer.from_bytes(src_bytes)
+    # same units in the same order is what matters (the serialized bytes also hold training paths)
+    if [src.id_to_piece(i) for i in range(src.vocab_size)] != [tok.id_to_piece(i) for i in range(tok.vocab_size)]:
+        raise KdasrError(f"--init-from {source}: it was trained with another tokenizer than {tok.path}")
+    return cfg, state
+
+
 def run_training(
     train_manifest: Path,
     dev_manifest: Path,
@@ -75,6 +96,8 @@ def run_training(
     resume: bool = True,
     kd: str = "none",
     soft_labels: Path | None = None,
+    init_from: Path | None = None,
+    ctc_weight: float | None = None,
     **overrides,
 ) -> Path:
     if kd not in KD_DEFAULT_WEIGHT:
@@ -85,6 +108,13 @@ def run_training(
         overrides["kd_weight"] = KD_DEFAULT_WEIGHT[kd]
     tok = Tokenizer(tokenizer_path)
     model_cfg, train_cfg = load_preset(preset, tok.vocab_size, kd=kd, **overrides)
+    init_weights = None
+    if init_from is not None:
+        # the source fixes the architecture; the preset still sets the training knobs
+        init_cfg, init_weights = load_init_weights(init_from, tok)
+        model_cfg = dataclasses.replace(init_cfg, ctc_weight=model_cfg.ctc_weight)
+    if ctc_weight is not None:
+        model_cfg = dataclasses.replace(model_cfg, ctc_weight=ctc_weight)
     if kd != "none":
         check_soft_labels(soft_labels, kd, tok)
     info = init_distributed()
@@ -113,7 +143,17 @@ def run_training(
         "kd_weight": train_cfg.kd_weight if kd != "none" else 0.0,
         **({"kd_" + k: v for k, v in kd_info.items()}),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **({"initialised_from": str(init_from)} if init_from is not None else {}),
     }
     return train(
-        model_cfg, train_cfg, train_ex, sets["dev"][1], tok, out_dir, resume=resume, summary=summary, dist_info=info
+        model_cfg,
+        train_cfg,
+        train_ex,
+        sets["dev"][1],
+        tok,
+        out_dir,
+        resume=resume,
+        summary=summary,
+        dist_info=info,
+        init_weights=init_weights,
     )

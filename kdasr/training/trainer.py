@@ -124,16 +124,20 @@ def train(
     summary: dict | None = None,
     dist_info: DistInfo | None = None,
     on_finish: Callable[[torch.nn.Module], None] | None = None,
+    init_weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Train into out_dir (checkpoints last.pt, epoch-N.pt; logs train_log.csv, dev_log.csv).
     With resume=True and out_dir/last.pt present, continue exactly where it stopped: a run killed
-    at any point and resumed ends in the same state as one never interrupted."""
+    at any point and resumed ends in the same state as one never interrupted. `init_weights`
+    starts a fresh run (new optimiser and schedule) from another model's weights."""
     info = dist_info or init_distributed()
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + info.rank)
     core = build_model(model_cfg).to(info.device)
+    if init_weights is not None:
+        core.load_state_dict(init_weights)
     model: torch.nn.Module = core
     if info.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(

@@ -1,0 +1,104 @@
+"""Weights from an exported model directory back into the torch student.
+
+A model dir (encoder.onnx + decoder.onnx + model.json) is often all that survives of a run:
+checkpoints stay on the training machine, the model dir is what gets shipped. This reads the
+fp32 graphs' initializers back into a state dict so training can continue from a shipped model
+(`kdasr train --init-from export/demo-en`).
+
+Most initializers keep their torch names (minus the export wrapper's prefix). The exporter
+turns each nn.Linear weight into a transposed anonymous MatMul constant; the MatMul node's
+scope name (`/encoder/blocks.0/ff1/net/net.1/MatMul`) says which module it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..models.config import ModelConfig
+from ..models.student import Seq2SeqStudent, build_model
+from ..text import Tokenizer
+
+# module prefix each graph's scope names are relative to (see export/wrappers.py)
+GRAPH_SCOPE = {"encoder": "", "decoder": "decoder."}
+WRAPPER_PREFIXES = ("model.",)
+
+
+def _module_path(node_name: str) -> str:
+    """'/encoder/blocks.0/ff1/net/net.1/MatMul' -> 'encoder.blocks.0.ff1.net.1'."""
+    parts = [p for p in node_name.split("/") if p][:-1]
+    out: list[str] = []
+    for p in parts:
+        # a Sequential child is scoped as 'net/net.1': the child's part already names its parent
+        if out and p.startswith(out[-1] + "."):
+            out[-1] = p
+        else:
+            out.append(p)
+    return ".".join(out)
+
+
+def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    weights: dict[str, np.ndarray] = {}
+    for name, value in inits.items():
+        key = name
+        for prefix in WRAPPER_PREFIXES:
+            key = key.removeprefix(prefix)
+        weights[key] = value
+    # the bias Add that follows a MatMul names the module exactly, even where the scope is
+    # shortened (decoder.memory_keys is called from the encoder graph and scoped '/key')
+    bias_of = {}
+    for node in model.graph.node:
+        if node.op_type == "Add":
+            named = [i for i in node.input if i in inits and i.endswith(".bias")]
+            for i in node.input:
+                if named and i not in inits:
+                    bias_of[i] = named[0]
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        if not node.input[1].startswith("onnx::"):
+            continue  # a named parameter used directly, already taken above
+        bias = bias_of.get(node.output[0])
+        if bias is not None:
+            key = bias.removesuffix(".bias") + ".weight"
+            for prefix in WRAPPER_PREFIXES:
+                key = key.removeprefix(prefix)
+        else:
+            key = scope + _module_path(node.name) + ".weight"
+        weights[key] = inits[node.input[1]].T
+    return weights
+
+
+def load_student_from_model_dir(model_dir: Path) -> tuple[Seq2SeqStudent, Tokenizer, dict]:
+    """Rebuild the torch student from an exported model dir; fails if any parameter is missing."""
+    model_dir = Path(model_dir)
+    meta_path = model_dir / "model.json"
+    if not meta_path.is_file():
+        raise ModelError(f"{model_dir}: no model.json (not a kdasr model directory)")
+    meta = json.loads(meta_path.read_text())
+    cfg = ModelConfig.from_dict(meta["architecture"])
+    model = build_model(cfg)
+    found: dict[str, np.ndarray] = {}
+    for graph, scope in GRAPH_SCOPE.items():
+        file = model_dir / meta["graphs"][graph]["file"]
+        found.update(_graph_weights(file, scope))
+    state = model.state_dict()
+    missing = [k for k in state if k not in found]
+    if missing:
+        raise ModelError(f"{model_dir}: cannot recover {len(missing)} parameters from the ONNX graphs: {missing[:5]}")
+    for key, tensor in state.items():
+        value = found[key]
+        if tuple(value.shape) != tuple(tensor.shape):
+            raise ModelError(f"{model_dir}: {key} has shape {value.shape} in ONNX, {tuple(tensor.shape)} in torch")
+        state[key] = torch.from_numpy(np.array(value, copy=True)).to(tensor.dtype)
+    model.load_state_dict(state)
+    return model.eval(), Tokenizer(model_dir / "tokenizer.model"), meta

@@ -1,0 +1,53 @@
+"""Weights recovered from an exported model dir equal the checkpoint's; `train --init-from` uses them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import run_kdasr
+
+from kdasr.errors import ModelError
+from kdasr.export.recover import load_student_from_model_dir
+from kdasr.training.checkpoint import load_checkpoint
+
+
+def test_recovered_weights_equal_the_checkpoint(tiny_model):
+    model, tok, meta = load_student_from_model_dir(tiny_model)
+    ck = load_checkpoint(tiny_model.parent / "last.pt")
+    state = model.state_dict()
+    assert set(state) == set(ck["model"])
+    for key, value in ck["model"].items():
+        assert torch.allclose(state[key], value, atol=0, rtol=0), key
+    assert tok.model_bytes == ck["tokenizer_model"]
+
+
+def test_shipped_model_is_recoverable():
+    model, _, meta = load_student_from_model_dir("export/demo-en")
+    assert sum(p.numel() for p in model.parameters()) == meta["training"]["parameters"]
+
+
+def test_a_dir_without_model_json_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="model.json"):
+        load_student_from_model_dir(tmp_path)
+
+
+def test_train_init_from_model_dir_starts_from_its_weights(tiny_corpus, tiny_model, tmp_path):
+    args = ["--train", str(tiny_corpus / "train.jsonl"), "--dev", str(tiny_corpus / "dev.jsonl")]
+    args += ["--config", "tiny", "--threads", "1", "--feature-cache", str(tmp_path / "feats")]
+    run_kdasr("train", *args, "--tokenizer", str(tiny_corpus / "tokenizer.model"), "--out", str(tmp_path / "ft"),
+              "--init-from", str(tiny_model), "--max-steps", "1", "--lr", "1e-9", "--warmup-steps", "1")
+    before = load_checkpoint(tiny_model.parent / "last.pt")["model"]
+    after = load_checkpoint(tmp_path / "ft" / "last.pt")
+    assert after["summary"]["initialised_from"] == str(tiny_model)
+    assert after["step"] == 1  # a fresh schedule, not the source's
+    # one step at a negligible learning rate: still the source's weights, not a fresh init
+    diffs = [float((after["model"][k] - v).abs().max()) for k, v in before.items() if v.is_floating_point()]
+    assert max(diffs) < 1e-5
+    # another tokenizer is refused, naming the source
+    from kdasr.text import train_tokenizer
+
+    train_tokenizer([tiny_corpus / "teacher.txt"], tmp_path / "other", vocab_size=50)
+    proc = run_kdasr("train", *args, "--tokenizer", str(tmp_path / "other.model"), "--out", str(tmp_path / "ft2"),
+                     "--init-from", str(tiny_model), "--max-steps", "1", check=False)
+    assert proc.returncode != 0
+    assert "another tokenizer" in proc.stderr
