@@ -36,10 +36,15 @@ SegmentOpt = Annotated[float, typer.Option(help="Cut longer inputs at pauses int
 BatchOpt = Annotated[int, typer.Option(help="Utterances (segments) per batch.")]
 
 
-def _decode_options(transcriber, **kw):
-    """The flags given, over the model's recommended decoding (None = not given)."""
+def _transcriber_and_options(model, device, threads, precision, lm, **decode):
+    """The Transcriber, and the decode flags given over the model's recommended decoding
+    (None = not given). Call inside `user_errors()`."""
+    from .runtime import Transcriber
+
+    teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
+    t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
     try:
-        return transcriber.recommended_options(**{k: v for k, v in kw.items() if v is not None})
+        return t, t.recommended_options(**{k: v for k, v in decode.items() if v is not None})
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
 
@@ -83,18 +88,20 @@ def transcribe(
 
     Example: kdasr transcribe talk.flac --beam 5 --ctc-weight 0.3 --format srt
     """
-    from .runtime import Failure, Transcriber
+    from .runtime import Failure
     from .runtime.formats import FORMATS, SUBTITLES, render
 
     if format not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     if format in SUBTITLES and len(files) > 1 and output_dir is None:
         raise typer.BadParameter(f"--format {format} with several files needs --output-dir")
-    teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
     with user_errors():
-        t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
-        opts = _decode_options(
-            t,
+        t, opts = _transcriber_and_options(
+            model,
+            device,
+            threads,
+            precision,
+            lm,
             method=method,
             beam=beam,
             nbest=nbest,
@@ -149,13 +156,14 @@ def evaluate(
     Example: kdasr eval --manifest data/demo/test_heldout.jsonl --beam 5 --ctc-weight 0.3
     """
     from .eval.run import evaluate_manifest
-    from .runtime import Transcriber
 
-    teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
     with user_errors():
-        t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
-        opts = _decode_options(
-            t,
+        t, opts = _transcriber_and_options(
+            model,
+            device,
+            threads,
+            precision,
+            lm,
             method=method,
             beam=beam,
             ctc_weight=ctc_weight,
