@@ -15,13 +15,13 @@ SNAPSHOTS=${SNAPSHOTS:-"8 15"}
 
 declare -A FLAGS=(
   [baseline]=""                                         # kdasr/configs/demo.toml as shipped
-  [80ms]="--config eval/tuning/demo-80ms.toml"          # 3 subsampling convs: half the encoder frames
-  [ctc0.5]="--ctc-weight 0.5"
-  [batch8k]="--max-frames 8000 --warmup-steps 250"      # twice the updates per epoch, same peak lr
-  [lr3e-3]="--lr 3e-3"
+  [80ms]="--config demo-fast --ctc-weight 0.3"          # 3 subsampling convs: half the encoder frames
+  [batch4k]="--max-frames 4000 --warmup-steps 300"      # 4x the updates per epoch
+  [80ms-ctc0.5]="--config demo-fast"                   # the config make train-demo uses
+  [80ms-8k]="--config demo-fast --ctc-weight 0.3 --max-frames 8000 --warmup-steps 250"
 )
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(baseline 80ms ctc0.5 batch8k)
+[ ${#variants[@]} -gt 0 ] || variants=(baseline 80ms batch4k 80ms-ctc0.5 80ms-8k)
 
 mkdir -p "$OUT"
 [ -f "$OUT/results.tsv" ] || printf 'variant\tcheckpoint\tsteps\ttrain_minutes\tdev_ctc_wer\tdev_att_wer\n' > "$OUT/results.tsv"
