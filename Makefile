@@ -49,7 +49,8 @@ train-demo: setup
 	$(MAKE) corpus
 	$(KDASR) train --train $(DATA)/train.jsonl --dev $(DATA)/dev.jsonl --config demo-fast \
 		--tokenizer $(DATA)/tokenizer.model --feature-cache $(DATA)/feats --out $(DEMO_EXP) --minutes $(DEMO_MINUTES)
-	$(KDASR) export $(DEMO_EXP)/last.pt --out $(DEMO_EXP)/model --check --beam 5 --ctc-weight 0.5
+	@# a 25-minute model decodes best with its CTC head (eval/reports/learning-speed.md)
+	$(KDASR) export $(DEMO_EXP)/last.pt --out $(DEMO_EXP)/model --check --method ctc
 	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DATA)/test.jsonl
 	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DATA)/test_heldout.jsonl
 

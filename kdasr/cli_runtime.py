@@ -207,6 +207,9 @@ def export_cmd(
     ] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
     quantize: QuantizeOpt = None,
+    method: Annotated[
+        str | None, typer.Option(help="Recommended decoder (attention or ctc), stored in model.json.")
+    ] = None,
     beam: Annotated[
         int | None, typer.Option(help="Recommended beam size, stored in model.json: transcribe/eval default to it.")
     ] = None,
@@ -222,7 +225,7 @@ def export_cmd(
     """
     from .export.pipeline import export_checkpoint
 
-    decoding = {k: v for k, v in {"beam": beam, "ctc_weight": ctc_weight}.items() if v is not None}
+    decoding = {k: v for k, v in {"method": method, "beam": beam, "ctc_weight": ctc_weight}.items() if v is not None}
     _decode_options_check(decoding)
     with user_errors():
         _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)

@@ -11,11 +11,12 @@ from kdasr.runtime import Transcriber
 
 def test_export_records_recommended_decoding_and_runtime_uses_it(tiny_model, tmp_path):
     out = tmp_path / "m"
-    run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(out), "--beam", "3", "--ctc-weight", "0.4")
-    assert json.loads((out / "model.json").read_text())["decoding"] == {"beam": 3, "ctc_weight": 0.4}
+    run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(out), "--method", "ctc", "--beam", "3",
+              "--ctc-weight", "0.4")
+    assert json.loads((out / "model.json").read_text())["decoding"] == {"method": "ctc", "beam": 3, "ctc_weight": 0.4}
     t = Transcriber(out)
     opts = t.recommended_options()
-    assert (opts.beam, opts.ctc_weight) == (3, 0.4)
+    assert (opts.method, opts.beam, opts.ctc_weight) == ("ctc", 3, 0.4)
     assert t.recommended_options(beam=1).beam == 1  # an explicit choice wins
     plain = Transcriber(tiny_model).recommended_options()
     assert (plain.beam, plain.ctc_weight) == (1, 0.0)  # no recommendation: greedy
