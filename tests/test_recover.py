@@ -38,7 +38,8 @@ def test_train_init_from_model_dir_starts_from_its_weights(tiny_corpus, tiny_mod
               "--init-from", str(tiny_model), "--max-steps", "1", "--lr", "1e-9", "--warmup-steps", "1")
     before = load_checkpoint(tiny_model.parent / "last.pt")["model"]
     after = load_checkpoint(tmp_path / "ft" / "last.pt")
-    assert after["summary"]["initialised_from"] == str(tiny_model)
+    source = after["summary"]["initialised_from"]
+    assert source["path"] == str(tiny_model) and source["training"]["steps"] == 6  # the source's history
     assert after["step"] == 1  # a fresh schedule, not the source's
     # one step at a negligible learning rate: still the source's weights, not a fresh init
     diffs = [float((after["model"][k] - v).abs().max()) for k, v in before.items() if v.is_floating_point()]

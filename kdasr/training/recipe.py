@@ -68,22 +68,23 @@ def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) ->
     return Examples(ex.ids, ex.feats, ex.tokens, ex.texts, soft), info
 
 
-def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict]:
-    """Architecture and weights to start from: a checkpoint (.pt) or an exported model dir.
-    The tokenizer must be the one the source was trained with (same output units)."""
+def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict, dict]:
+    """Architecture, weights and training summary to start from: a checkpoint (.pt) or an
+    exported model dir. The tokenizer must be the one the source was trained with (same units)."""
     if Path(source).is_dir():
         from ..export.recover import load_student_from_model_dir
 
-        model, src_tok, _ = load_student_from_model_dir(source)
-        cfg, state, src_bytes = model.cfg, model.state_dict(), src_tok.model_bytes
+        model, src_tok, meta = load_student_from_model_dir(source)
+        cfg, state, src_bytes, history = model.cfg, model.state_dict(), src_tok.model_bytes, meta.get("training", {})
     else:
         ck = load_checkpoint(source)
         cfg, state, src_bytes = ModelConfig.from_dict(ck["model_config"]), ck["model"], ck["tokenizer_model"]
+        history = {**ck.get("summary", {}), "steps": ck.get("step"), "train_seconds": round(ck.get("elapsed", 0))}
     src = Tokenizer.from_bytes(src_bytes)
     # same units in the same order is what matters (the serialized bytes also hold training paths)
     if [src.id_to_piece(i) for i in range(src.vocab_size)] != [tok.id_to_piece(i) for i in range(tok.vocab_size)]:
         raise KdasrError(f"--init-from {source}: it was trained with another tokenizer than {tok.path}")
-    return cfg, state
+    return cfg, state, history
 
 
 def run_training(
@@ -108,10 +109,10 @@ def run_training(
         overrides["kd_weight"] = KD_DEFAULT_WEIGHT[kd]
     tok = Tokenizer(tokenizer_path)
     model_cfg, train_cfg = load_preset(preset, tok.vocab_size, kd=kd, **overrides)
-    init_weights = None
+    init_weights, init_history = None, {}
     if init_from is not None:
         # the source fixes the architecture; the preset still sets the training knobs
-        init_cfg, init_weights = load_init_weights(init_from, tok)
+        init_cfg, init_weights, init_history = load_init_weights(init_from, tok)
         model_cfg = dataclasses.replace(init_cfg, ctc_weight=model_cfg.ctc_weight)
     if ctc_weight is not None:
         model_cfg = dataclasses.replace(model_cfg, ctc_weight=ctc_weight)
@@ -143,7 +144,8 @@ def run_training(
         "kd_weight": train_cfg.kd_weight if kd != "none" else 0.0,
         **({"kd_" + k: v for k, v in kd_info.items()}),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        **({"initialised_from": str(init_from)} if init_from is not None else {}),
+        # where the weights came from, with that model's own training summary (its history)
+        **({"initialised_from": {"path": str(init_from), "training": init_history}} if init_from is not None else {}),
     }
     return train(
         model_cfg,
