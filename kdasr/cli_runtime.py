@@ -49,7 +49,7 @@ def _transcriber_and_options(model, device, threads, precision, lm, **decode):
         raise typer.BadParameter(str(e)) from None
 
 
-def _decode_options_check(decoding: dict) -> None:
+def _check_recommended_decoding(decoding: dict) -> None:
     from .runtime import DecodeOptions
 
     try:
@@ -226,7 +226,7 @@ def export_cmd(
     from .export.pipeline import export_checkpoint
 
     decoding = {k: v for k, v in {"method": method, "beam": beam, "ctc_weight": ctc_weight}.items() if v is not None}
-    _decode_options_check(decoding)
+    _check_recommended_decoding(decoding)
     with user_errors():
         _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
     typer.echo(f"wrote {out_dir}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import run_kdasr
@@ -22,7 +24,7 @@ def test_recovered_weights_equal_the_checkpoint(tiny_model):
 
 
 def test_shipped_model_is_recoverable():
-    model, _, meta = load_student_from_model_dir("export/demo-en")
+    model, _, meta = load_student_from_model_dir(Path(__file__).resolve().parents[1] / "export" / "demo-en")
     assert sum(p.numel() for p in model.parameters()) == meta["training"]["parameters"]
 
 
@@ -44,6 +46,13 @@ def test_train_init_from_model_dir_starts_from_its_weights(tiny_corpus, tiny_mod
     # one step at a negligible learning rate: still the source's weights, not a fresh init
     diffs = [float((after["model"][k] - v).abs().max()) for k, v in before.items() if v.is_floating_point()]
     assert max(diffs) < 1e-5
+    # resuming keeps the run's history (start time, source) even without --init-from
+    run_kdasr("train", *args, "--tokenizer", str(tiny_corpus / "tokenizer.model"), "--out", str(tmp_path / "ft"),
+              "--max-steps", "2", "--lr", "1e-9", "--warmup-steps", "1")
+    resumed = load_checkpoint(tmp_path / "ft" / "last.pt")
+    assert resumed["step"] == 2
+    assert resumed["summary"]["initialised_from"] == source
+    assert resumed["summary"]["started"] == after["summary"]["started"]
     # another tokenizer is refused, naming the source
     from kdasr.text import train_tokenizer
 

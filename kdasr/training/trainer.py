@@ -164,6 +164,9 @@ def train(
         core.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, epoch, batch_pos, elapsed = ck["step"], ck["epoch"], ck["batch_pos"], ck["elapsed"]
+        # the run's history stays the first start's: when it began, where its weights came from
+        kept = {k: ck["summary"][k] for k in ("started", "initialised_from") if k in ck.get("summary", {})}
+        summary = {**(summary or {}), **kept}
         rngs = ck.get("rngs")
         if rngs and len(rngs) == info.world:
             torch.set_rng_state(rngs[info.rank]["torch"])
