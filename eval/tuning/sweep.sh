@@ -15,13 +15,15 @@ SNAPSHOTS=${SNAPSHOTS:-"8 15"}
 
 declare -A FLAGS=(
   [baseline]=""                                         # kdasr/configs/demo.toml as shipped
-  [80ms]="--config demo-fast --ctc-weight 0.3"          # 3 subsampling convs: half the encoder frames
+  [80ms]="--config demo-fast --ctc-weight 0.3 --lr 1.5e-3"  # 3 subsampling convs: half the encoder frames
   [batch4k]="--max-frames 4000 --warmup-steps 300"      # 4x the updates per epoch
-  [80ms-ctc0.5]="--config demo-fast"                   # the config make train-demo uses
-  [80ms-8k]="--config demo-fast --ctc-weight 0.3 --max-frames 8000 --warmup-steps 250"
+  [80ms-ctc0.5]="--config demo-fast --lr 1.5e-3"
+  [80ms-8k]="--config demo-fast --ctc-weight 0.3 --lr 1.5e-3 --max-frames 8000 --warmup-steps 250"
+  [80ms-lr3e-3]="--config demo-fast"                    # = demo-fast, the config make train-demo uses
+  [80ms-specaug0]="--config demo-fast --lr 1.5e-3 --specaug-start-step 0"  # SpecAugment from the first step
 )
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(baseline 80ms batch4k 80ms-ctc0.5 80ms-8k)
+[ ${#variants[@]} -gt 0 ] || variants=(baseline 80ms batch4k 80ms-ctc0.5 80ms-8k 80ms-lr3e-3 80ms-specaug0)
 
 mkdir -p "$OUT"
 [ -f "$OUT/results.tsv" ] || printf 'variant\tcheckpoint\tsteps\ttrain_minutes\tdev_ctc_wer\tdev_att_wer\n' > "$OUT/results.tsv"
