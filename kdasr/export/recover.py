@@ -12,7 +12,6 @@ scope name (`/encoder/blocks.0/ff1/net/net.1/MatMul`) says which module it came 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,18 @@ import torch
 from ..errors import ModelError
 from ..models.config import ModelConfig
 from ..models.student import Seq2SeqStudent, build_model
+from ..runtime.onnx_model import read_json
 from ..text import Tokenizer
 
 # module prefix each graph's scope names are relative to (see export/wrappers.py)
 GRAPH_SCOPE = {"encoder": "", "decoder": "decoder."}
 WRAPPER_PREFIXES = ("model.",)
+
+
+def _torch_name(onnx_name: str) -> str:
+    for prefix in WRAPPER_PREFIXES:
+        onnx_name = onnx_name.removeprefix(prefix)
+    return onnx_name
 
 
 def _module_path(node_name: str) -> str:
@@ -47,12 +53,7 @@ def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
 
     model = onnx.load(str(path))
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    weights: dict[str, np.ndarray] = {}
-    for name, value in inits.items():
-        key = name
-        for prefix in WRAPPER_PREFIXES:
-            key = key.removeprefix(prefix)
-        weights[key] = value
+    weights = {_torch_name(name): value for name, value in inits.items()}
     # the bias Add that follows a MatMul names the module exactly, even where the scope is
     # shortened (decoder.memory_keys is called from the encoder graph and scoped '/key')
     bias_of = {}
@@ -69,9 +70,7 @@ def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
             continue  # a named parameter used directly, already taken above
         bias = bias_of.get(node.output[0])
         if bias is not None:
-            key = bias.removesuffix(".bias") + ".weight"
-            for prefix in WRAPPER_PREFIXES:
-                key = key.removeprefix(prefix)
+            key = _torch_name(bias.removesuffix(".bias") + ".weight")
         else:
             key = scope + _module_path(node.name) + ".weight"
         weights[key] = inits[node.input[1]].T
@@ -81,10 +80,7 @@ def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
 def load_student_from_model_dir(model_dir: Path) -> tuple[Seq2SeqStudent, Tokenizer, dict]:
     """Rebuild the torch student from an exported model dir; fails if any parameter is missing."""
     model_dir = Path(model_dir)
-    meta_path = model_dir / "model.json"
-    if not meta_path.is_file():
-        raise ModelError(f"{model_dir}: no model.json (not a kdasr model directory)")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(model_dir / "model.json", "model")  # the runtime's reader: same errors
     cfg = ModelConfig.from_dict(meta["architecture"])
     model = build_model(cfg)
     found: dict[str, np.ndarray] = {}
