@@ -102,3 +102,87 @@ def _decode(
     if sr != sample_rate:
         x = soxr.resample(x, sr, sample_rate)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale is 1.0)
+
+
+class AudioStats:
+    """Level statistics gathered while a file is read: peak, RMS, share of clipped samples."""
+
+    def __init__(self) -> None:
+        self.samples = self.clipped = 0
+        self.peak = self.sumsq = 0.0
+
+    def add(self, raw: np.ndarray) -> None:  # raw: [frames, channels] at the file's rate
+        mag = np.abs(raw)
+        self.samples += mag.size
+        self.clipped += int(np.count_nonzero(mag >= CLIP_LEVEL))
+        self.peak = max(self.peak, float(mag.max(initial=0.0)))
+        self.sumsq += float(np.square(raw, dtype=np.float64).sum())
+
+    @property
+    def clipped_fraction(self) -> float:
+        return self.clipped / self.samples if self.samples else 0.0
+
+    def dbfs(self, value: float) -> float:
+        return 20 * np.log10(max(value, 1e-10))
+
+    @property
+    def rms(self) -> float:
+        return float(np.sqrt(self.sumsq / self.samples)) if self.samples else 0.0
+
+
+def iter_audio_blocks(
+    path: str | os.PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    start: float = 0.0,
+    duration: float | None = None,
+    block_seconds: float = 30.0,
+    stats: AudioStats | None = None,
+):
+    """Like `load_audio`, but yields the audio in blocks of about `block_seconds` (float32 mono at
+    `sample_rate`), so a file of any length is read in bounded memory. Raises AudioError (naming
+    the file) before the first block or at the block where the problem is found."""
+    _check_path(path)
+    name = str(path)
+    if start < 0:
+        raise AudioError(name, f"negative start ({start} s)")
+    if duration is not None and duration <= 0:
+        raise AudioError(name, f"non-positive duration ({duration} s)")
+    try:
+        with sf.SoundFile(name) as f:
+            sr, total = f.samplerate, f.frames
+            if total <= 0:
+                raise AudioError(name, "contains no samples")
+            first = round(start * sr)
+            if first >= total:
+                raise AudioError(name, f"start {start:.3f} s is beyond the end of the audio ({total / sr:.3f} s)")
+            f.seek(first)
+            left = total - first if duration is None else min(total - first, round(duration * sr))
+            stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32") if sr != sample_rate else None
+            block, emitted = max(1, int(block_seconds * sr)), 0
+            while left > 0:
+                raw = f.read(min(block, left), dtype="float32", always_2d=True)
+                if raw.shape[0] == 0:
+                    break
+                left -= raw.shape[0]
+                if not np.isfinite(raw).all():
+                    raise AudioError(name, "contains NaN or infinite samples")
+                if stats is not None:
+                    stats.add(raw)
+                x = raw.mean(axis=1) if raw.shape[1] > 1 else raw[:, 0]
+                if stream is not None:
+                    x = stream.resample_chunk(x, last=left <= 0)
+                emitted += len(x)
+                if len(x):
+                    yield np.ascontiguousarray(x, dtype=np.float32)
+            if stream is not None and left > 0:  # the file ended early (header overstated frames): flush
+                x = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+                emitted += len(x)
+                if len(x):
+                    yield np.ascontiguousarray(x, dtype=np.float32)
+            if emitted == 0:
+                raise AudioError(name, "contains no samples")
+    except sf.SoundFileError as e:
+        raise AudioError(name, f"not a readable audio file: {_short(e)}") from None

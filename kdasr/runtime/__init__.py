@@ -1,6 +1,8 @@
 """Torch-free inference: onnxruntime sessions, batched search, the Transcriber API."""
 
 from .options import DecodeOptions
+from .prepare import AudioSlice
 from .transcriber import Failure, Result, Transcriber
+from .vad import VadOptions
 
-__all__ = ["DecodeOptions", "Failure", "Result", "Transcriber"]
+__all__ = ["AudioSlice", "DecodeOptions", "Failure", "Result", "Transcriber", "VadOptions"]

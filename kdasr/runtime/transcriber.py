@@ -1,38 +1,34 @@
 """The public runtime API: `Transcriber(model_dir).transcribe(paths_or_arrays, DecodeOptions())`.
 
-Torch-free (numpy + onnxruntime). Bad files never stop a batch: `transcribe` returns a
-`Failure` naming the file and the reason in that file's place, and decodes the rest.
-Inputs longer than `max_segment_seconds` are cut at pauses; all segments of all inputs are
-decoded together in length-sorted batches and joined back, with their times kept."""
+Torch-free (numpy + onnxruntime). Bad inputs never stop a batch: `transcribe` returns a
+`Failure` naming the input and the reason in its place (unreadable audio, or an onnxruntime error
+that this input alone causes), and decodes the rest. With `vad=VadOptions()` only speech regions
+are decoded (silence gives empty text). Inputs longer than `max_segment_seconds` are cut at pauses;
+the pieces of a group of inputs are decoded together in length-sorted batches and joined back,
+with their times kept. `transcribe_iter` yields each input's result as soon as it is finished and
+holds a bounded amount of audio whatever the inputs' number and length (see prepare.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..audio import load_audio
 from ..errors import AudioError, ModelError
 from .beam import Hypothesis
 from .decode import decode_encoded
 from .onnx_model import OnnxStudent
 from .options import DecodeOptions
-from .segment import split_points
+from .prepare import AudioSlice, Prepared, iter_pieces, prepare
+from .vad import VAD_RATE, SileroVad, VadOptions
 
-AudioInput = str | os.PathLike | np.ndarray
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float  # seconds from the start of the input
-    end: float
-    text: str
-    tokens: list[int]
-
+AudioInput = str | os.PathLike | np.ndarray | AudioSlice
+GROUP_BATCHES = 4  # inputs decoded together (and held in memory): this many batches' worth
+MIN_PIECE_FRAMES = 16  # pieces shorter than this many encoder frames are padded with silence
 
 @dataclass(frozen=True)
 class NBest:
@@ -42,13 +38,23 @@ class NBest:
 
 
 @dataclass(frozen=True)
+class Segment:
+    start: float  # seconds from the start of the input
+    end: float
+    text: str
+    tokens: list[int]
+    nbest: list[NBest] = field(default_factory=list)  # beam search: this segment's hypotheses, best first
+
+
+@dataclass(frozen=True)
 class Result:
     source: str
     text: str
     tokens: list[int]
     duration: float  # seconds of audio
     segments: list[Segment] = field(default_factory=list)
-    nbest: list[NBest] = field(default_factory=list)  # beam search: best first (one entry per segment-less input)
+    nbest: list[NBest] = field(default_factory=list)  # beam search, one-piece inputs: best first (else per segment)
+    warnings: tuple[str, ...] = ()  # e.g. heavily clipped, nearly silent: decoded anyway
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,8 @@ def default_model_dir() -> Path:
 class Transcriber:
     """device: 'cpu' or 'cuda'; threads: intra-op threads per session; precision: 'fp32', 'int8'
     (from `kdasr export --quantize int8`) or 'fp16' (GPU); lm / bert: exported teacher dirs
-    (`kdasr export-lm`) for shallow fusion and n-best rescoring."""
+    (`kdasr export-lm`) for shallow fusion and n-best rescoring; vad: voice-activity detection
+    options (None or enabled=False: decode the whole input)."""
 
     def __init__(
         self,
@@ -81,9 +88,16 @@ class Transcriber:
         precision: str = "fp32",
         lm: str | Path | None = None,
         bert: str | Path | None = None,
+        vad: VadOptions | None = None,
     ) -> None:
         self.model = OnnxStudent.load(model_dir or default_model_dir(), device, threads, precision)
         self.sample_rate = self.model.sample_rate
+        self.vad_options = vad if vad is not None and vad.enabled else None
+        if self.vad_options is not None and self.sample_rate != VAD_RATE:
+            raise ModelError(f"voice-activity detection needs a {VAD_RATE} Hz model, not {self.sample_rate} Hz")
+        self._vad = SileroVad() if self.vad_options is not None else None
+        shift = float(self.model.info.get("frame_shift_s", 0.04))
+        self.min_piece = int(max(0.5, MIN_PIECE_FRAMES * shift) * self.sample_rate)
         here = self.model.model_dir
         # teachers load on first use; a model dir that holds lm.json / bert.json provides them by default
         self._teacher_dirs = {
@@ -113,19 +127,12 @@ class Transcriber:
                 self._teachers[kind] = cls.load(path, self.model.info, *self._session_args)
         return self._teachers[kind]
 
-    def _load(self, item: AudioInput, index: int) -> tuple[str, np.ndarray]:
-        if isinstance(item, np.ndarray):
-            wave = np.asarray(item, dtype=np.float32)
-            name = f"<array {index}>"
-            if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
-                raise AudioError(name, "expected a non-empty 1-D float array of finite samples at 16 kHz")
-            return name, wave
-        return str(item), load_audio(item, self.sample_rate)
-
-    def decode_hypotheses(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis]]:
-        """Decode in length-sorted batches (less padding); n-best lists return in input order."""
+    def _decode_safe(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis] | str]:
+        """Decode in length-sorted batches (less padding); n-best lists return in input order. A batch
+        that onnxruntime rejects is retried one piece at a time, and a piece that fails alone gets
+        the error message in its place, so one bad input never costs the others their results."""
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        hyps: list[list[Hypothesis] | None] = [None] * len(waves)
+        out: list[list[Hypothesis] | str | None] = [None] * len(waves)
         max_samples = opts.max_batch_seconds * self.sample_rate
         lm = self.teacher("lm") if "lm" in opts.weights() else None
         rescorer = self.teacher(opts.rescore) if opts.rescore != "none" else None
@@ -135,22 +142,99 @@ class Transcriber:
             while (
                 end < len(order)
                 and end - start < opts.batch_size
-                and len(waves[order[end]]) * (end - start + 1) <= max_samples
+                and max(len(waves[order[end]]), self.min_piece) * (end - start + 1) <= max_samples
             ):
                 end += 1
             idx = order[start:end]
-            lens = np.array([len(waves[i]) for i in idx], dtype=np.int64)
-            batch = np.zeros((len(idx), lens.max()), dtype=np.float32)
-            for row, i in enumerate(idx):
-                batch[row, : lens[row]] = waves[i]
-            enc = self.model.encode(batch, lens)
-            for i, nb in zip(idx, decode_encoded(self.model, enc, opts, lm, rescorer)):
-                hyps[i] = nb
+            try:
+                for i, nb in zip(idx, self._decode_batch([waves[i] for i in idx], opts, lm, rescorer)):
+                    out[i] = nb
+            except Exception as e:  # onnxruntime raises its own types (Fail, InvalidArgument, ...)
+                for i in idx:
+                    try:
+                        out[i] = self._decode_batch([waves[i]], opts, lm, rescorer)[0] if len(idx) > 1 else str(e)
+                    except Exception as e1:
+                        out[i] = str(e1)
             start = end
-        return hyps  # type: ignore[return-value]
+        return out  # type: ignore[return-value]
+
+    def _decode_batch(self, waves: list[np.ndarray], opts: DecodeOptions, lm, rescorer) -> list[list[Hypothesis]]:
+        # pieces below the frontend's minimum are padded with silence (ORT rejects a too-short batch)
+        lens = np.array([max(len(w), self.min_piece) for w in waves], dtype=np.int64)
+        batch = np.zeros((len(waves), lens.max()), dtype=np.float32)
+        for row, w in enumerate(waves):
+            batch[row, : len(w)] = w
+        return decode_encoded(self.model, self.model.encode(batch, lens), opts, lm, rescorer)
+
+    def decode_hypotheses(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis]]:
+        """N-best lists in input order; raises ModelError if onnxruntime fails on a wave."""
+        out = self._decode_safe(waves, opts)
+        for nb in out:
+            if isinstance(nb, str):
+                raise ModelError(f"decoding failed: {nb}")
+        return out  # type: ignore[return-value]
 
     def decode_waves(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[int]]:
         return [list(nb[0].tokens) if nb else [] for nb in self.decode_hypotheses(waves, opts)]
+
+    def _result(self, prep: Prepared, hyps: list[list[Hypothesis] | str]) -> Result | Failure:
+        errors = [h for h in hyps if isinstance(h, str)]
+        if errors:
+            return Failure(prep.name, f"decoding failed: {errors[0].splitlines()[0][:300]}")
+        tok, sr = self.model.tokenizer, self.sample_rate
+        segments, all_tokens = [], []
+        for (a, b), nb in zip(prep.pieces, hyps):
+            ids = list(nb[0].tokens) if nb else []
+            alts = [NBest(tok.decode(h.tokens), list(h.tokens), h.score) for h in nb]
+            segments.append(Segment(round(a / sr, 3), round(b / sr, 3), tok.decode(ids), ids, alts))
+            all_tokens += ids
+        nbest = segments[0].nbest if len(segments) == 1 else []
+        text = " ".join(s.text for s in segments if s.text)
+        return Result(prep.name, text, all_tokens, prep.samples / sr, segments, nbest, prep.warnings)
+
+    def _finish_group(self, group: list[Prepared], opts: DecodeOptions) -> Iterator[tuple[int, Result | Failure]]:
+        pieces = [p for prep in group for p in iter_pieces(prep, self.sample_rate)]
+        hyps, k = self._decode_safe(pieces, opts), 0
+        for prep in group:
+            yield prep.index, self._result(prep, hyps[k : k + len(prep.pieces)])
+            k += len(prep.pieces)
+
+    def _finish_long(self, prep: Prepared, opts: DecodeOptions) -> Result | Failure:
+        """A long input: its pieces are read again and decoded a group at a time."""
+        hyps: list[list[Hypothesis] | str] = []
+        chunk: list[np.ndarray] = []
+        try:
+            for piece in iter_pieces(prep, self.sample_rate):
+                chunk.append(piece)
+                if len(chunk) == GROUP_BATCHES * opts.batch_size:
+                    hyps += self._decode_safe(chunk, opts)
+                    chunk = []
+        except AudioError as e:
+            return Failure(e.path, e.reason)
+        return self._result(prep, hyps + self._decode_safe(chunk, opts))
+
+    def transcribe_iter(
+        self, inputs: Sequence[AudioInput], opts: DecodeOptions = DecodeOptions()
+    ) -> Iterator[tuple[int, Result | Failure]]:
+        """(index into inputs, Result or Failure) for every input, each as soon as it is finished
+        (not necessarily in input order: a long input finishes before the group it interrupts)."""
+        group: list[Prepared] = []
+        seconds = 0.0
+        for i, item in enumerate(inputs):
+            try:
+                prep = prepare(item, i, self.sample_rate, opts, self._vad, self.vad_options)
+            except AudioError as e:
+                yield i, Failure(e.path, e.reason)
+                continue
+            if prep.wave is None:
+                yield i, self._finish_long(prep, opts)
+                continue
+            group.append(prep)
+            seconds += prep.samples / self.sample_rate
+            if len(group) >= GROUP_BATCHES * opts.batch_size or seconds >= 2 * opts.max_batch_seconds:
+                yield from self._finish_group(group, opts)
+                group, seconds = [], 0.0
+        yield from self._finish_group(group, opts)
 
     def transcribe(
         self,
@@ -158,34 +242,10 @@ class Transcriber:
         opts: DecodeOptions = DecodeOptions(),
         on_loaded: Callable[[int], None] | None = None,
     ) -> list[Result | Failure]:
-        loaded: list[tuple[int, str, np.ndarray]] = []
+        """One Result or Failure per input, in input order; `on_loaded(1)` after each is finished."""
         results: list[Result | Failure | None] = [None] * len(inputs)
-        for i, item in enumerate(inputs):
-            try:
-                name, wave = self._load(item, i)
-                loaded.append((i, name, wave))
-            except AudioError as e:
-                results[i] = Failure(e.path, e.reason)
+        for i, r in self.transcribe_iter(inputs, opts):
+            results[i] = r
             if on_loaded:
                 on_loaded(1)
-        pieces: list[np.ndarray] = []
-        spans: list[list[tuple[int, int]]] = []
-        for _, _, wave in loaded:
-            sp = split_points(wave, self.sample_rate, opts.max_segment_seconds, opts.min_segment_seconds)
-            spans.append(sp)
-            pieces += [wave[a:b] for a, b in sp]
-        hyps = self.decode_hypotheses(pieces, opts)
-        tok, sr, k = self.model.tokenizer, self.sample_rate, 0
-        for (i, name, wave), sp in zip(loaded, spans):
-            segments, all_tokens, nbest = [], [], []
-            for a, b in sp:
-                nb = hyps[k]
-                ids = list(nb[0].tokens) if nb else []
-                segments.append(Segment(round(a / sr, 3), round(b / sr, 3), tok.decode(ids), ids))
-                all_tokens += ids
-                if len(sp) == 1:
-                    nbest = [NBest(tok.decode(h.tokens), list(h.tokens), h.score) for h in nb]
-                k += 1
-            text = " ".join(s.text for s in segments if s.text)
-            results[i] = Result(name, text, all_tokens, len(wave) / sr, segments, nbest)
         return results  # type: ignore[return-value]
