@@ -4,6 +4,7 @@ are declared once here and turned into one DecodeOptions by `_decode_options`.""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -36,13 +37,13 @@ SegmentOpt = Annotated[float, typer.Option(help="Cut longer inputs at pauses int
 BatchOpt = Annotated[int, typer.Option(help="Utterances (segments) per batch.")]
 
 
-def _transcriber_and_options(model, device, threads, precision, lm, **decode):
+def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **decode):
     """The Transcriber, and the decode flags given over the model's recommended decoding
-    (None = not given). Call inside `user_errors()`."""
+    (None = not given). `vad`: VadOptions or None (off). Call inside `user_errors()`."""
     from .runtime import Transcriber
 
     teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
-    t = Transcriber(model, device=device, threads=threads, precision=precision, **teacher)
+    t = Transcriber(model, device=device, threads=threads, precision=precision, vad=vad, **teacher)
     try:
         return t, t.recommended_options(**{k: v for k, v in decode.items() if v is not None})
     except ValueError as e:
@@ -59,12 +60,33 @@ def _check_recommended_decoding(decoding: dict) -> None:
 
 
 def transcribe(
-    files: Annotated[list[Path], typer.Argument(help="Audio files (any format soundfile reads; resampled to 16 kHz).")],
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Audio files, folders (searched recursively by audio extension), glob patterns "
+                       "(quote them), or '-' to read one path per line from stdin."),
+    ] = None,
     model: ModelOpt = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Also transcribe a JSONL manifest's items ('audio', optional 'id', "
+                                  "'start', 'duration'); outputs are named by id.")
+    ] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="text, jsonl, json, srt or vtt.")] = "text",
     output_dir: Annotated[
-        Path | None, typer.Option(help="Write one <name>.<format> per input here (needed for srt/vtt of several).")
+        Path | None,
+        typer.Option(help="Write one output per input here, each as soon as it is done (names mirror the inputs' "
+                     "paths under their common folder; needed for srt/vtt of several)."),
     ] = None,
+    skip_existing: Annotated[
+        bool, typer.Option(help="With --output-dir: skip inputs whose output exists (resume a killed batch).")
+    ] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="i/n: only every n-th input, starting at i (0 <= i < n): job arrays.")
+    ] = None,
+    vad: Annotated[
+        bool, typer.Option(help="Voice-activity detection (Silero): decode only speech; silence gives empty text.")
+    ] = True,
+    vad_threshold: Annotated[float, typer.Option(help="Speech probability at which the VAD starts a region.")] = 0.5,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary, no warnings.")] = False,
     method: MethodOpt = "attention",
     beam: BeamOpt = None,
     nbest: Annotated[int, typer.Option(help="Hypotheses kept per input (shown by json/jsonl).")] = 1,
@@ -81,27 +103,52 @@ def transcribe(
     device: DeviceOpt = "cpu",
     precision: PrecisionOpt = "fp32",
 ) -> None:
-    """Transcribe audio files with an exported model (torch-free).
+    """Transcribe audio with an exported model (torch-free).
 
-    Bad files get one `error:` line each on stderr; the good ones are still transcribed and
-    the exit status is 1 if any file failed.
+    Bad inputs get one `error:` line each on stderr, the others are still transcribed, and the
+    exit status is 1 if any failed. Clipped or nearly silent inputs get a `warning:` line. A
+    progress bar (on a terminal) and a one-line summary go to stderr.
 
     Example: kdasr transcribe talk.flac --beam 5 --ctc-weight 0.3 --format srt
+
+    Example (resumable, 4 jobs): kdasr transcribe corpus/ --output-dir out --skip-existing --shard 0/4
     """
-    from .runtime import Failure
-    from .runtime.formats import FORMATS, SUBTITLES, render
+    import sys
+
+    from .inputs import expand_inputs, parse_shard
+    from .inputs import shard as take_shard
+    from .runtime.batch_io import check_writable, is_done, output_paths
+    from .runtime.batch_run import run_batch
+    from .runtime.formats import FORMATS, SUBTITLES
+    from .runtime.vad import VadOptions
 
     if format not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
-    if format in SUBTITLES and len(files) > 1 and output_dir is None:
-        raise typer.BadParameter(f"--format {format} with several files needs --output-dir")
+    if skip_existing and output_dir is None:
+        raise typer.BadParameter("--skip-existing needs --output-dir")
     with user_errors():
+        items = expand_inputs(files or [], manifest, sys.stdin if "-" in (files or []) else None)
+        if not items:
+            raise typer.BadParameter("nothing to transcribe: give files, folders, patterns, '-' or --manifest")
+        if shard is not None:
+            items = take_shard(items, *parse_shard(shard))
+        if format in SUBTITLES and len(items) > 1 and output_dir is None:
+            raise typer.BadParameter(f"--format {format} with several inputs needs --output-dir")
+        outputs, skipped = None, 0
+        if output_dir is not None:
+            outputs = output_paths(items, output_dir, format)
+            check_writable(output_dir)  # before the model loads and anything is decoded
+            if skip_existing:
+                keep = [k for k, p in enumerate(outputs) if not is_done(p)]
+                skipped = len(items) - len(keep)
+                items, outputs = [items[k] for k in keep], [outputs[k] for k in keep]
         t, opts = _transcriber_and_options(
             model,
             device,
             threads,
             precision,
             lm,
+            vad=VadOptions(threshold=vad_threshold) if vad else None,
             method=method,
             beam=beam,
             nbest=nbest,
@@ -114,22 +161,57 @@ def transcribe(
             max_segment_seconds=max_segment,
             batch_size=batch_size,
         )
-        results = t.transcribe([str(f) for f in files], opts)
-    good = [r for r in results if not isinstance(r, Failure)]
-    for r in results:
-        if isinstance(r, Failure):
-            typer.echo(f"error: {r.source}: {r.reason}", err=True)
-    if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        ext = "txt" if format == "text" else format
-        for r in good:
-            (output_dir / f"{Path(r.source).stem}.{ext}").write_text(render([r], format, nbest > 1))
-    elif good:
-        typer.echo(render(good, format, nbest > 1), nl=False)
-    failed = len(results) - len(good)
-    if failed:
-        typer.echo(f"{failed} of {len(results)} files failed", err=True)
+        with _progress(len(items), quiet) as advance:
+
+            def on_result(item, r) -> None:
+                if not hasattr(r, "reason"):
+                    for w in [] if quiet else r.warnings:
+                        advance.echo(f"warning: {r.source}: {w}")
+                else:
+                    advance.echo(f"error: {r.source}: {r.reason}")
+                advance()
+
+            summary = run_batch(
+                t, items, opts, format, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped
+            )
+    if not quiet:
+        typer.echo(summary.line(), err=True)
+    if summary.failed:
+        typer.echo(f"{summary.failed} of {summary.inputs} files failed", err=True)
         raise typer.Exit(1)
+
+
+class _Progress:
+    """Callable that advances the bar; `echo` prints a line above it (or plainly without a bar)."""
+
+    def __init__(self, bar, task) -> None:
+        self.bar, self.task = bar, task
+
+    def __call__(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def echo(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            typer.echo(line, err=True)
+
+
+@contextlib.contextmanager
+def _progress(total: int, quiet: bool):
+    """A rich progress bar on stderr when it is a terminal (and not --quiet); otherwise none."""
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        yield _Progress(None, None)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = ("transcribing", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        yield _Progress(bar, bar.add_task("transcribe", total=total))
 
 
 def evaluate(

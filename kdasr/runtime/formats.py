@@ -1,4 +1,5 @@
-"""Result writers: text, jsonl, json, srt, vtt (segment timestamps). Torch-free, no I/O."""
+"""Result writers: text (`path<TAB>text`, the path escaped), jsonl, json, srt, vtt (segment
+timestamps). Torch-free, no I/O."""
 
 from __future__ import annotations
 
@@ -18,16 +19,29 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def _nbest(alts) -> list[dict]:
+    return [{"text": n.text, "score": round(n.score, 4)} for n in alts]
+
+
 def result_dict(r: Result, with_nbest: bool = False) -> dict:
-    d = {
-        "path": r.source,
-        "text": r.text,
-        "duration": round(r.duration, 3),
-        "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in r.segments],
-    }
+    """`nbest` at the top for a one-piece input; for a segmented input each segment has its own."""
+    segments = []
+    for s in r.segments:
+        seg = {"start": s.start, "end": s.end, "text": s.text}
+        if with_nbest and s.nbest and len(r.segments) > 1:
+            seg["nbest"] = _nbest(s.nbest)
+        segments.append(seg)
+    d = {"path": r.source, "text": r.text, "duration": round(r.duration, 3), "segments": segments}
     if with_nbest and r.nbest:
-        d["nbest"] = [{"text": n.text, "score": round(n.score, 4)} for n in r.nbest]
+        d["nbest"] = _nbest(r.nbest)
+    if r.warnings:
+        d["warnings"] = list(r.warnings)
     return d
+
+
+def escape_field(text: str) -> str:
+    """A path as one tab-separated field: backslash, tab, newline and carriage return escaped."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def srt(r: Result) -> str:
@@ -46,7 +60,7 @@ def vtt(r: Result) -> str:
 def render(results: list[Result], fmt: str, with_nbest: bool = False) -> str:
     """All results in one format (srt/vtt: one result; use render_one per file for several)."""
     if fmt == "text":
-        return "".join(f"{r.source}\t{r.text}\n" for r in results)
+        return "".join(f"{escape_field(r.source)}\t{r.text}\n" for r in results)
     if fmt == "jsonl":
         return "".join(json.dumps(result_dict(r, with_nbest)) + "\n" for r in results)
     if fmt == "json":

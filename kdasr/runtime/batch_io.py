@@ -1,0 +1,91 @@
+"""Where a batch's outputs go and how they are written, shared by `kdasr transcribe --output-dir`,
+the Ray path and anything else that must write the same files.
+
+- Names mirror the inputs' paths relative to their common folder (`in/a/x.wav` -> `OUT/a/x.txt`);
+  manifest items are named by id. Two inputs that would write one file are refused before
+  anything runs, never silently overwritten.
+- Every output is written atomically (temp file in the same folder + fsync + rename) as soon as
+  its input is finished, so an output that exists is complete: `--skip-existing` trusts that,
+  and a killed batch rerun with the same command loses and duplicates nothing.
+- The folder's writability is checked before any decoding starts.
+Torch-free, decoding-free."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path, PurePath
+
+from ..errors import KdasrError
+from ..inputs import InputItem
+from ..io_utils import atomic_write_text
+
+
+class OutputError(KdasrError):
+    """An output cannot be named or written; one line naming the path and the reason."""
+
+
+def extension(fmt: str) -> str:
+    return "txt" if fmt == "text" else fmt
+
+
+def _relative_key(item: InputItem, base: str) -> PurePath:
+    if item.id is not None:
+        key = PurePath(item.id)
+        if key.is_absolute() or ".." in key.parts or not key.parts:
+            raise OutputError(f"manifest id {item.id!r} cannot name an output file (absolute or '..')")
+        return key
+    rel = PurePath(os.path.relpath(os.path.abspath(item.audio), base))
+    return rel.with_suffix("") if rel.suffix else rel
+
+
+def output_paths(items: list[InputItem], out_dir: str | os.PathLike, fmt: str) -> list[Path]:
+    """One output path per item (in order). Raises OutputError if two items would share one."""
+    files = [os.path.abspath(it.audio) for it in items if it.id is None]
+    base = os.path.commonpath([os.path.dirname(f) for f in files]) if files else os.getcwd()
+    out, ext, owner = Path(out_dir), extension(fmt), {}
+    paths = []
+    for it in items:
+        p = out / f"{_relative_key(it, base)}.{ext}"
+        fold = str(p).casefold()  # case-insensitive file systems would merge these too
+        if fold in owner:
+            raise OutputError(
+                f"{owner[fold]} and {it.source} would both write {p}; rename one or transcribe them in separate runs"
+            )
+        owner[fold] = it.source
+        paths.append(p)
+    return paths
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create `folder` if needed and prove a file can be created in it; else one-line OutputError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".kdasr-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"cannot write to {folder}: {e.strerror or e}") from None
+
+
+def check_writable_file(path: str | os.PathLike) -> None:
+    """For a single output file (e.g. `kdasr eval --hyps`): its folder must take a new file and an
+    existing file must not be a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: is a directory")
+    check_writable(path.parent if str(path.parent) else ".")
+
+
+def is_done(path: str | os.PathLike) -> bool:
+    """Outputs are only ever renamed into place whole, so one that exists is complete."""
+    return Path(path).is_file()
+
+
+def write_output(path: str | os.PathLike, text: str) -> None:
+    """Atomic write; a failure (disk full, permissions) leaves no partial file and raises OutputError."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
