@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.config import ModelConfig
-from ..models.student import Seq2SeqStudent, build_model, count_parameters
+from ..models.student import Seq2SeqStudent, count_parameters
 from ..text import Tokenizer
-from ..training.checkpoint import average_checkpoints, load_checkpoint
+from ..training.checkpoint import average_checkpoints, load_checkpoint, student_from_checkpoint
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
@@ -16,8 +15,7 @@ from .quantize import add_variants
 
 def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
     payload = average_checkpoints(checkpoints) if len(checkpoints) > 1 else load_checkpoint(checkpoints[0])
-    model = build_model(ModelConfig.from_dict(payload["model_config"]))
-    model.load_state_dict(payload["model"])
+    model = student_from_checkpoint(payload, ", ".join(map(str, checkpoints)))
     return model.eval(), payload
 
 

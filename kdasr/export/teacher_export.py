@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from ..errors import ModelError
 from ..io_utils import atomic_write_bytes, atomic_write_text
-from ..models.lm import LMConfig, TransformerLM, build_lm
+from ..models.lm import TransformerLM
 from ..text import Tokenizer
 from .check import GraphCheck, check_on_dummy_inputs
 from .onnx_export import export_graph
@@ -78,20 +76,10 @@ def export_teachers(
 
 
 def load_lm(path: Path, asr_tok: Tokenizer | None) -> tuple[TransformerLM, Tokenizer]:
-    """An LM teacher: `lm.pt` (or a directory holding it) with lm_config, model and tokenizer_model."""
-    file = path / "lm.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise ModelError(f"{path}: no lm.pt (train one with `kdasr teacher lm`)")
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=False)
-        lm = build_lm(LMConfig.from_dict(payload["lm_config"]))
-        lm.load_state_dict(payload["model"])
-        tok = Tokenizer.from_bytes(payload["tokenizer_model"], str(file))
-    except (KeyError, RuntimeError, EOFError, ValueError, TypeError) as e:
-        raise ModelError(f"{file}: not a kdasr LM teacher ({e})") from e
-    if asr_tok is not None and tok.model_bytes != asr_tok.model_bytes:
-        raise ModelError(f"{file}: the LM was trained with another tokenizer than the model's")
-    return lm.eval(), tok
+    """An LM teacher: `lm.pt` (or a directory holding it), loaded without unpickling code."""
+    from ..teachers.lm_train import load_lm_teacher
+
+    return load_lm_teacher(path, asr_tok)
 
 
 def _eager(model):

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
-from ..io_utils import atomic_open
 from ..models.lm import LMConfig, TransformerLM, build_lm
+from ..models.torch_files import load_torch_file, save_torch_file
 from ..text import Tokenizer
 from .common import TeacherTrainConfig, train_steps
 
@@ -79,8 +79,7 @@ def save_lm_teacher(lm: TransformerLM, tok: Tokenizer, out_dir: Path, summary: d
         "tokenizer_model": tok.model_bytes,
         "summary": summary,
     }
-    with atomic_open(out_dir / LM_FILE, "wb") as f:
-        torch.save(payload, f)
+    save_torch_file(out_dir / LM_FILE, payload)
     (out_dir / "tokenizer.model").write_bytes(tok.model_bytes)
     return out_dir / LM_FILE
 
@@ -91,13 +90,14 @@ def load_lm_teacher(path: Path, tok: Tokenizer | None = None) -> tuple[Transform
     file = path / LM_FILE if path.is_dir() else path
     if not file.is_file():
         raise ModelError(f"{path}: no {LM_FILE} (train one with `kdasr teacher lm`)")
+    payload = load_torch_file(file, "kdasr LM teacher")
     try:
-        payload = torch.load(file, map_location="cpu", weights_only=False)
         lm = build_lm(LMConfig.from_dict(payload["lm_config"]))
         lm.load_state_dict(payload["model"])
-    except (KeyError, RuntimeError, EOFError, ValueError) as e:
-        raise ModelError(f"{file}: not a kdasr LM teacher ({e})") from e
-    lm_tok = Tokenizer.from_bytes(payload["tokenizer_model"], str(file))
+        lm_tok = Tokenizer.from_bytes(payload["tokenizer_model"], str(file))
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise ModelError(f"{file}: not a kdasr LM teacher ({type(e).__name__}: {first})") from None
     if tok is not None and lm_tok.model_bytes != tok.model_bytes:
         raise ModelError(f"{file}: the LM was trained with another tokenizer than the ASR's")
     return lm.eval(), lm_tok

@@ -11,7 +11,7 @@ from ..errors import KdasrError
 from ..models.config import ModelConfig
 from ..models.frontend import LogMelFrontend
 from ..text import Tokenizer
-from .checkpoint import load_checkpoint
+from .checkpoint import check_resumable, load_checkpoint, student_from_checkpoint
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
 from .features import compute_features
@@ -78,7 +78,8 @@ def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict, 
         cfg, state, src_bytes, history = model.cfg, model.state_dict(), src_tok.model_bytes, meta.get("training", {})
     else:
         ck = load_checkpoint(source)
-        cfg, state, src_bytes = ModelConfig.from_dict(ck["model_config"]), ck["model"], ck["tokenizer_model"]
+        model = student_from_checkpoint(ck, source)  # weights that do not fit fail here, in one line
+        cfg, state, src_bytes = model.cfg, model.state_dict(), ck["tokenizer_model"]
         history = {**ck.get("summary", {}), "steps": ck.get("step"), "train_seconds": round(ck.get("elapsed", 0))}
     src = Tokenizer.from_bytes(src_bytes)
     # same units in the same order is what matters (the serialized bytes also hold training paths)
@@ -118,6 +119,11 @@ def run_training(
         model_cfg = dataclasses.replace(model_cfg, ctc_weight=ctc_weight)
     if kd != "none":
         check_soft_labels(soft_labels, kd, tok)
+    resumed = None
+    if resume and (out_dir / "last.pt").exists():
+        # read and checked before any feature work: a foreign or mismatched last.pt fails in one line
+        resumed = load_checkpoint(out_dir / "last.pt")
+        check_resumable(out_dir / "last.pt", resumed, model_cfg, tok, preset)
     info = init_distributed()
     frontend = LogMelFrontend(model_cfg.sample_rate, model_cfg.n_fft, model_cfg.hop_length, model_cfg.n_mels)
     cache = feature_cache or out_dir / "feats"
@@ -158,4 +164,5 @@ def run_training(
         summary=summary,
         dist_info=info,
         init_weights=init_weights,
+        checkpoint=resumed,
     )

@@ -19,7 +19,7 @@ from ..models.config import ModelConfig
 from ..models.student import Seq2SeqStudent, build_model, count_parameters
 from ..text import Tokenizer
 from .batching import bucket_batches
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Batch, Examples, collate
 from .distributed import DistInfo, gather_objects, init_distributed, sync_flags
@@ -125,11 +125,13 @@ def train(
     dist_info: DistInfo | None = None,
     on_finish: Callable[[torch.nn.Module], None] | None = None,
     init_weights: dict[str, torch.Tensor] | None = None,
+    checkpoint: dict | None = None,
 ) -> Path:
     """Train into out_dir (checkpoints last.pt, epoch-N.pt; logs train_log.csv, dev_log.csv).
     With resume=True and out_dir/last.pt present, continue exactly where it stopped: a run killed
     at any point and resumed ends in the same state as one never interrupted. `init_weights`
-    starts a fresh run (new optimiser and schedule) from another model's weights."""
+    starts a fresh run (new optimiser and schedule) from another model's weights. `checkpoint`:
+    out_dir/last.pt already loaded (and checked) by the caller."""
     info = dist_info or init_distributed()
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -160,7 +162,10 @@ def train(
         else None
     )
     if resume and last.exists():
-        ck = load_checkpoint(last)
+        ck = checkpoint
+        if ck is None:
+            ck = load_checkpoint(last)
+            check_resumable(last, ck, model_cfg, tok)
         core.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, epoch, batch_pos, elapsed = ck["step"], ck["epoch"], ck["batch_pos"], ck["elapsed"]
