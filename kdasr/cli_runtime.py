@@ -238,8 +238,11 @@ def evaluate(
     Example: kdasr eval --manifest data/demo/test_heldout.jsonl --beam 5 --ctc-weight 0.3
     """
     from .eval.run import evaluate_manifest
+    from .runtime.batch_io import check_writable_file
 
     with user_errors():
+        if hyps is not None:
+            check_writable_file(hyps)  # before any decoding (the file itself is written atomically)
         t, opts = _transcriber_and_options(
             model,
             device,
