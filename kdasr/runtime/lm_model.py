@@ -13,23 +13,29 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
-from .onnx_model import graph_path, make_session, read_json, run_graph
+from .onnx_model import check_graph_entry, load_graph, read_json, run_graph
 from .scorers import select_rows
+
+# keys each teacher description must hold beside vocab_size, special_ids and graphs (kind -> keys)
+TEACHER_KEYS = {"lm": ("cache",), "bert": ("window", "mask_id")}
 
 
 def _load(path: str | Path, kind: str, model_info: dict, device: str, threads: int | None, precision: str):
     path = Path(path)
-    info = read_json(path / f"{kind}.json", kind)
-    if (
-        info.get("vocab_size") != model_info["vocab_size"]
-        or info["special_ids"]["eos"] != model_info["special_ids"]["eos"]
-    ):
+    json_path = path / f"{kind}.json"
+    info = read_json(json_path, kind)
+    for key in ("vocab_size", "special_ids", "graphs", *TEACHER_KEYS[kind]):
+        if key not in info:
+            raise ModelError(f"{json_path}: missing required key '{key}'")
+    ids = info["special_ids"]
+    if not isinstance(ids, dict) or any(not isinstance(ids.get(k), int) for k in ("pad", "bos", "eos")):
+        raise ModelError(f"{json_path}: special_ids must give integer pad, bos and eos ids")
+    if info["vocab_size"] != model_info["vocab_size"] or ids["eos"] != model_info["special_ids"]["eos"]:
         raise ModelError(f"{path}: the {kind} uses other units than the model (vocab or special ids differ)")
-    entry = info["graphs"][kind]
+    entry = check_graph_entry(json_path, info["graphs"], kind)
     if precision != "fp32" and precision not in entry:
         precision = "fp32"  # a teacher exported without that variant runs at fp32
-    sess = make_session(graph_path(path, entry, precision), device, threads)
-    return info, sess
+    return info, load_graph(path, json_path, kind, entry, precision, device, threads)
 
 
 class LMScorer:

@@ -63,12 +63,85 @@ def run_graph(sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> dict[
 
 
 def read_json(path: Path, what: str) -> dict:
+    """A model/teacher description file: it must exist and hold one JSON object."""
     if not path.is_file():
         raise ModelError(f"{path.parent}: not a kdasr {what} directory (no {path.name})")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{path}: invalid JSON ({e})") from e
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_graph_entry(json_path: Path, graphs: object, name: str) -> dict:
+    """graphs.<name> of model.json / lm.json: {"file": str, "inputs": [str], "outputs": [str], ...}."""
+    entry = graphs.get(name) if isinstance(graphs, dict) else None
+    if not isinstance(entry, dict):
+        raise ModelError(f"{json_path}: 'graphs' lacks an object for the {name} graph")
+    for key, ok in (("file", isinstance(entry.get("file"), str)), ("inputs", _names(entry.get("inputs"))),
+                    ("outputs", _names(entry.get("outputs")))):
+        if not ok:
+            want = "a file name" if key == "file" else "a list of tensor names"
+            raise ModelError(f"{json_path}: graphs.{name}.{key} must be {want}, got {entry.get(key)!r}")
+    return entry
+
+
+# what the runtime's scorers feed and read, by name (runtime/scorers.py, search.py, decode.py)
+STUDENT_NEEDS = {
+    ("encoder", "outputs"): ("memory", "memory_lens", "memory_keys", "ctc_logprobs"),
+    ("decoder", "inputs"): ("tokens", "h", "c", "context", "attention", "memory", "memory_keys", "memory_lens"),
+    ("decoder", "outputs"): ("logprobs", "h_out", "c_out", "context_out", "attention_out"),
+}
+STUDENT_KEYS = {"sample_rate": int, "vocab_size": int, "special_ids": dict, "graphs": dict, "decoder_state": dict}
+SPECIAL_IDS = ("pad", "blank", "bos", "eos")
+
+
+def check_model_info(json_path: Path, info: dict) -> None:
+    """model.json has every key the runtime reads, of the right kind; one line naming what is wrong."""
+    if info.get("format_version") != SUPPORTED_FORMAT:
+        raise ModelError(f"{json_path}: format_version {info.get('format_version')!r}, expected {SUPPORTED_FORMAT}")
+    for key, kind in STUDENT_KEYS.items():
+        if key not in info:
+            raise ModelError(f"{json_path}: missing required key '{key}'")
+        value = info[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value <= 0):
+            want = "a positive integer" if kind is int else "an object"
+            raise ModelError(f"{json_path}: '{key}' must be {want}, got {json.dumps(value)[:60]}")
+    for key in SPECIAL_IDS:
+        v = info["special_ids"].get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < info["vocab_size"]:
+            raise ModelError(f"{json_path}: special_ids.{key} must be a token id below vocab_size, got {v!r}")
+    for (graph, side), needed in STUDENT_NEEDS.items():
+        declared = check_graph_entry(json_path, info["graphs"], graph)[side]
+        if missing := [n for n in needed if n not in declared]:
+            raise ModelError(f"{json_path}: graphs.{graph}.{side} lacks {', '.join(missing)} (the runtime needs them)")
+    for key in ("h", "c", "context"):
+        dims = info["decoder_state"].get(key)
+        if not (isinstance(dims, list) and len(dims) == 1 and isinstance(dims[0], int) and dims[0] > 0):
+            raise ModelError(f"{json_path}: decoder_state.{key} must be [size], got {dims!r}")
+
+
+def load_graph(
+    model_dir: Path, json_path: Path, name: str, entry: dict, precision: str, device: str, threads: int | None
+) -> ort.InferenceSession:
+    """A session for graphs.<name>, whose input and output names must be the ones declared in
+    `json_path` (a graph from another export, or encoder and decoder swapped, fails here)."""
+    path = graph_path(model_dir, entry, precision)
+    sess = make_session(path, device, threads)
+    actual = {"inputs": [i.name for i in sess.get_inputs()], "outputs": [o.name for o in sess.get_outputs()]}
+    for side, got in actual.items():
+        if got != entry[side]:
+            raise ModelError(
+                f"{path}: the graph's {side} {got} are not the {name} {side} {json_path.name} declares "
+                f"{entry[side]} (files swapped, or from another export?)"
+            )
+    return sess
 
 
 @dataclass
@@ -86,13 +159,13 @@ class OnnxStudent:
         cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
     ) -> OnnxStudent:
         model_dir = Path(model_dir)
-        info = read_json(model_dir / "model.json", "model")
-        if info.get("format_version") != SUPPORTED_FORMAT:
-            got = info.get("format_version")
-            raise ModelError(f"{model_dir / 'model.json'}: format_version {got!r}, expected {SUPPORTED_FORMAT}")
-        graphs = {}
-        for name in ("encoder", "decoder"):
-            graphs[name] = make_session(graph_path(model_dir, info["graphs"][name], precision), device, threads)
+        json_path = model_dir / "model.json"
+        info = read_json(json_path, "model")
+        check_model_info(json_path, info)
+        graphs = {
+            name: load_graph(model_dir, json_path, name, info["graphs"][name], precision, device, threads)
+            for name in ("encoder", "decoder")
+        }
         tok = Tokenizer(model_dir / "tokenizer.model")
         if tok.vocab_size != info["vocab_size"]:
             raise ModelError(f"{model_dir}: tokenizer has {tok.vocab_size} units, model.json says {info['vocab_size']}")
