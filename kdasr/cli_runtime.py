@@ -235,9 +235,13 @@ def evaluate(
 ) -> None:
     """Score a model on a manifest: WER and CER (jiwer), torch-free.
 
+    Each utterance is its `start`/`duration` slice of the audio; references are normalised like
+    training text. References with digits are not scored (warning lines); empty references count
+    their hypothesis words as insertions. Unreadable audio: an `error:` line each, exit status 1.
+
     Example: kdasr eval --manifest data/demo/test_heldout.jsonl --beam 5 --ctc-weight 0.3
     """
-    from .eval.run import evaluate_manifest
+    from .eval.run import evaluate_manifest, problem_lines, summary_line
     from .runtime.batch_io import check_writable_file
 
     with user_errors():
@@ -260,11 +264,9 @@ def evaluate(
             batch_size=batch_size,
         )
         report = evaluate_manifest(manifest, None, limit=limit, hyps_path=hyps, transcriber=t, opts=opts)
-    r = report.rates
-    typer.echo(
-        f"{manifest}: {r.utterances} utts, {r.words} words, WER {r.wer:.2f}%, CER {r.cer:.2f}%"
-        + (f", {report.failures} failed" if report.failures else "")
-    )
+    for line in problem_lines(report):
+        typer.echo(line, err=True)
+    typer.echo(summary_line(manifest, report))
     if report.failures:
         raise typer.Exit(1)
 
