@@ -1,0 +1,72 @@
+"""`kdasr serve` (HTTP server) and `kdasr doctor` (what this machine's onnxruntime can do). Thin:
+parse, call kdasr.serve, print. Torch-free; fastapi/uvicorn come from the `serve` extra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_data import user_errors
+
+
+def serve(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 to accept other machines (containers).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model_name: Annotated[
+        str | None, typer.Option(help="Model id clients send and /v1/models lists (default: the dir's name).")
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Requests decoded together (1 = no micro-batching).")] = 8,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits to fill before decoding (ms).")] = 10.0,
+    max_queue: Annotated[int, typer.Option(help="Waiting requests beyond this get 503 + Retry-After.")] = 64,
+    max_upload_mb: Annotated[float, typer.Option(help="Larger uploads get 413.")] = 25.0,
+    max_audio_seconds: Annotated[float, typer.Option(help="Longer audio gets 413.")] = 600.0,
+    request_timeout: Annotated[float, typer.Option(help="Seconds per request (queue + decode), else 504.")] = 60.0,
+    max_beam: Annotated[int, typer.Option(help="Largest beam / nbest a request may ask for.")] = 16,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")] = None,
+    device: Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")] = "cpu",
+    precision: Annotated[str, typer.Option(help="fp32, int8 or fp16 (GPU) graphs.")] = "fp32",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve a model over HTTP: the OpenAI audio API (POST /v1/audio/transcriptions), raw bytes
+    (POST /v1/transcribe), /v1/models, /healthz, /readyz, /metrics (Prometheus). Concurrent requests
+    are micro-batched. Needs the serve extra: pip install 'kdasr[serve]'.
+
+    Example: kdasr serve --model export/demo-en --port 8000 --max-batch 8 --max-wait-ms 10
+
+    Then: curl -F file=@talk.flac -F model=demo-en http://127.0.0.1:8000/v1/audio/transcriptions
+    """
+    try:
+        from .serve.app import serve as run_server
+        from .serve.config import ServeConfig
+    except ImportError as e:
+        typer.echo(f"error: kdasr serve needs the serve extra (pip install 'kdasr[serve]'): {e}", err=True)
+        raise typer.Exit(2) from None
+    from .runtime import Transcriber
+
+    with user_errors():
+        t = Transcriber(model, device=device, threads=threads, precision=precision)
+        try:
+            config = ServeConfig(
+                model_name=model_name or t.model.model_dir.resolve().name,
+                max_batch=max_batch,
+                max_wait_ms=max_wait_ms,
+                max_queue=max_queue,
+                max_upload_mb=max_upload_mb,
+                max_audio_seconds=max_audio_seconds,
+                request_timeout_s=request_timeout,
+                max_beam=max_beam,
+            )
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+    run_server(t, config, host, port, log_level)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

@@ -1,0 +1,30 @@
+"""Server settings in one frozen dataclass, built once by `kdasr serve` and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model_name: str  # the id clients send as `model` and `GET /v1/models` lists
+    max_batch: int = 8  # requests decoded together; 1 turns micro-batching off
+    max_wait_ms: float = 10.0  # how long the first request of a batch waits for company
+    max_queue: int = 64  # requests waiting beyond this get 503 + Retry-After
+    max_upload_mb: float = 25.0  # the OpenAI audio API's own limit
+    max_audio_seconds: float = 600.0  # longer audio gets 413 (it is segmented at pauses below this)
+    request_timeout_s: float = 60.0  # queue wait + decode, else 504
+    max_beam: int = 16  # beam/nbest above this are refused (cost grows with beam)
+    retry_after_s: int = 2  # told to clients on 503
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.max_queue < 1 or self.max_beam < 1:
+            raise ValueError("max_batch, max_queue and max_beam must be at least 1")
+        if self.max_wait_ms < 0 or self.max_upload_mb <= 0 or self.max_audio_seconds <= 0:
+            raise ValueError("max_wait_ms must be >= 0; max_upload_mb and max_audio_seconds above 0")
+        if self.request_timeout_s <= 0:
+            raise ValueError("request_timeout_s must be above 0")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
