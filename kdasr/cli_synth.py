@@ -22,20 +22,27 @@ def synth(
     max_eval_sentences: Annotated[
         int | None, typer.Option(help="Cap dev and test sentences each (for quick runs).")
     ] = None,
+    version: Annotated[int, typer.Option(help="Corpus version: 2 (default; neural voices, modern text, "
+                                         "real-world conditions) or 1 (the original WEB+Austen, Debian voices).")] = 2,
 ) -> None:
-    """Build the synthetic demo corpus: public-domain text spoken by Debian TTS voices.
+    """Build the synthetic demo corpus: public-domain text spoken by many TTS voices.
 
-    Text: World English Bible + Jane Austen, split by whole documents into teacher text
-    (teacher.jsonl, teacher.txt) and train/dev/test speech.
+    Text (v2): World English Bible, Jane Austen, US State of the Union addresses and Moby-Dick,
+    split by whole documents into teacher text (teacher.jsonl, teacher.txt: one sentence a line,
+    a blank line between documents; + Treasury of David) and train/dev/test speech. No dev/test
+    sentence is in the teacher or train text (checked; counts in OUT_DIR/build_info.json).
 
-    Speech: espeak-ng, flite and festival voices with random rate and pitch, written as
-    16 kHz FLAC under OUT_DIR/audio; train audio is augmented (speed, room, noise).
+    Speech (v2): espeak-ng, flite and festival voices plus the neural voices hibari and Kokoro
+    (style blends = pseudo-speakers), random rate, pitch and formant warp; 16 kHz FLAC under
+    OUT_DIR/audio. Train audio gets noise, simulated rooms, telephone band, codecs and gain.
 
-    test_heldout.jsonl repeats the test sentences with voices never used for train/dev.
-    A killed run resumes where it stopped.
+    Test sets: test (seen kinds of voices), test_heldout (held-out Debian voices),
+    test_neural_heldout (a held-out Kokoro style), test_noisy (test in noise and rooms).
+    A killed run resumes where it stopped. --version 1 rebuilds the original corpus.
 
-    Needs: sudo apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k
-    festvox-us-slt-hts sword-text-web libsword-utils r-cran-janeaustenr
+    Needs: make setup-data (Debian: espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k
+    festvox-us-slt-hts sox sword-text-web sword-comm-tdavid libsword-utils r-cran-janeaustenr;
+    npm; PyPI: pip install 'kdasr[data]')
 
     Example: kdasr data synth data/demo --jobs 2 --max-train-sentences 200 --max-eval-sentences 50
     """
@@ -47,19 +54,19 @@ def synth(
     try:
         summary = synth_corpus(
             out_dir, seed=seed, jobs=jobs, voices_per_sentence=voices_per_sentence,
-            max_train_sentences=max_train_sentences, max_eval_sentences=max_eval_sentences,
+            max_train_sentences=max_train_sentences, max_eval_sentences=max_eval_sentences, version=version,
         )
     except KdasrError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     table = Table(title=f"{out_dir} (seed {seed}, {summary['seconds']:.0f} s)")
-    for col in ("split", "documents", "sentences", "utterances", "hours", "synthesized", "reused"):
+    for col in ("split", "documents", "sentences", "utterances", "speakers", "hours", "synthesized", "reused"):
         table.add_column(col, justify="left" if col == "split" else "right")
     for name, s in summary["splits"].items():
-        table.add_row(name, *(str(s[k]) for k in ("documents", "sentences", "utterances", "hours",
+        table.add_row(name, *(str(s[k]) for k in ("documents", "sentences", "utterances", "speakers", "hours",
                                                    "synthesized", "reused")))
     t = summary["teacher"]
-    table.add_row("teacher (text)", str(t["documents"]), str(t["sentences"]), "-", "-", "-", "-")
+    table.add_row("teacher (text)", str(t["documents"]), str(t["sentences"]), "-", "-", "-", "-", "-")
     Console().print(table)
 
 

@@ -169,7 +169,7 @@ def _build(out: Path, cache: Path, seed: int = 0) -> dict:
     for f in cache.iterdir():
         shutil.copy(f, out / "text" / f.name)
     return synth_corpus(out, seed=seed, jobs=2, voices_per_sentence=2, max_train_sentences=6,
-                        max_eval_sentences=3, progress=False)
+                        max_eval_sentences=3, progress=False, version=1)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,9 @@ def test_end_to_end_manifests_and_audio(corpus: tuple[Path, dict]) -> None:
             assert not docs[a] & docs[b], (a, b)
     assert docs["test"] == {u.doc for u in utts["test_heldout"]}
     teacher_lines = (out / "teacher.txt").read_text(encoding="utf-8").splitlines()
-    assert len(teacher_lines) == summary["teacher"]["sentences"] > 1000
+    assert sum(1 for x in teacher_lines if x) == summary["teacher"]["sentences"] > 1000
+    # a blank line between documents (what `kdasr teacher --help` promises), none inside one
+    assert teacher_lines.count("") == summary["teacher"]["documents"] - 1
 
 
 @pytest.mark.slow

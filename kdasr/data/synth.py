@@ -28,9 +28,12 @@ import soundfile as sf
 from kdasr.data.synthesize import RenderJob, plan_augment, render_chunk, utt_rng
 from kdasr.data.textcorpus import Document, cap_sentences, load_documents, require_program, split_documents
 from kdasr.data.voices import Voice, draw_voice, draw_voices
+from kdasr.errors import KdasrError
 from kdasr.io_utils import atomic_write_text
 
 SPEECH_SPLITS = ("train", "dev", "test", "test_heldout")
+SPEECH_SPLITS_V2 = (*SPEECH_SPLITS, "test_neural_heldout", "test_noisy")
+NEURAL_HELDOUT_EVERY = 5  # test_neural_heldout speaks every 5th test sentence (Kokoro is slow)
 CHUNK = 16  # utterances per worker task: amortises festival start-up, keeps progress smooth
 TOOLS = (("espeak-ng", "espeak-ng"), ("flite", "flite"),
          ("festival", "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"))
@@ -68,6 +71,38 @@ def _plan_split(split: str, docs: list[Document], seed: int, out_dir: Path, vps:
     return planned
 
 
+def _plan_split_v2(split: str, docs: list[Document], seed: int, out_dir: Path, vps: int) -> list[_Planned]:
+    """Corpus v2: seen voices from voices_v2 (classic + hibari + Kokoro blends), v2 conditions."""
+    from kdasr.data.conditions import plan_conditions
+    from kdasr.data.voices_v2 import draw_kokoro, draw_voice_v2, draw_voices_v2
+
+    planned: list[_Planned] = []
+    noise_dir = out_dir / "noise"
+    k = 0
+    for d in docs:
+        for pos, text in enumerate(d.sentences):
+            base = f"{_slug(d.id)}-{pos:03d}"
+            if split == "train":
+                vs = draw_voices_v2(utt_rng(seed, "voices:" + base), vps)
+                voices = [(f"{base}-{i}", v) for i, v in enumerate(vs)]
+            elif split == "test_heldout":
+                voices = [(f"{base}-h", draw_voice(utt_rng(seed, "voice:" + base + "-h"), held_out=True))]
+            elif split == "test_neural_heldout":
+                k += 1
+                if (k - 1) % NEURAL_HELDOUT_EVERY:
+                    continue
+                voices = [(f"{base}-nh", draw_kokoro(utt_rng(seed, "voice:" + base + "-nh"), held_out=True))]
+            else:  # dev, test, and test_noisy (the test sentence in the test voice, in noise)
+                uid = base if split != "test_noisy" else f"{base}-n"
+                voices = [(uid, draw_voice_v2(utt_rng(seed, "voice:" + base)))]
+            kind = {"train": "train", "test_noisy": "noisy"}.get(split, "clean")
+            for uid, v in voices:
+                cond = plan_conditions(utt_rng(seed, "cond:" + uid), kind)
+                path = out_dir / "audio" / split / f"{uid}.flac"
+                planned.append(_Planned(RenderJob(uid, text, v, path, cond, seed, noise_dir), d.id, pos))
+    return planned
+
+
 def _manifest_rows(planned: list[_Planned], durations: dict[str, float], out_dir: Path) -> list[dict]:
     rows = []
     for p in planned:
@@ -77,6 +112,8 @@ def _manifest_rows(planned: list[_Planned], durations: dict[str, float], out_dir
             "duration": round(durations[j.id], 4), "speaker": j.voice.speaker, "doc": p.doc, "pos": p.pos,
             "start": 0.0, "engine": j.voice.engine, "voice": j.voice.describe(), "augment": j.augment.label(),
         })
+        if j.voice.engine == "kokoro":
+            rows[-1]["blend"] = j.voice.name
     return rows
 
 
@@ -95,7 +132,8 @@ def _write_manifest(path: Path, rows: list[dict]) -> None:
 def _write_teacher(out_dir: Path, docs: list[Document]) -> None:
     atomic_write_text(out_dir / "teacher.jsonl", "".join(
         json.dumps({"doc": d.id, "sentences": list(d.sentences)}) + "\n" for d in docs))
-    atomic_write_text(out_dir / "teacher.txt", "".join(s + "\n" for d in docs for s in d.sentences))
+    # one sentence a line, a blank line between documents (what `kdasr teacher --help` promises)
+    atomic_write_text(out_dir / "teacher.txt", "\n".join("".join(s + "\n" for s in d.sentences) for d in docs))
 
 
 def check_tools() -> None:
@@ -135,32 +173,53 @@ def synth_corpus(
     max_train_sentences: int | None = None,
     max_eval_sentences: int | None = None,
     progress: bool = True,
+    version: int = 2,
 ) -> dict:
-    """Build (or resume) the demo corpus in out_dir; returns a summary per split."""
+    """Build (or resume) the demo corpus in out_dir; returns a summary per split.
+
+    version 1: WEB + Austen, Debian engines (the corpus of the first shipped models).
+    version 2: + SOTU, Moby-Dick, TDavid text; + hibari and Kokoro voices; real-world conditions;
+    test_neural_heldout and test_noisy (kdasr.data.text_v2, voices_v2, conditions).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if version not in (1, 2):
+        raise KdasrError(f"unknown corpus version {version} (1 or 2)")
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_tools()
-    splits = split_documents(load_documents(out_dir / "text"))
+    leak_stats: dict = {}
+    if version == 1:
+        splits = split_documents(load_documents(out_dir / "text"))
+        speech_splits, plan = SPEECH_SPLITS, _plan_split
+    else:
+        from kdasr.data.neural_tts import check_neural_packages
+        from kdasr.data.text_v2 import load_documents_v2, split_documents_v2
+
+        check_neural_packages()
+        require_program("sox", "sox")
+        splits, leak_stats = split_documents_v2(load_documents_v2(out_dir / "text"))
+        speech_splits, plan = SPEECH_SPLITS_V2, _plan_split_v2
     _write_teacher(out_dir, splits["teacher"])
     docs = {
         "train": cap_sentences(splits["speech"], max_train_sentences),
         "dev": cap_sentences(splits["dev"], max_eval_sentences),
         "test": cap_sentences(splits["test"], max_eval_sentences),
     }
-    docs["test_heldout"] = docs["test"]
-    plans = {s: _plan_split(s, docs[s], seed, out_dir, voices_per_sentence) for s in SPEECH_SPLITS}
+    for derived in speech_splits[3:]:
+        docs[derived] = docs["test"]
+    plans = {s: plan(s, docs[s], seed, out_dir, voices_per_sentence) for s in speech_splits}
 
-    summary: dict = {"out_dir": str(out_dir), "seed": seed, "splits": {}, "teacher": {
+    summary: dict = {"out_dir": str(out_dir), "seed": seed, "version": version, "splits": {}, "teacher": {
         "documents": len(splits["teacher"]), "sentences": sum(len(d.sentences) for d in splits["teacher"])}}
     pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
-    bar = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(TextColumn("{task.description:>20}"), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), disable=not progress)
+    hours_by_engine: dict[str, dict[str, float]] = {}
     try:
         with bar:
-            for split in SPEECH_SPLITS:
+            for split in speech_splits:
                 planned = plans[split]
                 done = {p.job.id: sf.info(p.job.out_path).frames / 16000
                         for p in planned if p.job.out_path.exists()}
@@ -168,9 +227,14 @@ def synth_corpus(
                 task = bar.add_task(split, total=len(planned), completed=len(done))
                 done.update(_render(todo, pool, lambda n, t=task: bar.advance(t, n)))
                 _write_manifest(out_dir / f"{split}.jsonl", _manifest_rows(planned, done, out_dir))
+                by_engine = hours_by_engine.setdefault(split, {})
+                for p in planned:
+                    e = p.job.voice.engine
+                    by_engine[e] = by_engine.get(e, 0.0) + done[p.job.id] / 3600
                 summary["splits"][split] = {
                     "utterances": len(planned), "hours": round(sum(done.values()) / 3600, 3),
-                    "sentences": sum(len(d.sentences) for d in docs[split]), "documents": len(docs[split]),
+                    "sentences": len({p.job.text for p in planned}), "documents": len({p.doc for p in planned}),
+                    "speakers": len({p.job.voice.speaker for p in planned}),
                     "synthesized": len(todo), "reused": len(planned) - len(todo),
                 }
     finally:
@@ -178,4 +242,9 @@ def synth_corpus(
             pool.shutdown(cancel_futures=True)
     summary["seconds"] = round(time.time() - t0, 1)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if version == 2:
+        from kdasr.data.build_info import write_build_info
+
+        write_build_info(out_dir, summary, splits, leak_stats,
+                         {s: {e: round(h, 3) for e, h in v.items()} for s, v in hours_by_engine.items()})
     return summary

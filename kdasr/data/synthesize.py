@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from kdasr.data.conditions import Conditions, apply_conditions
 from kdasr.data.voices import Voice
 from kdasr.errors import KdasrError
 
@@ -213,6 +214,34 @@ def synth_festival(items: list[tuple[str, Voice]], tmp: Path) -> list[np.ndarray
     return out
 
 
+def synth_neural(text: str, voice: Voice, rng: np.random.Generator) -> np.ndarray:
+    """hibari or Kokoro (kdasr.data.neural_tts) at 24 kHz, resampled to 16 kHz."""
+    from kdasr.data import neural_tts
+
+    p = voice.params
+    british = bool(p.get("british", 0.0))
+    if voice.engine == "hibari":
+        x = neural_tts.synth_hibari(text, speed=p.get("speed", 1.0), f0_scale=p.get("f0", 1.0), british=british,
+                                    seed=int(rng.integers(2**31)))
+    else:
+        x = neural_tts.synth_kokoro(text, blend=voice.name, speed=p.get("speed", 1.0), british=british)
+    return _to_16k(x, neural_tts.NEURAL_SR)
+
+
+def warp_formants(x: np.ndarray, cents: float) -> np.ndarray:
+    """Shift formants and pitch together by `cents`, keeping the tempo (sox `pitch`): a change of
+    vocal-tract length (and F0) that the engines' own knobs do not give."""
+    cmd = ["sox", "-t", "f32", "-r", str(SR), "-c", "1", "-", "-t", "f32", "-", "pitch", f"{cents:g}"]
+    try:
+        res = subprocess.run(cmd, input=np.ascontiguousarray(x, np.float32).tobytes(), capture_output=True,
+                             check=False, timeout=120)
+    except FileNotFoundError:
+        raise KdasrError("'sox' not found; install it with: sudo apt-get install -y sox") from None
+    if res.returncode != 0:
+        raise KdasrError(f"sox pitch {cents:g} failed: {res.stderr.decode(errors='replace')[:200]}")
+    return np.frombuffer(res.stdout, np.float32).copy()
+
+
 # ---------------------------------------------------------------- jobs
 
 @dataclass(frozen=True)
@@ -223,8 +252,9 @@ class RenderJob:
     text: str
     voice: Voice
     out_path: Path
-    augment: Augment = field(default_factory=Augment)
+    augment: Augment | Conditions = field(default_factory=Augment)
     seed: int = 0
+    noise_dir: Path | None = None  # corpus v2: where the sox noise bank is cached
 
 
 def write_flac_atomic(path: Path, x: np.ndarray) -> None:
@@ -252,14 +282,23 @@ def render_chunk(jobs: list[RenderJob]) -> list[tuple[str, float]]:
                 raw[j.id] = synth_espeak(j.text, j.voice)
             elif j.voice.engine == "flite":
                 raw[j.id] = synth_flite(j.text, j.voice, tmp)
+            elif j.voice.engine in ("hibari", "kokoro"):
+                raw[j.id] = synth_neural(j.text, j.voice, utt_rng(j.seed, j.id, stream=2))
             elif j.voice.engine != "festival":
                 raise KdasrError(f"unknown TTS engine {j.voice.engine!r}")
         done = []
         for j in jobs:
-            x = trim_silence(raw[j.id])
+            x = raw[j.id]
+            if "warp" in j.voice.params:
+                x = warp_formants(x, j.voice.params["warp"])
+            x = trim_silence(x)
             if x.size == 0:
                 raise KdasrError(f"{j.voice.describe()} produced silence for {j.text!r}")
-            x = apply_augment(x, j.augment, utt_rng(j.seed, j.id, stream=1))
+            rng = utt_rng(j.seed, j.id, stream=1)
+            if isinstance(j.augment, Conditions):
+                x = apply_conditions(x, j.augment, rng, j.noise_dir or j.out_path.parent / "noise")
+            else:
+                x = apply_augment(x, j.augment, rng)
             write_flac_atomic(j.out_path, x)
             done.append((j.id, x.size / SR))
     return done
