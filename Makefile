@@ -9,7 +9,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 KDASR := $(VENV)/bin/kdasr
-APT_PACKAGES := sword-text-web libsword-utils r-cran-janeaustenr espeak-ng flite festival \
+APT_PACKAGES := sword-text-web sword-comm-tdavid libsword-utils r-cran-janeaustenr espeak-ng flite festival \
 	festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
 DATA ?= data/demo
 DEMO_EXP ?= exp/demo-25min
@@ -27,7 +27,7 @@ setup: $(VENV)/.installed setup-data
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -e '.[train,serve,dev]'
+	$(VENV)/bin/pip install -q -e '.[train,serve,dev,data,reference]'
 	touch $@
 
 # Debian TTS engines and public-domain texts for the synthetic corpus (DATA-SOURCES.md)
