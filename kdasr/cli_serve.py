@@ -68,5 +68,45 @@ def serve(
     run_server(t, config, host, port, log_level)
 
 
+def doctor(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Also check this model dir (default: $KDASR_MODEL or "
+                                  "export/demo-en when present).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="'cuda' also runs a real decode on the GPU (or says why it cannot).")] = (
+        "cpu"
+    ),
+) -> None:
+    """Check this machine and a model dir before deploying: the onnxruntime version and the providers
+    really available, onnxruntime and onnxruntime-gpu installed together (silent CPU fallback), the CPU
+    features that decide whether int8 pays off (AVX-512 VNNI / AVX-VNNI / AVX2), the model dir's files,
+    format and graph names; with --device cuda, a decode on the GPU. Exit status 1 if any check FAILs.
+
+    Example: kdasr doctor --model export/demo-en --device cuda
+    """
+    from .errors import ModelError
+    from .runtime.transcriber import default_model_dir
+    from .serve import doctor as dr
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter("--device must be cpu or cuda")
+    checks = dr.runtime_checks() + dr.cpu_checks()
+    if model is None:
+        try:
+            model = default_model_dir()
+        except ModelError:
+            checks.append(dr.Check("info", "model", "none given (--model DIR) and no default: skipped"))
+    if model is not None:
+        checks.append(dr.Check("info", "model", str(model)))
+        checks += dr.model_checks(model)
+    if device == "cuda":
+        checks += dr.cuda_checks(model)
+    for c in checks:
+        typer.echo(f"{c.status:<5} {c.name}: {c.detail}")
+    if any(c.status == "FAIL" for c in checks):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(doctor)
