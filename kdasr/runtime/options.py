@@ -28,7 +28,9 @@ class DecodeOptions:
     rescore: str = "none"
     rescore_weight: float = 0.3
     batch_size: int = 16
-    max_batch_seconds: float = 400.0  # padded audio per encoder call
+    # Padded audio per encoder call. Encoder activations grow with it: 16 x 20 s pieces peaked at
+    # 519 MB RSS, 4 x 20 s at 234 MB, in the same wall time (demo-en, 2 threads; robustness.md).
+    max_batch_seconds: float = 80.0
     # Long audio: inputs longer than this are cut at low-energy points into segments no longer
     # than it (and, where possible, no shorter than min(min_segment_seconds, max / 2)), decoded in
     # batch, joined.

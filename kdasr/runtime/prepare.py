@@ -114,8 +114,9 @@ def iter_pieces(prep: Prepared, rate: int) -> Iterator[np.ndarray]:
         while span is not None and buf_start + len(buf) >= span[1]:
             yield buf[span[0] - buf_start : span[1] - buf_start].copy()
             span = next(pending, None)
-        keep_from = span[0] if span is not None else buf_start + len(buf)
-        buf, buf_start = buf[max(0, keep_from - buf_start) :], max(buf_start, keep_from)
+        # drop what no piece needs any more (never past the end: buf_start is where the next block starts)
+        keep_from = min(span[0] if span is not None else buf_start + len(buf), buf_start + len(buf))
+        buf, buf_start = buf[keep_from - buf_start :], keep_from
         if span is None:
             return
     if span is not None:

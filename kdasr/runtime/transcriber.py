@@ -203,12 +203,14 @@ class Transcriber:
         """A long input: its pieces are read again and decoded a group at a time."""
         hyps: list[list[Hypothesis] | str] = []
         chunk: list[np.ndarray] = []
+        held, most = 0, GROUP_BATCHES * opts.max_batch_seconds * self.sample_rate
         try:
             for piece in iter_pieces(prep, self.sample_rate):
                 chunk.append(piece)
-                if len(chunk) == GROUP_BATCHES * opts.batch_size:
+                held += len(piece)
+                if len(chunk) == GROUP_BATCHES * opts.batch_size or held >= most:
                     hyps += self._decode_safe(chunk, opts)
-                    chunk = []
+                    chunk, held = [], 0
         except AudioError as e:
             return Failure(e.path, e.reason)
         return self._result(prep, hyps + self._decode_safe(chunk, opts))
@@ -231,7 +233,7 @@ class Transcriber:
                 continue
             group.append(prep)
             seconds += prep.samples / self.sample_rate
-            if len(group) >= GROUP_BATCHES * opts.batch_size or seconds >= 2 * opts.max_batch_seconds:
+            if len(group) >= GROUP_BATCHES * opts.batch_size or seconds >= GROUP_BATCHES * opts.max_batch_seconds:
                 yield from self._finish_group(group, opts)
                 group, seconds = [], 0.0
         yield from self._finish_group(group, opts)
