@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .cli_data import data_app, tokenizer_app, user_errors
-from .cli_reference import register as register_reference
+from .cli_reports import register as register_reports
 from .cli_runtime import register as register_runtime
 from .cli_serve import register as register_serve
 from .cli_synth import register as register_synth
@@ -25,7 +25,7 @@ register_synth(data_app)
 app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 register_runtime(app)
-register_reference(app)
+register_reports(app)
 register_serve(app)
 app.add_typer(teacher_app, name="teacher")
 

@@ -91,6 +91,29 @@ def import_librispeech(
         typer.echo(f"wrote {out}: {_summary(utts)}")
 
 
+@data_app.command("report")
+def report(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder built by `kdasr data synth` (version 2).")],
+    tokenizer: Annotated[Path | None, typer.Option(help="Also count sentencepiece units with this model.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the Markdown here (default: print it).")] = None,
+) -> None:
+    """Corpus statistics as Markdown: hours per engine and split, speakers, words (and units),
+    the builder's leak checks, licences and synthesis wall time.
+
+    Example: kdasr data report data/v2 --tokenizer data/v2/tokenizer.model --out eval/reports/corpus-v2.md
+    """
+    from kdasr.data.corpus_report import corpus_report
+    from kdasr.io_utils import atomic_write_text
+
+    with user_errors():
+        text = corpus_report(corpus, tokenizer)
+        if out is None:
+            typer.echo(text)
+        else:
+            atomic_write_text(out, text)
+            typer.echo(f"wrote {out}")
+
+
 @tokenizer_app.command("train")
 def train(
     text_files: Annotated[list[Path], typer.Argument(help="Text files, one transcript a line, or .jsonl manifests.")],

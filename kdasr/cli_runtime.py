@@ -5,6 +5,7 @@ are declared once here and turned into one DecodeOptions by `_decode_options`.""
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -232,6 +233,9 @@ def evaluate(
     threads: ThreadsOpt = None,
     device: DeviceOpt = "cpu",
     precision: PrecisionOpt = "fp32",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the scores, decoding and RTFx as "
+                                                  "JSON here (input of report tables).")] = None,
+    system: Annotated[str | None, typer.Option(help="Name of the system in --json (default: the model dir).")] = None,
 ) -> None:
     """Score a model on a manifest: WER and CER (jiwer), torch-free.
 
@@ -263,7 +267,16 @@ def evaluate(
             rescore_weight=rescore_weight,
             batch_size=batch_size,
         )
+        t0 = time.perf_counter()
         report = evaluate_manifest(manifest, None, limit=limit, hyps_path=hyps, transcriber=t, opts=opts)
+        if json_out is not None:
+            from dataclasses import asdict
+
+            from .eval.results import result_record, write_result
+
+            write_result(json_out, result_record(system or str(t.model.model_dir), manifest, report,
+                                                 time.perf_counter() - t0, threads, limit=limit,
+                                                 model=str(t.model.model_dir), decoding=asdict(opts)))
     for line in problem_lines(report):
         typer.echo(line, err=True)
     typer.echo(summary_line(manifest, report))

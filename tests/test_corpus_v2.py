@@ -188,6 +188,13 @@ def test_tiny_v2_build(tmp_path: Path) -> None:
     assert "kokoro" in info["sources"]["voices"] and info["versions"]["python"]["hibari-tts"]
     lines = (tmp_path / "teacher.txt").read_text().split("\n\n")
     assert len(lines) == summary["teacher"]["documents"]
+    from kdasr.data.corpus_report import corpus_report
+
+    report = corpus_report(tmp_path)
+    row = next(x for x in report.splitlines() if x.startswith("| test_neural_heldout |"))
+    n_nh = len(utts["test_neural_heldout"])
+    assert row.startswith(f"| test_neural_heldout | {n_nh} |")
+    assert "dev test in teacher: 0" in report and "Apache-2.0" in report
 
 
 def uses_heldout_style_row(u) -> bool:

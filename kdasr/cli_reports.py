@@ -1,16 +1,15 @@
-"""`kdasr eval-reference`: score whisper tiny.en on a manifest exactly as `kdasr eval` scores kdasr
-(same slices, reference policy and WER code), for side-by-side report columns. Torch-free."""
+"""Report commands, torch-free: `kdasr eval-reference` scores whisper tiny.en on a manifest exactly
+as `kdasr eval` scores kdasr (same slices, reference policy and WER code); `kdasr eval-table` makes
+a Markdown table from the JSON results both write."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .errors import KdasrError
-from .io_utils import atomic_write_text
 
 
 def eval_reference(
@@ -40,15 +39,40 @@ def eval_reference(
         typer.echo(line, err=True)
     typer.echo(summary_line(manifest, res.report) + f", RTFx {res.rtfx:.1f} at {threads} thread(s) [{REFERENCE_NAME}]")
     if json_out:
-        r = res.report.rates
-        atomic_write_text(json_out, json.dumps({
-            "system": REFERENCE_NAME, "manifest": str(manifest), "limit": limit, "wer": r.wer, "cer": r.cer,
-            "utterances": r.utterances, "words": r.words, "word_errors": r.word_errors,
-            "seconds_audio": res.report.seconds_audio, "decode_seconds": res.decode_seconds, "rtfx": res.rtfx,
-            "threads": threads, "failures": res.report.failures}, indent=2) + "\n")
+        from .eval.results import result_record, write_result
+
+        write_result(json_out, result_record(REFERENCE_NAME, manifest, res.report, res.decode_seconds, threads,
+                                             limit=limit, decoding={"beam": beam}))
     if res.report.failures:
         raise typer.Exit(1)
 
 
+def eval_table(
+    results: Annotated[list[Path], typer.Argument(
+        help="JSON results of `kdasr eval --json` / `eval-reference --json`.")],
+    sets: Annotated[str | None, typer.Option(help="Comma-separated set names (columns), in order.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the Markdown table here (default: print).")] = None,
+) -> None:
+    """One row per system, WER (CER) per set, RTFx: a table generated from results, never typed.
+
+    Example: kdasr eval-table exp/compare/*.json --sets test,test_heldout,test_neural_heldout,test_noisy
+    """
+    from .eval.results import read_results
+    from .eval.table import results_table
+    from .io_utils import atomic_write_text
+
+    try:
+        text = results_table(read_results(results), sets.split(",") if sets else None)
+    except (OSError, ValueError, KeyError) as e:
+        typer.echo(f"error: cannot read the results: {e}", err=True)
+        raise typer.Exit(1) from None
+    if out is None:
+        typer.echo(text)
+    else:
+        atomic_write_text(out, text + "\n")
+        typer.echo(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("eval-reference")(eval_reference)
+    app.command("eval-table")(eval_table)
