@@ -199,3 +199,14 @@ def test_tiny_v2_build(tmp_path: Path) -> None:
 
 def uses_heldout_style_row(u) -> bool:
     return u.extra["engine"] == "kokoro" and HELDOUT_STYLE in u.extra.get("blend", "")
+
+
+def test_missing_neural_package_is_one_clear_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['hibari'] = None; sys.argv = ['kdasr', 'data', 'synth', sys.argv[1]]; "
+            "from kdasr.cli import app; app()")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "hibari" in r.stderr and "pip install" in r.stderr, r.stderr
