@@ -11,36 +11,42 @@ import typer
 from .cli_data import user_errors
 
 
+def _opt(help: str, envvar: str | None = None):
+    return typer.Option(envvar=envvar, help=help)
+
+
 def serve(
     model: Annotated[
         Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 to accept other machines (containers).")] = (
+    host: Annotated[str, _opt("Address to bind; 0.0.0.0 to accept other machines (containers).", "KDASR_HOST")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    model_name: Annotated[
-        str | None, typer.Option(help="Model id clients send and /v1/models lists (default: the dir's name).")
-    ] = None,
-    max_batch: Annotated[int, typer.Option(help="Requests decoded together (1 = no micro-batching).")] = 8,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits to fill before decoding (ms).")] = 10.0,
-    max_queue: Annotated[int, typer.Option(help="Waiting requests beyond this get 503 + Retry-After.")] = 64,
-    max_upload_mb: Annotated[float, typer.Option(help="Larger uploads get 413.")] = 25.0,
-    max_audio_seconds: Annotated[float, typer.Option(help="Longer audio gets 413.")] = 600.0,
-    request_timeout: Annotated[float, typer.Option(help="Seconds per request (queue + decode), else 504.")] = 60.0,
-    max_beam: Annotated[int, typer.Option(help="Largest beam / nbest a request may ask for.")] = 16,
-    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")] = None,
-    device: Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")] = "cpu",
-    precision: Annotated[str, typer.Option(help="fp32, int8 or fp16 (GPU) graphs.")] = "fp32",
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    port: Annotated[int, _opt("TCP port.", "KDASR_PORT")] = 8000,
+    model_name: Annotated[str | None, _opt("Model id clients send and /v1/models lists (default: the dir's name).")] = (
+        None
+    ),
+    max_batch: Annotated[int, _opt("Requests decoded together (1 = no micro-batching).", "KDASR_MAX_BATCH")] = 8,
+    max_wait_ms: Annotated[float, _opt("How long a batch waits to fill (ms).", "KDASR_MAX_WAIT_MS")] = 10.0,
+    max_queue: Annotated[int, _opt("Waiting requests beyond this get 503 + Retry-After.", "KDASR_MAX_QUEUE")] = 64,
+    max_upload_mb: Annotated[float, _opt("Larger uploads get 413.", "KDASR_MAX_UPLOAD_MB")] = 25.0,
+    max_audio_seconds: Annotated[float, _opt("Longer audio gets 413.", "KDASR_MAX_AUDIO_SECONDS")] = 600.0,
+    request_timeout: Annotated[float, _opt("Seconds per request (queue + decode), else 504.")] = 60.0,
+    max_beam: Annotated[int, _opt("Largest beam / nbest a request may ask for.")] = 16,
+    threads: Annotated[int | None, _opt("onnxruntime intra-op threads (default: all cores).", "KDASR_THREADS")] = None,
+    device: Annotated[str, _opt("'cpu' or 'cuda' (needs the gpu extra).", "KDASR_DEVICE")] = "cpu",
+    precision: Annotated[str, _opt("fp32, int8 or fp16 (GPU) graphs.", "KDASR_PRECISION")] = "fp32",
+    log_level: Annotated[str, _opt("debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve a model over HTTP: the OpenAI audio API (POST /v1/audio/transcriptions), raw bytes
     (POST /v1/transcribe), /v1/models, /healthz, /readyz, /metrics (Prometheus). Concurrent requests
-    are micro-batched. Needs the serve extra: pip install 'kdasr[serve]'.
+    are micro-batched. Needs the serve extra: pip install 'kdasr\\[serve]'.
 
     Example: kdasr serve --model export/demo-en --port 8000 --max-batch 8 --max-wait-ms 10
 
     Then: curl -F file=@talk.flac -F model=demo-en http://127.0.0.1:8000/v1/audio/transcriptions
+
+    Options that show an env var can be set that way (containers); the model dir comes from $KDASR_MODEL.
     """
     try:
         from .serve.app import serve as run_server
