@@ -36,6 +36,10 @@ def serve(
     threads: Annotated[int | None, _opt("onnxruntime intra-op threads (default: all cores).", "KDASR_THREADS")] = None,
     device: Annotated[str, _opt("'cpu' or 'cuda' (needs the gpu extra).", "KDASR_DEVICE")] = "cpu",
     precision: Annotated[str, _opt("fp32, int8 or fp16 (GPU) graphs.", "KDASR_PRECISION")] = "fp32",
+    release_memory: Annotated[
+        bool, typer.Option(help="Return a long file's peak memory to the OS after decoding it (arena shrink + "
+                           "malloc_trim); off keeps onnxruntime's default arena.")
+    ] = True,
     log_level: Annotated[str, _opt("debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve a model over HTTP: the OpenAI audio API (POST /v1/audio/transcriptions), raw bytes
@@ -68,6 +72,7 @@ def serve(
                 max_audio_seconds=max_audio_seconds,
                 request_timeout_s=request_timeout,
                 max_beam=max_beam,
+                release_memory=release_memory,
             )
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None

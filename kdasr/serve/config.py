@@ -16,6 +16,7 @@ class ServeConfig:
     request_timeout_s: float = 60.0  # queue wait + decode, else 504
     max_beam: int = 16  # beam/nbest above this are refused (cost grows with beam)
     retry_after_s: int = 2  # told to clients on 503
+    release_memory: bool = True  # give a long file's peak memory back after it (serve/memory.py)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 1 or self.max_beam < 1:

@@ -17,6 +17,7 @@ from .audio_input import decode_upload
 from .batcher import MicroBatcher
 from .config import ServeConfig
 from .errors import ApiError, overloaded
+from .memory import TRIM_AFTER_SECONDS, shrink_encoder_arena, trim_heap
 from .metrics import Metrics
 from .responses import LANGUAGE_NAMES
 
@@ -33,11 +34,20 @@ class Service:
         self.base_options = dataclasses.replace(transcriber.recommended_options(), batch_size=config.max_batch)
         self.ready = threading.Event()
         self.started = time.time()
+        if config.release_memory:
+            shrink_encoder_arena(transcriber)
         self.batcher = MicroBatcher(
-            self.transcriber.transcribe, config.max_batch, config.max_wait_ms / 1000, config.max_queue,
+            self._decode, config.max_batch, config.max_wait_ms / 1000, config.max_queue,
             config.retry_after_s, on_batch=self._on_batch,
         )
         self.metrics = Metrics(lambda: self.batcher.depth, lambda: self.batcher.busy)
+
+    def _decode(self, waves: list[np.ndarray], opts: DecodeOptions) -> list:
+        """Worker thread: one micro-batch through the Transcriber; a long one's heap pages go back."""
+        results = self.transcriber.transcribe(waves, opts)
+        if self.config.release_memory and sum(len(w) for w in waves) > TRIM_AFTER_SECONDS * self.sample_rate:
+            trim_heap()
+        return results
 
     def _on_batch(self, size: int, seconds: float) -> None:
         self.metrics.observe_batch(size, seconds)
