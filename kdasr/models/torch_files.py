@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -18,24 +19,26 @@ import torch
 from ..errors import ModelError
 from ..io_utils import atomic_open
 
-_PLAIN = (str, bytes, int, float, bool, type(None), torch.Tensor, torch.Size)
+# exact types: subclasses (numpy.float64 is a float, defaultdict a dict) pickle as their own class
+_PLAIN = (str, bytes, int, float, bool, type(None))
+_MAPPINGS = (dict, OrderedDict)  # module state dicts are OrderedDicts
 
 
 def _first_unsafe(obj: object, where: str = "payload") -> str | None:
     """Where the first value that `weights_only` loading would refuse sits, or None."""
-    if isinstance(obj, dict):
+    if isinstance(obj, (torch.Tensor, torch.Size)) or type(obj) in _PLAIN:
+        return None
+    if type(obj) in _MAPPINGS:
         for k, v in obj.items():
-            if not isinstance(k, (str, int)):
+            if type(k) not in (str, int):
                 return f"{where} key {k!r} ({type(k).__name__})"
             if bad := _first_unsafe(v, f"{where}[{k!r}]"):
                 return bad
         return None
-    if isinstance(obj, (list, tuple)):
+    if type(obj) in (list, tuple):
         for i, v in enumerate(obj):
             if bad := _first_unsafe(v, f"{where}[{i}]"):
                 return bad
-        return None
-    if isinstance(obj, _PLAIN):
         return None
     return f"{where} ({type(obj).__module__}.{type(obj).__qualname__})"
 
