@@ -93,7 +93,8 @@ def prepare(
         regions = speech_regions(np.concatenate(probs), total, vad_opts)
     else:
         regions = [(0, total)]
-    pieces = plan_pieces(regions, meter.smoothed(), rate, opts.max_segment_seconds, opts.min_segment_seconds)
+    gap = vad_opts.merge_gap_s if stream is not None else 0.0
+    pieces = plan_pieces(regions, meter.smoothed(), rate, opts.max_segment_seconds, opts.min_segment_seconds, gap)
     wave = None if kept is None else (kept[0] if len(kept) == 1 else np.concatenate(kept))
     return Prepared(index, name, total, pieces, wave, None if wave is not None else src, level_warnings(stats))
 

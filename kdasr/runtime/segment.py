@@ -4,8 +4,8 @@ Energy is measured on 10 ms frames and smoothed over 300 ms, so a cut lands in a
 than between two syllables. Each cut is the quietest point between `min_seconds` and
 `max_seconds` after the previous one (the latest of the near-quietest frames, so pieces stay
 long); the last piece may be shorter. With voice-activity detection the pieces are taken only
-from speech regions: neighbouring regions are joined while the piece stays within max_seconds
-and the pause between them is short, and a longer region is cut as above. `EnergyMeter` measures
+from speech regions: neighbouring regions closer than `merge_gap_s` are joined while the piece stays
+within max_seconds, and a longer region is cut as above. `EnergyMeter` measures
 the energy block by block, so a file of any length is planned without holding it. numpy only."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 HOP_S = 0.010
 SMOOTH_S = 0.300
 QUIET_MARGIN = 1.0  # natural-log energy units (~4.3 dB) above the window's minimum
-MERGE_GAP_S = 1.0  # speech regions closer than this may share a piece
 
 
 def _log_energy(frames: np.ndarray) -> np.ndarray:
@@ -94,13 +93,14 @@ def plan_pieces(
     sample_rate: int,
     max_seconds: float,
     min_seconds: float,
+    merge_gap_s: float = 0.0,
 ) -> list[tuple[int, int]]:
     """Pieces to decode: speech regions joined while a piece stays within max_seconds and the pause
-    is under MERGE_GAP_S, longer ones cut at quiet points. Sorted, disjoint, inside the regions' hull."""
-    max_n, gap_n = int(max_seconds * sample_rate), int(MERGE_GAP_S * sample_rate)
+    is under merge_gap_s, longer ones cut at quiet points. Sorted, disjoint, inside the regions' hull."""
+    max_n, gap_n = int(max_seconds * sample_rate), int(merge_gap_s * sample_rate)
     joined: list[list[int]] = []
     for a, b in regions:
-        if joined and a - joined[-1][1] <= gap_n and b - joined[-1][0] <= max_n:
+        if joined and a - joined[-1][1] < max(gap_n, 1) and b - joined[-1][0] <= max_n:
             joined[-1][1] = b
         else:
             joined.append([a, b])
