@@ -20,7 +20,7 @@ import torch
 from ..errors import ModelError
 from ..models.config import ModelConfig
 from ..models.student import Seq2SeqStudent, build_model
-from ..runtime.onnx_model import read_json
+from ..runtime.onnx_model import check_model_info, read_json
 from ..text import Tokenizer
 
 # module prefix each graph's scope names are relative to (see export/wrappers.py)
@@ -80,12 +80,17 @@ def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
 def load_student_from_model_dir(model_dir: Path) -> tuple[Seq2SeqStudent, Tokenizer, dict]:
     """Rebuild the torch student from an exported model dir; fails if any parameter is missing."""
     model_dir = Path(model_dir)
-    meta = read_json(model_dir / "model.json", "model")  # the runtime's reader: same errors
+    meta = read_json(model_dir / "model.json", "model")  # the runtime's reader and checks: same errors
+    check_model_info(model_dir / "model.json", meta)
+    if not isinstance(meta.get("architecture"), dict):
+        raise ModelError(f"{model_dir / 'model.json'}: missing required key 'architecture' (an object)")
     cfg = ModelConfig.from_dict(meta["architecture"])
     model = build_model(cfg)
     found: dict[str, np.ndarray] = {}
     for graph, scope in GRAPH_SCOPE.items():
         file = model_dir / meta["graphs"][graph]["file"]
+        if not file.is_file():
+            raise ModelError(f"{model_dir}: missing {file.name}")
         found.update(_graph_weights(file, scope))
     state = model.state_dict()
     missing = [k for k in state if k not in found]
