@@ -28,8 +28,13 @@ TokOpt = Annotated[Path, typer.Option(help="The ASR's sentencepiece model.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Teacher directory to write.")]
 SizeOpt = Annotated[str, typer.Option(help="paper (6x512, 8 heads), demo (4x256, 4 heads) or tiny (2x32, tests).")]
 DevOpt = Annotated[Path | None, typer.Option(help="Dev text or manifest: perplexity reported after training.")]
-StepsOpt = Annotated[int, typer.Option(help="Optimiser steps.")]
-MinutesOpt = Annotated[float | None, typer.Option(help="Stop after this many minutes.")]
+StepsOpt = Annotated[
+    int | None, typer.Option(help="Optimiser steps [default: 3000; no step limit when --minutes is given].")
+]
+MinutesOpt = Annotated[float | None, typer.Option(help="Train for this many minutes (all resumed runs together).")]
+WarmupOpt = Annotated[int, typer.Option(help="Linear warmup steps.")]
+SaveEveryOpt = Annotated[float, typer.Option(help="Minutes between checkpoints (OUT/train_state.pt).")]
+EvalEveryOpt = Annotated[int, typer.Option(help="Steps between dev-loss rows in OUT/train_log.csv (0: never).")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="torch threads.")]
 
 
@@ -41,43 +46,83 @@ def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
     return layers or l_, hidden, heads or n, ff * hidden // h
 
 
-@teacher_app.command("bert")
-def bert(
-    text: TextArg,
-    tokenizer: TokOpt,
-    out: OutOpt,
-    size: SizeOpt = "demo",
-    layers: Annotated[int | None, typer.Option(help="Override the size's layer count.")] = None,
-    hidden: Annotated[int | None, typer.Option(help="Override the size's hidden width.")] = None,
-    heads: Annotated[int | None, typer.Option(help="Override the size's attention heads.")] = None,
-    window: Annotated[int, typer.Option(help="Tokens per training window (and the context window).")] = 256,
-    steps: StepsOpt = 3000,
-    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
-    minutes: MinutesOpt = None,
-    threads: ThreadsOpt = None,
-    dev: DevOpt = None,
-) -> None:
-    """Pretrain a BERT teacher (masked LM only, no NSP/CLS/SEP) on whole-document windows of the
-    ASR's units; saved with save_pretrained plus tokenizer.model.
-
-    Example: kdasr teacher bert data/demo/teacher.jsonl --tokenizer data/demo/tokenizer.model \\
-    --out exp/teachers/bert --size demo --minutes 30 --dev data/demo/dev.jsonl
-    """
-    from .teachers.bert import BertConfigLite
+def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every):
     from .teachers.common import TeacherTrainConfig
-    from .teachers.run import run_bert_teacher
 
-    n_layers, n_hidden, n_heads, ff = _sizes(size, layers, hidden, heads)
-    cfg = BertConfigLite(layers=n_layers, hidden=n_hidden, heads=n_heads, ff_dim=ff, window=window)
-    tcfg = TeacherTrainConfig(
+    if steps is None:
+        steps = 10**9 if minutes is not None else 3000
+    return TeacherTrainConfig(
         steps=steps,
         batch_size=batch_size,
         lr=lr,
         minutes=minutes,
         threads=threads,
-        warmup_steps=min(200, max(1, steps // 10)),
+        warmup_steps=min(warmup, max(1, steps // 10)),
+        save_every_s=save_every * 60,
+        eval_every=eval_every,
     )
+
+
+@teacher_app.command("bert")
+def bert(
+    text: TextArg,
+    tokenizer: TokOpt,
+    out: OutOpt,
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="modernbert (pre-norm, rotary; learns here) or bert (the paper's post-norm BERT, "
+            "which sits on the unigram plateau at demo sizes on one CPU thread)."
+        ),
+    ] = "modernbert",
+    size: SizeOpt = "demo",
+    layers: Annotated[int | None, typer.Option(help="Override the size's layer count.")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Override the size's hidden width.")] = None,
+    heads: Annotated[int | None, typer.Option(help="Override the size's attention heads.")] = None,
+    window: Annotated[int, typer.Option(help="Tokens per training window (and the context window).")] = 256,
+    steps: StepsOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 16,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: 1e-3 modernbert, 5e-4 bert].")] = None,
+    warmup: WarmupOpt = 200,
+    mask_prob: Annotated[float, typer.Option(help="Share of tokens predicted (80% <mask>, 10% random).")] = 0.15,
+    dropout: Annotated[float | None, typer.Option(help="Dropout [default: 0 modernbert, 0.1 bert].")] = None,
+    minutes: MinutesOpt = None,
+    threads: ThreadsOpt = None,
+    dev: DevOpt = None,
+    save_every: SaveEveryOpt = 5.0,
+    eval_every: EvalEveryOpt = 500,
+) -> None:
+    """Pretrain a BERT teacher (masked LM only, no NSP/CLS/SEP) on whole-document windows of the
+    ASR's units; saved with save_pretrained plus tokenizer.model, loadable by --teacher and
+    exportable by `kdasr export-lm --bert`.
+
+    Resumable: OUT/train_state.pt is written atomically every --save-every minutes; re-run the same
+    command after a kill and it continues (--minutes counts the time of all runs). OUT/train_log.csv
+    holds step, elapsed, lr, loss and (every --eval-every steps, with --dev) the dev MLM loss.
+    Schedule: warmup, constant, linear decay over the last 20% of the budget (steps or minutes,
+    whichever runs out first), so a --minutes run decays when its time is nearly spent.
+
+    Example: kdasr teacher bert data/v2/teacher.txt --tokenizer data/v1/tokenizer.model \\
+    --out exp/teachers/bert --window 128 --minutes 240 --threads 1 --dev data/v1/dev.jsonl
+    """
+    from .teachers.bert import ARCHS, BertConfigLite
+    from .teachers.run import run_bert_teacher
+
+    if arch not in ARCHS:
+        raise typer.BadParameter(f"--arch must be one of {', '.join(ARCHS)}")
+    n_layers, n_hidden, n_heads, ff = _sizes(size, layers, hidden, heads)
+    cfg = BertConfigLite(
+        layers=n_layers,
+        hidden=n_hidden,
+        heads=n_heads,
+        ff_dim=ff,
+        window=window,
+        dropout=dropout,
+        arch=arch,
+        mask_prob=mask_prob,
+    )
+    peak = lr if lr is not None else (1e-3 if arch == "modernbert" else 5e-4)
+    tcfg = _train_cfg(steps, batch_size, peak, warmup, minutes, threads, save_every, eval_every)
     with user_errors():
         summary = run_bert_teacher(text, tokenizer, out, cfg, tcfg, dev)
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
@@ -92,21 +137,24 @@ def lm(
     layers: Annotated[int | None, typer.Option(help="Override the size's layer count.")] = None,
     hidden: Annotated[int | None, typer.Option(help="Override the size's model width.")] = None,
     heads: Annotated[int | None, typer.Option(help="Override the size's attention heads.")] = None,
-    steps: StepsOpt = 3000,
+    steps: StepsOpt = None,
     batch_size: Annotated[int, typer.Option(help="Sentences per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    warmup: WarmupOpt = 200,
     minutes: MinutesOpt = None,
     threads: ThreadsOpt = None,
     dev: DevOpt = None,
+    save_every: SaveEveryOpt = 5.0,
+    eval_every: EvalEveryOpt = 500,
 ) -> None:
     """Train a left-to-right Transformer LM teacher on the ASR's units (also used for shallow
-    fusion and rescoring); saved as OUT/lm.pt.
+    fusion and rescoring); saved as OUT/lm.pt. Resumable, logged and scheduled like `kdasr
+    teacher bert` (OUT/train_state.pt, OUT/train_log.csv; dev loss = log dev perplexity).
 
-    Example: kdasr teacher lm data/demo/teacher.jsonl --tokenizer data/demo/tokenizer.model \\
-    --out exp/teachers/lm --minutes 20 --dev data/demo/dev.jsonl
+    Example: kdasr teacher lm data/v2/teacher.txt --tokenizer data/v1/tokenizer.model \\
+    --out exp/teachers/lm --minutes 120 --threads 1 --dev data/v1/dev.jsonl
     """
     from .models.lm import LMConfig
-    from .teachers.common import TeacherTrainConfig
     from .teachers.run import run_lm_teacher
     from .text import Tokenizer
 
@@ -114,14 +162,7 @@ def lm(
     with user_errors():
         vocab = Tokenizer(tokenizer).vocab_size
         cfg = LMConfig(vocab_size=vocab, d_model=n_hidden, layers=n_layers, heads=n_heads, ff_dim=ff)
-        tcfg = TeacherTrainConfig(
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            minutes=minutes,
-            threads=threads,
-            warmup_steps=min(200, max(1, steps // 10)),
-        )
+        tcfg = _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every)
         summary = run_lm_teacher(text, tokenizer, out, cfg, tcfg, dev)
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
 
@@ -160,6 +201,59 @@ def soft_labels(
     with user_errors():
         stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads)
     typer.echo(f"wrote {out}: {json.dumps(stats)}")
+
+
+@teacher_app.command("quality")
+def quality(
+    tokenizer: TokOpt,
+    dev: Annotated[Path, typer.Option(help="Dev text or manifest (its first --sentences sentences are scored).")],
+    teacher_text: Annotated[Path, typer.Option(help="The teachers' training text: count baselines come from it.")],
+    bert_teacher: Annotated[Path | None, typer.Option("--bert", help="BERT teacher directory.")] = None,
+    lm_teacher: Annotated[Path | None, typer.Option("--lm", help="LM teacher directory.")] = None,
+    soft_labels: Annotated[
+        list[Path] | None, typer.Option(help="Soft-label folder(s) to check against --train's transcripts.")
+    ] = None,
+    train: Annotated[Path | None, typer.Option(help="The manifest the soft labels were made for.")] = None,
+    sentences: Annotated[int, typer.Option(help="Dev sentences scored.")] = 200,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the table here (Markdown, plus a .json beside it).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1 unless every teacher given beats the count baselines.")] = False,
+    threads: ThreadsOpt = 1,
+) -> None:
+    """Are the teachers worth distilling from? BERT pseudo-perplexity and masked top-1, LM perplexity
+    and top-1, and soft labels' reference-in-top-1/top-K shares, beside count baselines computed
+    here over the same units from the teacher text (masked unigram, two-sided count model that
+    predicts a unit from its two neighbours, unigram and bigram LMs). Refuses a dev set that shares
+    a sentence with the teacher text.
+
+    Example: kdasr teacher quality --tokenizer data/v1/tokenizer.model --dev data/v1/dev.jsonl \\
+    --teacher-text data/v2/teacher.txt --bert exp/teachers/bert --lm exp/teachers/lm \\
+    --soft-labels exp/soft/bert-context --train data/v2/train.jsonl --report eval/reports/teacher-quality/run.md
+    """
+    import torch
+
+    from .teachers.quality import render_markdown, run_quality, write_report
+
+    if threads:
+        torch.set_num_threads(threads)
+    with user_errors():
+        rep = run_quality(
+            tokenizer,
+            dev,
+            teacher_text,
+            sentences,
+            bert_teacher,
+            lm_teacher,
+            soft_labels or [],
+            train,
+            command="kdasr " + " ".join(sys.argv[1:]),
+        )
+        if report is not None:
+            write_report(rep, report)
+    typer.echo(render_markdown(rep))
+    if strict and not rep.passed:
+        raise typer.Exit(1)
 
 
 @teacher_app.command("bench")

@@ -53,11 +53,9 @@ class BertScoreGraph(nn.Module):
 
     def __init__(self, model: nn.Module, mask_id: int) -> None:
         super().__init__()
-        head = getattr(model, "cls", None)
-        self.head = getattr(model, "lm_head", None) if head is None else head
-        if self.head is None:
-            raise ValueError(f"{type(model).__name__}: unknown masked-LM head (expected .cls or .lm_head)")
-        self.body = model.base_model
+        from ..teachers.bert import mlm_body_and_head
+
+        self.body, self.head = mlm_body_and_head(model)
         self.vocab_size = int(model.config.vocab_size)
         self.mask_id = mask_id
 

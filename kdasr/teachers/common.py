@@ -1,17 +1,11 @@
-"""What both teachers share: reading the teacher text, and a small training loop with warmup,
-clipping, a wall-clock budget and a progress bar."""
+"""What both teachers share: reading the teacher text, and the training settings (the loop itself
+is `train_loop.train_steps`)."""
 
 from __future__ import annotations
 
 import json
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import KdasrError, TextError
 from ..text import normalize_text
@@ -19,16 +13,19 @@ from ..text import normalize_text
 
 @dataclass(frozen=True)
 class TeacherTrainConfig:
-    steps: int = 2000
+    steps: int = 2000  # step budget (with `minutes`, whichever is spent first ends the run)
     batch_size: int = 16  # windows (BERT) or sentences (LM) per step
     lr: float = 5e-4
     warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    minutes: float | None = None  # stop early when the wall-clock budget is spent
+    minutes: float | None = None  # wall-clock budget, summed over resumed runs
     seed: int = 0
     threads: int | None = None
-    log_every: int = 50
+    log_every: int = 50  # steps between train_log.csv rows
+    eval_every: int = 500  # steps between dev-loss rows (0: never)
+    save_every_s: float = 300.0  # seconds between checkpoints
+    decay_frac: float = 0.2  # share of the budget over which the lr decays at the end
 
 
 def read_documents(path: Path) -> list[list[str]]:
@@ -79,49 +76,3 @@ def read_documents(path: Path) -> list[list[str]]:
     if not docs:
         raise KdasrError(f"{path}: no usable text")
     return docs
-
-
-def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
-    """Linear warmup, then cosine decay to 10% of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    frac = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
-def train_steps(
-    model: torch.nn.Module, next_loss: Callable[[int], torch.Tensor], cfg: TeacherTrainConfig, desc: str
-) -> dict:
-    """Run up to cfg.steps optimiser steps of `next_loss(step)`; return a small training summary."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    model.train()
-    t0, step, ema = time.time(), 0, None
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-    ]
-    with Progress(*columns) as progress:
-        task = progress.add_task(desc, total=cfg.steps, info="")
-        while step < cfg.steps:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps)
-            loss = next_loss(step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            value = float(loss.detach())
-            ema = value if ema is None else 0.98 * ema + 0.02 * value
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                progress.update(task, info=f"loss {ema:.3f}")
-            progress.update(task, completed=step)
-            if cfg.minutes is not None and time.time() - t0 > cfg.minutes * 60:
-                break
-    model.eval()
-    return {"steps": step, "train_seconds": round(time.time() - t0, 1), "final_loss_ema": round(ema or 0.0, 4)}

@@ -15,7 +15,9 @@ from ..errors import ModelError
 from ..models.lm import LMConfig, TransformerLM, build_lm
 from ..models.torch_files import load_torch_file, save_torch_file
 from ..text import Tokenizer
-from .common import TeacherTrainConfig, train_steps
+from .common import TeacherTrainConfig
+from .storage import tokenizer_sha1
+from .train_loop import train_steps
 
 LM_FILE = "lm.pt"
 
@@ -38,8 +40,14 @@ def lm_loss(lm: TransformerLM, x: torch.Tensor, y: torch.Tensor, pad_id: int) ->
 
 
 def train_lm(
-    docs: list[list[str]], tok: Tokenizer, cfg: LMConfig, train_cfg: TeacherTrainConfig
+    docs: list[list[str]],
+    tok: Tokenizer,
+    cfg: LMConfig,
+    train_cfg: TeacherTrainConfig,
+    state_dir: Path | None = None,
+    dev_sents: list[list[int]] | None = None,
 ) -> tuple[TransformerLM, dict]:
+    """Train (or resume, when state_dir holds a checkpoint of the same settings) the LM teacher."""
     torch.manual_seed(train_cfg.seed)
     rng = random.Random(train_cfg.seed)
     sents = [t for doc in docs for s in doc if (t := tok.encode(s))]
@@ -49,13 +57,20 @@ def train_lm(
         x, y = sentence_batch(rng.sample(sents, min(train_cfg.batch_size, len(sents))), tok, cfg.max_len)
         return lm_loss(lm, x, y, tok.pad_id)
 
-    summary = train_steps(lm, next_loss, train_cfg, "Transformer LM")
+    def dev_loss() -> float:
+        return math.log(lm_perplexity(lm, dev_sents[:64], tok))
+
+    identity = {"teacher": "lm", "config": asdict(cfg), "tokenizer_sha1": tokenizer_sha1(tok.model_bytes)}
+    identity["batch_size"] = train_cfg.batch_size
+    dev = dev_loss if dev_sents else None
+    summary = train_steps(lm, next_loss, train_cfg, "Transformer LM", rng, state_dir, identity, dev)
     return lm, {**summary, "config": asdict(cfg), "sentences": len(sents)}
 
 
 @torch.no_grad()
 def lm_perplexity(lm: TransformerLM, sentences: list[list[int]], tok: Tokenizer, batch: int = 64) -> float:
     """Per-token perplexity on sentences, <eos> included."""
+    was_training = lm.training
     lm.eval()
     total, count = 0.0, 0
     for i in range(0, len(sentences), batch):
@@ -66,6 +81,7 @@ def lm_perplexity(lm: TransformerLM, sentences: list[list[int]], tok: Tokenizer,
         )
         total += float(nll)
         count += int((y != tok.pad_id).sum())
+    lm.train(was_training)
     return math.exp(total / max(count, 1))
 
 

@@ -12,7 +12,7 @@ from ..errors import KdasrError
 from ..io_utils import atomic_write_text
 from ..models.lm import LMConfig
 from ..text import Tokenizer
-from .bert import BertConfigLite, load_bert_teacher, pseudo_perplexity, save_bert_teacher, train_bert
+from .bert import BertConfigLite, load_bert_teacher, masked_scores, save_bert_teacher, train_bert
 from .common import TeacherTrainConfig, read_documents
 from .lm_train import LM_FILE, lm_perplexity, load_lm_teacher, save_lm_teacher, train_lm
 from .soft_labels import SoftLabelConfig, generate_soft_labels
@@ -33,15 +33,18 @@ def run_bert_teacher(
     train_cfg: TeacherTrainConfig,
     dev: Path | None = None,
 ) -> dict:
+    """Train (resuming from OUT/train_state.pt if there), log to OUT/train_log.csv, save into OUT."""
     tok = Tokenizer(tokenizer)
     docs = read_documents(text)
-    model, summary = train_bert(docs, tok, cfg, train_cfg)
+    dev_docs = read_documents(dev) if dev is not None else None
+    model, summary = train_bert(docs, tok, cfg, train_cfg, state_dir=out, dev_docs=dev_docs)
     dev_toks = dev_sentences(dev, tok)
     if dev_toks:
         from .bert import BertTeacher
 
         teacher = BertTeacher(model, cfg.window, tok.mask_id, str(out))
-        summary["dev_pseudo_perplexity"] = round(pseudo_perplexity(teacher, dev_toks), 3)
+        ppl, top1 = masked_scores(teacher, dev_toks)
+        summary["dev_pseudo_perplexity"], summary["dev_masked_top1"] = round(ppl, 3), round(top1, 4)
         summary["dev"] = str(dev)
     summary["text"] = str(text)
     save_bert_teacher(model, tok, cfg, out, summary)
@@ -54,8 +57,8 @@ def run_lm_teacher(
     tok = Tokenizer(tokenizer)
     if cfg.vocab_size != tok.vocab_size:
         raise KdasrError(f"LM vocab {cfg.vocab_size} != tokenizer's {tok.vocab_size}")
-    lm, summary = train_lm(read_documents(text), tok, cfg, train_cfg)
     dev_toks = dev_sentences(dev, tok)
+    lm, summary = train_lm(read_documents(text), tok, cfg, train_cfg, state_dir=out, dev_sents=dev_toks)
     if dev_toks:
         summary["dev_perplexity"] = round(lm_perplexity(lm, dev_toks, tok), 3)
         summary["dev"] = str(dev)

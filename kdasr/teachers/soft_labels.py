@@ -27,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from ..data.manifest import Utterance
 from ..errors import KdasrError
 from ..text import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Tokenizer
+from .bert import mlm_body_and_head
 from .context import DocumentIndex, Window, utterance_windows
 from .storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
 
@@ -66,21 +67,12 @@ def masked_rows(windows: list[tuple[tuple[int, ...], range]], mask_id: int = MAS
     return [MaskedRow(w, toks, p, toks[p]) for w, (toks, positions) in enumerate(windows) for p in positions]
 
 
-def _body_and_head(model):
-    """(encoder returning hidden states, MLM head over hidden vectors) of a HF masked LM."""
-    head = getattr(model, "cls", None)
-    head = getattr(model, "lm_head", None) if head is None else head
-    if head is None:
-        raise KdasrError(f"{type(model).__name__}: unknown masked-LM head (expected .cls or .lm_head)")
-    return model.base_model, head
-
-
 @torch.no_grad()
 def run_masked_batches(
     model, rows: list[MaskedRow], batch_tokens: int, mask_id: int = MASK_ID
 ) -> Iterator[tuple[list[MaskedRow], torch.Tensor]]:
     """Yield (rows, logits [r, V] at each row's masked position), rows of equal length batched."""
-    body, head = _body_and_head(model)
+    body, head = mlm_body_and_head(model)
     by_len: dict[int, list[MaskedRow]] = defaultdict(list)
     for r in rows:
         by_len[len(r.tokens)].append(r)
