@@ -81,10 +81,10 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
 
 
 def _table(rows: list[Row], base: Row | None = None) -> list[str]:
-    head = "| setting | wall s | CPU s | RTFx | speed-up | WER % | CER % | notes |"
+    head = "| setting | wall s | CPU s | RTFx | speed-up wall / CPU | WER % | CER % | notes |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        up = f"{base.seconds / r.seconds:.2f}x" if base and r.wer is not None else ""
+        up = f"{base.seconds / r.seconds:.2f}x / {base.cpu / r.cpu:.2f}x" if base and r.wer is not None else ""
         wer = f"{r.wer:.2f}" if r.wer is not None else ""
         cer = f"{r.cer:.2f}" if r.cer is not None else ""
         lines.append(f"| {r.name} | {r.seconds:.2f} | {r.cpu:.2f} | {r.rtfx:.1f} | {up} | {wer} | {cer} | {r.extra} |")
