@@ -103,6 +103,13 @@ def transcribe(
     threads: ThreadsOpt = None,
     device: DeviceOpt = "cpu",
     precision: PrecisionOpt = "fp32",
+    ray: Annotated[
+        str | None, typer.Option(help="Decode on Ray Data: auto, local, local:N (N CPUs) or a cluster address; "
+                                 "same outputs (ray extra; see kdasr/runtime/ray_batch.py).")
+    ] = None,
+    ray_actors: Annotated[int | None, typer.Option(help="With --ray: Transcriber actors (default: CPUs/threads).")] = (
+        None
+    ),
 ) -> None:
     """Transcribe audio with an exported model (torch-free).
 
@@ -172,6 +179,12 @@ def transcribe(
                     advance.echo(f"error: {r.source}: {r.reason}")
                 advance()
 
+            if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
+                from .runtime.ray_batch import RaySpec, RayTranscriber
+
+                spec = RaySpec(ray, ray_actors, threads or 1)
+                t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
+                                              precision=precision, lm=lm, bert=lm, vad=t.vad_options))
             summary = run_batch(
                 t, items, opts, format, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped
             )
