@@ -87,7 +87,7 @@ def test_int8_verdict_follows_cpu_features():
 def test_serve_doctor_and_ray_modules_are_torch_free(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    code = "import kdasr.cli, kdasr.serve.app, kdasr.serve.doctor"
+    code = "import kdasr.cli, kdasr.serve.app, kdasr.serve.doctor, kdasr.serve.loadtest, kdasr.runtime.ray_batch"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
     assert p.returncode == 0, p.stderr
     assert doctor("--model", str(SHIPPED), env=env).returncode == 0
