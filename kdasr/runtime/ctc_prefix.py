@@ -53,6 +53,9 @@ class CTCPrefixScorer:
 
     def __init__(self, logprobs: np.ndarray, lens: np.ndarray, blank: int, eos: int) -> None:
         self.x = np.ascontiguousarray(logprobs.transpose(1, 0, 2), dtype=np.float32)  # [T, U, V]
+        # [U, V, T]: a (utterance, token) pair's log-probs over time are contiguous, so gathering the
+        # candidates of every hypothesis copies whole rows instead of T x N x M scattered floats
+        self.xt = np.ascontiguousarray(logprobs.transpose(0, 2, 1), dtype=np.float32)
         self.lens = lens.astype(np.int64)
         self.blank, self.eos = blank, eos
         t = np.arange(self.x.shape[0])[:, None]
@@ -77,7 +80,7 @@ class CTCPrefixScorer:
         t_max = int(self.lens[rows].max()) if n else 0
         big_t = self.x.shape[0]
         start = max(1, prefix_len)  # a prefix of L labels + c cannot end before frame L
-        xc = self.x[:, rows[:, None], cand]  # [T, N, M]
+        xc = self.xt[rows[:, None], cand].transpose(2, 0, 1)  # [T, N, M] (a view)
         xb = self.x[:, rows, self.blank][:, :, None]  # [T, N, 1]
         r_sum = logaddexp(state.r[:, :, 0], state.r[:, :, 1])  # [T, N]
         phi = np.repeat(r_sum[:, :, None], m, axis=2)  # [T, N, M]
@@ -87,19 +90,20 @@ class CTCPrefixScorer:
         r = np.full((big_t, 2, n, m), NEG_INF, np.float32)
         if prefix_len == 0:
             r[0, 0] = xc[0]
+        xct = np.ascontiguousarray(xc[start:t_max])  # the frames the recursion and psi use
         if t_max > start:
-            # per frame, the second operand (phi[t-1], r_b[t-1]) and the emissions (x_c[t], x_b[t]), stacked
+            # per frame, the second operand (phi[t-1], r_b[t-1]), stacked
             pair = np.empty((t_max - start, 2, n, m), np.float32)
             pair[:, 0] = phi[start - 1 : t_max - 1]
-            emit = np.empty((t_max - start, 2, n, m), np.float32)
-            emit[:, 0], emit[:, 1] = xc[start:t_max], xb[start:t_max]
             buf = np.empty((2, n, m), np.float32)
             for i, t in enumerate(range(start, t_max)):
                 pair[i, 1] = r[t - 1, 1]
-                np.add(logaddexp(r[t - 1, 0], pair[i], out=buf), emit[i], out=r[t])
+                logaddexp(r[t - 1, 0], pair[i], out=buf)
+                np.add(buf[0], xct[i], out=r[t, 0])
+                np.add(buf[1], xb[t], out=r[t, 1])
         # psi(prefix + c) = lae over frames t of phi[t-1] + x_c[t] (and x_c[0] for the empty prefix)
         valid = self.valid[start:t_max, rows][:, :, None]
-        terms = np.where(valid, phi[start - 1 : t_max - 1] + xc[start:t_max], NEG_INF)
+        terms = np.where(valid, phi[start - 1 : t_max - 1] + xct, NEG_INF)
         log_psi = logsumexp(np.concatenate([r[:1, 0], terms]) if prefix_len == 0 else terms, axis=0)
         # <eos>: the whole prefix, ending at the utterance's last frame
         last = np.maximum(self.lens[rows] - 1, 0)
