@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Corpus v1 vs corpus v2 at the same training budget (issue: corpus v2), each step resumable:
 #   1. a 256-unit tokenizer per corpus, on its own teacher text
-#   2. the demo-fast student trained on each corpus, side by side, ONE thread each, $MINUTES minutes
+#   2. the demo-fast student trained on each corpus, side by side, ONE thread each, the same $STEPS
+#      optimiser steps (a budget that the other jobs on a shared machine cannot tilt; ~minutes in the logs)
 #   3. export; decoding chosen per model on 300 dev utterances of its own corpus (CTC greedy vs
 #      joint beam 10 + CTC 0.5), then used (explicit flags) on every test set
 #   4. both models scored on v2's test, test_heldout, test_neural_heldout, test_noisy and v1's test,
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/kdasr}
-MINUTES=${MINUTES:-60}
+STEPS=${STEPS:-800}
 OUT=${OUT:-exp/compare}
 SUBSET=${SUBSET:-200}
 SETS_V2="test test_heldout test_neural_heldout test_noisy"
@@ -26,7 +27,7 @@ train() {
   done
   for v in v1 v2; do
     $K train --train data/$v/train.jsonl --dev data/$v/dev.jsonl --tokenizer data/$v/tokenizer.model \
-      --config demo-fast --feature-cache data/$v/feats --out "$OUT/$v" --minutes "$MINUTES" --threads 1 \
+      --config demo-fast --feature-cache data/$v/feats --out "$OUT/$v" --max-steps "$STEPS" --threads 1 \
       > "$OUT/train-$v.log" 2>&1 &
   done
   wait
@@ -66,11 +67,12 @@ decode() {
   done
 }
 
-subsets() {
+subsets() {  # evenly spaced utterances, so every source (WEB, Austen, SOTU, Moby-Dick) is in them
   mkdir -p data/v2/sub$SUBSET
   for s in $SETS_V2; do
-    .venv/bin/python -c "import sys; L=open(sys.argv[1]).readlines(); n=int(sys.argv[3]); k=max(1,len(L)//n)
-open(sys.argv[2],'w').writelines(L[::k][:n])" data/v2/$s.jsonl data/v2/sub$SUBSET/$s.jsonl $SUBSET
+    [ -f data/v2/sub$SUBSET/$s.jsonl ] && continue
+    .venv/bin/python -c "import sys; L=open(sys.argv[1]).readlines(); n=min(int(sys.argv[3]), len(L))
+open(sys.argv[2], 'w').writelines(L[i * len(L) // n] for i in range(n))" data/v2/$s.jsonl data/v2/sub$SUBSET/$s.jsonl $SUBSET
   done
 }
 
