@@ -166,3 +166,92 @@ def test_rescoring_scores_equal_torch(model_with_lm):
 def _waves_from(model_dir):
     rng = np.random.default_rng(0)
     return [rng.standard_normal(16000 * s).astype(np.float32) * 0.05 for s in (1, 2)]
+
+
+def _random_ctc(rng, u=2, t=24, v=12):
+    logits = rng.standard_normal((u, t, v)).astype(np.float32) * 3
+    return logits - np.log(np.exp(logits).sum(-1, keepdims=True)), np.array([t, t - 7])
+
+
+def test_ctc_prefix_scores_equal_textbook_recursion():
+    """The vectorised scorer against the float64 textbook forward recursion of the torch reference,
+    over several steps of growing prefixes (repeated labels included), for utterances of two lengths."""
+    from kdasr.models.reference_beam import _prefix_psi, ctc_prefix_scores
+    from kdasr.runtime.ctc_prefix import CTCPrefixScorer
+
+    rng = np.random.default_rng(3)
+    lp, lens = _random_ctc(rng)
+    blank, eos = 0, 3
+    scorer = CTCPrefixScorer(lp, lens, blank, eos)
+    rows = np.array([0, 0, 1])
+    state, prefixes = scorer.init_state(rows), [[], [], []]
+    for step in range(5):
+        others = [c for c in range(1, 12) if c != eos]
+        cand = np.array([[eos, *rng.choice(others, 4, replace=False)] for _ in rows])
+        if step:
+            cand[0, 1] = prefixes[0][-1]  # a repeated label takes the blank-ending path only
+        got, new = scorer.score(state, rows, cand, step)
+        for i, r in enumerate(rows):
+            x = torch.from_numpy(lp[r, : lens[r]])
+            ref = np.array(ctc_prefix_scores(x, prefixes[i], cand[i].tolist(), blank, eos))
+            ref -= _prefix_psi(x, prefixes[i], blank)
+            np.testing.assert_allclose(got[i], ref, rtol=1e-4, atol=2e-3)
+        col = np.array([1, 2, 3])
+        state = scorer.select(new, cand, np.arange(len(rows)), col)
+        prefixes = [p + [int(cand[i, c])] for i, (p, c) in enumerate(zip(prefixes, col))]
+
+
+def test_candidate_tokens_equal_stable_full_sort():
+    from kdasr.runtime.beam import candidate_tokens
+
+    rng = np.random.default_rng(5)
+    for trial in range(50):
+        total = rng.standard_normal((20, 64)).round(1 if trial % 2 else 6)  # rounding makes ties
+        total[rng.random(total.shape) < 0.05] = -np.inf
+        masked = total.copy()
+        masked[:, 3] = -np.inf
+        want = np.argsort(-masked, axis=1, kind="stable")[:, :9]
+        got = candidate_tokens(total, 3, 9)
+        assert (got[:, 0] == 3).all() and np.array_equal(got[:, 1:], want)
+
+
+class _TableScorer:
+    """A FullScorer whose log-probs depend on the last token only (a random bigram table)."""
+
+    def __init__(self, table):
+        self.table, self.rows_scored = table, 0
+
+    def init_state(self, rows):
+        return np.zeros(len(rows))
+
+    def score(self, tokens, state, rows):
+        self.rows_scored += len(rows)
+        return self.table[tokens], state
+
+    def select_state(self, state, src):
+        return state[src]
+
+
+def test_early_exit_keeps_the_nbest(monkeypatch):
+    import kdasr.runtime.beam as beam
+
+    rng = np.random.default_rng(7)
+    logits = rng.standard_normal((16, 16)) * 2
+    logits[:, 3] += 1.0  # <eos> likely enough that hypotheses end at different steps
+    logits[2, 3] += 4.0  # ... and the empty hypothesis best by far: the 1-best is known at step 0
+    table = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    limits = np.array([12, 5, 9])
+
+    def run(nbest):
+        scorer = _TableScorer(table)
+        return beam.beam_search({"decoder": scorer}, {"decoder": 1.0}, limits, 2, 3, 4, nbest=nbest), scorer
+
+    for nbest in (1, 2, 4):
+        fast, fast_scorer = run(nbest)
+        monkeypatch.setattr(beam, "can_stop_early", lambda *a: False)
+        full, full_scorer = run(nbest)
+        monkeypatch.undo()
+        assert [[h.tokens for h in nb] for nb in fast] == [[h.tokens for h in nb] for nb in full]
+        np.testing.assert_allclose([h.score for nb in fast for h in nb], [h.score for nb in full for h in nb])
+        if nbest == 1:
+            assert fast_scorer.rows_scored < full_scorer.rows_scored  # it did stop early
