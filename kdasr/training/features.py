@@ -39,7 +39,8 @@ def _compute(frontend: LogMelFrontend, utts: list[Utterance], sample_rate: int) 
     out = {}
     for u in utts:
         try:
-            wave = load_audio(u.audio, sample_rate, start=u.start, duration=u.duration if u.start else None)
+            # the manifest's slice, also for a segment at start 0 (else it reads the whole recording)
+            wave = load_audio(u.audio, sample_rate, start=u.start, duration=u.duration)
         except AudioError as e:  # skip, but say which file and why
             print(f"warning: skipping {u.id}: {e}")
             continue
