@@ -71,8 +71,10 @@ subsets() {  # evenly spaced utterances, so every source (WEB, Austen, SOTU, Mob
   mkdir -p data/v2/sub$SUBSET
   for s in $SETS_V2; do
     [ -f data/v2/sub$SUBSET/$s.jsonl ] && continue
-    .venv/bin/python -c "import sys; L=open(sys.argv[1]).readlines(); n=min(int(sys.argv[3]), len(L))
-open(sys.argv[2], 'w').writelines(L[i * len(L) // n] for i in range(n))" data/v2/$s.jsonl data/v2/sub$SUBSET/$s.jsonl $SUBSET
+    .venv/bin/python -c "import json, sys; L=open(sys.argv[1]).readlines(); n=min(int(sys.argv[3]), len(L))
+rows = [json.loads(L[i * len(L) // n]) for i in range(n)]  # audio paths are relative to the manifest: one up
+open(sys.argv[2], 'w').writelines(json.dumps({**r, 'audio': '../' + r['audio']}) + '\\n' for r in rows)" \
+      data/v2/$s.jsonl data/v2/sub$SUBSET/$s.jsonl $SUBSET
   done
 }
 
