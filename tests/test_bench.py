@@ -49,7 +49,7 @@ def test_measure_gives_stages_and_encoder_only_row(tiny_corpus, tiny_model):
     assert set(row.stages) == {"encoder graph", "decoder graph", "search (numpy) + rest"}
     assert row.stages["encoder graph"] > 0 and row.stages["decoder graph"] > 0
     assert sum(row.stages.values()) == pytest.approx(row.cpu, rel=1e-6)  # CPU seconds by stage
-    assert "encoder" not in vars(t.model) and "decoder_step" not in vars(t.model)  # timers removed
+    assert "encode" not in vars(t.model) and "decoder_step" not in vars(t.model)  # timers removed
 
     # encode_only replays the batches transcribe used: batch 2 over 3 waves -> 2 encoder calls
     t.model.encode = lambda w, lens: encode_calls.append(w.shape[0]) or real_encode(w, lens)
