@@ -43,7 +43,7 @@ def server(*args: str):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     client = Client(port=port, timeout=60)
     try:
-        client.wait_ready(60)
+        client.wait_ready(180)
         yield proc, client
     finally:
         if proc.poll() is None:

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Phase:
     mode: str
     max_batch: int
+    flags: tuple[str, ...] = ()
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     audio_seconds: float = 0.0
@@ -82,15 +83,15 @@ def _long_file(paths: list[Path], seconds: float) -> bytes:
     return buf.getvalue()
 
 
-def run_phase(args, mode: str, max_batch: int, clips, long_audio: bytes) -> Phase:
+def run_phase(args, mode: str, max_batch: int, clips, long_audio: bytes, flags: tuple[str, ...] = ()) -> Phase:
     port = _free_port()
     cmd = [sys.executable, "-m", "kdasr", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--threads", str(args.threads), "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms),
-           "--max-queue", str(max(64, 4 * args.clients)), "--request-timeout", "300", "--log-level", "warning"]
+           "--max-queue", str(max(64, 4 * args.clients)), "--request-timeout", "300", "--log-level", "warning", *flags]
     if args.model:
         cmd += ["--model", str(args.model)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    phase = Phase(mode, max_batch)
+    phase = Phase(mode, max_batch, flags)
     try:
         client = Client(port=port, timeout=300)
         client.wait_ready(120)
@@ -171,7 +172,9 @@ def report(args, phases: list[Phase], load_before, load_after, command: str) -> 
         ("peak RSS after the long file (MB)", lambda p: str(p.rss.get("peak_long"))),
         ("RSS 3 s after the long file (MB)", lambda p: str(p.rss.get("after_long"))),
     ]
-    head = "| | " + " | ".join(f"micro-batching {p.mode} (max batch {p.max_batch})" for p in phases) + " |"
+    head = "| | " + " | ".join(
+        f"micro-batching {p.mode} (max batch {p.max_batch}{', ' + ' '.join(p.flags) if p.flags else ''})"
+        for p in phases) + " |"
     lines = [head, "|---" * (len(phases) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(fn(p) for p in phases) + " |" for name, fn in rows]
     return "\n".join([
@@ -186,7 +189,9 @@ def report(args, phases: list[Phase], load_before, load_after, command: str) -> 
         f"max wait {args.max_wait_ms:g} ms), {args.clients} concurrent clients sending the {len(args.clips)} "
         f"clips of eval/samples round-robin as raw bytes (POST /v1/transcribe, beam {args.beam}) for "
         f"{args.duration:g} s (at most {args.max_requests} requests), then one {args.long_seconds:g} s file. "
-        "Latency is client-side wall time per request (upload + queue + decode + reply).",
+        "Latency is client-side wall time per request (upload + queue + decode + reply). "
+        "The server's batch budget also batches one file's pieces, so with max batch 1 a long file's "
+        "20 s pieces are decoded one at a time too.",
         "",
         *lines,
         "",
@@ -204,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-wait-ms", type=float, default=10.0)
     ap.add_argument("--beam", type=int, default=1)
     ap.add_argument("--long-seconds", type=float, default=120.0)
+    ap.add_argument("--keep-arena", action="store_true",
+                    help="also run batching on with --no-release-memory (what the memory release buys)")
     ap.add_argument("--note", default="", help="a line for the report (e.g. what else the machine runs)")
     ap.add_argument("--out", type=Path, default=None, help="markdown report (default: print)")
     args = ap.parse_args(argv)
@@ -211,9 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     clips, long_audio = _clips(args.clips), _long_file(args.clips, args.long_seconds)
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     phases = []
-    for mode, batch in (("on", args.max_batch), ("off", 1)):
-        print(f"mode {mode}: {args.clients} clients for {args.duration:g} s", file=sys.stderr)
-        phases.append(run_phase(args, mode, batch, clips, long_audio))
+    modes = [("on", args.max_batch, ()), ("off", 1, ())]
+    if args.keep_arena:  # the memory release's effect, same load
+        modes.append(("on", args.max_batch, ("--no-release-memory",)))
+    for mode, batch, flags in modes:
+        print(f"mode {mode} {' '.join(flags)}: {args.clients} clients for {args.duration:g} s", file=sys.stderr)
+        phases.append(run_phase(args, mode, batch, clips, long_audio, flags))
     load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
     command = "python -m kdasr.serve.loadtest " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     text = report(args, phases, load_before, load_after, command)
