@@ -211,10 +211,9 @@ def render_markdown(rep: QualityReport) -> str:
                 f"| `{s['path']}` | {s['teacher']} / {s['mode']} | {s['tokens']} | {s['top1']:.1%} | "
                 f"{s['topk']:.1%} (K={s['k']}) |"
             )
-    lines += [
-        "",
-        f"Verdict: {'every teacher given beats' if rep.passed else 'NOT every teacher beats'} the count baselines.",
-    ]
+    if rep.bert or rep.lm:
+        verdict = "every teacher given beats" if rep.passed else "NOT every teacher given beats"
+        lines += ["", f"Verdict: {verdict} the count baselines (on both perplexity and top-1)."]
     return "\n".join(lines) + "\n"
 
 
