@@ -73,4 +73,4 @@ def test_bench_runs_without_torch(tiny_corpus, tiny_model, tmp_path):
     text = out.read_text()
     for needle in ("encoder only", "decoder graph", "Ratios side by side", "batch 16 vs batch 1", "CPU s"):
         assert needle in text, needle
-    assert "torch eager" not in text  # no reference engine without --checkpoint
+    assert "torch eager fp32, batch 1" not in text  # no reference engine row without --checkpoint
