@@ -25,8 +25,11 @@ def tiny_corpus(tmp_path_factory) -> Path:
     from kdasr.text import train_tokenizer
 
     out = tmp_path_factory.mktemp("corpus")
+    # corpus v1 (Debian voices, WEB + Austen): seconds to build; v2's text download and Kokoro voices
+    # are tested on their own in test_corpus_v2.py
     synth_corpus(
-        out, seed=1, jobs=2, voices_per_sentence=1, max_train_sentences=12, max_eval_sentences=4, progress=False
+        out, seed=1, jobs=2, voices_per_sentence=1, max_train_sentences=12, max_eval_sentences=4, progress=False,
+        version=1,
     )
     train_tokenizer([out / "teacher.txt"], out / "tokenizer", vocab_size=60)
     return out
