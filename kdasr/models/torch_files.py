@@ -58,7 +58,9 @@ def load_torch_file(path: Path, what: str = "kdasr checkpoint") -> dict:
     if not path.is_file():
         raise ModelError(f"{path}: {'is a directory, not a file' if path.is_dir() else f'{what} not found'}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # protocol 2 pickles b"" as a call of builtins.bytes, the one plain type not allowed by default
+        with torch.serialization.safe_globals([bytes]):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refused an object; its long message names the global it met
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
