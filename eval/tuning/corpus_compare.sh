@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/kdasr}
-STEPS=${STEPS:-800}
+STEPS=${STEPS:-600}
 OUT=${OUT:-exp/compare}
 SUBSET=${SUBSET:-200}
 SETS_V2="test test_heldout test_neural_heldout test_noisy"
@@ -36,7 +36,7 @@ train() {
 # export; pick CTC greedy or joint beam on dev; score the test sets with it
 decode() {
   subsets
-  for v in v1 v2; do
+  for v in ${VERSIONS:-v1 v2}; do
     [ -f "$OUT/$v/model/model.json" ] || $K export "$OUT/$v/last.pt" --out "$OUT/$v/model" --check --method ctc
     for m in ctc joint; do
       f="$OUT/results/dev-$v-$m.json"
