@@ -74,22 +74,33 @@ def _short(e: Exception) -> str:
     return getattr(e, "error_string", None) or str(e)
 
 
-def _decode(
-    src: str | io.BytesIO, name: str, sample_rate: int, start: float, duration: float | None
-) -> np.ndarray:
+def _check_slice(name: str, start: float, duration: float | None) -> None:
     if start < 0:
         raise AudioError(name, f"negative start ({start} s)")
     if duration is not None and duration <= 0:
         raise AudioError(name, f"non-positive duration ({duration} s)")
+
+
+def _seek_start(f: sf.SoundFile, name: str, start: float) -> tuple[int, int, int]:
+    """Seek an open file to `start`; (sample rate, total frames, first frame). Empty files and a
+    start past the end are AudioErrors."""
+    sr, total = f.samplerate, f.frames
+    if total <= 0:
+        raise AudioError(name, "contains no samples")
+    first = round(start * sr)
+    if first >= total:
+        raise AudioError(name, f"start {start:.3f} s is beyond the end of the audio ({total / sr:.3f} s)")
+    f.seek(first)
+    return sr, total, first
+
+
+def _decode(
+    src: str | io.BytesIO, name: str, sample_rate: int, start: float, duration: float | None
+) -> np.ndarray:
+    _check_slice(name, start, duration)
     try:
         with sf.SoundFile(src) as f:
-            sr, total = f.samplerate, f.frames
-            if total <= 0:
-                raise AudioError(name, "contains no samples")
-            first = round(start * sr)
-            if first >= total:
-                raise AudioError(name, f"start {start:.3f} s is beyond the end of the audio ({total / sr:.3f} s)")
-            f.seek(first)
+            sr, total, first = _seek_start(f, name, start)
             frames = -1 if duration is None else round(duration * sr)
             x = f.read(frames, dtype="float32", always_2d=True)
     except sf.SoundFileError as e:
@@ -146,19 +157,10 @@ def iter_audio_blocks(
     the file) before the first block or at the block where the problem is found."""
     _check_path(path)
     name = str(path)
-    if start < 0:
-        raise AudioError(name, f"negative start ({start} s)")
-    if duration is not None and duration <= 0:
-        raise AudioError(name, f"non-positive duration ({duration} s)")
+    _check_slice(name, start, duration)
     try:
         with sf.SoundFile(name) as f:
-            sr, total = f.samplerate, f.frames
-            if total <= 0:
-                raise AudioError(name, "contains no samples")
-            first = round(start * sr)
-            if first >= total:
-                raise AudioError(name, f"start {start:.3f} s is beyond the end of the audio ({total / sr:.3f} s)")
-            f.seek(first)
+            sr, total, first = _seek_start(f, name, start)
             left = total - first if duration is None else min(total - first, round(duration * sr))
             stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32") if sr != sample_rate else None
             block, emitted = max(1, int(block_seconds * sr)), 0
