@@ -1,7 +1,7 @@
 """What voice-activity detection costs (RTFx) and changes (WER) on small test sets, for
 eval/reports/robustness.md. Usage:
 
-    .venv/bin/python eval/tuning/vad_wer.py [--synth N] [--threads 2]
+    .venv/bin/python eval/tuning/vad_wer.py [--synth N] [--threads 2] [--manifest M.jsonl --limit N]
 
 Sets: eval/samples/manifest.jsonl (8 held-out clips), and with --synth N an espeak-ng set of N
 test-split sentences (WEB + Austen, 3 voices) in two versions: as synthesised, and with 3 s of
@@ -78,7 +78,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--synth", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--manifest", type=Path, action="append", default=[],
+                    help="Also score these manifests (e.g. the demo corpus' test sets); --limit N evenly spaced")
+    ap.add_argument("--limit", type=int, default=200)
     args = ap.parse_args()
+    for m in args.manifest:
+        utts = read_manifest(m)
+        n = min(args.limit, len(utts))
+        picked = [utts[i * len(utts) // n] for i in range(n)]
+        score(str(m), [(u.audio, normalize_text(u.text)) for u in picked], args.threads)
     samples = [(u.audio, u.text) for u in read_manifest(ROOT / "eval/samples/manifest.jsonl")]
     score("eval/samples", samples, args.threads)
     if args.synth:
