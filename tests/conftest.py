@@ -58,3 +58,15 @@ def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
     )
     run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check")
     return exp / "model"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: one thread is faster, and far faster on a shared, oversubscribed machine
+    (use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

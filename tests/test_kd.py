@@ -14,14 +14,7 @@ from kdasr.teachers.context import DocumentIndex, centred_window, utterance_wind
 from kdasr.teachers.storage import SoftLabelMeta, load_soft_labels, prepare_dir, write_shard
 from kdasr.training.losses import kd_loss, label_smoothed_ce
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster, and far faster on a shared, oversubscribed machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_kd_loss_matches_hand_computation():

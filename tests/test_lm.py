@@ -10,13 +10,7 @@ from kdasr.models.lm import LMConfig, TransformerLM
 CFG = LMConfig(vocab_size=30, d_model=32, layers=2, heads=4, ff_dim=64, dropout=0.0, max_len=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster, and far faster on a shared, oversubscribed machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_step_with_cache_equals_forward():

@@ -20,12 +20,7 @@ from tests.conftest import run_kdasr
 SENTENCES = ["the earth was formless and empty", "god said let there be light and there was light"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,7 @@ STEPS = 150
 WORDS = ["cat", "dog", "fox", "owl", "bee", "ant", "cow", "pig"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
