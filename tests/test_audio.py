@@ -112,7 +112,7 @@ def test_data_modules_are_torch_free():
 
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import kdasr.audio, kdasr.text, kdasr.data.manifest, kdasr.data.kaldi, kdasr.cli_data\n"
+        "import kdasr.audio, kdasr.text, kdasr.data.manifest, kdasr.data.kaldi, kdasr.cli.data\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

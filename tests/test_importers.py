@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from kdasr.cli_data import data_app
+from kdasr.cli.data import data_app
 from kdasr.data.kaldi import import_kaldi_dir
 from kdasr.data.librispeech import import_librispeech
 from kdasr.data.manifest import read_manifest

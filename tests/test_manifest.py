@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from kdasr.cli_data import data_app
+from kdasr.cli.data import data_app
 from kdasr.data.manifest import Utterance, read_manifest, validate_manifest, write_manifest
 from kdasr.errors import ManifestError
 

@@ -8,7 +8,7 @@ import random
 import pytest
 from typer.testing import CliRunner
 
-from kdasr.cli_data import tokenizer_app
+from kdasr.cli.data import tokenizer_app
 from kdasr.errors import KdasrError, ManifestError, ModelError, TextError
 from kdasr.text import Tokenizer, normalize_text, train_tokenizer
 

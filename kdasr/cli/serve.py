@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_data import user_errors
+from .data import user_errors
 
 
 def _opt(help: str, envvar: str | None = None):
@@ -53,12 +53,12 @@ def serve(
     Options that show an env var can be set that way (containers); the model dir comes from $KDASR_MODEL.
     """
     try:
-        from .serve.app import serve as run_server
-        from .serve.config import ServeConfig
+        from ..serve.app import serve as run_server
+        from ..serve.config import ServeConfig
     except ImportError as e:
         typer.echo(f"error: kdasr serve needs the serve extra (pip install 'kdasr[serve]'): {e}", err=True)
         raise typer.Exit(2) from None
-    from .runtime import Transcriber
+    from ..runtime import Transcriber
 
     with user_errors():
         t = Transcriber(model, device=device, threads=threads, precision=precision)
@@ -95,9 +95,9 @@ def doctor(
 
     Example: kdasr doctor --model export/demo-en --device cuda
     """
-    from .errors import ModelError
-    from .runtime.transcriber import default_model_dir
-    from .serve import doctor as dr
+    from ..errors import ModelError
+    from ..runtime.transcriber import default_model_dir
+    from ..serve import doctor as dr
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("--device must be cpu or cuda")

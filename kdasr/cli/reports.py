@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import KdasrError
+from ..errors import KdasrError
 
 
 def eval_reference(
@@ -27,8 +27,8 @@ def eval_reference(
 
     Example: kdasr eval-reference --manifest data/v2/test_noisy.jsonl --limit 200 --threads 1 --json w.json
     """
-    from .eval.reference import REFERENCE_NAME, evaluate_reference
-    from .eval.run import problem_lines, summary_line
+    from ..eval.reference import REFERENCE_NAME, evaluate_reference
+    from ..eval.run import problem_lines, summary_line
 
     try:
         res = evaluate_reference(manifest, limit=limit, threads=threads, beam=beam, hyps_path=hyps)
@@ -39,7 +39,7 @@ def eval_reference(
         typer.echo(line, err=True)
     typer.echo(summary_line(manifest, res.report) + f", RTFx {res.rtfx:.1f} at {threads} thread(s) [{REFERENCE_NAME}]")
     if json_out:
-        from .eval.results import result_record, write_result
+        from ..eval.results import result_record, write_result
 
         write_result(json_out, result_record(REFERENCE_NAME, manifest, res.report, res.decode_seconds, threads,
                                              limit=limit, decoding={"beam": beam}))
@@ -57,9 +57,9 @@ def eval_table(
 
     Example: kdasr eval-table exp/compare/*.json --sets test,test_heldout,test_neural_heldout,test_noisy
     """
-    from .eval.results import read_results
-    from .eval.table import results_table
-    from .io_utils import atomic_write_text
+    from ..eval.results import read_results
+    from ..eval.table import results_table
+    from ..io_utils import atomic_write_text
 
     try:
         text = results_table(read_results(results), sets.split(",") if sets else None)

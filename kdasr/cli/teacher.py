@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_data import user_errors
+from .data import user_errors
 
 teacher_app = typer.Typer(help="Teachers for distillation: BERT, Transformer LM, soft labels.", no_args_is_help=True)
 
@@ -47,7 +47,7 @@ def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
 
 
 def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every):
-    from .teachers.common import TeacherTrainConfig
+    from ..teachers.common import TeacherTrainConfig
 
     if steps is None:
         steps = 10**9 if minutes is not None else 3000
@@ -105,8 +105,8 @@ def bert(
     Example: kdasr teacher bert data/v2/teacher.txt --tokenizer data/v1/tokenizer.model \\
     --out exp/teachers/bert --window 128 --minutes 240 --threads 1 --dev data/v1/dev.jsonl
     """
-    from .teachers.bert import ARCHS, BertConfigLite
-    from .teachers.run import run_bert_teacher
+    from ..teachers.bert import ARCHS, BertConfigLite
+    from ..teachers.run import run_bert_teacher
 
     if arch not in ARCHS:
         raise typer.BadParameter(f"--arch must be one of {', '.join(ARCHS)}")
@@ -154,9 +154,9 @@ def lm(
     Example: kdasr teacher lm data/v2/teacher.txt --tokenizer data/v1/tokenizer.model \\
     --out exp/teachers/lm --minutes 120 --threads 1 --dev data/v1/dev.jsonl
     """
-    from .models.lm import LMConfig
-    from .teachers.run import run_lm_teacher
-    from .text import Tokenizer
+    from ..models.lm import LMConfig
+    from ..teachers.run import run_lm_teacher
+    from ..text import Tokenizer
 
     n_layers, n_hidden, n_heads, ff = _sizes(size, layers, hidden, heads)
     with user_errors():
@@ -192,8 +192,8 @@ def soft_labels(
     Example: kdasr teacher soft-labels data/demo/train.jsonl --tokenizer data/demo/tokenizer.model \\
     --teacher exp/teachers/bert --mode context --out exp/soft/bert-context
     """
-    from .teachers.run import run_soft_labels
-    from .teachers.soft_labels import SoftLabelConfig
+    from ..teachers.run import run_soft_labels
+    from ..teachers.soft_labels import SoftLabelConfig
 
     if mode not in ("utterance", "context"):
         raise typer.BadParameter("--mode must be 'utterance' or 'context'")
@@ -233,7 +233,7 @@ def quality(
     """
     import torch
 
-    from .teachers.quality import render_markdown, run_quality, write_report
+    from ..teachers.quality import render_markdown, run_quality, write_report
 
     if threads:
         torch.set_num_threads(threads)
@@ -276,7 +276,7 @@ def bench(
     Example: kdasr teacher bench --tokenizer data/demo/tokenizer.model --bert exp/teachers/bert \\
     --lm exp/teachers/lm --train data/demo/train.jsonl --dev data/demo/dev.jsonl
     """
-    from .teachers.bench import run_bench
+    from ..teachers.bench import run_bench
 
     with user_errors():
         text = run_bench(

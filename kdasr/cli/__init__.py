@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from .cli_data import data_app, tokenizer_app, user_errors
-from .cli_reports import register as register_reports
-from .cli_runtime import register as register_runtime
-from .cli_serve import register as register_serve
-from .cli_synth import register as register_synth
-from .cli_teacher import teacher_app
+from .data import data_app, tokenizer_app, user_errors
+from .reports import register as register_reports
+from .runtime import register as register_runtime
+from .serve import register as register_serve
+from .synth import register as register_synth
+from .teacher import teacher_app
 
 app = typer.Typer(
     help="kdasr: seq2seq speech recognition distilled from BERT, exported to ONNX, run without torch.",
@@ -78,7 +78,7 @@ def train(
     torchrun --nproc_per_node 2 -m kdasr train --train data/demo/train.jsonl --dev data/demo/dev.jsonl \\
     --tokenizer data/demo/tokenizer.model --out exp/kd --kd bert-context --soft-labels exp/soft/bert-context
     """
-    from .training.recipe import run_training
+    from ..training.recipe import run_training
 
     with user_errors():
         last = run_training(

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_data import user_errors
+from .data import user_errors
 
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
@@ -41,7 +41,7 @@ BatchOpt = Annotated[int, typer.Option(help="Utterances (segments) per batch.")]
 def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **decode):
     """The Transcriber, and the decode flags given over the model's recommended decoding
     (None = not given). `vad`: VadOptions or None (off). Call inside `user_errors()`."""
-    from .runtime import Transcriber
+    from ..runtime import Transcriber
 
     teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
     t = Transcriber(model, device=device, threads=threads, precision=precision, vad=vad, **teacher)
@@ -52,7 +52,7 @@ def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **
 
 
 def _check_recommended_decoding(decoding: dict) -> None:
-    from .runtime import DecodeOptions
+    from ..runtime import DecodeOptions
 
     try:
         DecodeOptions(**decoding)
@@ -123,12 +123,12 @@ def transcribe(
     """
     import sys
 
-    from .inputs import expand_inputs, parse_shard
-    from .inputs import shard as take_shard
-    from .runtime.batch_io import check_writable, is_done, output_paths
-    from .runtime.batch_run import run_batch
-    from .runtime.formats import FORMATS, SUBTITLES
-    from .runtime.vad import VadOptions
+    from ..inputs import expand_inputs, parse_shard
+    from ..inputs import shard as take_shard
+    from ..runtime.batch_io import check_writable, is_done, output_paths
+    from ..runtime.batch_run import run_batch
+    from ..runtime.formats import FORMATS, SUBTITLES
+    from ..runtime.vad import VadOptions
 
     if format not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
@@ -180,7 +180,7 @@ def transcribe(
                 advance()
 
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
-                from .runtime.ray_batch import RaySpec, RayTranscriber
+                from ..runtime.ray_batch import RaySpec, RayTranscriber
 
                 spec = RaySpec(ray, ray_actors, threads or 1)
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
@@ -258,8 +258,8 @@ def evaluate(
 
     Example: kdasr eval --manifest data/demo/test_heldout.jsonl --beam 5 --ctc-weight 0.3
     """
-    from .eval.run import evaluate_manifest, problem_lines, summary_line
-    from .runtime.batch_io import check_writable_file
+    from ..eval.run import evaluate_manifest, problem_lines, summary_line
+    from ..runtime.batch_io import check_writable_file
 
     with user_errors():
         if hyps is not None:
@@ -285,7 +285,7 @@ def evaluate(
         if json_out is not None:
             from dataclasses import asdict
 
-            from .eval.results import result_record, write_result
+            from ..eval.results import result_record, write_result
 
             write_result(json_out, result_record(system or str(t.model.model_dir), manifest, report,
                                                  time.perf_counter() - t0, threads, limit=limit,
@@ -336,7 +336,7 @@ def export_cmd(
     Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8 \\
     --beam 5 --ctc-weight 0.5
     """
-    from .export.pipeline import export_checkpoint
+    from ..export.pipeline import export_checkpoint
 
     decoding = {k: v for k, v in {"method": method, "beam": beam, "ctc_weight": ctc_weight}.items() if v is not None}
     _check_recommended_decoding(decoding)
@@ -360,7 +360,7 @@ def export_lm(
 
     Example: kdasr export-lm --lm exp/teachers/lm --bert exp/teachers/bert --out export/demo-en --check
     """
-    from .export.teacher_export import export_teachers
+    from ..export.teacher_export import export_teachers
 
     with user_errors():
         checks = export_teachers(out_dir, lm, bert, check=check, quantize=quantize or ())
@@ -402,18 +402,18 @@ def bench(
     import shlex
     import sys
 
-    from .eval.bench import BenchConfig, run_bench
+    from ..eval.bench import BenchConfig, run_bench
 
     command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     cfg = BenchConfig(manifest, model, lm, limit, threads, long_file, note, repeats, command, str(checkpoint or ""))
     with user_errors():
         reference = None
         if checkpoint is not None:
-            from .models.reference_decode import TorchEagerEngine  # the bench's only torch import
+            from ..models.reference_decode import TorchEagerEngine  # the bench's only torch import
 
             reference = TorchEagerEngine.load(checkpoint, threads)
         report = run_bench(cfg, reference, progress=lambda msg: typer.echo(msg, err=True))
-    from .io_utils import atomic_write_text
+    from ..io_utils import atomic_write_text
 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, report)
