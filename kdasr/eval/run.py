@@ -17,7 +17,7 @@ from ..errors import KdasrError, TextError
 from ..io_utils import atomic_open
 from ..runtime import AudioSlice, DecodeOptions, Failure, Transcriber
 from ..text import normalize_text
-from .wer import ErrorRates, error_rates
+from .wer import ErrorRates, UtteranceScore, error_rates, utterance_scores
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class EvalReport:
     failed: list[Problem] = field(default_factory=list)  # audio that could not be decoded
     skipped: list[Problem] = field(default_factory=list)  # references not scored (text policy)
     emptied: list[Problem] = field(default_factory=list)  # references scored as empty after normalising
+    scores: list[UtteranceScore] = field(default_factory=list)  # per scored utterance (paired bootstrap)
 
 
 def reference(u: Utterance) -> tuple[str | None, str | None]:
@@ -86,7 +87,7 @@ def evaluate_manifest(
             emptied.append(Problem(u.id, problem))
     scored = [u for u in utts if u.id in refs_by_id]
     failed: list[Problem] = []
-    refs, hyps, seconds = [], [], 0.0
+    ids, refs, hyps, seconds = [], [], [], 0.0
     if scored:
         t = transcriber or Transcriber(model_dir, device=device, threads=threads)
         # the manifest's slice of each file, read by the runtime itself (only that part is decoded)
@@ -97,6 +98,7 @@ def evaluate_manifest(
                 failed.append(Problem(u.id, f"{r.source}: {r.reason}"))
                 rows[u.id] = {"id": u.id, "error": f"{r.source}: {r.reason}"}
                 continue
+            ids.append(u.id)
             refs.append(refs_by_id[u.id])
             hyps.append(r.text)
             seconds += r.duration
@@ -107,7 +109,8 @@ def evaluate_manifest(
             f.writelines(json.dumps(rows[u.id]) + "\n" for u in utts)
     if not refs:
         raise _nothing_to_score(manifest, len(utts), failed, skipped)
-    return EvalReport(error_rates(refs, hyps), len(failed), seconds, failed, skipped, emptied)
+    scores = utterance_scores(ids, refs, hyps)
+    return EvalReport(error_rates(refs, hyps), len(failed), seconds, failed, skipped, emptied, scores)
 
 
 def _pct(value: float) -> str:

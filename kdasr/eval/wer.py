@@ -53,3 +53,41 @@ def error_rates(refs: list[str], hyps: list[str]) -> ErrorRates:
         empty_references=len(empty),
         empty_reference_insertions=sum(len(hyps[i].split()) for i in empty),
     )
+
+
+@dataclass(frozen=True)
+class UtteranceScore:
+    """One utterance's counts, the unit a paired bootstrap resamples (kdasr.eval.bootstrap)."""
+
+    id: str
+    word_errors: int
+    words: int  # reference words
+    char_errors: int
+    chars: int  # reference characters (spaces included, as jiwer counts them)
+
+
+def _per_sentence(alignments) -> list[tuple[int, int]]:
+    """(errors, reference length) per sentence from jiwer's alignment chunks."""
+    out = []
+    for chunks in alignments:
+        errors = ref_len = 0
+        for c in chunks:
+            ref_span, hyp_span = c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx
+            ref_len += ref_span
+            if c.type != "equal":
+                errors += max(ref_span, hyp_span)  # substitute: equal spans; delete / insert: one is 0
+        out.append((errors, ref_len))
+    return out
+
+
+def utterance_scores(ids: list[str], refs: list[str], hyps: list[str]) -> list[UtteranceScore]:
+    """Per-utterance word and character errors; their sums are `error_rates`' totals."""
+    if not (len(ids) == len(refs) == len(hyps)):
+        raise ValueError(f"{len(ids)} ids, {len(refs)} references, {len(hyps)} hypotheses")
+    if not refs:
+        return []
+    refs = [" ".join(r.split()) for r in refs]
+    hyps = [" ".join(h.split()) for h in hyps]
+    words = _per_sentence(jiwer.process_words(refs, hyps).alignments)
+    chars = _per_sentence(jiwer.process_characters(refs, hyps).alignments)
+    return [UtteranceScore(i, we, wn, ce, cn) for i, (we, wn), (ce, cn) in zip(ids, words, chars)]
