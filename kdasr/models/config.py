@@ -28,12 +28,19 @@ class ModelConfig:
     frame_stack: int = 3  # blstm: frames stacked into one (3 x 10 ms -> 30 ms)
     blstm_layers: int = 5
     blstm_hidden: int = 320  # units per direction
-    # decoder: 1-layer LSTM with location-aware attention (the paper's decoder)
+    # decoder: "lstm" (1-layer LSTM with location-aware attention, the paper's decoder) or
+    # "transformer" (DESIGN.md's fast family: self-attention KV cache + cross-attention, at d_model)
+    decoder_type: str = "lstm"
+    # lstm decoder
     embed_dim: int = 256
     decoder_hidden: int = 320
     attention_dim: int = 256
     location_channels: int = 10
     location_kernel: int = 31
+    # transformer decoder (width d_model; decoder_heads must divide it)
+    decoder_layers: int = 3
+    decoder_heads: int = 4
+    decoder_ff_dim: int = 1024
     # loss weight of the auxiliary CTC head (0 disables the head's loss, the head stays)
     ctc_weight: float = 0.3
 

@@ -10,14 +10,23 @@ from .config import ModelConfig
 from .decoder import LocationAwareDecoder
 from .encoder import ConformerEncoder, padding_mask
 from .frontend import LogMelFrontend
+from .transformer_decoder import TransformerDecoder
 
 ENCODERS = {"conformer": ConformerEncoder, "blstm": BLSTMEncoder}
+# every decoder has the same entry points: memory_keys, initial_state, step, forward
+DECODERS = {"lstm": LocationAwareDecoder, "transformer": TransformerDecoder}
 
 
 def build_encoder(cfg: ModelConfig) -> nn.Module:
     if cfg.encoder_type not in ENCODERS:
         raise ValueError(f"unknown encoder_type {cfg.encoder_type!r} (one of {', '.join(ENCODERS)})")
     return ENCODERS[cfg.encoder_type](cfg)
+
+
+def build_decoder(cfg: ModelConfig) -> nn.Module:
+    if cfg.decoder_type not in DECODERS:
+        raise ValueError(f"unknown decoder_type {cfg.decoder_type!r} (one of {', '.join(DECODERS)})")
+    return DECODERS[cfg.decoder_type](cfg)
 
 
 class Seq2SeqStudent(nn.Module):
@@ -27,7 +36,7 @@ class Seq2SeqStudent(nn.Module):
         self.frontend = LogMelFrontend(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
         self.encoder = build_encoder(cfg)
         self.ctc_head = nn.Linear(cfg.d_model, cfg.vocab_size)
-        self.decoder = LocationAwareDecoder(cfg)
+        self.decoder = build_decoder(cfg)
 
     def encode_features(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(feats, lens)
