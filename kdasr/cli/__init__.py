@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from .data import data_app, tokenizer_app, user_errors
+from .paper import register as register_paper
 from .reports import register as register_reports
 from .runtime import register as register_runtime
 from .serve import register as register_serve
@@ -26,6 +27,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 register_runtime(app)
 register_reports(app)
+register_paper(app)
 register_serve(app)
 app.add_typer(teacher_app, name="teacher")
 
@@ -62,6 +64,14 @@ def train(
         typer.Option(help="Start from these weights (a checkpoint .pt or an exported model dir such as "
                      "export/demo-en) with a fresh optimiser and schedule; same tokenizer required."),
     ] = None,
+    branch_from: Annotated[
+        Path | None,
+        typer.Option(help="Continue another run's checkpoint (its epoch-N.pt or last.pt) in OUT: its weights, "
+                     "optimiser, schedule and batch position, elapsed time and RNGs, with this command's "
+                     "--kd/--soft-labels/--kd-weight (the KD students of one table branch from one baseline "
+                     "checkpoint). Same --config, --tokenizer, --train and schedule required. When OUT/last.pt "
+                     "exists the run resumes it; --minutes counts the source's training time too."),
+    ] = None,
     ctc_weight: Annotated[float | None, typer.Option(help="Weight of the auxiliary CTC loss (config default).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (config default).")] = None,
     warmup_steps: Annotated[int | None, typer.Option(help="Learning-rate warmup steps (config default).")] = None,
@@ -77,6 +87,11 @@ def train(
     Example (BERT KD with context, 2 processes):
     torchrun --nproc_per_node 2 -m kdasr train --train data/demo/train.jsonl --dev data/demo/dev.jsonl \\
     --tokenizer data/demo/tokenizer.model --out exp/kd --kd bert-context --soft-labels exp/soft/bert-context
+
+    Example (a KD branch of a baseline run from its epoch-8 checkpoint; re-run to resume):
+    kdasr train --train data/v2/train.jsonl --dev data/v2/dev.jsonl --tokenizer data/v2/tok1000.model \
+    --config kdasr/configs/paper-v2.toml --feature-cache data/v2/feats --epochs 20 --out exp/paper/bert-utt \
+    --branch-from exp/paper/baseline/epoch-8.pt --kd bert --soft-labels exp/soft/bert-utt
     """
     from ..training.recipe import run_training
 
@@ -101,6 +116,7 @@ def train(
             amp=amp,
             init_from=init_from,
             ctc_weight=ctc_weight,
+            branch_from=branch_from,
             lr=lr,
             warmup_steps=warmup_steps,
             max_frames=max_frames,

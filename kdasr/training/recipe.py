@@ -11,7 +11,7 @@ from ..errors import KdasrError
 from ..models.config import ModelConfig
 from ..models.frontend import LogMelFrontend
 from ..text import Tokenizer
-from .checkpoint import check_resumable, load_checkpoint, student_from_checkpoint
+from .checkpoint import check_branchable, check_resumable, load_checkpoint, student_from_checkpoint
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
 from .features import compute_features
@@ -100,10 +100,16 @@ def run_training(
     soft_labels: Path | None = None,
     init_from: Path | None = None,
     ctc_weight: float | None = None,
+    branch_from: Path | None = None,
     **overrides,
 ) -> Path:
+    """Features, examples (+ soft labels), then the trainer. `init_from`: a fresh run from other
+    weights; `branch_from`: continue another run's checkpoint (same architecture, tokenizer,
+    schedule and data order) with this call's loss settings (see `prepare_branch`)."""
     if kd not in KD_DEFAULT_WEIGHT:
         raise KdasrError(f"--kd must be one of {', '.join(KD_DEFAULT_WEIGHT)}, got {kd!r}")
+    if init_from is not None and branch_from is not None:
+        raise KdasrError("--init-from and --branch-from exclude each other (a branch keeps the source's optimiser)")
     if kd != "none" and soft_labels is None:
         raise KdasrError(f"--kd {kd} needs --soft-labels DIR (made by `kdasr teacher soft-labels`)")
     if overrides.get("kd_weight") is None:
@@ -124,6 +130,9 @@ def run_training(
         # read and checked before any feature work: a foreign or mismatched last.pt fails in one line
         resumed = load_checkpoint(out_dir / "last.pt")
         check_resumable(out_dir / "last.pt", resumed, model_cfg, tok, preset)
+    branch = None
+    if branch_from is not None:
+        branch = prepare_branch(Path(branch_from), resumed, out_dir, model_cfg, train_cfg, tok, preset)
     info = init_distributed()
     frontend = LogMelFrontend(model_cfg.sample_rate, model_cfg.n_fft, model_cfg.hop_length, model_cfg.n_mels)
     cache = feature_cache or out_dir / "feats"
@@ -153,6 +162,14 @@ def run_training(
         # where the weights came from, with that model's own training summary (its history)
         **({"initialised_from": {"path": str(init_from), "training": init_history}} if init_from is not None else {}),
     }
+    if branch is not None:
+        summary["branched_from"] = branch_record(Path(branch_from), branch)
+        src_utts = branch.get("summary", {}).get("train_utterances")
+        if src_utts is not None and src_utts != len(train_ex.ids):
+            raise KdasrError(
+                f"--branch-from {branch_from}: the source run trained on {src_utts} utterances, this one has "
+                f"{len(train_ex.ids)} (another --train manifest?): the data order would differ"
+            )
     return train(
         model_cfg,
         train_cfg,
@@ -165,4 +182,41 @@ def run_training(
         dist_info=info,
         init_weights=init_weights,
         checkpoint=resumed,
+        branch=branch,
     )
+
+
+def prepare_branch(
+    source: Path, resumed: dict | None, out_dir: Path, model_cfg: ModelConfig, train_cfg, tok: Tokenizer, preset: str
+) -> dict | None:
+    """The source checkpoint of a new branch, checked; None when out_dir/last.pt exists (then the
+    run resumes, and that last.pt must be a branch of the same source)."""
+    if resumed is not None:
+        recorded = resumed.get("summary", {}).get("branched_from")
+        if recorded is None or Path(recorded["path"]).resolve() != source.resolve():
+            was = f"a branch of {recorded['path']}" if recorded else "not a branch"
+            raise KdasrError(
+                f"{out_dir / 'last.pt'}: cannot branch into {out_dir} from {source}: that run exists and is {was} "
+                "(resume it without --branch-from, or choose another --out)"
+            )
+        return None
+    ck = load_checkpoint(source)
+    check_resumable(source, ck, model_cfg, tok, preset, action="branch")
+    check_branchable(source, ck, dataclasses.asdict(train_cfg))
+    return ck
+
+
+def branch_record(source: Path, ck: dict) -> dict:
+    """What a branch keeps of its source in its summary (and so in its checkpoints and exports)."""
+    src = ck.get("summary", {})
+    return {
+        "path": str(source),
+        "step": ck["step"],
+        "epoch": ck["epoch"],
+        "batch_pos": ck["batch_pos"],
+        "elapsed_s": round(ck.get("elapsed", 0.0)),
+        "kd": src.get("kd", ck.get("train_config", {}).get("kd", "none")),
+        "kd_weight": src.get("kd_weight", 0.0),
+        # the source's own history (when it started, where its weights came from, its own branch)
+        **{k: src[k] for k in ("started", "initialised_from", "branched_from") if k in src},
+    }

@@ -126,12 +126,17 @@ def train(
     on_finish: Callable[[torch.nn.Module], None] | None = None,
     init_weights: dict[str, torch.Tensor] | None = None,
     checkpoint: dict | None = None,
+    branch: dict | None = None,
 ) -> Path:
     """Train into out_dir (checkpoints last.pt, epoch-N.pt; logs train_log.csv, dev_log.csv).
     With resume=True and out_dir/last.pt present, continue exactly where it stopped: a run killed
     at any point and resumed ends in the same state as one never interrupted. `init_weights`
     starts a fresh run (new optimiser and schedule) from another model's weights. `checkpoint`:
-    out_dir/last.pt already loaded (and checked) by the caller."""
+    out_dir/last.pt already loaded (and checked) by the caller. `branch`: another run's checkpoint
+    (loaded and checked by the caller) to continue from when out_dir holds no last.pt: its
+    weights, optimiser, schedule and batch position, elapsed time and RNGs, with this call's
+    loss settings (cfg.kd, cfg.kd_weight) and `summary`; with `cfg.kd == "none"` and the same
+    settings, the branch reproduces the source run's own continuation bit for bit."""
     info = dist_info or init_distributed()
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -161,29 +166,34 @@ def train(
         if info.main
         else None
     )
-    if resume and last.exists():
-        ck = checkpoint
+    resuming = resume and last.exists()
+    if resuming or branch is not None:
+        ck = checkpoint if resuming else branch
         if ck is None:
             ck = load_checkpoint(last)
             check_resumable(last, ck, model_cfg, tok)
         core.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, epoch, batch_pos, elapsed = ck["step"], ck["epoch"], ck["batch_pos"], ck["elapsed"]
-        # the run's history stays the first start's: when it began, where its weights came from
-        kept = {k: ck["summary"][k] for k in ("started", "initialised_from") if k in ck.get("summary", {})}
-        summary = {**(summary or {}), **kept}
+        if resuming:
+            # the run's history stays the first start's: when it began, where its weights came from
+            kept = ("started", "initialised_from", "branched_from")
+            summary = {**(summary or {}), **{k: ck["summary"][k] for k in kept if k in ck.get("summary", {})}}
         rngs = ck.get("rngs")
         if rngs and len(rngs) == info.world:
             torch.set_rng_state(rngs[info.rank]["torch"])
             gen.set_state(rngs[info.rank]["specaug"])
             if "cuda" in rngs[info.rank] and info.device.startswith("cuda"):
                 torch.cuda.set_rng_state(rngs[info.rank]["cuda"], info.device)
-        else:  # older checkpoints: the global RNG only
+        else:  # older checkpoints (or another world size): the global RNG only
             torch.set_rng_state(ck["rng"])
             gen.manual_seed(cfg.seed + step)
         if info.main:
-            train_log.truncate_after(step)
-            print(f"resuming from {last}: epoch {epoch}, batch {batch_pos}, step {step}")
+            train_log.truncate_after(step)  # a branch restarted before its first last.pt logged steps again
+            dev_log.truncate_after(step)
+            source = last if resuming else (summary or {}).get("branched_from", {}).get("path", "another run")
+            how = "resuming" if resuming else "branching"
+            print(f"{how} from {source}: epoch {epoch}, batch {batch_pos}, step {step}")
     if info.main:
         print(
             f"model: {count_parameters(core) / 1e6:.2f}M parameters; train {len(train_ex.ids)} utts, "
