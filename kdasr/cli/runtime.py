@@ -229,6 +229,7 @@ def _progress(total: int, quiet: bool):
 
 
 def evaluate(
+    ctx: typer.Context,
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest with reference texts.")],
     model: ModelOpt = None,
     method: MethodOpt = "attention",
@@ -249,6 +250,8 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the scores, decoding and RTFx as "
                                                   "JSON here (input of report tables).")] = None,
     system: Annotated[str | None, typer.Option(help="Name of the system in --json (default: the model dir).")] = None,
+    options: Annotated[Path | None, typer.Option(help="Decoding options file from `kdasr tune --out` (dev-chosen); "
+                                                 "decode flags given here still win.")] = None,
 ) -> None:
     """Score a model on a manifest: WER and CER (jiwer), torch-free.
 
@@ -264,22 +267,14 @@ def evaluate(
     with user_errors():
         if hyps is not None:
             check_writable_file(hyps)  # before any decoding (the file itself is written atomically)
-        t, opts = _transcriber_and_options(
-            model,
-            device,
-            threads,
-            precision,
-            lm,
-            method=method,
-            beam=beam,
-            ctc_weight=ctc_weight,
-            lm_weight=lm_weight,
-            length_bonus=length_bonus,
-            length_penalty=length_penalty,
-            rescore=rescore,
-            rescore_weight=rescore_weight,
-            batch_size=batch_size,
-        )
+        decode = dict(method=method, beam=beam, ctc_weight=ctc_weight, lm_weight=lm_weight, length_bonus=length_bonus,
+                      length_penalty=length_penalty, rescore=rescore, rescore_weight=rescore_weight,
+                      batch_size=batch_size)
+        if options is not None:
+            from .paper import options_file_under_flags
+
+            decode, lm = options_file_under_flags(ctx, options, decode, lm)
+        t, opts = _transcriber_and_options(model, device, threads, precision, lm, **decode)
         t0 = time.perf_counter()
         report = evaluate_manifest(manifest, None, limit=limit, hyps_path=hyps, transcriber=t, opts=opts)
         if json_out is not None:
@@ -289,7 +284,8 @@ def evaluate(
 
             write_result(json_out, result_record(system or str(t.model.model_dir), manifest, report,
                                                  time.perf_counter() - t0, threads, limit=limit,
-                                                 model=str(t.model.model_dir), decoding=asdict(opts)))
+                                                 model=str(t.model.model_dir), decoding=asdict(opts),
+                                                 options_file=str(options) if options else None))
     for line in problem_lines(report):
         typer.echo(line, err=True)
     typer.echo(summary_line(manifest, report))

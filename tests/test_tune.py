@@ -1,0 +1,123 @@
+"""kdasr tune: a grid of decoding options decoded on dev with real ORT sessions, cached per point
+(a rerun decodes nothing), the best point written as an options file that `kdasr eval --options`
+applies exactly; test manifests refused; shallow fusion and LM/BERT rescoring points."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import run_kdasr
+
+
+@pytest.fixture(scope="module")
+def dev(tiny_corpus, tmp_path_factory):
+    """The tiny corpus' dev set, in a folder whose name says nothing about test."""
+    d = tmp_path_factory.mktemp("sets")
+    lines = []
+    for line in (tiny_corpus / "dev.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        row["audio"] = str((tiny_corpus / row["audio"]).resolve())  # relative to the manifest's folder
+        lines.append(json.dumps(row) + "\n")
+    (d / "dev.jsonl").write_text("".join(lines))
+    return d / "dev.jsonl"
+
+
+@pytest.fixture(scope="module")
+def model_with_teachers(tiny_model, tmp_path_factory):
+    """The tiny model with a random tiny LM and BERT exported into a copy of it (as test_beam does)."""
+    import torch
+
+    from kdasr.models.lm import LMConfig, build_lm
+    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
+    from kdasr.text import Tokenizer
+
+    root = tmp_path_factory.mktemp("tune-teachers")
+    tok = Tokenizer(tiny_model / "tokenizer.model")
+    torch.manual_seed(0)
+    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=16, layers=1, heads=2, ff_dim=32, max_len=128))
+    (root / "lm").mkdir()
+    torch.save({"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes},
+               root / "lm" / "lm.pt")
+    cfg = BertConfigLite(layers=1, hidden=16, heads=2, ff_dim=32, window=64)
+    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+    model_dir = root / "model"
+    shutil.copytree(tiny_model, model_dir)
+    run_kdasr("export-lm", "--lm", str(root / "lm"), "--bert", str(root / "bert"), "--out", str(model_dir))
+    return model_dir
+
+
+def _tune(model, manifest, out, *args, check=True):
+    return run_kdasr("tune", "--model", str(model), "--manifest", str(manifest), "--out", str(out),
+                     "--limit", "3", "--threads", "1", *args, check=check)
+
+
+def test_tune_grid_cache_and_eval_options(tiny_model, dev, tiny_corpus, tmp_path):
+    out = tmp_path / "best.json"
+    first = _tune(tiny_model, dev, out, "--grid", "beam=1,2", "--grid", "ctc_weight=0,0.3", "--table",
+                  str(tmp_path / "tune.md"))
+    points = sorted((tmp_path / "best.points").glob("*.json"))
+    assert len(points) == 4 and "cached" not in first.stderr
+    records = [json.loads(p.read_text()) for p in points]
+    assert all(len(r["per_utterance"]["ids"]) == 3 for r in records)
+    doc = json.loads(out.read_text())
+    assert doc["tuned_on"]["wer"] == min(r["wer"] for r in records) and doc["points"] == 4
+    assert doc["given"].keys() == {"beam", "ctc_weight"} and doc["tuned_on"]["set"] == "dev"
+    assert "| beam | ctc_weight |" in (tmp_path / "tune.md").read_text() and "best" in first.stdout
+
+    mtimes = [p.stat().st_mtime_ns for p in points]
+    second = _tune(tiny_model, dev, out, "--grid", "beam=1,2", "--grid", "ctc_weight=0,0.3")
+    assert second.stderr.count(": cached") == 4 and "decoding" not in second.stderr
+    assert [p.stat().st_mtime_ns for p in points] == mtimes and json.loads(out.read_text()) == doc
+    # one more value: only the new points are decoded
+    third = _tune(tiny_model, dev, out, "--grid", "beam=1,2,3", "--grid", "ctc_weight=0,0.3")
+    assert third.stderr.count(": cached") == 4 and third.stderr.count("decoding") == 2
+
+    # the test set decoded with exactly the dev-chosen decoding; a flag given still wins
+    rec_path = tmp_path / "test.json"
+    run_kdasr("eval", "--model", str(tiny_model), "--manifest", str(tiny_corpus / "test.jsonl"), "--limit", "2",
+              "--options", str(out), "--json", str(rec_path), "--threads", "1")
+    rec = json.loads(rec_path.read_text())
+    chosen = json.loads(out.read_text())["decoding"]
+    assert rec["decoding"] == chosen and rec["options_file"] == str(out)
+    run_kdasr("eval", "--model", str(tiny_model), "--manifest", str(tiny_corpus / "test.jsonl"), "--limit", "2",
+              "--options", str(out), "--json", str(rec_path), "--beam", "4", "--threads", "1")
+    rec = json.loads(rec_path.read_text())
+    assert rec["decoding"] == {**chosen, "beam": 4}
+
+
+def test_tune_refuses_test_manifests_and_bad_grids(tiny_model, tiny_corpus, dev, tmp_path):
+    out = tmp_path / "best.json"
+    proc = _tune(tiny_model, tiny_corpus / "test.jsonl", out, "--grid", "beam=1", check=False)
+    assert proc.returncode == 1 and "refusing to tune" in proc.stderr and not out.exists()
+    heldout = tmp_path / "sets" / "test_heldout.jsonl"
+    heldout.parent.mkdir()
+    shutil.copy(dev, heldout)
+    assert "refusing" in _tune(tiny_model, heldout, out, "--grid", "beam=1", check=False).stderr
+    allowed = _tune(tiny_model, heldout, out, "--grid", "beam=1", "--allow-test-manifest")
+    assert out.exists() and "best" in allowed.stdout
+    for bad, says in ((["--grid", "beems=1,2"], "not a decoding option"), (["--grid", "beam=x"], "not a int"),
+                      (["--grid", "ctc_weight=1.5"], "ctc_weight"), (["--grid", "lm_weight=0,0.3"], "lm needed")):
+        proc = _tune(tiny_model, dev, tmp_path / "x.json", *bad, check=False)
+        assert proc.returncode != 0 and says in proc.stderr and "Traceback" not in proc.stderr, (bad, proc.stderr)
+    bad_opts = tmp_path / "bad.json"
+    bad_opts.write_text('{"decoding": {"beam": 0}}')
+    proc = run_kdasr("eval", "--model", str(tiny_model), "--manifest", str(dev), "--options", str(bad_opts),
+                     check=False)
+    assert proc.returncode == 1 and str(bad_opts) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tune_fusion_and_rescoring(model_with_teachers, dev, tmp_path):
+    out = tmp_path / "fusion.json"
+    _tune(model_with_teachers, dev, out, "--set", "beam=2", "--grid", "lm_weight=0,0.5", "--grid",
+          "length_bonus=0,1")
+    doc = json.loads(out.read_text())
+    assert doc["points"] == 4 and doc["decoding"]["beam"] == 2 and doc["lm"] is None
+    out = tmp_path / "rescore.json"
+    proc = _tune(model_with_teachers, dev, out, "--set", "beam=2", "--grid", "rescore=lm,bert", "--grid",
+                 "rescore_weight=0.3,1")
+    records = [json.loads(p.read_text()) for p in (tmp_path / "rescore.points").glob("*.json")]
+    assert {(r["decoding"]["rescore"], r["decoding"]["rescore_weight"]) for r in records} == {
+        ("lm", 0.3), ("lm", 1.0), ("bert", 0.3), ("bert", 1.0)}
+    assert "rescore" in proc.stdout
