@@ -16,8 +16,8 @@ WORKER = str(Path(__file__).with_name("train_worker.py"))
 STEPS = 10
 
 
-def _run(out: Path, steps: int = STEPS) -> None:
-    subprocess.run([sys.executable, WORKER, str(out), str(steps)], check=True, capture_output=True)
+def _run(out: Path, steps: int = STEPS, *extra: str) -> None:
+    subprocess.run([sys.executable, WORKER, str(out), str(steps), *extra], check=True, capture_output=True)
 
 
 def _logged_step(out: Path) -> int:
@@ -50,6 +50,33 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
     # the log holds each step once, as in the uninterrupted run
     steps = [r.split(",")[0] for r in (killed / "train_log.csv").read_text().splitlines()[1:]]
     assert steps == [str(i) for i in range(1, STEPS + 1)]
+
+
+def test_sigkilled_branch_resumed_equals_uninterrupted_branch(tmp_path):
+    """A branch (kdasr train --branch-from) killed mid-run and started again resumes its own last.pt."""
+    _run(tmp_path / "src", 8)
+    source = tmp_path / "src" / "epoch-1.pt"
+    start = torch.load(source, weights_only=False)["step"]
+    steps = start + 8
+    _run(tmp_path / "full", steps, "--branch-from", str(source))
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, WORKER, str(killed), str(steps), "--branch-from", str(source)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _logged_step(killed) < start + 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert start < _logged_step(killed) < steps, "the branch finished before it could be killed"
+    _run(killed, steps, "--branch-from", str(source))  # the same command again: resumes the branch
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(killed / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == steps and (a["epoch"], a["batch_pos"]) == (b["epoch"], b["batch_pos"])
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert b["summary"]["branched_from"]["path"] == str(source)
+    logged = [r.split(",")[0] for r in (killed / "train_log.csv").read_text().splitlines()[1:]]
+    assert logged == [str(i) for i in range(start + 1, steps + 1)]
 
 
 def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):

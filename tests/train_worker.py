@@ -1,5 +1,5 @@
 """Train the tiny student on synthetic features, for the resume and DDP tests (run as a script,
-also under torchrun). Usage: train_worker.py OUT MAX_STEPS [--save-rank-state]"""
+also under torchrun). Usage: train_worker.py OUT MAX_STEPS [--save-rank-state] [--branch-from CKPT]"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from kdasr.text import Tokenizer, train_tokenizer
+from kdasr.training.checkpoint import load_checkpoint
 from kdasr.training.data import Examples
 from kdasr.training.distributed import init_distributed, shutdown
 from kdasr.training.presets import load_preset
@@ -60,8 +61,14 @@ def main() -> None:
         if "--save-rank-state" in sys.argv:
             torch.save(model.state_dict(), out / f"rank{info.rank}.pt")
 
+    branch, summary = None, None
+    if "--branch-from" in sys.argv:  # as `kdasr train --branch-from`: only when OUT holds no run yet
+        source = Path(sys.argv[sys.argv.index("--branch-from") + 1])
+        summary = {"branched_from": {"path": str(source)}}
+        branch = None if (out / "last.pt").exists() else load_checkpoint(source)
     train(
-        model_cfg, cfg, examples(tok, 16, 1), examples(tok, 4, 2), tok, out, dist_info=info, on_finish=save_rank_state
+        model_cfg, cfg, examples(tok, 16, 1), examples(tok, 4, 2), tok, out, dist_info=info,
+        on_finish=save_rank_state, branch=branch, summary=summary,
     )
     shutdown(info)
 
