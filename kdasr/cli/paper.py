@@ -101,5 +101,23 @@ def options_file_under_flags(ctx: typer.Context, path: Path, flags: dict, lm: Pa
     return {**doc.decoding, **chosen}, lm if lm is not None else doc.lm
 
 
+def bench_systems(ctx: typer.Context, systems: list[str], manifest: Path, out: Path, checkpoint: Path | None,
+                  limit: int, threads: int | None, repeats: int, note: str, command: str) -> None:
+    """`kdasr bench --system ...`: the systems side by side; Markdown at --out, JSON beside it."""
+    from ..eval.bench_systems import SystemsBenchConfig, parse_system, run_systems_bench, write_systems_bench
+
+    if checkpoint is not None:
+        raise typer.BadParameter("--checkpoint belongs to the engine report, not to --system")
+    source = ctx.get_parameter_source("out")
+    if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+        raise typer.BadParameter("with --system give --out (the default runtime.md is the engine report)")
+    with user_errors():
+        specs = tuple(parse_system(s) for s in systems)
+        cfg = SystemsBenchConfig(manifest, specs, limit, threads or 1, repeats, command, note)
+        doc = run_systems_bench(cfg, progress=lambda m: typer.echo(m, err=True))
+        write_systems_bench(doc, out, out.with_suffix(".json"))
+    typer.echo(f"wrote {out} and {out.with_suffix('.json')}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(tune)

@@ -366,6 +366,7 @@ def export_lm(
 
 
 def bench(
+    ctx: typer.Context,
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest: the audio benchmarked (and its CER).")],
     model: ModelOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write.")] = Path(
@@ -386,6 +387,12 @@ def bench(
     ] = None,
     note: Annotated[str, typer.Option(help="A line added to the report (e.g. 'machine busy with training').")] = "",
     repeats: Annotated[int, typer.Option(help="Each timing is the best of this many runs.")] = 1,
+    system: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=MODEL_DIR[:OPTIONS.json] (repeatable): instead of the engine report, the systems' "
+                     "decoding cost side by side (batch 1 and 16, p50/p95 latency), Markdown at --out and JSON "
+                     "beside it (kdasr paper-table reads it); OPTIONS from kdasr tune."),
+    ] = None,
 ) -> None:
     """Benchmark the runtime on one set of audio, side by side in one run: torch eager vs ORT fp32 vs
     int8, batch 1 vs 16, greedy vs beam vs the model's recommended decoding, fusion and rescoring,
@@ -394,6 +401,9 @@ def bench(
 
     Example: kdasr bench --model export/demo-en --checkpoint export/demo-en --manifest data/demo/test.jsonl
     --threads 1
+
+    Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
+    --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md
     """
     import shlex
     import sys
@@ -401,6 +411,10 @@ def bench(
     from ..eval.bench import BenchConfig, run_bench
 
     command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if system:
+        from .paper import bench_systems
+
+        return bench_systems(ctx, system, manifest, out, checkpoint, limit, threads, repeats, note, command)
     cfg = BenchConfig(manifest, model, lm, limit, threads, long_file, note, repeats, command, str(checkpoint or ""))
     with user_errors():
         reference = None

@@ -43,7 +43,8 @@ class BenchConfig:
     reference: str = ""  # what the reference engine was built from (checkpoint or model dir), for the report
 
 
-def machine() -> list[str]:
+def machine_info() -> dict:
+    """The machine a benchmark ran on, machine-readable (also what `machine()` prints)."""
     model = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -53,16 +54,25 @@ def machine() -> list[str]:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    versions = []
+    versions = {}
     for pkg in ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "kdasr"):
         try:
-            versions.append(f"{pkg} {metadata.version(pkg)}")
+            versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             continue
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return {"cpu": model, "cores_usable": cores, "cpu_count": os.cpu_count(), "load_average": load,
+            "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}",
+            "versions": versions}
+
+
+def machine() -> list[str]:
+    m = machine_info()
+    load = ", ".join(f"{x:.2f}" for x in m["load_average"]) if m["load_average"] else "n/a"
     return [
-        f"- CPU: {model}; {cores} cores usable (os.cpu_count {os.cpu_count()}); load average at start {load}",
-        f"- Python {platform.python_version()} on {platform.system()} {platform.release()}; " + ", ".join(versions),
+        f"- CPU: {m['cpu']}; {m['cores_usable']} cores usable (os.cpu_count {m['cpu_count']}); "
+        f"load average at start {load}",
+        f"- Python {m['python']} on {m['system']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
     ]
 
 
