@@ -10,6 +10,19 @@ from .encoder import padding_mask
 from .student import Seq2SeqStudent
 
 
+def ctc_greedy_ids(ctc_logits: torch.Tensor, lens: torch.Tensor, blank: int) -> list[list[int]]:
+    """Best path per row of [B, T, V] CTC logits (its first lens[b] frames): repeats merged, blanks dropped."""
+    out = []
+    for row, n in zip(ctc_logits.argmax(-1).tolist(), lens.tolist()):
+        ids, prev = [], None
+        for t in row[:n]:
+            if t != prev and t != blank:
+                ids.append(t)
+            prev = t
+        out.append(ids)
+    return out
+
+
 @torch.no_grad()
 def torch_greedy(
     model: Seq2SeqStudent,
@@ -24,19 +37,44 @@ def torch_greedy(
     """One utterance (wave [S]) -> token ids, same limits as kdasr.runtime.DecodeOptions."""
     model.eval()
     memory, lens = model.encode_waveform(wave[None], torch.tensor([wave.shape[0]]))
-    best = model.ctc_head(memory)[0].argmax(-1).tolist()
-    ctc_len = sum(1 for i, t in enumerate(best) if t != blank and (i == 0 or t != best[i - 1]))
-    limit = int(min(math.ceil(int(lens[0]) * max_len_ratio), ctc_len * ctc_ratio + ctc_slack))
+    return greedy_from_memory(model, memory, lens, bos, eos, blank, max_len_ratio, ctc_ratio, ctc_slack)[0]
+
+
+@torch.no_grad()
+def greedy_from_memory(
+    model: Seq2SeqStudent,
+    memory: torch.Tensor,
+    lens: torch.Tensor,
+    bos: int,
+    eos: int,
+    blank: int,
+    max_len_ratio: float = 0.6,
+    ctc_ratio: float = 1.5,
+    ctc_slack: int = 4,
+) -> list[list[int]]:
+    """Greedy attention decoding of a batch of encoder outputs (memory [B, T, D], lens [B]); each
+    row stops at <eos> or its length limit (min of max_len_ratio·frames and the CTC best path's
+    length·ctc_ratio + ctc_slack). Batch 1 is the runtime's reference."""
+    ctc_lens = [len(ids) for ids in ctc_greedy_ids(model.ctc_head(memory), lens, blank)]
+    limits = [
+        int(min(math.ceil(n * max_len_ratio), c * ctc_ratio + ctc_slack)) for n, c in zip(lens.tolist(), ctc_lens)
+    ]
     mask = padding_mask(lens, memory.shape[1])
     keys = model.decoder.memory_keys(memory)
     state = model.decoder.initial_state(memory, mask)
-    token, out = torch.tensor([bos]), []
-    while len(out) <= limit:
+    token = torch.full((memory.shape[0],), bos, dtype=torch.long)
+    out: list[list[int]] = [[] for _ in limits]
+    done = [False] * len(limits)
+    while not all(done):
         logits, state = model.decoder.step(token, state, memory, keys, mask)
         token = logits.argmax(-1)
-        if int(token) == eos or len(out) >= limit:
-            break
-        out.append(int(token))
+        for b, t in enumerate(token.tolist()):
+            if done[b]:
+                continue
+            if t == eos or len(out[b]) >= limits[b]:
+                done[b] = True
+            else:
+                out[b].append(t)
     return out
 
 

@@ -16,6 +16,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..models.config import ModelConfig
+from ..models.reference_decode import ctc_greedy_ids
 from ..models.student import Seq2SeqStudent, build_model, count_parameters
 from ..text import Tokenizer
 from .batching import bucket_batches
@@ -61,16 +62,7 @@ def compute_loss(
 
 def ctc_greedy_texts(model: Seq2SeqStudent, batch: Batch, tok: Tokenizer) -> list[str]:
     memory, lens = model.encoder(batch.feats, batch.feat_lens)
-    best = model.ctc_head(memory).argmax(-1)
-    texts = []
-    for row, n in zip(best.tolist(), lens.tolist()):
-        ids, prev = [], None
-        for t in row[:n]:
-            if t != prev and t != tok.pad_id:
-                ids.append(t)
-            prev = t
-        texts.append(tok.decode(ids))
-    return texts
+    return [tok.decode(ids) for ids in ctc_greedy_ids(model.ctc_head(memory), lens, tok.pad_id)]
 
 
 @torch.no_grad()
