@@ -119,5 +119,83 @@ def bench_systems(ctx: typer.Context, systems: list[str], manifest: Path, out: P
     typer.echo(f"wrote {out} and {out.with_suffix('.json')}")
 
 
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.rpartition("=")
+        if not sep or not key or not value:
+            raise typer.BadParameter(f"{what} {item!r}: expected SYSTEM=KEY")
+        out[key] = value
+    return out
+
+
+def paper_table(
+    results: Annotated[
+        list[Path], typer.Argument(help="Result records (`kdasr eval --json`, `eval-reference --json`) or folders "
+                                   "of them (searched recursively; other JSON skipped).")
+    ],
+    baseline: Annotated[str, typer.Option(help="System name of the baseline (relative changes and latency).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown to write.")] = Path("eval/reports/paper-table.md"),
+    bench: Annotated[Path | None, typer.Option(help="JSON of one `kdasr bench --system ...` run (decoding cost).")] = (
+        None
+    ),
+    plot: Annotated[Path | None, typer.Option(help="Also write the WER-against-latency plot (PNG) here.")] = None,
+    sets: Annotated[str, typer.Option(help="Comma-separated evaluation sets (columns), in order.")] = ",".join(
+        ("dev", "test", "test_heldout", "test_neural_heldout", "test_noisy")
+    ),
+    plot_set: Annotated[str, typer.Option(help="The set whose WER the plot shows.")] = "test",
+    paper: Annotated[
+        list[str] | None, typer.Option(help="SYSTEM=KEY: show the paper's CSJ figure KEY (baseline, bert-utterance, "
+                                       "bert-context) beside SYSTEM (repeatable; the baseline gets 'baseline').")
+    ] = None,
+    reference: Annotated[
+        list[str] | None, typer.Option(help="A system shown as a reference row (repeatable; whisper* always is).")
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="Protocol statement for the table (text, or a file holding it), e.g. 'KD "
+                                 "students branched from the baseline's epoch-8 checkpoint'.")
+    ] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """The results table, generated from result records and one bench run (never typed): WER/CER per
+    set, relative WER change against the baseline with a paired bootstrap 95 % interval, decoding
+    cost (RTFx, latency p50/p95 at batch 1 and 16, latency / baseline), the paper's CSJ figures for
+    orientation, whisper tiny.en as a reference row, the protocol; optionally a PNG plot of WER
+    against latency (matplotlib: the `report` extra).
+
+    Example: kdasr paper-table exp/paper/results --baseline baseline --bench eval/reports/paper-bench.json
+    --paper bert-utt=bert-utterance --paper bert-ctx=bert-context --protocol protocol.txt
+    --out eval/reports/paper-table.md --plot eval/reports/paper-table.png
+    """
+    import shlex
+    import sys
+
+    from ..eval.paper_table import PAPER, TableConfig, build_table, load_bench, load_records
+    from ..eval.paper_table import plot as write_plot
+    from ..io_utils import atomic_write_text
+
+    rows = _pairs(paper, "--paper")
+    bad = sorted(set(rows.values()) - set(PAPER))
+    if bad:
+        raise typer.BadParameter(f"--paper: unknown key(s) {', '.join(bad)} (one of {', '.join(PAPER)})")
+    if resamples < 1000:
+        raise typer.BadParameter("--resamples must be at least 1000")
+    with user_errors():
+        text = ""
+        if protocol:
+            p = Path(protocol)
+            text = p.read_text(encoding="utf-8").strip() if p.is_file() else protocol
+        command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        cfg = TableConfig(baseline, tuple(s for s in sets.split(",") if s), rows, tuple(reference or ()), text,
+                          command, resamples, seed, plot_set)
+        table = build_table(load_records(results), load_bench(bench), cfg)
+        atomic_write_text(out, table.markdown)
+        if plot is not None:
+            write_plot(table.points, plot, plot_set)
+    typer.echo(f"wrote {out}" + (f" and {plot}" if plot else ""))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(tune)
+    app.command("paper-table")(paper_table)
