@@ -51,16 +51,21 @@ def model_with_lm(tiny_model, tmp_path_factory):
     return model_dir, root
 
 
+def _lens_and_ctc(t, enc):
+    io = t.model.spec.encoder
+    return enc[io.lens], enc[io.ctc_logprobs]
+
+
 def _reference(model, t, wave, opts, lm_step=None):
-    ids = t.model.info["special_ids"]
+    ids = t.model.spec.special_ids
     enc = t.model.encode(wave[None], np.array([len(wave)]))
-    limit = int(length_limits(enc, ids["blank"], opts)[0])
+    limit = int(length_limits(*_lens_and_ctc(t, enc), ids.blank, opts)[0])
     return torch_beam_search(
         model,
         torch.from_numpy(wave),
-        ids["bos"],
-        ids["eos"],
-        ids["blank"],
+        ids.bos,
+        ids.eos,
+        ids.blank,
         opts.beam,
         opts.weights(),
         limit,
@@ -125,14 +130,14 @@ def test_beam_one_is_greedy_and_lm_weight_zero_changes_nothing(tiny_corpus, mode
     for i, w in enumerate(waves):
         batch[i, : len(w)] = w
     enc = t.model.encode(batch, lens)
-    ids, opts = t.model.info["special_ids"], DecodeOptions()
-    limits = length_limits(enc, ids["blank"], opts)
+    ids, opts = t.model.spec.special_ids, DecodeOptions()
+    limits = length_limits(*_lens_and_ctc(t, enc), ids.blank, opts)
 
     def search(beam, full_lm, weights):
         full = {"decoder": DecoderScorer(t.model, enc)}
         if full_lm:
             full["lm"] = t.teacher("lm").scorer()
-        hyps = beam_search(full, weights, limits, ids["bos"], ids["eos"], beam, nbest=beam)
+        hyps = beam_search(full, weights, limits, ids.bos, ids.eos, beam, nbest=beam)
         return [[(h.tokens, h.score) for h in nb] for nb in hyps]
 
     greedy = attention_greedy(t.model, enc, opts)
@@ -146,13 +151,13 @@ def test_rescoring_scores_equal_torch(model_with_lm):
 
     model_dir, root = model_with_lm
     t = Transcriber(model_dir)
-    ids = t.model.info["special_ids"]
+    ids = t.model.spec.special_ids
     seqs = [(10, 11, 12), (7,), (20, 21, 22, 23, 24, 25, 26, 27)]
     lm, tok = load_lm(root / "lm", None)
     with torch.no_grad():
         for s, got in zip(seqs, t.teacher("lm").sequence_scores(seqs)):
-            logp = torch.log_softmax(lm(torch.tensor([[ids["bos"], *s]]))[0], -1)
-            target = torch.tensor([*s, ids["eos"]])
+            logp = torch.log_softmax(lm(torch.tensor([[ids.bos, *s]]))[0], -1)
+            target = torch.tensor([*s, ids.eos])
             assert abs(float(logp[torch.arange(len(target)), target].sum()) - got) < 1e-3
     teacher = load_bert_teacher(root / "bert", tok)
     pll = t.teacher("bert").sequence_scores(seqs)  # all masks of all sequences in one batch

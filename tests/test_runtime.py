@@ -19,9 +19,9 @@ def _waves(corpus, n=4):
 def test_ort_greedy_equals_torch_reference(tiny_corpus, tiny_model):
     model, _ = load_student([tiny_model.parent / "last.pt"])
     t = Transcriber(tiny_model)
-    ids = t.model.info["special_ids"]
+    ids = t.model.spec.special_ids
     for wave in _waves(tiny_corpus):
-        ref = torch_greedy(model, torch.from_numpy(wave), ids["bos"], ids["eos"], ids["blank"])
+        ref = torch_greedy(model, torch.from_numpy(wave), ids.bos, ids.eos, ids.blank)
         got = t.transcribe([wave])[0]
         assert isinstance(got, Result)
         assert got.tokens == ref

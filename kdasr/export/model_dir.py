@@ -1,88 +1,74 @@
 """Write a model directory (DESIGN.md §3): ONNX graphs, tokenizer.model and model.json, with the
-same facts stamped into each graph's metadata_props so a lone .onnx file still describes itself."""
+same spec stamped into each graph's metadata_props so a lone .onnx file still describes itself.
+
+The spec (kdasr/modelspec.py ModelSpec) comes from the export wrappers; model.json is its
+`to_dict()`, and whatever is written is parsed back first, so a model dir this writes is one the
+runtime reads."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import onnx
 
+from ..decode_options import DecodeOptions
 from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..models.config import ModelConfig
+from ..modelspec import FORMAT_VERSION, ModelSpec, SpecialIds, parse_decoding
 from ..text import Tokenizer
 from .wrappers import DecoderStepGraph, EncoderGraph
 
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "model_description", "student_spec", "write_model_dir", "write_model_json"]
+
+
+def student_spec(
+    cfg: ModelConfig, tok: Tokenizer, summary: Mapping, decoding: Mapping | DecodeOptions | None = None
+) -> ModelSpec:
+    """The spec of a student exported by onnx_export.export_student (fp32 graphs only; variants
+    are added to the graph entries by quantize.add_variants). `decoding`: the recommendation,
+    DecodeOptions or its field names (e.g. {"beam": 10, "ctc_weight": 0.2})."""
+    if not isinstance(decoding, DecodeOptions):
+        decoding = parse_decoding(dict(decoding or {}), "recommended decoding")
+    ids = SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
+                     mask=tok.mask_id)
+    architecture = {"encoder": cfg.encoder_type, "decoder": "lstm-location-attention", "ctc_head": True,
+                    **cfg.to_dict()}
+    return ModelSpec(cfg.sample_rate, cfg.vocab_size, ids, cfg.frame_shift_s, EncoderGraph.spec(),
+                     DecoderStepGraph.spec(cfg), decoding, architecture, summary)
 
 
 def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | None = None) -> dict:
-    return {
-        "format_version": FORMAT_VERSION,
-        "sample_rate": cfg.sample_rate,
-        "vocab_size": cfg.vocab_size,
-        "special_ids": {
-            "pad": tok.pad_id,
-            "blank": tok.pad_id,
-            "unk": tok.unk_id,
-            "bos": tok.bos_id,
-            "eos": tok.eos_id,
-            "mask": tok.mask_id,
-        },
-        "frame_shift_s": cfg.frame_shift_s,
-        "architecture": {
-            "encoder": cfg.encoder_type,
-            "decoder": "lstm-location-attention",
-            "ctc_head": True,
-            **cfg.to_dict(),
-        },
-        "graphs": {
-            "encoder": {
-                "file": "encoder.onnx",
-                "inputs": EncoderGraph.input_names,
-                "outputs": EncoderGraph.output_names,
-            },
-            "decoder": {
-                "file": "decoder.onnx",
-                "inputs": DecoderStepGraph.input_names,
-                "outputs": DecoderStepGraph.output_names,
-            },
-        },
-        # shapes of the decoder state per hypothesis; "frames" follows the encoder output
-        "decoder_state": {
-            "h": [cfg.decoder_hidden],
-            "c": [cfg.decoder_hidden],
-            "context": [cfg.d_model],
-            "attention": ["frames"],
-        },
-        "training": summary,
-        # decoding options the runtime uses unless told otherwise (DecodeOptions field names)
-        **({"decoding": decoding} if decoding else {}),
-    }
+    """model.json's content (a dict: quantize.add_variants adds variant files to its graph entries)."""
+    return student_spec(cfg, tok, summary, decoding).to_dict()
 
 
-def stamp_metadata(onnx_path: Path, desc: dict) -> None:
+def stamp_metadata(onnx_path: Path, props: Mapping[str, str]) -> None:
     model = onnx.load(str(onnx_path))
     del model.metadata_props[:]
-    for key in ("format_version", "sample_rate", "vocab_size", "frame_shift_s"):
-        model.metadata_props.add(key=key, value=str(desc[key]))
-    for key in ("special_ids", "architecture", "decoder_state", "training", "decoding"):
-        if key not in desc:
-            continue
-        model.metadata_props.add(key=key, value=json.dumps(desc[key]))
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
     atomic_write_bytes(onnx_path, model.SerializeToString())
 
 
 def write_model_dir(
-    out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | None = None
+    out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | DecodeOptions | None = None
 ) -> dict:
-    desc = model_description(cfg, tok, summary, decoding)
-    for graph in desc["graphs"].values():
-        stamp_metadata(out_dir / graph["file"], desc)
+    """tokenizer.model + model.json + every graph's metadata; returns model.json's content."""
+    desc = student_spec(cfg, tok, summary, decoding).to_dict()
     atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)
     write_model_json(out_dir, desc)
     return desc
 
 
-def write_model_json(out_dir: Path, desc: dict) -> None:
-    atomic_write_text(out_dir / "model.json", json.dumps(desc, indent=2) + "\n")
+def write_model_json(out_dir: Path, desc: dict | ModelSpec) -> ModelSpec:
+    """Check `desc` by parsing it as a ModelSpec, stamp it into every graph file it lists (all
+    precisions), then write model.json (last: a dir with model.json is a finished export)."""
+    spec = desc if isinstance(desc, ModelSpec) else ModelSpec.from_dict(desc, str(out_dir / "model.json"))
+    props = spec.metadata()
+    for graph in spec.graphs.values():
+        for file in graph.files.values():
+            stamp_metadata(out_dir / file, props)
+    atomic_write_text(out_dir / "model.json", json.dumps(spec.to_dict(), indent=2) + "\n")
+    return spec

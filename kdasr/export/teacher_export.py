@@ -2,19 +2,24 @@
 with a torch parity check on several shapes.
 
 The output directory (a model directory, or a folder of its own) gets `lm.onnx` + `lm.json` and/or
-`bert.onnx` + `bert.json`; the JSON names the graph's inputs/outputs, special ids, state layout and
-variants (`int8`), like model.json does for the student."""
+`bert.onnx` + `bert.json`: the teacher's spec (kdasr/teacher_spec.py: graph names by role, special
+ids, the LM's KV-cache state, variants), also stamped into each graph's metadata_props, like
+model.json for the student."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ModelError
 from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..models.lm import TransformerLM
+from ..modelspec import GraphSpec, SpecialIds
+from ..teacher_spec import BertSpec, LMSpec, metadata
 from ..text import Tokenizer
 from .check import GraphCheck, check_on_dummy_inputs
+from .model_dir import stamp_metadata
 from .onnx_export import export_graph
 from .quantize import add_variants
 from .teacher_graphs import BertScoreGraph, LMStepGraph
@@ -31,15 +36,23 @@ def check_bert(graph: BertScoreGraph, path: Path, seed: int = 0) -> GraphCheck:
     return check_on_dummy_inputs(graph, path, BERT_CASES, path.stem, seed)
 
 
-def _describe(kind: str, graph, tok: Tokenizer, extra: dict) -> dict:
-    return {
-        "format_version": 1,
-        "kind": kind,
-        "vocab_size": tok.vocab_size,
-        "special_ids": {"pad": tok.pad_id, "bos": tok.bos_id, "eos": tok.eos_id, "mask": tok.mask_id},
-        "graphs": {kind: {"file": f"{kind}.onnx", "inputs": graph.input_names, "outputs": graph.output_names}},
-        **extra,
-    }
+def _graph(kind: str, graph) -> GraphSpec:
+    return GraphSpec({"fp32": f"{kind}.onnx"}, tuple(graph.input_names), tuple(graph.output_names))
+
+
+def _ids(tok: Tokenizer) -> SpecialIds:
+    return SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
+                      mask=tok.mask_id)
+
+
+def lm_spec(graph: LMStepGraph, tok: Tokenizer) -> LMSpec:
+    c = graph.lm.cfg
+    return LMSpec(tok.vocab_size, _ids(tok), _graph("lm", graph), (graph.state_tensor(),), "tokens", "logprobs",
+                  max_len=c.max_len, config=c.to_dict())
+
+
+def bert_spec(graph: BertScoreGraph, tok: Tokenizer, window: int, mask_id: int) -> BertSpec:
+    return BertSpec(tok.vocab_size, _ids(tok), _graph("bert", graph), window, mask_id)
 
 
 def export_teachers(
@@ -60,18 +73,15 @@ def export_teachers(
         lm, tok = load_lm(Path(lm_dir), asr_tok)
         graph = LMStepGraph(lm).eval()
         export_graph(graph, out_dir / "lm.onnx")
-        c = lm.cfg
-        desc = _describe("lm", graph, tok, {"cache": [c.layers, 2, "batch", c.heads, "past", c.d_model // c.heads]})
-        desc["max_len"], desc["config"] = c.max_len, c.to_dict()
-        checks += _finish(out_dir, "lm", desc, tok, quantize, check, lambda p: check_lm(graph, p))
+        checks += _finish(out_dir, lm_spec(graph, tok), tok, quantize, check, lambda p: check_lm(graph, p))
         asr_tok = asr_tok or tok
     if bert_dir is not None:
         tok = asr_tok or Tokenizer(Path(bert_dir) / "tokenizer.model")
         teacher = load_bert_teacher(Path(bert_dir), tok)
         graph = BertScoreGraph(_eager(teacher.model), teacher.mask_id).eval()
         export_graph(graph, out_dir / "bert.onnx")
-        desc = _describe("bert", graph, tok, {"window": teacher.window, "mask_id": teacher.mask_id})
-        checks += _finish(out_dir, "bert", desc, tok, quantize, check, lambda p: check_bert(graph, p))
+        spec = bert_spec(graph, tok, teacher.window, teacher.mask_id)
+        checks += _finish(out_dir, spec, tok, quantize, check, lambda p: check_bert(graph, p))
     return checks
 
 
@@ -88,17 +98,25 @@ def _eager(model):
     return model
 
 
-def _finish(out_dir, kind, desc, tok, quantize, check, checker) -> list[GraphCheck]:
+def _finish(out_dir, spec: LMSpec | BertSpec, tok, quantize, check, checker) -> list[GraphCheck]:
+    """Variants, tokenizer, the spec stamped into every graph file, then <kind>.json (parsed back
+    first: what is written is what the runtime reads)."""
+    kind = "lm" if isinstance(spec, LMSpec) else "bert"
+    graphs = {kind: spec.graph.to_dict()}
     if quantize:
-        add_variants(out_dir, desc["graphs"], list(quantize))
+        add_variants(out_dir, graphs, list(quantize))
+    spec = replace(spec, graph=GraphSpec.from_dict(graphs[kind], kind))
     if not (out_dir / "tokenizer.model").is_file():
         atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)
-    atomic_write_text(out_dir / f"{kind}.json", json.dumps(desc, indent=2) + "\n")
+    json_path = out_dir / f"{kind}.json"
+    spec = type(spec).from_dict(spec.to_dict(), str(json_path))
+    for file in spec.graph.files.values():
+        stamp_metadata(out_dir / file, metadata(spec))
+    atomic_write_text(json_path, json.dumps(spec.to_dict(), indent=2) + "\n")
     if not check:
         return []
-    entry = desc["graphs"][kind]
-    out = [checker(out_dir / entry["file"])]
-    if "int8" in entry:
-        c = checker(out_dir / entry["int8"])
+    out = [checker(out_dir / spec.graph.file)]
+    if "int8" in spec.graph.files:
+        c = checker(out_dir / spec.graph.files["int8"])
         out.append(GraphCheck(c.graph, c.max_error, c.cases, informational=True))
     return out

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..models.lm import TransformerLM
+from ..modelspec import BATCH, STEPS, StateTensor
 
 
 class LMStepGraph(nn.Module):
@@ -28,6 +29,11 @@ class LMStepGraph(nn.Module):
     def forward(self, tokens: torch.Tensor, cache: torch.Tensor):
         logits, new = self.lm.step(tokens, cache)
         return torch.log_softmax(logits, dim=-1), new
+
+    def state_tensor(self) -> StateTensor:
+        """The KV cache as the spec's state: starts with 0 steps, one more per step."""
+        c = self.lm.cfg
+        return StateTensor("cache", (c.layers, 2, BATCH, c.heads, STEPS, c.d_model // c.heads), output="cache_out")
 
     def dummy_inputs(self, batch: int = 3, past: int = 4) -> tuple[torch.Tensor, ...]:
         c = self.lm.cfg

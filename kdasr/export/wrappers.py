@@ -1,14 +1,23 @@
 """Export wrappers: each owns its graph's ONNX contract — input/output names, dynamic axes
-and the dummy inputs used for tracing (DESIGN.md guideline 6)."""
+and the dummy inputs used for tracing (DESIGN.md guideline 6) — and produces its part of the
+model spec (kdasr/modelspec.py): the decoder's state and memory inputs are declared once here, and
+its names and dynamic axes follow from that declaration."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..models.config import ModelConfig
 from ..models.decoder import DecoderState
 from ..models.encoder import padding_mask
 from ..models.student import Seq2SeqStudent
+from ..modelspec import BATCH, FRAMES, DecoderSpec, EncoderSpec, GraphSpec, MemoryInput, StateTensor, TensorSpec
+
+
+def dynamic_axes_of(tensors: list[TensorSpec]) -> dict[str, dict[int, str]]:
+    """ONNX dynamic axes from the symbolic dims of a spec's tensors."""
+    return {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str)} for t in tensors}
 
 
 class EncoderGraph(nn.Module):
@@ -43,19 +52,53 @@ class EncoderGraph(nn.Module):
             "ctc_logprobs": {0: "batch", 1: "frames"},
         }
 
+    @classmethod
+    def spec(cls, file: str = "encoder.onnx") -> EncoderSpec:
+        return EncoderSpec(GraphSpec({"fp32": file}, tuple(cls.input_names), tuple(cls.output_names)),
+                           waveform="waveform", waveform_lens="waveform_lens", lens="memory_lens",
+                           ctc_logprobs="ctc_logprobs")
+
 
 class DecoderStepGraph(nn.Module):
     """One decoding step for N hypotheses with explicit state:
     (tokens [N], h, c [N, H], context [N, D], attention [N, T], memory [N, T, D],
     memory_keys [N, T, A], memory_lens [N]) -> (logprobs [N, V], h, c, context, attention)."""
 
-    input_names = ["tokens", "h", "c", "context", "attention", "memory", "memory_keys", "memory_lens"]
-    output_names = ["logprobs", "h_out", "c_out", "context_out", "attention_out"]
-
     def __init__(self, model: Seq2SeqStudent) -> None:
         super().__init__()
         self.decoder = model.decoder
         self.cfg = model.cfg
+        spec = self.spec(model.cfg)
+        # forward's argument order: tokens, the state (h, c, context, attention), the memory inputs
+        self.input_names = list(spec.graph.inputs)
+        self.output_names = list(spec.graph.outputs)
+
+    @staticmethod
+    def state_tensors(cfg: ModelConfig) -> tuple[StateTensor, ...]:
+        """The LSTM decoder's state per hypothesis (models/decoder.py DecoderState)."""
+        return (
+            StateTensor("h", (BATCH, cfg.decoder_hidden), output="h_out"),
+            StateTensor("c", (BATCH, cfg.decoder_hidden), output="c_out"),
+            StateTensor("context", (BATCH, cfg.d_model), output="context_out"),  # last attention context
+            # last attention weights (location awareness); start uniform over the valid frames
+            StateTensor("attention", (BATCH, FRAMES), output="attention_out", init="uniform_frames"),
+        )
+
+    @staticmethod
+    def memory_inputs(cfg: ModelConfig) -> tuple[MemoryInput, ...]:
+        """Per-utterance encoder outputs the step reads, gathered per hypothesis."""
+        return (
+            MemoryInput("memory", (BATCH, FRAMES, cfg.d_model), source="memory"),
+            MemoryInput("memory_keys", (BATCH, FRAMES, cfg.attention_dim), source="memory_keys"),
+            MemoryInput("memory_lens", (BATCH,), "int64", source="memory_lens"),
+        )
+
+    @classmethod
+    def spec(cls, cfg: ModelConfig, file: str = "decoder.onnx") -> DecoderSpec:
+        state, memory = cls.state_tensors(cfg), cls.memory_inputs(cfg)
+        inputs = ("tokens", *(s.name for s in state), *(m.name for m in memory))
+        outputs = ("logprobs", *(s.output for s in state))
+        return DecoderSpec(GraphSpec({"fp32": file}, inputs, outputs), state, memory, "tokens", "logprobs")
 
     def forward(self, tokens, h, c, context, attention, memory, memory_keys, memory_lens):
         mask = padding_mask(memory_lens, memory.shape[1])
@@ -78,9 +121,7 @@ class DecoderStepGraph(nn.Module):
             lens,
         )
 
-    @staticmethod
-    def dynamic_axes() -> dict:
-        axes = {n: {0: "batch"} for n in DecoderStepGraph.input_names + DecoderStepGraph.output_names}
-        for n in ("attention", "memory", "memory_keys", "attention_out"):
-            axes[n] = {0: "batch", 1: "frames"}
-        return axes
+    def dynamic_axes(self) -> dict:
+        spec = self.spec(self.cfg)
+        axes = {"tokens": {0: "batch"}, "logprobs": {0: "batch"}, **dynamic_axes_of([*spec.state, *spec.memory])}
+        return axes | {s.output: axes[s.name] for s in spec.state}

@@ -34,9 +34,9 @@ def decode_encoded(
     lm: FusionLM | None = None,
     rescorer: SequenceScorer | None = None,
 ) -> list[list[Hypothesis]]:
-    ids = model.info["special_ids"]
+    ids, io = model.spec.special_ids, model.spec.encoder
     if opts.method == "ctc":
-        best = ctc_greedy(enc["ctc_logprobs"], enc["memory_lens"], ids["blank"])
+        best = ctc_greedy(enc[io.ctc_logprobs], enc[io.lens], ids.blank)
         return [[Hypothesis(tuple(t), 0.0, 0.0)] for t in best]
     if opts.greedy and opts.rescore == "none":
         return [[Hypothesis(tuple(t), 0.0, 0.0)] for t in attention_greedy(model, enc, opts)]
@@ -48,14 +48,14 @@ def decode_encoded(
         full["lm"] = lm.scorer()
     ctc = None
     if "ctc" in weights:
-        ctc = CTCPrefixScorer(enc["ctc_logprobs"], enc["memory_lens"], ids["blank"], ids["eos"])
+        ctc = CTCPrefixScorer(enc[io.ctc_logprobs], enc[io.lens], ids.blank, ids.eos)
     nbest = max(opts.nbest, opts.beam) if opts.rescore != "none" else opts.nbest
     hyps = beam_search(
         full,
         weights,
-        length_limits(enc, ids["blank"], opts),
-        ids["bos"],
-        ids["eos"],
+        length_limits(enc[io.lens], enc[io.ctc_logprobs], ids.blank, opts),
+        ids.bos,
+        ids.eos,
         opts.beam,
         ctc=ctc,
         ctc_prebeam=opts.ctc_prebeam,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,11 +9,21 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
+from ..modelspec import (
+    FORMAT_VERSION,
+    PRECISIONS,
+    READABLE_FORMATS,
+    GraphSpec,
+    ModelSpec,
+    load_model_spec,
+    read_spec_json,
+)
 from ..text import Tokenizer
 
-SUPPORTED_FORMAT = 1
+SUPPORTED_FORMAT = FORMAT_VERSION  # what export writes; READABLE_FORMATS load
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
-PRECISIONS = ("fp32", "int8", "fp16")  # model.json graphs.<name>.file / .int8 / .fp16
+__all__ = ["PRECISIONS", "READABLE_FORMATS", "SUPPORTED_FORMAT", "OnnxStudent", "check_model_info", "load_graph",
+           "make_session", "read_json", "run_graph"]
 
 
 def make_session(path: Path, device: str = "cpu", threads: int | None = None) -> ort.InferenceSession:
@@ -43,15 +52,9 @@ def make_session(path: Path, device: str = "cpu", threads: int | None = None) ->
     return sess
 
 
-def graph_path(model_dir: Path, entry: dict, precision: str) -> Path:
-    """The file of one graph at a precision; model.json lists variants beside the fp32 `file`."""
-    if precision not in PRECISIONS:
-        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    name = entry["file"] if precision == "fp32" else entry.get(precision)
-    if name is None:
-        hint = f"kdasr export --quantize {precision}"
-        raise ModelError(f"{model_dir}: no {precision} variant of {entry['file']} ({hint})")
-    path = model_dir / name
+def graph_path(model_dir: Path, graph: GraphSpec, precision: str) -> Path:
+    """The file of one graph at a precision (the spec lists variants beside the fp32 file)."""
+    path = model_dir / graph.file_for(precision, str(model_dir))
     if not path.is_file():
         raise ModelError(f"{model_dir}: missing {path.name}")
     return path
@@ -64,92 +67,54 @@ def run_graph(sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> dict[
 
 def read_json(path: Path, what: str) -> dict:
     """A model/teacher description file: it must exist and hold one JSON object."""
-    if not path.is_file():
-        raise ModelError(f"{path.parent}: not a kdasr {what} directory (no {path.name})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: invalid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_spec_json(path, what)
 
 
-def _names(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def check_model_info(json_path: Path, info: dict) -> ModelSpec:
+    """model.json's content parsed and checked as a ModelSpec (one line naming what is wrong)."""
+    return ModelSpec.from_dict(info, str(json_path))
 
 
-def check_graph_entry(json_path: Path, graphs: object, name: str) -> dict:
-    """graphs.<name> of model.json / lm.json: {"file": str, "inputs": [str], "outputs": [str], ...}."""
-    entry = graphs.get(name) if isinstance(graphs, dict) else None
-    if not isinstance(entry, dict):
-        raise ModelError(f"{json_path}: 'graphs' lacks an object for the {name} graph")
-    for key, ok in (("file", isinstance(entry.get("file"), str)), ("inputs", _names(entry.get("inputs"))),
-                    ("outputs", _names(entry.get("outputs")))):
-        if not ok:
-            want = "a file name" if key == "file" else "a list of tensor names"
-            raise ModelError(f"{json_path}: graphs.{name}.{key} must be {want}, got {entry.get(key)!r}")
-    return entry
+ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
+             "int32": "tensor(int32)", "bool": "tensor(bool)"}
 
 
-# what the runtime's scorers feed and read, by name (runtime/scorers.py, search.py, decode.py)
-STUDENT_NEEDS = {
-    ("encoder", "outputs"): ("memory", "memory_lens", "memory_keys", "ctc_logprobs"),
-    ("decoder", "inputs"): ("tokens", "h", "c", "context", "attention", "memory", "memory_keys", "memory_lens"),
-    ("decoder", "outputs"): ("logprobs", "h_out", "c_out", "context_out", "attention_out"),
-}
-STUDENT_KEYS = {"sample_rate": int, "vocab_size": int, "special_ids": dict, "graphs": dict, "decoder_state": dict}
-SPECIAL_IDS = ("pad", "blank", "bos", "eos")
-
-
-def check_model_info(json_path: Path, info: dict) -> None:
-    """model.json has every key the runtime reads, of the right kind; one line naming what is wrong."""
-    if info.get("format_version") != SUPPORTED_FORMAT:
-        raise ModelError(f"{json_path}: format_version {info.get('format_version')!r}, expected {SUPPORTED_FORMAT}")
-    for key, kind in STUDENT_KEYS.items():
-        if key not in info:
-            raise ModelError(f"{json_path}: missing required key '{key}'")
-        value = info[key]
-        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value <= 0):
-            want = "a positive integer" if kind is int else "an object"
-            raise ModelError(f"{json_path}: '{key}' must be {want}, got {json.dumps(value)[:60]}")
-    for key in SPECIAL_IDS:
-        v = info["special_ids"].get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < info["vocab_size"]:
-            raise ModelError(f"{json_path}: special_ids.{key} must be a token id below vocab_size, got {v!r}")
-    for (graph, side), needed in STUDENT_NEEDS.items():
-        declared = check_graph_entry(json_path, info["graphs"], graph)[side]
-        if missing := [n for n in needed if n not in declared]:
-            raise ModelError(f"{json_path}: graphs.{graph}.{side} lacks {', '.join(missing)} (the runtime needs them)")
-    for key in ("h", "c", "context"):
-        dims = info["decoder_state"].get(key)
-        if not (isinstance(dims, list) and len(dims) == 1 and isinstance(dims[0], int) and dims[0] > 0):
-            raise ModelError(f"{json_path}: decoder_state.{key} must be [size], got {dims!r}")
+def check_tensors(path: Path, sess: ort.InferenceSession, tensors) -> None:
+    """Each spec tensor against the graph's real input: rank, fixed sizes and element type."""
+    real = {i.name: i for i in sess.get_inputs()}
+    for t in tensors:
+        got = real[t.name]
+        fixed = [(a, d) for a, d in enumerate(t.shape) if isinstance(d, int)]
+        bad = len(got.shape) != len(t.shape) or any(isinstance(got.shape[a], int) and got.shape[a] != d
+                                                    for a, d in fixed)
+        if bad or got.type != ORT_TYPES[t.dtype]:
+            raise ModelError(f"{path}: input {t.name} is {got.type} {list(got.shape)}, the model spec says "
+                             f"{t.dtype} {list(t.shape)} (graph from another export?)")
 
 
 def load_graph(
-    model_dir: Path, json_path: Path, name: str, entry: dict, precision: str, device: str, threads: int | None
+    model_dir: Path, json_path: Path, name: str, graph: GraphSpec, precision: str, device: str, threads: int | None
 ) -> ort.InferenceSession:
-    """A session for graphs.<name>, whose input and output names must be the ones declared in
+    """A session for the graph `name`, whose input and output names must be the ones declared in
     `json_path` (a graph from another export, or encoder and decoder swapped, fails here)."""
-    path = graph_path(model_dir, entry, precision)
+    path = graph_path(model_dir, graph, precision)
     sess = make_session(path, device, threads)
     actual = {"inputs": [i.name for i in sess.get_inputs()], "outputs": [o.name for o in sess.get_outputs()]}
     for side, got in actual.items():
-        if got != entry[side]:
+        if got != list(getattr(graph, side)):
             raise ModelError(
                 f"{path}: the graph's {side} {got} are not the {name} {side} {json_path.name} declares "
-                f"{entry[side]} (files swapped, or from another export?)"
+                f"{list(getattr(graph, side))} (files swapped, or from another export?)"
             )
     return sess
 
 
 @dataclass
 class OnnxStudent:
-    """Encoder + decoder-step sessions, the tokenizer and the model.json facts."""
+    """Encoder + decoder-step sessions, the tokenizer and the model spec (parsed once, here)."""
 
     model_dir: Path
-    info: dict
+    spec: ModelSpec
     tokenizer: Tokenizer
     encoder: ort.InferenceSession
     decoder: ort.InferenceSession
@@ -160,24 +125,26 @@ class OnnxStudent:
     ) -> OnnxStudent:
         model_dir = Path(model_dir)
         json_path = model_dir / "model.json"
-        info = read_json(json_path, "model")
-        check_model_info(json_path, info)
+        spec = load_model_spec(model_dir)
         graphs = {
-            name: load_graph(model_dir, json_path, name, info["graphs"][name], precision, device, threads)
-            for name in ("encoder", "decoder")
+            name: load_graph(model_dir, json_path, name, graph, precision, device, threads)
+            for name, graph in spec.graphs.items()
         }
+        check_tensors(graph_path(model_dir, spec.decoder.graph, precision), graphs["decoder"],
+                      [*spec.decoder.state, *spec.decoder.memory])
         tok = Tokenizer(model_dir / "tokenizer.model")
-        if tok.vocab_size != info["vocab_size"]:
-            raise ModelError(f"{model_dir}: tokenizer has {tok.vocab_size} units, model.json says {info['vocab_size']}")
-        return cls(model_dir, info, tok, graphs["encoder"], graphs["decoder"])
+        if tok.vocab_size != spec.vocab_size:
+            raise ModelError(f"{model_dir}: tokenizer has {tok.vocab_size} units, model.json says {spec.vocab_size}")
+        return cls(model_dir, spec, tok, graphs["encoder"], graphs["decoder"])
 
     @property
     def sample_rate(self) -> int:
-        return int(self.info["sample_rate"])
+        return self.spec.sample_rate
 
     def encode(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
-        inputs = dict(zip([i.name for i in self.encoder.get_inputs()], (waves, lens)))
-        out = run_graph(self.encoder, inputs)
+        """Encoder outputs by name (spec.encoder says which is which); float16 outputs come back float32."""
+        enc = self.spec.encoder
+        out = run_graph(self.encoder, {enc.waveform: waves, enc.waveform_lens: lens})
         return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in out.items()}
 
     def decoder_step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

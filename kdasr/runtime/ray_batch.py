@@ -93,9 +93,7 @@ class RayTranscriber:
     def __init__(self, spec: RaySpec, transcriber_kwargs: dict) -> None:
         self.spec, self.kwargs = spec, {**transcriber_kwargs, "threads": spec.threads}
 
-    def transcribe_iter(
-        self, inputs: Sequence, opts: DecodeOptions = DecodeOptions()
-    ) -> Iterator[tuple[int, Result | Failure]]:
+    def transcribe_iter(self, inputs: Sequence, opts: DecodeOptions) -> Iterator[tuple[int, Result | Failure]]:
         if not inputs:
             return
         ray, started = connect(self.spec.address)

@@ -23,24 +23,25 @@ def ctc_greedy(logprobs: np.ndarray, lens: np.ndarray, blank: int) -> list[list[
     return out
 
 
-def length_limits(enc: dict[str, np.ndarray], blank: int, opts: DecodeOptions) -> np.ndarray:
+def length_limits(lens: np.ndarray, ctc_logprobs: np.ndarray, blank: int, opts: DecodeOptions) -> np.ndarray:
     """Most output tokens per utterance: a ratio of the encoder frames, and the CTC head's greedy
     length times a ratio plus slack (stops small attention decoders that loop)."""
-    lens = enc["memory_lens"].astype(np.int64)
-    ctc_lens = np.array([len(x) for x in ctc_greedy(enc["ctc_logprobs"], lens, blank)])
+    lens = lens.astype(np.int64)
+    ctc_lens = np.array([len(x) for x in ctc_greedy(ctc_logprobs, lens, blank)])
     return np.minimum(
         np.ceil(lens * opts.max_len_ratio), ctc_lens * opts.ctc_length_ratio + opts.ctc_length_slack
     ).astype(int)
 
 
 def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: DecodeOptions) -> list[list[int]]:
-    ids = model.info["special_ids"]
-    n = enc["memory"].shape[0]
-    limits = length_limits(enc, ids["blank"], opts)
+    ids = model.spec.special_ids
+    io = model.spec.encoder
+    limits = length_limits(enc[io.lens], enc[io.ctc_logprobs], ids.blank, opts)
+    n = len(limits)
     scorer = DecoderScorer(model, enc)
     live = np.arange(n)  # rows of the original batch still decoding
     state = scorer.init_state(live)
-    tokens = np.full(n, ids["bos"], dtype=np.int64)
+    tokens = np.full(n, ids.bos, dtype=np.int64)
     outputs: list[list[int]] = [[] for _ in range(n)]
     step = 0
     while len(live) and step <= limits.max():
@@ -49,7 +50,7 @@ def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: Decod
         keep = []
         for j, row in enumerate(live):
             tok = int(best[j])
-            if tok == ids["eos"] or len(outputs[row]) >= limits[row]:
+            if tok == ids.eos or len(outputs[row]) >= limits[row]:
                 continue
             outputs[row].append(tok)
             keep.append(j)

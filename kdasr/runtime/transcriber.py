@@ -1,4 +1,5 @@
-"""The public runtime API: `Transcriber(model_dir).transcribe(paths_or_arrays, DecodeOptions())`.
+"""The public runtime API: `Transcriber(model_dir).transcribe(paths_or_arrays)` decodes as the model
+recommends; pass DecodeOptions to decide otherwise.
 
 Torch-free (numpy + onnxruntime). Bad inputs never stop a batch: `transcribe` returns a
 `Failure` naming the input and the reason in its place (unreadable audio, or an onnxruntime error
@@ -96,7 +97,7 @@ class Transcriber:
         if self.vad_options is not None and self.sample_rate != VAD_RATE:
             raise ModelError(f"voice-activity detection needs a {VAD_RATE} Hz model, not {self.sample_rate} Hz")
         self._vad = SileroVad() if self.vad_options is not None else None
-        shift = float(self.model.info.get("frame_shift_s", 0.04))
+        shift = self.model.spec.frame_shift_s
         self.min_piece = int(max(0.5, MIN_PIECE_FRAMES * shift) * self.sample_rate)
         here = self.model.model_dir
         # teachers load on first use; a model dir that holds lm.json / bert.json provides them by default
@@ -108,11 +109,10 @@ class Transcriber:
         self._teachers: dict[str, object] = {}
 
     def recommended_options(self, **overrides) -> DecodeOptions:
-        """The decoding the model dir recommends (model.json "decoding", set by `kdasr export
-        --beam/--ctc-weight`), else DecodeOptions' defaults; `overrides` win over both."""
-        known = {f.name for f in dataclasses.fields(DecodeOptions)}
-        recommended = {k: v for k, v in self.model.info.get("decoding", {}).items() if k in known}
-        return DecodeOptions(**{**recommended, **overrides})
+        """The decoding the model dir recommends (ModelSpec.decoding: DecodeOptions' defaults with
+        model.json "decoding" over them, set by `kdasr export --beam/--ctc-weight/...`), with
+        `overrides` (DecodeOptions field names) over that. What transcribe() uses without options."""
+        return dataclasses.replace(self.model.spec.decoding, **overrides)
 
     def teacher(self, kind: str):
         """The exported LM ('lm') or BERT ('bert'), or None when this Transcriber has none."""
@@ -124,7 +124,7 @@ class Transcriber:
                 from .lm_model import OnnxBert, OnnxLM
 
                 cls = OnnxLM if kind == "lm" else OnnxBert
-                self._teachers[kind] = cls.load(path, self.model.info, *self._session_args)
+                self._teachers[kind] = cls.load(path, self.model.spec, *self._session_args)
         return self._teachers[kind]
 
     def _decode_safe(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis] | str]:
@@ -216,10 +216,12 @@ class Transcriber:
         return self._result(prep, hyps + self._decode_safe(chunk, opts))
 
     def transcribe_iter(
-        self, inputs: Sequence[AudioInput], opts: DecodeOptions = DecodeOptions()
+        self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None
     ) -> Iterator[tuple[int, Result | Failure]]:
         """(index into inputs, Result or Failure) for every input, each as soon as it is finished
-        (not necessarily in input order: a long input finishes before the group it interrupts)."""
+        (not necessarily in input order: a long input finishes before the group it interrupts).
+        opts None: the model's recommended decoding (`recommended_options()`)."""
+        opts = self.model.spec.decoding if opts is None else opts
         group: list[Prepared] = []
         seconds = 0.0
         for i, item in enumerate(inputs):
@@ -241,10 +243,15 @@ class Transcriber:
     def transcribe(
         self,
         inputs: Sequence[AudioInput],
-        opts: DecodeOptions = DecodeOptions(),
+        opts: DecodeOptions | None = None,
         on_loaded: Callable[[int], None] | None = None,
     ) -> list[Result | Failure]:
-        """One Result or Failure per input, in input order; `on_loaded(1)` after each is finished."""
+        """One Result or Failure per input, in input order; `on_loaded(1)` after each is finished.
+
+        opts None (not given): the decoding the model recommends (model.json "decoding" over
+        DecodeOptions' defaults; `recommended_options()`), the same as `kdasr transcribe` without
+        decoding flags. Pass DecodeOptions() for the library defaults (greedy attention), or
+        `recommended_options(beam=5)` to change one field of the recommendation."""
         results: list[Result | Failure | None] = [None] * len(inputs)
         for i, r in self.transcribe_iter(inputs, opts):
             results[i] = r

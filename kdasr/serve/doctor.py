@@ -14,7 +14,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import KdasrError
-from ..runtime.onnx_model import PRECISIONS, SUPPORTED_FORMAT, read_json
+from ..modelspec import FORMAT_VERSION, READABLE_FORMATS, READS, GraphSpec, ModelSpec, read_spec_json
+from ..runtime.onnx_model import check_tensors
 
 # Distributions that all install the same `onnxruntime` package folder: two of them overwrite each
 # other's files, and whichever was installed last decides the providers (often: CUDA silently gone).
@@ -100,29 +101,54 @@ def cpu_checks(flags: set[str] | None = None) -> list[Check]:
 
 
 def model_checks(model_dir: Path) -> list[Check]:
-    """Files present, format version, and every graph's input/output names against model.json."""
+    """Files present, format version, the model spec, and every graph's input/output names against it.
+    A spec that does not parse is one FAIL line; each graph entry that does is still checked file by file."""
+    json_path = model_dir / "model.json"
     try:
-        info = read_json(model_dir / "model.json", "model")
+        raw = read_spec_json(json_path, "model")
     except KdasrError as e:
         return [Check("FAIL", "model.json", str(e))]
     checks = []
-    version = info.get("format_version")
-    checks.append(Check("ok" if version == SUPPORTED_FORMAT else "FAIL", "format_version",
-                        f"{version!r} (this runtime reads {SUPPORTED_FORMAT})"))
+    version = raw.get("format_version")
+    if version == FORMAT_VERSION:
+        checks.append(Check("ok", "format_version", f"{version} (this runtime reads {READS.split()[-1]})"))
+    elif version in READABLE_FORMATS:
+        checks.append(Check("ok", "format_version", f"{version}: an older layout, read as format {FORMAT_VERSION} "
+                                                    f"(re-export to update it)"))
+    else:
+        checks.append(Check("FAIL", "format_version", f"{version!r} ({READS})"))
+    spec = None
+    try:
+        spec = ModelSpec.from_dict(raw, str(json_path))
+        graphs = spec.graphs
+        checks.append(Check("ok", "model spec", f"vocab {spec.vocab_size}, {spec.sample_rate} Hz, decoder state "
+                                                f"{', '.join(t.name for t in spec.decoder.state)}"))
+    except KdasrError as e:
+        checks.append(Check("FAIL", "model spec", str(e)))
+        graphs = _parseable_graphs(raw, json_path)
     tok = model_dir / "tokenizer.model"
     present = tok.is_file()
     checks.append(Check("ok" if present else "FAIL", "tokenizer.model", "present" if present else "missing"))
-    for graph, entry in (info.get("graphs") or {}).items():
-        for precision in PRECISIONS:
-            name = entry.get("file") if precision == "fp32" else entry.get(precision)
-            if name:
-                checks.append(_graph_check(model_dir / name, graph, entry))
-    if not info.get("graphs"):
+    for name, graph in graphs.items():
+        tensors = [*spec.decoder.state, *spec.decoder.memory] if spec is not None and name == "decoder" else []
+        for file in graph.files.values():
+            checks.append(_graph_check(model_dir / file, name, graph, tensors))
+    if not graphs:
         checks.append(Check("FAIL", "graphs", "model.json lists no graphs"))
     return checks
 
 
-def _graph_check(path: Path, graph: str, entry: dict) -> Check:
+def _parseable_graphs(raw: dict, json_path: Path) -> dict[str, GraphSpec]:
+    graphs = {}
+    for name, entry in (raw.get("graphs") if isinstance(raw.get("graphs"), dict) else {}).items():
+        try:
+            graphs[name] = GraphSpec.from_dict(entry, f"{json_path}: graphs.{name}")
+        except KdasrError:
+            continue
+    return graphs
+
+
+def _graph_check(path: Path, graph: str, spec: GraphSpec, tensors: list) -> Check:
     label = f"{graph} {path.name}"
     if not path.is_file():
         return Check("FAIL", label, "missing")
@@ -132,10 +158,15 @@ def _graph_check(path: Path, graph: str, entry: dict) -> Check:
         return Check("FAIL", label, f"onnxruntime cannot load it: {str(e).splitlines()[0]}")
     inputs, outputs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
     problems = []
-    if entry.get("inputs") and list(entry["inputs"]) != inputs:
-        problems.append(f"inputs {inputs} != model.json {entry['inputs']}")
-    if entry.get("outputs") and list(entry["outputs"]) != outputs:
-        problems.append(f"outputs {outputs} != model.json {entry['outputs']}")
+    if list(spec.inputs) != inputs:
+        problems.append(f"inputs {inputs} != model.json {list(spec.inputs)}")
+    if list(spec.outputs) != outputs:
+        problems.append(f"outputs {outputs} != model.json {list(spec.outputs)}")
+    if not problems and tensors:
+        try:
+            check_tensors(path, sess, tensors)
+        except KdasrError as e:
+            problems.append(str(e).removeprefix(f"{path}: "))
     meta = sess.get_modelmeta().custom_metadata_map
     size = path.stat().st_size / 1e6
     if problems:

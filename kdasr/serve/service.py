@@ -30,7 +30,7 @@ class Service:
     def __init__(self, transcriber: Transcriber, config: ServeConfig) -> None:
         self.transcriber, self.config = transcriber, config
         self.sample_rate = transcriber.sample_rate
-        self.language = str(transcriber.model.info.get("language", "en"))
+        self.language = transcriber.model.spec.language
         self.base_options = dataclasses.replace(transcriber.recommended_options(), batch_size=config.max_batch)
         self.ready = threading.Event()
         self.started = time.time()
