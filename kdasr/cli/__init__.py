@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from .data import data_app, tokenizer_app, user_errors
+from .experiments import register as register_experiments
 from .paper import register as register_paper
 from .reports import register as register_reports
 from .runtime import register as register_runtime
@@ -30,6 +31,7 @@ register_reports(app)
 register_paper(app)
 register_serve(app)
 app.add_typer(teacher_app, name="teacher")
+register_experiments(app)
 
 
 @app.command()
