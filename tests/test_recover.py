@@ -9,7 +9,7 @@ import torch
 from conftest import run_kdasr
 
 from kdasr.errors import ModelError
-from kdasr.export.recover import load_student_from_model_dir
+from kdasr.models.onnx_weights import load_student_from_model_dir
 from kdasr.training.checkpoint import load_checkpoint
 
 
@@ -25,10 +25,15 @@ def test_recovered_weights_equal_the_checkpoint(tiny_model):
 
 def test_shipped_model_is_recoverable():
     model, _, meta = load_student_from_model_dir(Path(__file__).resolve().parents[1] / "export" / "demo-en")
-    assert sum(p.numel() for p in model.parameters()) == meta["training"]["parameters"]
+    assert sum(p.numel() for p in model.parameters()) == meta.training["parameters"]
 
 
 def test_a_dir_without_model_json_is_refused(tmp_path):
+    # (also through the one student loader that training, export and the torch engine use)
+    from kdasr.models.student_io import load_student
+
+    with pytest.raises(ModelError, match="model.json"):
+        load_student(tmp_path)
     with pytest.raises(ModelError, match="model.json"):
         load_student_from_model_dir(tmp_path)
 

@@ -277,6 +277,7 @@ def bench(
     --lm exp/teachers/lm --train data/demo/train.jsonl --dev data/demo/dev.jsonl
     """
     from ..teachers.bench import run_bench
+    from ..training.kd_bench import bench_kd_step
 
     with user_errors():
         text = run_bench(
@@ -291,5 +292,6 @@ def bench(
             threads,
             repeats,
             command="kdasr " + " ".join(sys.argv[1:]),
+            kd_step=bench_kd_step,
         )
     typer.echo(text)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..models.student import Seq2SeqStudent, count_parameters
-from ..text import Tokenizer
-from ..training.checkpoint import average_checkpoints, load_checkpoint, student_from_checkpoint
+from ..models.student_io import load_student as load_any_student
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
@@ -14,9 +13,9 @@ from .quantize import add_variants
 
 
 def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
-    payload = average_checkpoints(checkpoints) if len(checkpoints) > 1 else load_checkpoint(checkpoints[0])
-    model = student_from_checkpoint(payload, ", ".join(map(str, checkpoints)))
-    return model.eval(), payload
+    """(model, checkpoint payload) of kdasr.models.student_io.load_student, for older callers."""
+    student = load_any_student(checkpoints)
+    return student.model, student.checkpoint
 
 
 def export_checkpoint(
@@ -27,14 +26,11 @@ def export_checkpoint(
     quantize: list[str] | tuple[str, ...] = (),
     decoding: dict | None = None,
 ) -> tuple[dict, list[GraphCheck]]:
-    model, payload = load_student(checkpoints)
-    tok = Tokenizer.from_bytes(payload["tokenizer_model"])
+    student = load_any_student(checkpoints)
+    model, tok = student.model, student.tokenizer
     export_student(model, out_dir)
     summary = {
-        **payload.get("summary", {}),
-        "steps": payload.get("step"),
-        "epochs": payload.get("epoch"),
-        "train_seconds": round(payload.get("elapsed", 0.0)),
+        **student.history,
         "parameters": count_parameters(model),
         "averaged_checkpoints": [p.name for p in checkpoints],
         **(extra_summary or {}),

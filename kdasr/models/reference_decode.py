@@ -92,7 +92,7 @@ class TorchEagerEngine:
     @classmethod
     def load(cls, source, threads: int = 1) -> TorchEagerEngine:
         """source: a training checkpoint (.pt) or an exported model dir (weights read back from its
-        fp32 ONNX graphs by kdasr.export.recover, so the shipped model needs no checkpoint)."""
+        fp32 ONNX graphs by kdasr.models.onnx_weights, so the shipped model needs no checkpoint)."""
         from pathlib import Path
 
         from ..export.pipeline import load_student
@@ -100,10 +100,10 @@ class TorchEagerEngine:
 
         source = Path(source)
         if source.is_dir():
-            from ..export.recover import load_student_from_model_dir
+            from .onnx_weights import load_student_from_model_dir
 
-            model, tok, info = load_student_from_model_dir(source)
-            return cls(model, tok, info["special_ids"], threads)
+            model, tok, spec = load_student_from_model_dir(source)
+            return cls(model, tok, spec.special_ids.to_dict(), threads)
         model, payload = load_student([source])
         tok = Tokenizer.from_bytes(payload["tokenizer_model"])
         ids = {"bos": tok.bos_id, "eos": tok.eos_id, "blank": tok.pad_id}  # as kdasr.export.model_dir writes them

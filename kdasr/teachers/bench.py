@@ -1,16 +1,17 @@
 """`kdasr teacher bench`: the teachers measured side by side in one run, written as markdown.
 
 Soft-label speed (fast vs the paper code's straightforward way, labels compared), KD training
-step time vs the baseline step (and bf16 autocast), soft-label bytes per token, and the
-teachers' dev perplexities (BERT pseudo-perplexity, LM perplexity)."""
+step time vs the baseline step (and bf16 autocast; measured by kdasr.training.kd_bench, passed
+in), soft-label bytes per token, and the teachers' dev perplexities (BERT pseudo-perplexity, LM
+perplexity)."""
 
 from __future__ import annotations
 
 import os
 import platform
-import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -82,49 +83,6 @@ def bench_soft_labels(teacher, tok: Tokenizer, utts, mode: str, window: int, rep
     }
 
 
-def bench_kd_step(tok: Tokenizer, preset: str, steps: int, batch: int, frames: int, units: int) -> dict:
-    from ..models.student import build_model
-    from ..training.data import Batch
-    from ..training.presets import load_preset
-    from ..training.trainer import compute_loss
-
-    model_cfg, base = load_preset(preset, tok.vocab_size)
-    g = torch.Generator().manual_seed(0)
-    tin = torch.randint(5, tok.vocab_size, (batch, units + 1), generator=g)
-    b = Batch(
-        torch.randn(batch, frames, model_cfg.n_mels, generator=g),
-        torch.full((batch,), frames),
-        tin,
-        tin.clone(),
-        tin[:, 1:].clone(),
-        torch.full((batch,), units),
-        torch.randint(5, tok.vocab_size, (batch, units + 1, 8), generator=g),
-        torch.softmax(torch.randn(batch, units + 1, 8, generator=g), -1),
-        torch.ones(batch, units + 1, dtype=torch.bool),
-    )
-    import dataclasses
-
-    variants = {
-        "baseline (CE)": dataclasses.replace(base, kd="none"),
-        "KD (bert, λ=0.1)": dataclasses.replace(base, kd="bert", kd_weight=0.1),
-        "baseline, bf16 autocast": dataclasses.replace(base, kd="none", amp="bf16"),
-    }
-    torch.manual_seed(0)
-    model = build_model(model_cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for i in range(steps + 1):  # interleaved so load changes hit every variant alike; first round is warm-up
-        for name, cfg in variants.items():
-            t0 = time.perf_counter()
-            loss = compute_loss(model, b, tok, cfg)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if i:
-                times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def run_bench(
     tokenizer: Path,
     bert_dir: Path,
@@ -137,7 +95,11 @@ def run_bench(
     threads: int | None = 1,
     repeats: int = 2,
     command: str = "",
+    kd_step: Callable[[Tokenizer, str], dict[str, float]] | None = None,
 ) -> str:
+    """Time the teachers and write the report. `kd_step(tokenizer, preset)` -> step seconds per
+    variant is the trainer's benchmark (kdasr.training.kd_bench.bench_kd_step), passed in by the
+    command so that the teachers stage never imports training; None leaves that section out."""
     if threads:
         torch.set_num_threads(threads)
     tok = Tokenizer(tokenizer)
@@ -156,7 +118,7 @@ def run_bench(
         generate_soft_labels(subset, tok, bert, "bert", SoftLabelConfig(mode="context"), Path(tmp), progress=False)
         sl = load_soft_labels(Path(tmp))
         bytes_per_token = sl.bytes_on_disk / sum(r[0].shape[0] for r in sl.rows.values())
-    step = bench_kd_step(tok, preset, steps=5, batch=8, frames=800, units=30)
+    step = kd_step(tok, preset) if kd_step is not None else None
     dev_utts = read_manifest(dev)
     seen, dev_sents = set(), []
     for u in dev_utts:
@@ -246,16 +208,19 @@ def _write_report(
         "",
         f"Soft-label storage: **{bytes_per_token:.1f} bytes per token** (int16 ids + float16 probs, K=8, npz "
         "shards with per-utterance offsets).",
-        "",
-        f"## KD training step vs baseline (`{preset}` student, synthetic batch of 8 × 800 frames, 30 units; "
-        "forward + backward + Adam, median of 5 interleaved steps)",
-        "",
-        "| variant | step time (s) | vs baseline |",
-        "|---|---|---|",
     ]
-    base = step["baseline (CE)"]
-    for name, t in step.items():
-        lines.append(f"| {name} | {t:.3f} | {100 * (t / base - 1):+.1f}% |")
+    if step:
+        lines += [
+            "",
+            f"## KD training step vs baseline (`{preset}` student, synthetic batch of 8 × 800 frames, 30 units; "
+            "forward + backward + Adam, median of 5 interleaved steps)",
+            "",
+            "| variant | step time (s) | vs baseline |",
+            "|---|---|---|",
+        ]
+        base = step["baseline (CE)"]
+        for name, t in step.items():
+            lines.append(f"| {name} | {t:.3f} | {100 * (t / base - 1):+.1f}% |")
     lines += [
         "",
         f"## Teacher perplexity on dev text ({n_dev} distinct dev sentences)",

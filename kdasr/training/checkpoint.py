@@ -1,5 +1,8 @@
 """Checkpoints: one torch file holding everything needed to resume or export, written atomically
-and read without unpickling code (kdasr.models.torch_files)."""
+and read without unpickling code. Reading (load_checkpoint, average_checkpoints,
+student_from_checkpoint) lives in kdasr.models.student_io, the one student loader; it is
+re-exported here for the trainer's callers. This module adds what only training needs: saving,
+and the checks before a run resumes or branches."""
 
 from __future__ import annotations
 
@@ -7,55 +10,18 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..models.config import ModelConfig
-from ..models.student import Seq2SeqStudent, build_model
-from ..models.torch_files import load_torch_file, save_torch_file
+from ..models.student_io import average_checkpoints, load_checkpoint, student_from_checkpoint
+from ..models.torch_files import save_torch_file
 from ..text import Tokenizer
 
-REQUIRED = ("model_config", "model", "tokenizer_model")
+__all__ = [
+    "average_checkpoints", "check_branchable", "check_resumable", "load_checkpoint", "save_checkpoint",
+    "student_from_checkpoint",
+]
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     save_torch_file(path, payload)
-
-
-def load_checkpoint(path: Path) -> dict:
-    path = Path(path)
-    payload = load_torch_file(path, "kdasr checkpoint")
-    for key in REQUIRED:
-        if key not in payload:
-            raise ModelError(f"{path}: not a kdasr checkpoint (no '{key}')")
-    if not isinstance(payload["model_config"], dict) or not isinstance(payload["model"], dict):
-        raise ModelError(f"{path}: not a kdasr checkpoint ('model_config' and 'model' must be dicts)")
-    return payload
-
-
-def average_checkpoints(paths: list[Path]) -> dict:
-    """Average model weights of several checkpoints (the last one's other fields are kept)."""
-    payloads = [load_checkpoint(p) for p in paths]
-    avg = payloads[-1]
-    state = {k: v.clone().float() if v.is_floating_point() else v for k, v in avg["model"].items()}
-    for path, p in zip(paths[:-1], payloads[:-1]):
-        if {k: tuple(v.shape) for k, v in p["model"].items()} != {k: tuple(v.shape) for k, v in state.items()}:
-            raise ModelError(f"{path}: cannot average with {paths[-1]}: the models have different architectures")
-        for k, v in p["model"].items():
-            if v.is_floating_point():
-                state[k] += v.float()
-    for k, v in state.items():
-        if v.is_floating_point():
-            state[k] = v / len(payloads)
-    avg["model"] = state
-    return avg
-
-
-def student_from_checkpoint(payload: dict, name: object) -> Seq2SeqStudent:
-    """The student a checkpoint describes, its weights loaded; ModelError when they do not fit."""
-    try:
-        model = build_model(ModelConfig.from_dict(payload["model_config"]))
-        model.load_state_dict(payload["model"])
-    except (TypeError, ValueError, RuntimeError, KeyError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ModelError(f"{name}: the checkpoint's weights do not fit its model_config ({first})") from None
-    return model
 
 
 # settings a resumed run may change: loss weights, not the shapes of the weights

@@ -10,8 +10,9 @@ from ..data.manifest import read_manifest
 from ..errors import KdasrError
 from ..models.config import ModelConfig
 from ..models.frontend import LogMelFrontend
+from ..models.student_io import load_student
 from ..text import Tokenizer
-from .checkpoint import check_branchable, check_resumable, load_checkpoint, student_from_checkpoint
+from .checkpoint import check_branchable, check_resumable, load_checkpoint
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
 from .features import compute_features
@@ -71,21 +72,12 @@ def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) ->
 def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict, dict]:
     """Architecture, weights and training summary to start from: a checkpoint (.pt) or an
     exported model dir. The tokenizer must be the one the source was trained with (same units)."""
-    if Path(source).is_dir():
-        from ..export.recover import load_student_from_model_dir
-
-        model, src_tok, meta = load_student_from_model_dir(source)
-        cfg, state, src_bytes, history = model.cfg, model.state_dict(), src_tok.model_bytes, meta.get("training", {})
-    else:
-        ck = load_checkpoint(source)
-        model = student_from_checkpoint(ck, source)  # weights that do not fit fail here, in one line
-        cfg, state, src_bytes = model.cfg, model.state_dict(), ck["tokenizer_model"]
-        history = {**ck.get("summary", {}), "steps": ck.get("step"), "train_seconds": round(ck.get("elapsed", 0))}
-    src = Tokenizer.from_bytes(src_bytes)
+    student = load_student(source)  # weights that do not fit fail here, in one line
+    src = student.tokenizer
     # same units in the same order is what matters (the serialized bytes also hold training paths)
     if [src.id_to_piece(i) for i in range(src.vocab_size)] != [tok.id_to_piece(i) for i in range(tok.vocab_size)]:
         raise KdasrError(f"--init-from {source}: it was trained with another tokenizer than {tok.path}")
-    return cfg, state, history
+    return student.model.cfg, student.model.state_dict(), student.history
 
 
 def run_training(

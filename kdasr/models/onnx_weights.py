@@ -3,7 +3,10 @@
 A model dir (encoder.onnx + decoder.onnx + model.json) is often all that survives of a run:
 checkpoints stay on the training machine, the model dir is what gets shipped. This reads the
 fp32 graphs' initializers back into a state dict so training can continue from a shipped model
-(`kdasr train --init-from export/demo-en`).
+(`kdasr train --init-from export/demo-en`). It lives with the models, not in kdasr.export, so
+that training, export and the torch reference engine all load students one way
+(kdasr.models.student_io) without importing a later stage; model.json is read as the typed
+ModelSpec (kdasr/modelspec.py, shared like text.py), whatever its format version.
 
 Most initializers keep their torch names (minus the export wrapper's prefix). The exporter
 turns each nn.Linear weight into a transposed anonymous MatMul constant; the MatMul node's
@@ -18,10 +21,10 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..models.config import ModelConfig
-from ..models.student import Seq2SeqStudent, build_model
-from ..runtime.onnx_model import check_model_info, read_json
+from ..modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
+from .config import ModelConfig
+from .student import Seq2SeqStudent, build_model
 
 # module prefix each graph's scope names are relative to (see export/wrappers.py)
 GRAPH_SCOPE = {"encoder": "", "decoder": "decoder."}
@@ -77,18 +80,19 @@ def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
     return weights
 
 
-def load_student_from_model_dir(model_dir: Path) -> tuple[Seq2SeqStudent, Tokenizer, dict]:
+def load_student_from_model_dir(model_dir: Path) -> tuple[Seq2SeqStudent, Tokenizer, ModelSpec]:
     """Rebuild the torch student from an exported model dir; fails if any parameter is missing."""
     model_dir = Path(model_dir)
-    meta = read_json(model_dir / "model.json", "model")  # the runtime's reader and checks: same errors
-    check_model_info(model_dir / "model.json", meta)
-    if not isinstance(meta.get("architecture"), dict):
+    spec = load_model_spec(model_dir)  # the model-dir contract, parsed and checked: one-line errors
+    if not spec.architecture:
         raise ModelError(f"{model_dir / 'model.json'}: missing required key 'architecture' (an object)")
-    cfg = ModelConfig.from_dict(meta["architecture"])
-    model = build_model(cfg)
+    try:
+        model = build_model(ModelConfig.from_dict(dict(spec.architecture)))
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{model_dir / 'model.json'}: bad 'architecture' ({e})") from None
     found: dict[str, np.ndarray] = {}
     for graph, scope in GRAPH_SCOPE.items():
-        file = model_dir / meta["graphs"][graph]["file"]
+        file = model_dir / spec.graphs[graph].file
         if not file.is_file():
             raise ModelError(f"{model_dir}: missing {file.name}")
         found.update(_graph_weights(file, scope))
@@ -102,4 +106,6 @@ def load_student_from_model_dir(model_dir: Path) -> tuple[Seq2SeqStudent, Tokeni
             raise ModelError(f"{model_dir}: {key} has shape {value.shape} in ONNX, {tuple(tensor.shape)} in torch")
         state[key] = torch.from_numpy(np.array(value, copy=True)).to(tensor.dtype)
     model.load_state_dict(state)
-    return model.eval(), Tokenizer(model_dir / "tokenizer.model"), meta
+    if not (model_dir / "tokenizer.model").is_file():
+        raise ModelError(f"{model_dir}: missing tokenizer.model")
+    return model.eval(), Tokenizer(model_dir / "tokenizer.model"), spec
