@@ -14,13 +14,13 @@ from conftest import run_kdasr
 from kdasr.audio import load_audio
 from kdasr.data.manifest import read_manifest
 from kdasr.export.pipeline import load_student
-from kdasr.export.teacher_export import load_lm
 from kdasr.models.lm import LMConfig, build_lm
 from kdasr.models.reference_beam import torch_beam_search
 from kdasr.runtime import DecodeOptions, Transcriber
 from kdasr.runtime.beam import beam_search
 from kdasr.runtime.scorers import DecoderScorer
 from kdasr.runtime.search import attention_greedy, length_limits
+from kdasr.teachers.lm_train import load_lm_teacher as load_lm
 from kdasr.text import Tokenizer
 
 

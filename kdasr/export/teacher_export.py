@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..io_utils import atomic_write_bytes, atomic_write_text
-from ..models.lm import TransformerLM
 from ..modelspec import GraphSpec, SpecialIds
 from ..teacher_spec import BertSpec, LMSpec, metadata
 from ..text import Tokenizer
@@ -63,6 +62,7 @@ def export_teachers(
     quantize: list[str] | tuple[str, ...] = (),
 ) -> list[GraphCheck]:
     from ..teachers.bert import load_bert_teacher
+    from ..teachers.lm_train import load_lm_teacher
 
     if lm_dir is None and bert_dir is None:
         raise ModelError("export-lm: give --lm DIR and/or --bert DIR")
@@ -70,7 +70,7 @@ def export_teachers(
     asr_tok = Tokenizer(out_dir / "tokenizer.model") if (out_dir / "tokenizer.model").is_file() else None
     checks: list[GraphCheck] = []
     if lm_dir is not None:
-        lm, tok = load_lm(Path(lm_dir), asr_tok)
+        lm, tok = load_lm_teacher(Path(lm_dir), asr_tok)  # the one LM loader
         graph = LMStepGraph(lm).eval()
         export_graph(graph, out_dir / "lm.onnx")
         checks += _finish(out_dir, lm_spec(graph, tok), tok, quantize, check, lambda p: check_lm(graph, p))
@@ -83,13 +83,6 @@ def export_teachers(
         spec = bert_spec(graph, tok, teacher.window, teacher.mask_id)
         checks += _finish(out_dir, spec, tok, quantize, check, lambda p: check_bert(graph, p))
     return checks
-
-
-def load_lm(path: Path, asr_tok: Tokenizer | None) -> tuple[TransformerLM, Tokenizer]:
-    """An LM teacher: `lm.pt` (or a directory holding it), loaded without unpickling code."""
-    from ..teachers.lm_train import load_lm_teacher
-
-    return load_lm_teacher(path, asr_tok)
 
 
 def _eager(model):

@@ -24,9 +24,8 @@ from ..errors import KdasrError
 from ..io_utils import atomic_open, atomic_write_text
 from ..models.frontend import LogMelFrontend
 from ..models.reference_decode import ctc_greedy_ids, greedy_from_memory
-from ..text import Tokenizer
+from ..models.student_io import load_checkpoint, load_student
 from .batching import bucket_batches
-from .checkpoint import load_checkpoint, student_from_checkpoint
 from .config import TrainConfig
 from .data import collate, make_examples
 from .features import FeatureSet, compute_features
@@ -100,12 +99,11 @@ def decode_checkpoint(
 ) -> dict:
     """One checkpoint on the dev subset: greedy attention and CTC WER (%), and the dev loss with
     hard labels only (label-smoothed CE, + CTC at the model's weight), comparable across KD runs."""
-    ck = load_checkpoint(checkpoint)
-    model = student_from_checkpoint(ck, checkpoint).eval()
+    student = load_student(checkpoint)
+    model, tok, ck = student.model, student.tokenizer, student.checkpoint
     if frontend_of(ck["model_config"]) != dev.frontend:
         raise KdasrError(f"{checkpoint}: its features (rate, FFT, hop, mels) {frontend_of(ck['model_config'])} "
                          f"differ from the other runs' {dev.frontend}: decode it in a separate `kdasr curves`")
-    tok = Tokenizer.from_bytes(ck["tokenizer_model"], str(checkpoint))
     ex = make_examples(dev.utts, dev.feats, tok)
     if not ex.ids:
         raise KdasrError(f"{dev.manifest}: none of the first dev utterances is usable (too short or empty)")
