@@ -115,12 +115,15 @@ def test_mismatched_branches_are_refused_in_one_line(tiny_corpus, source_run, tm
     wider.write_text((CONFIG_DIR / "tiny.toml").read_text().replace("d_model = 32", "d_model = 48"))
     other_units = train_tokenizer([tiny_corpus / "teacher.txt"], tmp_path / "bpe", vocab_size=60, model_type="bpe")
     cases = [
-        (["--config", str(wider)], "cannot branch from it with --config"),
-        (["--config", str(wider)], "architecture differs (checkpoint vs now: d_model 32 vs 48)"),
+        (["--config", str(wider)], f"cannot branch from it with --config {wider}: the checkpoint's architecture "
+         "differs (checkpoint vs now: d_model 32 vs 48)"),
         (["--tokenizer", str(other_units)], "cannot branch from it with " + str(other_units)),
         (["--lr", "1e-4"], "training settings differ (checkpoint vs now: lr 0.002 vs 0.0001)"),
-        (["--init-from", ck], "exclude each other"),
     ]
+    c = tiny_corpus
+    with pytest.raises(KdasrError, match="exclude each other"):
+        run_training(c / "train.jsonl", c / "dev.jsonl", c / "tokenizer.model", tmp_path / "x", preset="tiny",
+                     branch_from=src / "epoch-1.pt", init_from=src / "epoch-1.pt")
     for extra, message in cases:
         args = _args(tiny_corpus, feats, tmp_path / "x", "--branch-from", ck)
         if extra[0] in ("--config", "--tokenizer"):
