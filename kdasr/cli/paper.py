@@ -93,9 +93,9 @@ def options_file_under_flags(ctx: typer.Context, path: Path, flags: dict, lm: Pa
 
     doc = read_options(path)
 
-    def given(name: str) -> bool:
+    def given(name: str) -> bool:  # None: not a parameter of its own (flags already reduced to the given ones)
         source = ctx.get_parameter_source(name)
-        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+        return source is None or source.name not in ("DEFAULT", "DEFAULT_MAP")
 
     chosen = {k: v for k, v in flags.items() if v is not None and given(k)}
     return {**doc.decoding, **chosen}, lm if lm is not None else doc.lm

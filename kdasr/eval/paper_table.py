@@ -109,6 +109,10 @@ def wer_interval(rec: dict, cfg: TableConfig) -> Interval | None:
 _EXECUTION = ("batch_size", "max_batch_seconds")
 
 
+def _decoding_key(decoding: dict) -> str:
+    return json.dumps({k: v for k, v in decoding.items() if k not in _EXECUTION}, sort_keys=True)
+
+
 def _decoding_warnings(records: list[dict], systems: list[str], sets: tuple[str, ...]) -> list[str]:
     """A line per system whose sets were decoded with different settings (the dev-chosen options
     must be the ones the test sets get)."""
@@ -117,8 +121,7 @@ def _decoding_warnings(records: list[dict], systems: list[str], sets: tuple[str,
         seen = {}
         for r in records:
             if r["system"] == s and r["set"] in sets and isinstance(r.get("decoding"), dict):
-                d = {k: v for k, v in r["decoding"].items() if k not in _EXECUTION}
-                seen.setdefault(json.dumps(d, sort_keys=True), []).append(r["set"])
+                seen.setdefault(_decoding_key(r["decoding"]), []).append(r["set"])
         if len(seen) > 1:
             groups = "; ".join(", ".join(v) for v in seen.values())
             out.append(f"**Warning:** {s} was decoded with different settings on different sets ({groups}).")
@@ -185,7 +188,7 @@ def build_table(records: list[dict], bench: dict | None, cfg: TableConfig) -> Ta
 
     # decoding cost, from one bench run
     out += ["## Decoding cost (one `kdasr bench --system` run)", ""]
-    base_cost = cost.get(cfg.baseline)
+    base_cost, mismatched = cost.get(cfg.baseline), []
     if bench is None:
         out += ["(no bench JSON given: `kdasr bench --system NAME=MODEL_DIR[:OPTIONS.json] ... --out X.md`)", ""]
     else:
@@ -200,6 +203,9 @@ def build_table(records: list[dict], bench: dict | None, cfg: TableConfig) -> Ta
                 out.append(f"| {label[s]} | {note} | | | | | | |")
                 continue
             b1, b16 = c["batch1"], c["batch16"]
+            if _decoding_key(c["decoding"]) not in {_decoding_key(r["decoding"]) for r in records
+                                                    if r["system"] == s and isinstance(r.get("decoding"), dict)}:
+                mismatched.append(s)
             ratios = ["–", "–"]
             if base_cost is not None:
                 ratios = [f"{c[m]['latency_ms_p50'] / base_cost[m]['latency_ms_p50']:.2f}"
@@ -207,6 +213,9 @@ def build_table(records: list[dict], bench: dict | None, cfg: TableConfig) -> Ta
             out.append(f"| {label[s]} | {describe(c['decoding'])} | {_f(b1['rtfx'])} | {b1['latency_ms_p50']:.0f} / "
                        f"{b1['latency_ms_p95']:.0f} | {_f(b16['rtfx'])} | {b16['latency_ms_p50']:.0f} / "
                        f"{b16['latency_ms_p95']:.0f} | {ratios[0]} | {ratios[1]} |")
+        if mismatched:
+            out += ["", "**Warning:** benched with a decoding none of its result records used: "
+                    + ", ".join(mismatched) + "."]
         out += ["", f"Bench run {bench.get('run')}: first {bench['utterances']} utterances of `{bench['manifest']}` "
                 f"({bench['seconds_audio']:.1f} s), {bench['threads']} onnxruntime thread(s), "
                 f"{bench['repeats']} round(s). {bench['method']}. Latency / baseline = p50 latency over the "
