@@ -11,7 +11,7 @@ import torch
 
 from ..models.encoder import padding_mask
 from ..models.student import Seq2SeqStudent
-from .wrappers import DecoderStepGraph, EncoderGraph
+from .graphs import student_graphs
 
 # (batch, seconds): batch sizes and lengths deliberately unlike the export dummies (2 x 3 s, 3 x 40)
 ENCODER_CASES = [(1, 1.3), (4, 7.1), (5, 2.2)]
@@ -35,7 +35,9 @@ def _session(path: Path) -> ort.InferenceSession:
 
 @torch.no_grad()
 def check_encoder(model: Seq2SeqStudent, path: Path, seed: int = 0) -> GraphCheck:
-    graph, sess, gen = EncoderGraph(model).eval(), _session(path), torch.Generator().manual_seed(seed)
+    graph, sess, gen = student_graphs(model)[0], _session(path), torch.Generator().manual_seed(seed)
+    # outputs with a frames axis: compared on real frames only (default: the 3-D ones, [B, T, ...])
+    frame_axes = getattr(graph, "frame_axes", None)
     worst = 0.0
     for batch, seconds in ENCODER_CASES:
         s = int(seconds * model.cfg.sample_rate)
@@ -44,9 +46,12 @@ def check_encoder(model: Seq2SeqStudent, path: Path, seed: int = 0) -> GraphChec
         ref = graph(wave, lens)
         got = sess.run(None, {"waveform": wave.numpy(), "waveform_lens": lens.numpy()})
         valid = padding_mask(ref[1], ref[0].shape[1]).numpy()  # compare real frames, not padding
-        for r, g in zip(ref, got):
+        for name, r, g in zip(graph.output_names, ref, got):
             r = r.numpy()
-            diff = np.abs(r - g)[valid] if r.ndim == 3 else np.abs(r - g)
+            axis = frame_axes.get(name) if frame_axes is not None else (1 if r.ndim == 3 else None)
+            diff = np.abs(r - g)
+            if axis is not None:
+                diff = np.moveaxis(diff, axis, 1)[valid]
             worst = max(worst, float(diff.max(initial=0.0)))
     return GraphCheck("encoder", worst, len(ENCODER_CASES))
 
@@ -69,7 +74,8 @@ def check_on_dummy_inputs(
 
 
 def check_decoder(model: Seq2SeqStudent, path: Path, seed: int = 0) -> GraphCheck:
-    return check_on_dummy_inputs(DecoderStepGraph(model).eval(), path, DECODER_CASES, "decoder", seed)
+    graph = student_graphs(model)[1]
+    return check_on_dummy_inputs(graph, path, getattr(graph, "check_cases", DECODER_CASES), "decoder", seed)
 
 
 def check_model_dir(model: Seq2SeqStudent, out_dir: Path, graphs: dict | None = None) -> list[GraphCheck]:

@@ -18,7 +18,7 @@ from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..models.config import ModelConfig
 from ..modelspec import FORMAT_VERSION, ModelSpec, SpecialIds, parse_decoding
 from ..text import Tokenizer
-from .wrappers import DecoderStepGraph, EncoderGraph
+from .graphs import decoder_kind, graph_specs
 
 __all__ = ["FORMAT_VERSION", "model_description", "student_spec", "write_model_dir", "write_model_json"]
 
@@ -33,10 +33,10 @@ def student_spec(
         decoding = parse_decoding(dict(decoding or {}), "recommended decoding")
     ids = SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
                      mask=tok.mask_id)
-    architecture = {"encoder": cfg.encoder_type, "decoder": "lstm-location-attention", "ctc_head": True,
-                    **cfg.to_dict()}
-    return ModelSpec(cfg.sample_rate, cfg.vocab_size, ids, cfg.frame_shift_s, EncoderGraph.spec(),
-                     DecoderStepGraph.spec(cfg), decoding, architecture, summary)
+    architecture = {"encoder": cfg.encoder_type, "decoder": decoder_kind(cfg), "ctc_head": True, **cfg.to_dict()}
+    encoder, decoder = graph_specs(cfg)  # the wrappers of the model's decoder kind declare them
+    return ModelSpec(cfg.sample_rate, cfg.vocab_size, ids, cfg.frame_shift_s, encoder, decoder, decoding,
+                     architecture, summary)
 
 
 def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | None = None) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..io_utils import atomic_write_bytes
-from .wrappers import DecoderStepGraph, EncoderGraph
+from .graphs import student_graphs
 
 OPSET = 18
 
@@ -39,6 +39,7 @@ def export_graph(graph: torch.nn.Module, path: Path) -> None:
 def export_student(model, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"encoder": out_dir / "encoder.onnx", "decoder": out_dir / "decoder.onnx"}
-    export_graph(EncoderGraph(model), paths["encoder"])
-    export_graph(DecoderStepGraph(model), paths["decoder"])
+    encoder, decoder = student_graphs(model)  # the pair for the model's decoder kind
+    export_graph(encoder, paths["encoder"])
+    export_graph(decoder, paths["decoder"])
     return paths

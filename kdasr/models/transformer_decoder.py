@@ -39,13 +39,11 @@ def position_encoding(pos: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """q [B, H, u, dh], k/v [B, H, t, dh], additive bias broadcastable to [B, H, u, t] -> [B, u, H*dh]."""
+    """q [B, H, u, dh], k/v [B, H, t, dh], additive bias broadcastable to [B, H, u, t] -> [B, H, u, dh]."""
     scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     if bias is not None:
         scores = scores + bias
-    out = torch.matmul(torch.softmax(scores, dim=-1), v)
-    b, h, u, dh = out.shape
-    return out.transpose(1, 2).reshape(b, u, h * dh)
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
 
 
 class DecoderLayer(nn.Module):
@@ -63,32 +61,43 @@ class DecoderLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(d, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d))
         self.drop = nn.Dropout(dropout)
 
-    def _heads(self, x: torch.Tensor, parts: int) -> torch.Tensor:
-        """[B, u, parts*D] -> [parts, B, H, u, dh]."""
+    def _split(self, x: torch.Tensor, parts: int, one_step: bool) -> torch.Tensor:
+        """[B, u, parts*D] -> [parts, B, H, u, dh]. A step works on x [B, parts*D] (u = 1): its
+        reshapes have constant shapes and its Linears are 2-D (one Gemm each, bias included), so the
+        step graph has few nodes (its cost at these sizes is mostly per node)."""
+        if one_step:
+            return x.reshape(-1, parts, self.heads, 1, self.d_head).transpose(0, 1)
         b, u, _ = x.shape
         return x.reshape(b, u, parts, self.heads, self.d_head).permute(2, 0, 3, 1, 4)
 
+    def _merge(self, x: torch.Tensor, one_step: bool) -> torch.Tensor:
+        """[B, H, u, dh] -> [B, u, D] ([B, D] in a step)."""
+        if one_step:
+            return x.reshape(-1, self.heads * self.d_head)
+        b, h, u, dh = x.shape
+        return x.transpose(1, 2).reshape(b, u, h * dh)
+
     def memory_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-attention keys and values of this layer, [B, H, T, dh] each (once per utterance)."""
-        k, v = self._heads(self.cross_kv(memory), 2)
+        k, v = self._split(self.cross_kv(memory), 2, one_step=False)
         return k, v
 
-    def _rest(self, x: torch.Tensor, ck: torch.Tensor, cv: torch.Tensor, cross_bias: torch.Tensor) -> torch.Tensor:
-        q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]
-        x = x + self.drop(self.cross_proj(attend(q, ck, cv, cross_bias)))
+    def _rest(self, x, ck, cv, cross_bias, one_step: bool) -> torch.Tensor:
+        q = self._split(self.cross_q(self.cross_norm(x)), 1, one_step)[0]
+        x = x + self.drop(self.cross_proj(self._merge(attend(q, ck, cv, cross_bias), one_step)))
         return x + self.drop(self.ff(self.ff_norm(x)))
 
     def forward(self, x, causal_bias, ck, cv, cross_bias) -> torch.Tensor:
-        q, k, v = self._heads(self.self_qkv(self.self_norm(x)), 3)
-        x = x + self.drop(self.self_proj(attend(q, k, v, causal_bias)))
-        return self._rest(x, ck, cv, cross_bias)
+        q, k, v = self._split(self.self_qkv(self.self_norm(x)), 3, one_step=False)
+        x = x + self.drop(self.self_proj(self._merge(attend(q, k, v, causal_bias), one_step=False)))
+        return self._rest(x, ck, cv, cross_bias, one_step=False)
 
     def step(self, x, k_past, v_past, ck, cv, cross_bias):
-        """x [B, 1, D], past [B, H, t, dh] -> (x, k, v with t + 1 steps)."""
-        q, k, v = self._heads(self.self_qkv(self.self_norm(x)), 3)
+        """x [B, D], past [B, H, t, dh] -> (x, k, v with t + 1 steps)."""
+        q, k, v = self._split(self.self_qkv(self.self_norm(x)), 3, one_step=True)
         k, v = torch.cat([k_past, k], dim=2), torch.cat([v_past, v], dim=2)
-        x = x + self.drop(self.self_proj(attend(q, k, v, None)))
-        return self._rest(x, ck, cv, cross_bias), k, v
+        x = x + self.drop(self.self_proj(self._merge(attend(q, k, v, None), one_step=True)))
+        return self._rest(x, ck, cv, cross_bias, one_step=True), k, v
 
 
 def cross_bias(mask: torch.Tensor) -> torch.Tensor:
@@ -133,13 +142,13 @@ class TransformerDecoder(nn.Module):
     ) -> tuple[torch.Tensor, TransformerState]:
         """tokens [B] (previous output) -> logits [B, V] and the state with one more cached step."""
         t = state.kv[0][0].shape[2]  # every hypothesis of a step has the same prefix length
-        x = self._embed(tokens, torch.zeros_like(tokens) + t).unsqueeze(1)  # [B, 1, D]
+        x = self._embed(tokens, torch.zeros_like(tokens) + t)  # [B, D]
         bias = cross_bias(mask)
         new = []
         for layer, (k_past, v_past), (ck, cv) in zip(self.layers, state.kv, keys):
             x, k, v = layer.step(x, k_past, v_past, ck, cv, bias)
             new.append((k, v))
-        return self.output(self.norm(x[:, 0])), TransformerState(new)
+        return self.output(self.norm(x)), TransformerState(new)
 
     def forward(self, memory: torch.Tensor, mask: torch.Tensor, tokens_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: tokens_in [B, U] -> logits [B, U, V] (position u sees tokens 0..u)."""
