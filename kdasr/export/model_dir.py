@@ -65,7 +65,7 @@ def write_model_dir(
 def write_model_json(out_dir: Path, desc: dict | ModelSpec) -> ModelSpec:
     """Check `desc` by parsing it as a ModelSpec, stamp it into every graph file it lists (all
     precisions), then write model.json (last: a dir with model.json is a finished export)."""
-    spec = desc if isinstance(desc, ModelSpec) else ModelSpec.from_dict(desc, str(out_dir / "model.json"))
+    spec = ModelSpec.from_dict(desc.to_dict() if isinstance(desc, ModelSpec) else desc, str(out_dir / "model.json"))
     props = spec.metadata()
     for graph in spec.graphs.values():
         for file in graph.files.values():
