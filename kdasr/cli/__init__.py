@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from .card import register as register_card
 from .data import data_app, tokenizer_app, user_errors
 from .experiments import register as register_experiments
 from .paper import register as register_paper
@@ -32,6 +33,7 @@ register_paper(app)
 register_serve(app)
 app.add_typer(teacher_app, name="teacher")
 register_experiments(app)
+register_card(app)
 
 
 @app.command()
