@@ -237,3 +237,27 @@ def test_transcribe_and_eval_cli(tiny_corpus, tf_model, tmp_path):
     proc = run_kdasr("eval", "--model", str(tf_model), "--manifest", str(tiny_corpus / "test.jsonl"),
                      "--hyps", str(hyps), "--beam", "3")
     assert "WER" in proc.stdout and len(hyps.read_text().splitlines()) == len(read_manifest(tiny_corpus / "test.jsonl"))
+
+
+def test_weights_read_back_from_the_model_dir(tf_model):
+    """`--init-from MODEL_DIR` and the torch-eager bench engine rebuild the student from the ONNX
+    graphs: for the Transformer decoder too, every parameter, exactly."""
+    from kdasr.models.student_io import load_student
+
+    recovered = load_student(tf_model).model.state_dict()
+    trained = load_student(tf_model.parent / "last.pt").model.state_dict()
+    assert set(recovered) == set(trained)
+    assert all(torch.equal(recovered[k], trained[k]) for k in trained)
+
+
+def test_paper_v2_transformer_config_differs_from_paper_v2_in_the_decoder_only():
+    """The equal-training-time comparison (eval/tuning/decoder_compare.sh) changes one thing."""
+    from kdasr.training.presets import load_preset
+
+    lstm_model, lstm_train = load_preset("paper-v2", 256)
+    tf_model, tf_train = load_preset("paper-v2-transformer", 256)
+    decoder_fields = {"decoder_type", "decoder_layers", "decoder_heads", "decoder_ff_dim", "embed_dim",
+                      "decoder_hidden", "attention_dim", "location_channels", "location_kernel"}
+    differ = {k for k, v in lstm_model.to_dict().items() if tf_model.to_dict()[k] != v}
+    assert "decoder_type" in differ and differ <= decoder_fields
+    assert lstm_train == tf_train
