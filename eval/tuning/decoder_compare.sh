@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/kdasr}
 DATA=${DATA:-data/v2}
-TOK=${TOK:-$DATA/tok1000.model}
+TOK=${TOK:-export/demo-en/tokenizer.model}  # the 256 units of the paper students
 OUT=${OUT:-exp/h4-decoder-compare}
 MINUTES=${MINUTES:-40}
 CTC=${CTC:-0.5}
