@@ -1,40 +1,115 @@
-"""model.json carries the decoding the model was tuned for; transcribe/eval use it unless told."""
+"""One source of decoding defaults: model.json carries the decoding the model was tuned for
+(ModelSpec.decoding); transcribe / eval / the Python API decode with it unless a flag or an
+option is given, and a given flag wins. Every recommendable field goes through the real CLI."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import pytest
+import torch
 from conftest import run_kdasr
 
-from kdasr.runtime import Transcriber
+from kdasr.runtime import DecodeOptions, Transcriber
+
+# every search field a model can recommend, with non-default values (LM fusion and rescoring too)
+RECOMMENDED = {"beam": 3, "nbest": 2, "ctc_weight": 0.4, "length_penalty": 0.5, "length_bonus": 0.25,
+               "lm_weight": 0.3, "rescore": "lm", "rescore_weight": 0.7}
+# other values for each, given as flags over the recommendation
+OTHER = {"beam": 2, "nbest": 2, "ctc_weight": 0.1, "length_penalty": 0.0, "length_bonus": 1.0,
+         "lm_weight": 0.0, "rescore": "none", "rescore_weight": 0.3}
 
 
-def test_export_records_recommended_decoding_and_runtime_uses_it(tiny_model, tmp_path):
+def _flags(values: dict) -> list[str]:
+    return [x for k, v in values.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def _ckpt(tiny_model: Path) -> str:
+    return str(tiny_model.parent / "last.pt")
+
+
+@pytest.fixture(scope="module")
+def with_lm(tiny_model, tmp_path_factory):
+    """(a model exported with RECOMMENDED, the plain tiny model): both with the same random tiny LM."""
+    from kdasr.models.lm import LMConfig, build_lm
+    from kdasr.text import Tokenizer
+
+    root = tmp_path_factory.mktemp("recommending")
+    tok = Tokenizer(tiny_model / "tokenizer.model")
+    torch.manual_seed(0)
+    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=1, heads=2, ff_dim=64, max_len=128))
+    (root / "lm").mkdir()
+    torch.save({"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes},
+               root / "lm" / "lm.pt")
+    rec, plain = root / "rec", root / "plain"
+    run_kdasr("export", _ckpt(tiny_model), "--out", str(rec), *_flags(RECOMMENDED))
+    run_kdasr("export-lm", "--lm", str(root / "lm"), "--out", str(rec))
+    shutil.copytree(tiny_model, plain)
+    for name in ("lm.json", "lm.onnx"):
+        shutil.copy(rec / name, plain / name)
+    return rec, plain
+
+
+def test_export_records_the_recommendation_and_the_api_uses_it(tiny_model, tiny_corpus, tmp_path):
     out = tmp_path / "m"
-    run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(out), "--method", "ctc", "--beam", "3",
+    run_kdasr("export", _ckpt(tiny_model), "--out", str(out), "--method", "ctc", "--beam", "3",
               "--ctc-weight", "0.4")
-    assert json.loads((out / "model.json").read_text())["decoding"] == {"method": "ctc", "beam": 3, "ctc_weight": 0.4}
+    info = json.loads((out / "model.json").read_text())
+    assert info["format_version"] == 2 and info["decoding"] == {"method": "ctc", "beam": 3, "ctc_weight": 0.4}
     t = Transcriber(out)
-    opts = t.recommended_options()
-    assert (opts.method, opts.beam, opts.ctc_weight) == ("ctc", 3, 0.4)
+    assert t.model.spec.decoding == DecodeOptions(method="ctc", beam=3, ctc_weight=0.4)
     assert t.recommended_options(beam=1).beam == 1  # an explicit choice wins
-    plain = Transcriber(tiny_model).recommended_options()
-    assert (plain.beam, plain.ctc_weight) == (1, 0.0)  # no recommendation: greedy
-
-
-def test_cli_flags_override_the_recommendation(tiny_model, tiny_corpus, tmp_path):
-    out = tmp_path / "m"
-    run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(out), "--beam", "2", "--ctc-weight", "0.5")
-    wav = sorted((tiny_corpus / "audio").rglob("*.flac"))[0]
-    rec = run_kdasr("transcribe", str(wav), "--model", str(out), "--format", "jsonl").stdout
-    greedy_here = run_kdasr("transcribe", str(wav), "--model", str(out), "--beam", "1", "--ctc-weight", "0",
-                            "--format", "jsonl").stdout
-    greedy_plain = run_kdasr("transcribe", str(wav), "--model", str(tiny_model), "--format", "jsonl").stdout
-    beam_plain = run_kdasr("transcribe", str(wav), "--model", str(tiny_model), "--beam", "2", "--ctc-weight", "0.5",
-                           "--format", "jsonl").stdout
-    text = [json.loads(x)["text"] for x in (rec, greedy_here, greedy_plain, beam_plain)]
-    assert text[0] == text[3]  # the recommendation is the same as passing it
-    assert text[1] == text[2]  # flags override it
-    bad = run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(tmp_path / "x"), "--ctc-weight", "1.5",
-                    check=False)
+    assert Transcriber(tiny_model).model.spec.decoding == DecodeOptions()  # no recommendation: the defaults
+    wav = str(sorted((tiny_corpus / "audio").rglob("*.flac"))[0])
+    # transcribe() without options decodes as the model recommends
+    assert t.transcribe([wav])[0].tokens == t.transcribe([wav], DecodeOptions(method="ctc"))[0].tokens
+    bad = run_kdasr("export", _ckpt(tiny_model), "--out", str(tmp_path / "x"), "--ctc-weight", "1.5", check=False)
     assert bad.returncode != 0 and "ctc_weight" in bad.stderr
+
+
+def test_eval_decodes_a_ctc_recommendation_with_ctc_unless_told(tiny_model, tiny_corpus, tmp_path):
+    """The bug this fixes: `kdasr eval --method` defaulted to attention and overrode `export --method ctc`."""
+    out = tmp_path / "m"
+    run_kdasr("export", _ckpt(tiny_model), "--out", str(out), "--method", "ctc")
+    manifest = str(tiny_corpus / "test.jsonl")
+
+    def evaluate(model, *flags):
+        name = f"r{len(list(tmp_path.glob('*.json')))}"
+        run_kdasr("eval", "--model", str(model), "--manifest", manifest, "--limit", "3", "--threads", "1",
+                  "--json", str(tmp_path / f"{name}.json"), "--hyps", str(tmp_path / f"{name}.jsonl"), *flags)
+        hyps = [json.loads(x)["hyp"] for x in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        return json.loads((tmp_path / f"{name}.json").read_text())["decoding"]["method"], hyps
+
+    rec = evaluate(out)
+    assert rec == ("ctc", evaluate(tiny_model, "--method", "ctc")[1])
+    assert evaluate(out, "--method", "attention") == ("attention", evaluate(tiny_model)[1])
+
+
+def test_every_recommended_field_is_used_unless_a_flag_is_given(with_lm, tiny_corpus, tmp_path):
+    rec, plain = with_lm
+    assert json.loads((rec / "model.json").read_text())["decoding"] == RECOMMENDED
+    wav = str(sorted((tiny_corpus / "audio").rglob("*.flac"))[0])
+
+    def nbest(model, *flags):
+        out = run_kdasr("transcribe", wav, "--model", str(model), "--format", "jsonl", "--no-vad", *flags).stdout
+        return json.loads(out)["nbest"]
+
+    recommended = nbest(rec)
+    assert len(recommended) == 2 and recommended == nbest(plain, *_flags(RECOMMENDED))
+    overridden = nbest(rec, *_flags(OTHER))
+    assert overridden == nbest(plain, *_flags(OTHER))
+    assert [n["score"] for n in overridden] != [n["score"] for n in recommended]  # the flags changed the search
+    # eval: the decoding it records is the recommendation, field by field, and flags win
+    manifest = str(tiny_corpus / "test.jsonl")
+    args = ["eval", "--manifest", manifest, "--limit", "1", "--threads", "1", "--model", str(rec), "--json"]
+    run_kdasr(*args, str(tmp_path / "a.json"))
+    other = {k: v for k, v in OTHER.items() if k != "nbest"}  # eval has no --nbest (it scores the best)
+    run_kdasr(*args, str(tmp_path / "b.json"), *_flags(other))
+    for name, want in (("a", RECOMMENDED), ("b", {**other, "nbest": RECOMMENDED["nbest"]})):
+        used = json.loads((tmp_path / f"{name}.json").read_text())["decoding"]
+        assert {k: used[k] for k in want} == want
+    # the Python API: transcribe() without options is the recommendation
+    got = Transcriber(rec).transcribe([wav])[0]
+    assert [round(n.score, 4) for n in got.nbest] == [n["score"] for n in recommended]

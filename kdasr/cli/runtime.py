@@ -1,6 +1,7 @@
 """`kdasr transcribe / eval / export / export-lm / bench`: thin commands over kdasr.runtime,
 kdasr.eval and kdasr.export. Runtime commands import no torch (DESIGN.md §2); the decode flags
-are declared once here and turned into one DecodeOptions by `_decode_options`."""
+are declared once (decode_flags.py), default to "not given", and go over the model's recommended
+decoding in `_transcriber_and_options`."""
 
 from __future__ import annotations
 
@@ -12,35 +13,24 @@ from typing import Annotated
 import typer
 
 from .data import user_errors
+from .decode_flags import DECODING, with_decode_flags
 
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
 ]
-MethodOpt = Annotated[str, typer.Option(help="Decoder: 'attention' (seq2seq) or 'ctc' (auxiliary head).")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
 DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
 PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (export --quantize int8) or fp16 (GPU).")]
-BeamOpt = Annotated[
-    int | None, typer.Option(help="Beam size; 1 = greedy (default: the model's recommendation in model.json, else 1).")
-]
-CtcWeightOpt = Annotated[
-    float | None,
-    typer.Option(help="Joint CTC/attention: weight of the CTC prefix score (default: the model's recommendation, "
-                 "else 0)."),
-]
 LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
-LmWeightOpt = Annotated[float, typer.Option(help="Shallow fusion weight of the LM.")]
-BonusOpt = Annotated[float, typer.Option(help="Length bonus per token (beta).")]
-PenaltyOpt = Annotated[float, typer.Option(help="Rank by score / (len+1)^alpha (length normalisation).")]
-RescoreOpt = Annotated[str, typer.Option(help="N-best rescoring: none, lm or bert (pseudo-log-likelihood).")]
-RescoreWeightOpt = Annotated[float, typer.Option(help="Weight of the rescoring model's score.")]
-SegmentOpt = Annotated[float, typer.Option(help="Cut longer inputs at pauses into segments of at most this (s).")]
-BatchOpt = Annotated[int, typer.Option(help="Utterances (segments) per batch.")]
+TRANSCRIBE_FLAGS = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
+                    "rescore_weight", "max_segment", "batch_size")
+EVAL_FLAGS = ("method", "beam", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
+              "rescore_weight", "batch_size")
 
 
 def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **decode):
-    """The Transcriber, and the decode flags given over the model's recommended decoding
-    (None = not given). `vad`: VadOptions or None (off). Call inside `user_errors()`."""
+    """The Transcriber, and the decode flags given (DecodeOptions fields; None = not given) over
+    the model's recommended decoding. `vad`: VadOptions or None (off). Call inside `user_errors()`."""
     from ..runtime import Transcriber
 
     teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
@@ -52,7 +42,7 @@ def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **
 
 
 def _check_recommended_decoding(decoding: dict) -> None:
-    from ..runtime import DecodeOptions
+    from ..decode_options import DecodeOptions
 
     try:
         DecodeOptions(**decoding)
@@ -60,6 +50,7 @@ def _check_recommended_decoding(decoding: dict) -> None:
         raise typer.BadParameter(str(e)) from None
 
 
+@with_decode_flags(*TRANSCRIBE_FLAGS)
 def transcribe(
     files: Annotated[
         list[str] | None,
@@ -88,18 +79,7 @@ def transcribe(
     ] = True,
     vad_threshold: Annotated[float, typer.Option(help="Speech probability at which the VAD starts a region.")] = 0.5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary, no warnings.")] = False,
-    method: MethodOpt = "attention",
-    beam: BeamOpt = None,
-    nbest: Annotated[int, typer.Option(help="Hypotheses kept per input (shown by json/jsonl).")] = 1,
-    ctc_weight: CtcWeightOpt = None,
     lm: LmOpt = None,
-    lm_weight: LmWeightOpt = 0.0,
-    length_bonus: BonusOpt = 0.0,
-    length_penalty: PenaltyOpt = 0.0,
-    rescore: RescoreOpt = "none",
-    rescore_weight: RescoreWeightOpt = 0.3,
-    max_segment: SegmentOpt = 20.0,
-    batch_size: BatchOpt = 16,
     threads: ThreadsOpt = None,
     device: DeviceOpt = "cpu",
     precision: PrecisionOpt = "fp32",
@@ -110,6 +90,7 @@ def transcribe(
     ray_actors: Annotated[int | None, typer.Option(help="With --ray: Transcriber actors (default: CPUs/threads).")] = (
         None
     ),
+    decode: dict | None = None,
 ) -> None:
     """Transcribe audio with an exported model (torch-free).
 
@@ -157,17 +138,7 @@ def transcribe(
             precision,
             lm,
             vad=VadOptions(threshold=vad_threshold) if vad else None,
-            method=method,
-            beam=beam,
-            nbest=nbest,
-            ctc_weight=ctc_weight,
-            lm_weight=lm_weight,
-            length_bonus=length_bonus,
-            length_penalty=length_penalty,
-            rescore=rescore,
-            rescore_weight=rescore_weight,
-            max_segment_seconds=max_segment,
-            batch_size=batch_size,
+            **(decode or {}),
         )
         with _progress(len(items), quiet) as advance:
 
@@ -228,22 +199,14 @@ def _progress(total: int, quiet: bool):
         yield _Progress(bar, bar.add_task("transcribe", total=total))
 
 
+@with_decode_flags(*EVAL_FLAGS)
 def evaluate(
     ctx: typer.Context,
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest with reference texts.")],
     model: ModelOpt = None,
-    method: MethodOpt = "attention",
     hyps: Annotated[Path | None, typer.Option(help="Write per-utterance hypotheses (JSONL) here.")] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N utterances.")] = None,
-    beam: BeamOpt = None,
-    ctc_weight: CtcWeightOpt = None,
     lm: LmOpt = None,
-    lm_weight: LmWeightOpt = 0.0,
-    length_bonus: BonusOpt = 0.0,
-    length_penalty: PenaltyOpt = 0.0,
-    rescore: RescoreOpt = "none",
-    rescore_weight: RescoreWeightOpt = 0.3,
-    batch_size: BatchOpt = 16,
     threads: ThreadsOpt = None,
     device: DeviceOpt = "cpu",
     precision: PrecisionOpt = "fp32",
@@ -252,6 +215,7 @@ def evaluate(
     system: Annotated[str | None, typer.Option(help="Name of the system in --json (default: the model dir).")] = None,
     options: Annotated[Path | None, typer.Option(help="Decoding options file from `kdasr tune --out` (dev-chosen); "
                                                  "decode flags given here still win.")] = None,
+    decode: dict | None = None,
 ) -> None:
     """Score a model on a manifest: WER and CER (jiwer), torch-free.
 
@@ -267,9 +231,7 @@ def evaluate(
     with user_errors():
         if hyps is not None:
             check_writable_file(hyps)  # before any decoding (the file itself is written atomically)
-        decode = dict(method=method, beam=beam, ctc_weight=ctc_weight, lm_weight=lm_weight, length_bonus=length_bonus,
-                      length_penalty=length_penalty, rescore=rescore, rescore_weight=rescore_weight,
-                      batch_size=batch_size)
+        decode = decode or {}
         if options is not None:
             from .paper import options_file_under_flags
 
@@ -308,6 +270,7 @@ QuantizeOpt = Annotated[
 ]
 
 
+@with_decode_flags(*DECODING, recommend=True)
 def export_cmd(
     checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint(s); several are averaged.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
@@ -316,15 +279,7 @@ def export_cmd(
     ] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
     quantize: QuantizeOpt = None,
-    method: Annotated[
-        str | None, typer.Option(help="Recommended decoder (attention or ctc), stored in model.json.")
-    ] = None,
-    beam: Annotated[
-        int | None, typer.Option(help="Recommended beam size, stored in model.json: transcribe/eval default to it.")
-    ] = None,
-    ctc_weight: Annotated[
-        float | None, typer.Option(help="Recommended joint CTC/attention weight, stored in model.json.")
-    ] = None,
+    decode: dict | None = None,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
     tokenizer.model, model.json (and *.int8.onnx / *.fp16.onnx with --quantize).
@@ -334,7 +289,7 @@ def export_cmd(
     """
     from ..export.pipeline import export_checkpoint
 
-    decoding = {k: v for k, v in {"method": method, "beam": beam, "ctc_weight": ctc_weight}.items() if v is not None}
+    decoding = decode or {}
     _check_recommended_decoding(decoding)
     with user_errors():
         _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
