@@ -66,12 +66,8 @@ def _reference(model, t, wave, opts, lm_step=None):
         ids.bos,
         ids.eos,
         ids.blank,
-        opts.beam,
-        opts.weights(),
+        opts,
         limit,
-        opts.ctc_prebeam,
-        opts.length_penalty,
-        opts.nbest,
         lm=(lm_step, None) if lm_step else None,
     )
 

@@ -25,6 +25,11 @@ def test_ort_greedy_equals_torch_reference(tiny_corpus, tiny_model):
         got = t.transcribe([wave])[0]
         assert isinstance(got, Result)
         assert got.tokens == ref
+    # the reference takes the same DecodeOptions: tighter limits cut both the same way
+    tight = DecodeOptions(max_len_ratio=0.05, ctc_length_ratio=0.5, ctc_length_slack=1)
+    for wave in _waves(tiny_corpus, 2):
+        ref = torch_greedy(model, torch.from_numpy(wave), ids.bos, ids.eos, ids.blank, tight)
+        assert t.transcribe([wave], tight)[0].tokens == ref
 
 
 def test_batched_equals_one_by_one(tiny_corpus, tiny_model):

@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import torch
 
+from ..decode_options import DecodeOptions
 from .encoder import padding_mask
+from .reference_decode import length_limits
 from .student import Seq2SeqStudent
 
 LMStep = Callable[[torch.Tensor, object], tuple[torch.Tensor, object]]  # (tokens [N], state) -> (logp [N, V], state)
@@ -61,17 +63,19 @@ def torch_beam_search(
     bos: int,
     eos: int,
     blank: int,
-    beam: int,
-    weights: dict[str, float],
-    limit: int,
-    ctc_prebeam: float = 1.5,
-    length_penalty: float = 0.0,
-    nbest: int = 1,
+    opts: DecodeOptions,
+    limit: int | None = None,
     lm: tuple[LMStep, object] | None = None,
 ) -> list[tuple[list[int], float]]:
-    """One utterance (wave [S]) -> n-best [(tokens, ranking score)], best first."""
+    """One utterance (wave [S]) -> n-best [(tokens, ranking score)], best first. The search is the
+    one `opts` describes for the runtime (beam, opts.weights(), ctc_prebeam, length_penalty,
+    nbest); limit: most tokens (default: reference_decode.length_limits, as the runtime's)."""
+    beam, weights, ctc_prebeam = opts.beam, opts.weights(), opts.ctc_prebeam
+    length_penalty, nbest = opts.length_penalty, opts.nbest
     model.eval()
     memory, lens = model.encode_waveform(wave[None], torch.tensor([wave.shape[0]]))
+    if limit is None:
+        limit = length_limits(model, memory, lens, blank, opts)[0]
     mask = padding_mask(lens, memory.shape[1])
     keys = model.decoder.memory_keys(memory)
     ctc_x = torch.log_softmax(model.ctc_head(memory)[0, : int(lens[0])], -1)

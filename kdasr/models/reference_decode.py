@@ -1,4 +1,5 @@
-"""Torch reference greedy decoding: the runtime's numpy/ORT search must reproduce it exactly."""
+"""Torch reference greedy decoding: the runtime's numpy/ORT search must reproduce it exactly.
+Limits come from the same DecodeOptions the runtime takes (kdasr/decode_options.py)."""
 
 from __future__ import annotations
 
@@ -6,38 +7,35 @@ import math
 
 import torch
 
+from ..ctc import ctc_best_paths
+from ..decode_options import DecodeOptions
+from ..modelspec import SpecialIds
 from .encoder import padding_mask
 from .student import Seq2SeqStudent
 
 
 def ctc_greedy_ids(ctc_logits: torch.Tensor, lens: torch.Tensor, blank: int) -> list[list[int]]:
     """Best path per row of [B, T, V] CTC logits (its first lens[b] frames): repeats merged, blanks dropped."""
-    out = []
-    for row, n in zip(ctc_logits.argmax(-1).tolist(), lens.tolist()):
-        ids, prev = [], None
-        for t in row[:n]:
-            if t != prev and t != blank:
-                ids.append(t)
-            prev = t
-        out.append(ids)
-    return out
+    return ctc_best_paths(ctc_logits.argmax(-1).cpu().numpy(), lens.cpu().numpy(), blank)
+
+
+def length_limits(model: Seq2SeqStudent, memory: torch.Tensor, lens: torch.Tensor, blank: int,
+                  opts: DecodeOptions) -> list[int]:
+    """Most output tokens per row, as the runtime's search.length_limits: min of max_len_ratio x
+    frames and the CTC best path's length x ctc_length_ratio + ctc_length_slack."""
+    ctc_lens = [len(ids) for ids in ctc_greedy_ids(model.ctc_head(memory), lens, blank)]
+    return [int(min(math.ceil(n * opts.max_len_ratio), c * opts.ctc_length_ratio + opts.ctc_length_slack))
+            for n, c in zip(lens.tolist(), ctc_lens)]
 
 
 @torch.no_grad()
 def torch_greedy(
-    model: Seq2SeqStudent,
-    wave: torch.Tensor,
-    bos: int,
-    eos: int,
-    blank: int,
-    max_len_ratio: float = 0.6,
-    ctc_ratio: float = 1.5,
-    ctc_slack: int = 4,
+    model: Seq2SeqStudent, wave: torch.Tensor, bos: int, eos: int, blank: int, opts: DecodeOptions = DecodeOptions()
 ) -> list[int]:
-    """One utterance (wave [S]) -> token ids, same limits as kdasr.runtime.DecodeOptions."""
+    """One utterance (wave [S]) -> token ids; the limits come from `opts` as in the runtime."""
     model.eval()
     memory, lens = model.encode_waveform(wave[None], torch.tensor([wave.shape[0]]))
-    return greedy_from_memory(model, memory, lens, bos, eos, blank, max_len_ratio, ctc_ratio, ctc_slack)[0]
+    return greedy_from_memory(model, memory, lens, bos, eos, blank, opts)[0]
 
 
 @torch.no_grad()
@@ -48,17 +46,11 @@ def greedy_from_memory(
     bos: int,
     eos: int,
     blank: int,
-    max_len_ratio: float = 0.6,
-    ctc_ratio: float = 1.5,
-    ctc_slack: int = 4,
+    opts: DecodeOptions = DecodeOptions(),
 ) -> list[list[int]]:
     """Greedy attention decoding of a batch of encoder outputs (memory [B, T, D], lens [B]); each
-    row stops at <eos> or its length limit (min of max_len_ratio·frames and the CTC best path's
-    length·ctc_ratio + ctc_slack). Batch 1 is the runtime's reference."""
-    ctc_lens = [len(ids) for ids in ctc_greedy_ids(model.ctc_head(memory), lens, blank)]
-    limits = [
-        int(min(math.ceil(n * max_len_ratio), c * ctc_ratio + ctc_slack)) for n, c in zip(lens.tolist(), ctc_lens)
-    ]
+    row stops at <eos> or its length limit (`length_limits`). Batch 1 is the runtime's reference."""
+    limits = length_limits(model, memory, lens, blank, opts)
     mask = padding_mask(lens, memory.shape[1])
     keys = model.decoder.memory_keys(memory)
     state = model.decoder.initial_state(memory, mask)
@@ -85,7 +77,7 @@ class TorchEagerEngine:
 
     name = "torch eager fp32"
 
-    def __init__(self, model: Seq2SeqStudent, tokenizer, special_ids: dict, threads: int) -> None:
+    def __init__(self, model: Seq2SeqStudent, tokenizer, special_ids: SpecialIds, threads: int) -> None:
         self.model, self.tokenizer, self.ids, self.threads = model.eval(), tokenizer, special_ids, threads
         self.stages: dict[str, float] = {}
 
@@ -95,6 +87,7 @@ class TorchEagerEngine:
         fp32 ONNX graphs by kdasr.models.onnx_weights, so the shipped model needs no checkpoint)."""
         from pathlib import Path
 
+        from ..export.model_dir import student_spec
         from ..export.pipeline import load_student
         from ..text import Tokenizer
 
@@ -103,11 +96,10 @@ class TorchEagerEngine:
             from .onnx_weights import load_student_from_model_dir
 
             model, tok, spec = load_student_from_model_dir(source)
-            return cls(model, tok, spec.special_ids.to_dict(), threads)
+            return cls(model, tok, spec.special_ids, threads)
         model, payload = load_student([source])
         tok = Tokenizer.from_bytes(payload["tokenizer_model"])
-        ids = {"bos": tok.bos_id, "eos": tok.eos_id, "blank": tok.pad_id}  # as kdasr.export.model_dir writes them
-        return cls(model, tok, ids, threads)
+        return cls(model, tok, student_spec(model.cfg, tok, {}).special_ids, threads)  # what export would write
 
     def _check(self, opts) -> None:
         if not opts.greedy or opts.method != "attention":
@@ -119,10 +111,7 @@ class TorchEagerEngine:
         ids = self.ids
         out = []
         for w in waves:
-            tokens = torch_greedy(
-                self.model, torch.from_numpy(w), ids["bos"], ids["eos"], ids["blank"],
-                opts.max_len_ratio, opts.ctc_length_ratio, opts.ctc_length_slack,
-            )
+            tokens = torch_greedy(self.model, torch.from_numpy(w), ids.bos, ids.eos, ids.blank, opts)
             out.append(self.tokenizer.decode(tokens))
         return out
 

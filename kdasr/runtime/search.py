@@ -7,20 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ctc import ctc_best_paths
 from .onnx_model import OnnxStudent
 from .options import DecodeOptions
 from .scorers import DecoderScorer
 
 
 def ctc_greedy(logprobs: np.ndarray, lens: np.ndarray, blank: int) -> list[list[int]]:
-    best = logprobs.argmax(-1)
-    out = []
-    for row, n in zip(best, lens):
-        row = row[:n]
-        keep = np.ones(len(row), dtype=bool)
-        keep[1:] = row[1:] != row[:-1]
-        out.append([int(t) for t in row[keep] if t != blank])
-    return out
+    """CTC best path of each utterance (logprobs [B, T, V], its first lens[b] frames)."""
+    return ctc_best_paths(logprobs.argmax(-1), lens, blank)
 
 
 def length_limits(lens: np.ndarray, ctc_logprobs: np.ndarray, blank: int, opts: DecodeOptions) -> np.ndarray:
