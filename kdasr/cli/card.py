@@ -42,7 +42,7 @@ def model_card(
     gaps) beside generic ones, how to use it and the commands that made it. A missing optional input
     leaves its section saying what is missing; a bad file is one error line naming it.
 
-    Example: kdasr model-card export/demo-en --results exp/paper/results --system bert-ctx
+    Example: kdasr model-card export/demo-en --results exp/paper/results --system bert-ctx \\
     --bench eval/reports/paper-bench.json --corpus data/v2/build_info.json
     """
     import shlex

@@ -234,9 +234,9 @@ def _limitations(f: Facts, boot: tuple[int, int]) -> list[str]:
     facts, t, c = [], f.spec.training, f.corpus
     sets = [r["set"] for r in f.records]
     if c is not None:
-        voices = list(c["sources"].get("voices", {}))
+        voices, conditions = list(c["sources"].get("voices", {})), list(c["sources"].get("conditions", {}))
         facts.append(f"Synthetic voices only: every utterance of the corpus was spoken by a TTS engine "
-                     f"({', '.join(voices)}), then augmented.")
+                     f"({', '.join(voices)})" + (f", then augmented ({', '.join(conditions)})." if conditions else "."))
         outside = [s for s in sets if s not in c["speech"]]
         if sets and not outside:
             facts.append("No real recorded speech was measured: every set in the evaluation above is a split of "
@@ -246,8 +246,8 @@ def _limitations(f: Facts, boot: tuple[int, int]) -> list[str]:
                          "is not recorded here).")
         spoken = (c.get("text", {}).get("speech") or {}).get("by_source") or c["sources"].get("text", {})
         text = list(spoken)
-        facts.append(f"Domain: read sentences from {', '.join(text)} only (public-domain books and speeches); "
-                     "other vocabulary and conversational speech are not covered.")
+        facts.append(f"Domain: read sentences from {', '.join(text)} only (sources above); other vocabulary and "
+                     "conversational speech are not covered.")
     facts += _gaps(f, boot)
     if f.spec.language == "en":
         facts.append("English only (model.json language 'en'; English training text).")
@@ -269,7 +269,7 @@ def _limitations(f: Facts, boot: tuple[int, int]) -> list[str]:
                      "measured here: segment long recordings (VAD) first.")
     params = t.get("parameters")
     if isinstance(params, int) and t.get("train_hours"):
-        facts.append(f"Small: {params / 1e6:.1f} M parameters, {t['train_hours']} h of training speech.")
+        facts.append(f"Small: {params:,} parameters, {t['train_hours']} h of training speech.")
     failed = [f"{r['set']} ({r['failures']})" for r in f.records if r.get("failures")]
     if failed:
         facts.append(f"Inputs that failed to decode in the eval runs: {', '.join(failed)}.")
@@ -335,7 +335,7 @@ def _made(f: Facts, inputs: CardInputs) -> list[str]:
            "time limits are not recorded):", "", "```sh", *(_train_commands(t) or ["(no training summary)"]), "```",
            "", "Export (rebuilt from model.json: its checkpoints, variants and recommended decoding):", "", "```sh"]
     variants = sorted({p for g in f.spec.graphs.values() for p in g.files if p != "fp32"})
-    cmd = f"kdasr export {' '.join(t.get('averaged_checkpoints', ['CKPT']))} --out {f.model_dir} --check"
+    cmd = f"kdasr export {' '.join(t.get('averaged_checkpoints', ['CKPT']))} --out {f.model_dir}"
     cmd += "".join(f" --quantize {v}" for v in variants)
     out += [" ".join(x for x in (cmd, _flags(given(f.spec))) if x), "```", ""]
     if f.records:
