@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# The paper on our data (issue 10), corpus to table, like a Kaldi run.sh: `make recipe` runs it.
+#   corpus    corpus v2 (kdasr data synth; SYNTH=0: DATA already holds the manifests); the units are the
+#             warm start's 256-unit sentencepiece model ($TOK; trained on teacher.txt when missing)
+#   teachers  BERT (masked LM) and the left-to-right LM on the teacher text, side by side (one thread each)
+#   soft      soft labels for the whole train set: LM, BERT utterance, BERT context
+#   quality   teacher quality and the soft labels' reference-in-top-1/top-K shares beside count baselines;
+#             STRICT=1 (default): stop here unless every teacher beats them (no KD from a teacher that does not)
+#   baseline  the CE student, from $WARM_START's weights (default the shipped model: CE on corpus v1; empty:
+#             from scratch), up to epoch $WARM (every epoch checkpoint kept)
+#   sweep     KD students branched from baseline epoch $WARM (same weights, Adam state, schedule position,
+#             data order, RNG: only the loss differs), $SWEEP epochs for each lambda in $LAMBDAS
+#   students  learning curves so far; lambda chosen per mode on dev (greedy attention WER of the first
+#             $DEV_LIMIT dev utterances at epoch WARM+SWEEP); the baseline and the chosen KD branch of each
+#             mode continued to epoch $EPOCHS (same budget); the learning curves again (CSV + PNG)
+#   export    every student (its epoch $EPOCHS) with int8 variants; the LM and BERT for fusion/rescoring
+#   tune      decoding chosen on dev only: beam/CTC weight per student; on the baseline shallow fusion (LM
+#             weight, length bonus) and n-best rescoring with the LM and with BERT
+#   decode    every system on dev and the test sets (JSON result records); whisper tiny.en beside them
+#   bench     the decoding cost of every system side by side in one `kdasr bench --system` run
+#   table     $TABLE_OUT + $PLOT_OUT, generated from the records by `kdasr paper-table`
+# Every stage skips what is complete (cheap file checks: a finished artifact newer than its inputs) and
+# resumes what a kill interrupted; work files live in $EXP (git-ignored). A second run after a complete
+# one trains and decodes nothing. Usage: bash eval/recipe.sh [stage ...]   (default: all stages in order)
+#
+# A real corpus (LibriSpeech-size, GPUs, several nodes) is a switch of variables, e.g.
+#   SYNTH=0 DATA=data/librispeech TOK=data/librispeech/tok1000.model VOCAB=1000 WARM_START= CONFIG=paper \
+#   TEACHER_SIZE=paper BERT_MINUTES=1440 LM_MINUTES=720 THREADS= JOBS=1 \
+#   LAUNCH="torchrun --nnodes 4 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 -m kdasr" \
+#   SETS="dev test_clean test_other" BENCH_SET=test_clean bash eval/recipe.sh
+# with DATA holding kdasr manifests (`kdasr data import-librispeech ROOT OUT.jsonl`, `kdasr data import-kaldi`):
+# train.jsonl, dev.jsonl, one NAME.jsonl per set in SETS, and teacher.txt (the LM/BERT text: one sentence a
+# line, a blank line between documents, no dev/test sentence). Only student training uses LAUNCH (torchrun,
+# NCCL on GPUs); teachers, soft labels, tuning, decoding and bench run on one machine, decoding on CPU
+# (onnxruntime). Only the 2-core CPU settings below have been run (see eval/reports/paper-table.md); the
+# torchrun path is tested with 2 CPU processes (tests/test_resume_ddp.py); tests/test_recipe.py runs this
+# whole script on a toy corpus, killed in the students stage and run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+K=${KDASR:-.venv/bin/kdasr}
+PY=${PY:-.venv/bin/python}
+LAUNCH=${LAUNCH:-$K}                       # the trainer's launcher (torchrun ... -m kdasr on a cluster)
+DATA=${DATA:-data/v2}
+EXP=${EXP:-exp/paper}
+SYNTH=${SYNTH:-1}                          # 1: build corpus v2 into DATA (resumable); 0: DATA is given
+SYNTH_ARGS=${SYNTH_ARGS:-"--voices-per-sentence 1 --jobs 2"}
+WARM_START=${WARM_START-export/demo-en}    # every student starts from these weights (empty: from scratch)
+TOK=${TOK:-${WARM_START:+$WARM_START/tokenizer.model}}; TOK=${TOK:-$DATA/tokenizer.model}
+VOCAB=${VOCAB:-256}                        # only when TOK has to be trained
+CONFIG=${CONFIG:-kdasr/configs/paper-v2.toml}
+TEACHER_SIZE=${TEACHER_SIZE:-demo}
+BERT_MINUTES=${BERT_MINUTES:-160}          # teacher budgets: minutes, or steps when *_STEPS is set
+LM_MINUTES=${LM_MINUTES:-90}
+BERT_STEPS=${BERT_STEPS:-}
+LM_STEPS=${LM_STEPS:-}
+BERT_ARGS=${BERT_ARGS:-"--arch modernbert --window 256 --batch-size 8"}
+LM_ARGS=${LM_ARGS:-}                       # e.g. "--batch-size 32"
+TEACHER_EVAL_EVERY=${TEACHER_EVAL_EVERY:-500}
+QUALITY_SENTENCES=${QUALITY_SENTENCES:-200}
+STRICT=${STRICT:-1}                        # 1: no KD unless every teacher beats the count baselines
+WARM=${WARM:-8}                            # KD students branch from baseline epoch-$WARM.pt
+SWEEP=${SWEEP:-2}                          # epochs of each lambda-sweep branch
+EPOCHS=${EPOCHS:-20}                       # every student's final epoch (same budget)
+LAMBDAS=${LAMBDAS:-"0.1 0.3 0.5"}
+KD_MODES=${KD_MODES:-"lm bert bert-context"}
+DEV_LIMIT=${DEV_LIMIT:-300}
+THREADS=${THREADS-1}                       # torch / onnxruntime threads per job (empty: their defaults)
+JOBS=${JOBS:-2}                            # jobs side by side (two 1-thread jobs beat one 2-thread job here)
+SETS=${SETS:-"dev test test_heldout test_neural_heldout test_noisy"}
+EXPORT_ARGS=${EXPORT_ARGS:-"--check --quantize int8"}
+TUNE_BEAMS=${TUNE_BEAMS:-1,10}
+TUNE_CTC=${TUNE_CTC:-0,0.2,0.3,0.5}
+TUNE_LM_WEIGHTS=${TUNE_LM_WEIGHTS:-0.1,0.2,0.3,0.5}
+TUNE_LENGTH_BONUS=${TUNE_LENGTH_BONUS:-0,0.5,1}
+TUNE_RESCORE_WEIGHTS=${TUNE_RESCORE_WEIGHTS:-0.1,0.3,0.5,1}
+NBEST=${NBEST:-10}                         # n-best size (and least beam) of fusion and rescoring
+RESCORERS=${RESCORERS:-"lm bert"}
+SKIP_REFERENCE=${SKIP_REFERENCE:-0}        # 1: no whisper tiny.en row (it needs the `reference` extra)
+BENCH_SET=${BENCH_SET:-test}
+BENCH_LIMIT=${BENCH_LIMIT:-64}
+BENCH_REPEATS=${BENCH_REPEATS:-2}
+QUALITY_OUT=${QUALITY_OUT:-eval/reports/teacher-quality/paper.md}
+CURVES_PLOT=${CURVES_PLOT:-eval/reports/paper-curves.png}
+TABLE_OUT=${TABLE_OUT:-eval/reports/paper-table.md}
+PLOT_OUT=${PLOT_OUT:-${TABLE_OUT%.md}.png}
+STAGES="corpus teachers soft quality baseline sweep students export tune decode bench table"
+
+th() { if [ -n "$THREADS" ]; then echo "--threads $THREADS"; fi; }
+log() { echo "[recipe $(date +%H:%M:%S)] $*"; }
+die() { echo "[recipe] error: $*" >&2; exit 1; }
+fresh() {  # OUT IN... : OUT exists and no IN is newer (make's rule; cheap, so reruns skip finished work)
+  local out=$1 f; shift
+  [ -e "$out" ] || return 1
+  for f in "$@"; do if [ "$f" -nt "$out" ]; then return 1; fi; done
+}
+write_if_changed() {  # FILE TEXT: atomically, and only when the text differs (keeps mtimes of reruns)
+  if [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; then return 0; fi
+  printf '%s\n' "$2" > "$1.tmp" && mv "$1.tmp" "$1"
+}
+run_parallel() {  # FUNCTION JOB...: $JOBS at a time; after a failure no new job starts; fails if any failed
+  local fn=$1 failed=0 j pid; shift
+  local -A running=()
+  for j in "$@"; do
+    while [ "${#running[@]}" -ge "$JOBS" ]; do
+      pid=; wait -n -p pid "${!running[@]}" || failed=1
+      [ -n "$pid" ] && unset "running[$pid]"
+    done
+    [ "$failed" = 0 ] || break
+    $fn $j & running[$!]=1
+  done
+  while [ "${#running[@]}" -gt 0 ]; do
+    pid=; wait -n -p pid "${!running[@]}" || failed=1
+    [ -n "$pid" ] && unset "running[$pid]"
+  done
+  [ "$failed" = 0 ] || die "$fn: a job failed (logs in $EXP/logs)"
+}
+mkdir -p "$EXP/logs" "$EXP/results" "$EXP/tune" "$EXP/models"
+
+corpus() {
+  if [ "$SYNTH" = 1 ] && ! { [ -f "$DATA/summary.json" ] && { [ -f "$DATA/build_info.json" ] || \
+       grep -q '"version": 1' "$DATA/summary.json"; }; }; then
+    # shellcheck disable=SC2086
+    $K data synth "$DATA" $SYNTH_ARGS
+  fi
+  local f
+  for f in train dev $SETS; do [ -f "$DATA/$f.jsonl" ] || die "$DATA/$f.jsonl: no such manifest"; done
+  [ -f "$DATA/teacher.txt" ] || die "$DATA/teacher.txt: no teacher text"
+  [ -f "$TOK" ] || $K tokenizer train "$DATA/teacher.txt" --out "${TOK%.model}" --vocab-size "$VOCAB"
+}
+
+budget() {  # STEPS MINUTES -> the teacher's budget flag
+  if [ -n "$1" ]; then echo "--steps $1"; else echo "--minutes $2"; fi
+}
+bert_done() { [ -f "$EXP/teachers/bert/config.json" ] && [ -f "$EXP/teachers/bert/kdasr_teacher.json" ]; }
+lm_done() { [ -f "$EXP/teachers/lm/lm.pt" ] && [ -f "$EXP/teachers/lm/tokenizer.model" ]; }
+teacher_bert() {
+  log "BERT teacher ($(budget "$BERT_STEPS" "$BERT_MINUTES"), log $EXP/logs/bert.log)"
+  # shellcheck disable=SC2086,SC2046
+  $K teacher bert "$DATA/teacher.txt" --tokenizer "$TOK" --out "$EXP/teachers/bert" $BERT_ARGS \
+    --size "$TEACHER_SIZE" $(budget "$BERT_STEPS" "$BERT_MINUTES") $(th) --dev "$DATA/dev.jsonl" \
+    --eval-every "$TEACHER_EVAL_EVERY" --save-every 5 >> "$EXP/logs/bert.log" 2>&1
+}
+teacher_lm() {
+  log "LM teacher ($(budget "$LM_STEPS" "$LM_MINUTES"), log $EXP/logs/lm.log)"
+  # shellcheck disable=SC2046,SC2086
+  $K teacher lm "$DATA/teacher.txt" --tokenizer "$TOK" --out "$EXP/teachers/lm" --size "$TEACHER_SIZE" $LM_ARGS \
+    $(budget "$LM_STEPS" "$LM_MINUTES") $(th) --dev "$DATA/dev.jsonl" --eval-every "$TEACHER_EVAL_EVERY" \
+    --save-every 5 >> "$EXP/logs/lm.log" 2>&1
+}
+teacher() { "teacher_$1"; }
+teachers() {  # a finished teacher is a saved model (config.json is moved in last; lm.pt is atomic)
+  local todo=()
+  bert_done || todo+=(bert)
+  lm_done || todo+=(lm)
+  run_parallel teacher "${todo[@]}"
+}
+
+soft_done() { [ -f "$EXP/soft/$1/summary.json" ]; }  # written at the end (meta.json is written first)
+soft_one() {  # mode
+  local teacher=bert mode=utterance
+  case $1 in lm) teacher=lm ;; bert-context) mode=context ;; esac
+  soft_done "$1" && return 0
+  log "soft labels: $1 (log $EXP/logs/soft-$1.log)"
+  # shellcheck disable=SC2046
+  $K teacher soft-labels "$DATA/train.jsonl" --tokenizer "$TOK" --teacher "$EXP/teachers/$teacher" --mode $mode \
+    --out "$EXP/soft/$1" $(th) >> "$EXP/logs/soft-$1.log" 2>&1
+}
+soft() { run_parallel soft_one $KD_MODES; }
+
+quality() {
+  local soft=() inputs=("$EXP/teachers/bert/config.json" "$EXP/teachers/lm/lm.pt") m json=${QUALITY_OUT%.md}.json
+  for m in $KD_MODES; do
+    soft_done "$m" || die "no soft labels for $m: run the soft stage first"
+    soft+=(--soft-labels "$EXP/soft/$m"); inputs+=("$EXP/soft/$m/summary.json")
+  done
+  if ! fresh "$json" "${inputs[@]}"; then
+    mkdir -p "$(dirname "$QUALITY_OUT")"
+    # shellcheck disable=SC2046
+    $K teacher quality --tokenizer "$TOK" --dev "$DATA/dev.jsonl" --teacher-text "$DATA/teacher.txt" \
+      --bert "$EXP/teachers/bert" --lm "$EXP/teachers/lm" "${soft[@]}" --train "$DATA/train.jsonl" \
+      --sentences "$QUALITY_SENTENCES" --no-strict $(th) --report "$QUALITY_OUT" > "$EXP/logs/quality.log" 2>&1 \
+      || { cat "$EXP/logs/quality.log" >&2; die "teacher quality failed"; }
+  fi
+  if "$PY" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$json"; then
+    log "teacher quality: every teacher beats the count baselines ($QUALITY_OUT)"
+  elif [ "$STRICT" = 1 ]; then
+    die "a teacher does not beat the count baselines (see $QUALITY_OUT): no distillation from it (STRICT=0 overrides)"
+  else
+    log "WARNING: a teacher does not beat the count baselines ($QUALITY_OUT); going on because STRICT=0"
+  fi
+}
+
+train_run() {  # out epochs [extra args]: done when OUT/epoch-EPOCHS.pt exists, else (re)started: it resumes
+  local out=$1 epochs=$2; shift 2
+  [ -f "$out/epoch-$epochs.pt" ] && return 0
+  log "train $(basename "$out") to epoch $epochs (log $EXP/logs/$(basename "$out").log)"
+  # shellcheck disable=SC2046
+  $LAUNCH train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --config "$CONFIG" --tokenizer "$TOK" \
+    --feature-cache "$DATA/feats" --out "$out" $(th) --epochs "$epochs" "$@" >> "$EXP/logs/$(basename "$out").log" 2>&1
+}
+init() { if [ -n "$WARM_START" ]; then echo "--init-from $WARM_START"; fi; }
+# shellcheck disable=SC2046
+baseline() { train_run "$EXP/baseline" "$WARM" $(init); }
+
+kd_run() {  # mode lambda epochs
+  [ -f "$EXP/baseline/epoch-$WARM.pt" ] || die "$EXP/baseline/epoch-$WARM.pt missing: run the baseline stage"
+  train_run "$EXP/kd-$1-$2" "$3" --branch-from "$EXP/baseline/epoch-$WARM.pt" --kd "$1" \
+    --soft-labels "$EXP/soft/$1" --kd-weight "$2"
+}
+kd_run_sweep() { kd_run "$1" "$2" $((WARM + SWEEP)); }
+sweep() {
+  local jobs=() m l
+  for m in $KD_MODES; do for l in $LAMBDAS; do jobs+=("$m $l"); done; done
+  run_parallel kd_run_sweep "${jobs[@]}"
+}
+
+curves() {  # learning curves of every run; skipped when the CSV is newer than every epoch checkpoint
+  local runs=() cks=() d f
+  for d in "$EXP"/baseline "$EXP"/kd-*; do [ -d "$d" ] && runs+=("$d"); done
+  for d in "${runs[@]}"; do for f in "$d"/epoch-*.pt; do [ -e "$f" ] && cks+=("$f"); done; done
+  [ -f "$CURVES_PLOT" ] && fresh "$EXP/curves.csv" "${cks[@]}" && return 0
+  mkdir -p "$(dirname "$CURVES_PLOT")"
+  # shellcheck disable=SC2046
+  $K curves "${runs[@]}" --dev "$DATA/dev.jsonl" --limit "$DEV_LIMIT" --feature-cache "$DATA/feats" $(th) \
+    --no-progress --out "$EXP/curves.csv" --plot "$CURVES_PLOT" >> "$EXP/logs/curves.log" 2>&1 \
+    || { tail -5 "$EXP/logs/curves.log" >&2; die "kdasr curves failed"; }
+}
+
+chosen_lambda() {  # mode -> the lambda with the lowest dev greedy-attention WER at epoch WARM+SWEEP
+  "$PY" - "$EXP/curves.csv" "$1" $((WARM + SWEEP)) $LAMBDAS <<'EOF'
+import csv, sys
+path, mode, epoch, lambdas = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+with open(path, newline="") as f:
+    wer = {r["run"]: float(r["dev_wer_attention"]) for r in csv.DictReader(f) if int(r["epoch"]) == epoch}
+scored = [(wer[f"kd-{mode}-{lam}"], i, lam) for i, lam in enumerate(lambdas) if f"kd-{mode}-{lam}" in wer]
+if len(scored) != len(lambdas):
+    sys.exit(f"{path}: no dev WER at epoch {epoch} for every kd-{mode}-* run of LAMBDAS ({' '.join(lambdas)})")
+print(min(scored)[2])  # a tie goes to the lambda listed first
+EOF
+}
+
+students() {
+  curves
+  local systems=(baseline) m l
+  for m in $KD_MODES; do l=$(chosen_lambda "$m"); systems+=("kd-$m-$l"); log "lambda for $m: $l"; done
+  write_if_changed "$EXP/systems.txt" "$(printf '%s\n' "${systems[@]}")"
+  run_parallel student_full "${systems[@]}"
+  curves
+}
+student_full() {
+  # shellcheck disable=SC2046
+  if [ "$1" = baseline ]; then train_run "$EXP/baseline" "$EPOCHS" $(init); return; fi
+  local rest=${1#kd-}; kd_run "${rest%-*}" "${rest##*-}" "$EPOCHS"
+}
+# the students of the table, one a line (written by the students stage). need_systems is called by each
+# stage before any $(systems): a failure inside $(...) in a word list would not stop the script
+need_systems() { [ -f "$EXP/systems.txt" ] || die "$EXP/systems.txt missing: run the students stage first"; }
+systems() { cat "$EXP/systems.txt"; }
+
+export_into() {  # DIR COMMAND...: write into DIR.tmp, moved to DIR when complete (a dir that exists is done)
+  local dir=$1; shift
+  rm -rf "$dir.tmp"
+  "$@" --out "$dir.tmp" >> "$EXP/logs/export.log" 2>&1 || { tail -5 "$EXP/logs/export.log" >&2; die "export of $dir failed"; }
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+export_all() {
+  need_systems
+  local s
+  for s in $(systems); do
+    fresh "$EXP/models/$s/model.json" "$EXP/$s/epoch-$EPOCHS.pt" && continue
+    log "export $s"
+    # shellcheck disable=SC2086
+    export_into "$EXP/models/$s" $K export "$EXP/$s/epoch-$EPOCHS.pt" $EXPORT_ARGS
+  done
+  if ! { fresh "$EXP/models/teachers/lm.json" "$EXP/teachers/lm/lm.pt" && \
+         fresh "$EXP/models/teachers/bert.json" "$EXP/teachers/bert/config.json"; }; then
+    log "export the LM and BERT"
+    export_into "$EXP/models/teachers" $K export-lm --lm "$EXP/teachers/lm" --bert "$EXP/teachers/bert" --check
+  fi
+}
+
+tune_one() {  # OUT INPUT... -- kdasr tune args: skipped when OUT is newer than its inputs
+  local out=$1 inputs=(); shift
+  while [ "$1" != -- ]; do inputs+=("$1"); shift; done; shift
+  fresh "$out" "${inputs[@]}" && return 0
+  log "tune $(basename "$out" .json)"
+  # shellcheck disable=SC2046
+  $K tune --manifest "$DATA/dev.jsonl" --limit "$DEV_LIMIT" $(th) "$@" --out "$out" --table "${out%.json}.md" \
+    >> "$EXP/logs/tune.log" 2>&1 || { tail -5 "$EXP/logs/tune.log" >&2; die "kdasr tune failed ($out)"; }
+}
+tune() {
+  need_systems
+  local s b=$EXP/models/baseline lm=$EXP/models/teachers t=$EXP/tune
+  for s in $(systems); do
+    tune_one "$t/$s.json" "$EXP/models/$s/model.json" -- --model "$EXP/models/$s" --system "$s" \
+      --grid "beam=$TUNE_BEAMS" --grid "ctc_weight=$TUNE_CTC"
+  done
+  # fusion and rescoring search with the baseline's dev-chosen CTC weight, at a beam of at least NBEST
+  local fixed
+  fixed=$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1]))["decoding"]
+print("--set beam=%d --set ctc_weight=%r" % (max(d["beam"], int(sys.argv[2])), d["ctc_weight"]))' \
+    "$t/baseline.json" "$NBEST")
+  # shellcheck disable=SC2086
+  tune_one "$t/fusion.json" "$b/model.json" "$lm/lm.json" "$t/baseline.json" -- --model "$b" --lm "$lm" $fixed \
+    --system baseline+fusion --grid "lm_weight=$TUNE_LM_WEIGHTS" --grid "length_bonus=$TUNE_LENGTH_BONUS"
+  local r
+  for r in $RESCORERS; do
+    # shellcheck disable=SC2086
+    tune_one "$t/rescore-$r.json" "$b/model.json" "$lm/$r.json" "$t/baseline.json" -- --model "$b" --lm "$lm" \
+      $fixed --set "nbest=$NBEST" --set "rescore=$r" --system "baseline+rescore-$r" \
+      --grid "rescore_weight=$TUNE_RESCORE_WEIGHTS"
+  done
+}
+
+systems_with_options() {  # NAME MODEL OPTIONS lines: the table's systems
+  local s r
+  for s in $(systems); do echo "$s $EXP/models/$s $EXP/tune/$s.json"; done
+  echo "baseline+fusion $EXP/models/baseline $EXP/tune/fusion.json"
+  for r in $RESCORERS; do echo "baseline+rescore-$r $EXP/models/baseline $EXP/tune/rescore-$r.json"; done
+}
+
+decode() {
+  need_systems
+  local name model opts set f lines
+  lines=$(systems_with_options)
+  while read -r name model opts; do
+    for set in $SETS; do
+      f="$EXP/results/$name/$set.json"
+      fresh "$f" "$opts" "$model/model.json" && continue
+      mkdir -p "$(dirname "$f")"
+      log "decode $name on $set"
+      # shellcheck disable=SC2046
+      $K eval --model "$model" --manifest "$DATA/$set.jsonl" --options "$opts" $(th) --system "$name" --json "$f" \
+        < /dev/null >> "$EXP/logs/decode.log" 2>&1 || { tail -5 "$EXP/logs/decode.log" >&2; die "kdasr eval failed ($name, $set)"; }
+    done
+  done <<< "$lines"
+  [ "$SKIP_REFERENCE" = 1 ] && return 0
+  for set in $SETS; do
+    f="$EXP/results/whisper-tiny.en/$set.json"
+    [ -f "$f" ] && continue
+    mkdir -p "$(dirname "$f")"
+    log "decode whisper tiny.en on $set"
+    $K eval-reference --manifest "$DATA/$set.jsonl" --threads "${THREADS:-1}" --json "$f" \
+      >> "$EXP/logs/decode.log" 2>&1 || { tail -5 "$EXP/logs/decode.log" >&2; die "kdasr eval-reference failed ($set)"; }
+  done
+}
+
+bench() {
+  need_systems
+  local args=() inputs=() name model opts
+  while read -r name model opts; do
+    args+=(--system "$name=$model:$opts"); inputs+=("$opts" "$model/model.json")
+  done <<< "$(systems_with_options)"
+  fresh "$EXP/bench.json" "${inputs[@]}" && return 0
+  log "bench $((${#args[@]} / 2)) systems on $BENCH_SET (first $BENCH_LIMIT utterances)"
+  $K bench --manifest "$DATA/$BENCH_SET.jsonl" --limit "$BENCH_LIMIT" --threads "${THREADS:-1}" \
+    --repeats "$BENCH_REPEATS" "${args[@]}" --out "$EXP/bench.md" >> "$EXP/logs/bench.log" 2>&1 \
+    || { tail -5 "$EXP/logs/bench.log" >&2; die "kdasr bench failed"; }
+}
+
+table() {
+  need_systems
+  local records=() paper=() s sets from
+  mapfile -t records < <(find "$EXP/results" -name '*.json' | sort)
+  [ -f "$PLOT_OUT" ] && fresh "$TABLE_OUT" "$EXP/bench.json" "${records[@]}" && return 0
+  for s in $(systems); do
+    case $s in kd-bert-context-*) paper+=(--paper "$s=bert-context") ;; kd-bert-[0-9]*) paper+=(--paper "$s=bert-utterance") ;; esac
+  done
+  sets=$(echo $SETS | tr ' ' ,)
+  from=${WARM_START:+"$WARM_START's weights"}; from=${from:-"random weights (seed 0)"}
+  mkdir -p "$(dirname "$TABLE_OUT")" "$(dirname "$PLOT_OUT")"
+  $K paper-table "$EXP/results" --baseline baseline --bench "$EXP/bench.json" --sets "$sets" --plot-set "$BENCH_SET" \
+    "${paper[@]}" --protocol "Every student starts from $from with one seed and data order. The baseline (CE) \
+trained to epoch $EPOCHS; the KD students branched from its epoch-$WARM checkpoint (weights, Adam state, schedule, \
+data order: only the loss differs) and trained to epoch $EPOCHS too. Lambda chosen per mode among $LAMBDAS on the \
+first $DEV_LIMIT dev utterances after $SWEEP branch epochs; every system's decoding tuned on those dev utterances \
+only (eval/recipe.sh)." --out "$TABLE_OUT" --plot "$PLOT_OUT"
+}
+
+case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
+stages=${*:-$STAGES}
+for s in $stages; do
+  case " $STAGES curves export_all " in *" $s "*) ;; *) die "unknown stage '$s' (stages: $STAGES curves)" ;; esac
+done
+for s in $stages; do
+  [ "$s" != export ] || s=export_all
+  log "stage $s"
+  $s
+done
+log "done: $TABLE_OUT"
