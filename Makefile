@@ -3,7 +3,9 @@
 #   make test        the test suite
 #   make train-demo  the whole path from nothing in ~25 min on 2 cores: corpus, tokenizer, train (config
 #                    demo-fast: 80 ms frames, CTC 0.5, lr 3e-3, the fastest learner measured), export, WER
-#   make recipe      the same recipe at full size (hours on 2 cores; resumable: re-run to continue)
+#   make recipe      the paper recipe (eval/recipe.sh): corpus v2, teachers, soft labels, four students, export,
+#                    tuning on dev, decoding, bench, eval/reports/paper-table.md (many hours on 2 cores;
+#                    every stage skips finished work: re-run to continue). Variables: see eval/recipe.sh
 #   make continue-demo  more training for the shipped model: starts from export/demo-en's weights
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,7 +17,6 @@ DATA ?= data/demo
 DEMO_EXP ?= exp/demo-25min
 DEMO_MINUTES ?= 25
 FULL_EXP ?= exp/demo
-FULL_MINUTES ?= 125
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
@@ -54,14 +55,10 @@ train-demo: setup
 	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DATA)/test.jsonl
 	$(KDASR) eval --model $(DEMO_EXP)/model --manifest $(DATA)/test_heldout.jsonl
 
+# the paper recipe, stages corpus -> ... -> table (eval/recipe.sh, which builds its own corpus v2 in data/v2);
+# its variables come from the environment, e.g. `EXP=exp/paper2 make recipe` or `make recipe STAGES="tune decode"`
 recipe: setup
-	$(MAKE) corpus
-	$(KDASR) train --train $(DATA)/train.jsonl --dev $(DATA)/dev.jsonl \
-		--tokenizer $(DATA)/tokenizer.model --feature-cache $(DATA)/feats --out $(FULL_EXP) --minutes $(FULL_MINUTES) \
-		--snapshot 25 --snapshot 60
-	$(KDASR) export $$(ls $(FULL_EXP)/epoch-*.pt | sort -V | tail -3) --out $(FULL_EXP)/model --check --beam 5 --ctc-weight 0.5
-	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(DATA)/test.jsonl
-	$(KDASR) eval --model $(FULL_EXP)/model --manifest $(DATA)/test_heldout.jsonl
+	bash eval/recipe.sh $(STAGES)
 
 # more training for the shipped model: start from export/demo-en's weights (recovered from its ONNX
 # graphs) with a fresh optimiser, a short warmup and SpecAugment on; resumable like the others.
@@ -84,7 +81,9 @@ corpus: setup
 
 # runtime report: export the recipe's last checkpoint with int8 variants (+ teachers when present), then
 # torch eager vs ORT fp32/int8, batching, beam/CTC, fusion/rescoring, RSS -> eval/reports/runtime.md
-BENCH_CKPT ?= $(FULL_EXP)/last.pt
+# the checkpoint: the old single-student run's (exp/demo), else make continue-demo's, else the shipped model
+# dir itself (export and bench read its weights back from the ONNX graphs)
+BENCH_CKPT ?= $(firstword $(wildcard $(FULL_EXP)/last.pt $(CONT_EXP)/last.pt) export/demo-en)
 BENCH_MODEL ?= exp/bench-model
 TEACHERS ?= exp/teachers
 bench: setup

@@ -369,12 +369,14 @@ table() {
   sets=$(echo $SETS | tr ' ' ,)
   from=${WARM_START:+"$WARM_START's weights"}; from=${from:-"random weights (seed 0)"}
   mkdir -p "$(dirname "$TABLE_OUT")" "$(dirname "$PLOT_OUT")"
+  # the protocol goes in a file: paper-table's Path(text).is_file() raises on a text longer than a file name
+  write_if_changed "$EXP/protocol.txt" "Every student starts from $from with one seed and data order. The baseline \
+(CE) trained to epoch $EPOCHS; the KD students branched from its epoch-$WARM checkpoint (weights, Adam state, \
+schedule, data order: only the loss differs) and trained to epoch $EPOCHS too. Lambda chosen per mode among \
+$LAMBDAS on the first $DEV_LIMIT dev utterances after $SWEEP branch epochs; every system's decoding tuned on those \
+dev utterances only (eval/recipe.sh)."
   $K paper-table "$EXP/results" --baseline baseline --bench "$EXP/bench.json" --sets "$sets" --plot-set "$BENCH_SET" \
-    "${paper[@]}" --protocol "Every student starts from $from with one seed and data order. The baseline (CE) \
-trained to epoch $EPOCHS; the KD students branched from its epoch-$WARM checkpoint (weights, Adam state, schedule, \
-data order: only the loss differs) and trained to epoch $EPOCHS too. Lambda chosen per mode among $LAMBDAS on the \
-first $DEV_LIMIT dev utterances after $SWEEP branch epochs; every system's decoding tuned on those dev utterances \
-only (eval/recipe.sh)." --out "$TABLE_OUT" --plot "$PLOT_OUT"
+    "${paper[@]}" --protocol "$EXP/protocol.txt" --out "$TABLE_OUT" --plot "$PLOT_OUT"
 }
 
 case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac

@@ -1,0 +1,181 @@
+"""The paper recipe (eval/recipe.sh, `make recipe`) end to end on a toy corpus: every stage from the
+corpus check to the results table, with tiny teachers and students (kdasr/configs/tiny-recipe.toml).
+The first run is killed (SIGKILL to its whole process group) while the students stage trains; the
+second run completes it and writes a table with one row per system, fusion and rescoring included;
+a third run trains, tunes and decodes nothing and changes no file. Real subprocesses throughout."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "eval" / "recipe.sh"
+TIMEOUT = 1800  # seconds per run: generous, the suite shares 2 cores with training jobs
+# work lines the recipe prints only when it does something (a finished artifact is skipped silently)
+WORK = re.compile(r"\] (train |soft labels|BERT teacher|LM teacher|export |tune |decode |bench \d)")
+
+
+def _tiny_data(corpus: Path, data: Path) -> None:
+    """The session's toy corpus (12 train, 4 dev, 4 test utterances) with a short teacher text: reading
+    and tokenising 58k teacher sentences would cost more than the tiny teachers' training."""
+    data.mkdir()
+    for name in ("train", "dev", "test"):
+        shutil.copy(corpus / f"{name}.jsonl", data / f"{name}.jsonl")
+    (data / "audio").symlink_to(corpus / "audio", target_is_directory=True)  # manifests' paths are relative
+    shutil.copy(corpus / "tokenizer.model", data / "tokenizer.model")
+    lines = (corpus / "teacher.txt").read_text(encoding="utf-8").splitlines()[:1500]
+    (data / "teacher.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _env(root: Path) -> dict:
+    out = root / "reports"
+    return {
+        **os.environ,
+        "KDASR": f"{sys.executable} -m kdasr", "PY": sys.executable, "OMP_NUM_THREADS": "1",
+        "DATA": str(root / "data"), "EXP": str(root / "exp"), "SYNTH": "0", "WARM_START": "",
+        "CONFIG": "tiny-recipe", "TEACHER_SIZE": "tiny", "BERT_STEPS": "20", "LM_STEPS": "20",
+        "BERT_ARGS": "--arch modernbert --window 64 --batch-size 4", "LM_ARGS": "--batch-size 16",
+        "TEACHER_EVAL_EVERY": "0", "QUALITY_SENTENCES": "4", "STRICT": "0",
+        "WARM": "1", "SWEEP": "1", "EPOCHS": "2", "LAMBDAS": "0.1 0.3", "KD_MODES": "lm bert bert-context",
+        "DEV_LIMIT": "4", "SETS": "dev test", "SKIP_REFERENCE": "1", "THREADS": "1", "JOBS": "2",
+        "EXPORT_ARGS": "--check", "TUNE_BEAMS": "1,2", "TUNE_CTC": "0,0.3", "TUNE_LM_WEIGHTS": "0.3",
+        "TUNE_LENGTH_BONUS": "0,1", "TUNE_RESCORE_WEIGHTS": "0.3", "NBEST": "2",
+        "BENCH_SET": "test", "BENCH_LIMIT": "4", "BENCH_REPEATS": "1",
+        "QUALITY_OUT": str(out / "quality.md"), "CURVES_PLOT": str(out / "curves.png"),
+        "TABLE_OUT": str(out / "table.md"), "PLOT_OUT": str(out / "table.png"),
+    }
+
+
+def _run(env: dict, *stages: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(RECIPE), *stages], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def _kill_in_students_stage(env: dict, log: Path) -> None:
+    """Start the recipe and SIGKILL its process group once the students stage's baseline run has
+    logged a training step past the baseline stage's (the epoch-2 checkpoint not yet written)."""
+    exp = Path(env["EXP"])
+    train_log = exp / "baseline" / "train_log.csv"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(["bash", str(RECIPE)], env=env, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    t0, steps_before = time.time(), None
+    try:
+        while proc.poll() is None and time.time() - t0 < TIMEOUT:
+            text = log.read_text()
+            if "stage students" in text:
+                rows = len(train_log.read_text().splitlines())
+                steps_before = rows if steps_before is None else steps_before
+                if rows > steps_before or (exp / "baseline" / "epoch-2.pt").exists():
+                    break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    text = log.read_text()
+    assert "stage students" in text and "stage export" not in text, f"not killed in the students stage:\n{text}"
+    assert not (exp / "models").exists() or not any((exp / "models").iterdir())
+
+
+@pytest.fixture(scope="module")
+def recipe(tiny_corpus, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("recipe")  # no 'test' in the data folder's name: tune refuses those
+    _tiny_data(tiny_corpus, root / "data")
+    env = _env(root)
+    t0 = time.time()
+    _kill_in_students_stage(env, root / "run1.log")
+    second = _run(env)
+    wall = time.time() - t0
+    assert second.returncode == 0, f"{second.stdout}\n{second.stderr}"
+    print(f"tiny recipe: {wall:.0f} s wall for the killed run and the completing one")
+    return {"root": root, "env": env, "exp": Path(env["EXP"]), "second": second}
+
+
+def _section(markdown: str, title: str) -> list[str]:
+    part = markdown.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    return [line for line in part.splitlines() if line.startswith("| ") and not line.startswith("| system")]
+
+
+def test_table_has_every_system(recipe):
+    exp, env = recipe["exp"], recipe["env"]
+    students = (exp / "systems.txt").read_text().split()
+    assert students[0] == "baseline" and len(students) == 4
+    # lambda chosen per mode: the lowest dev greedy-attention WER at epoch WARM + SWEEP in the curves
+    with open(exp / "curves.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["epoch"] == "2"]
+    for mode, chosen in zip(("lm", "bert", "bert-context"), students[1:]):
+        wer = {lam: float(r["dev_wer_attention"]) for lam in ("0.1", "0.3") for r in rows
+               if r["run"] == f"kd-{mode}-{lam}"}
+        assert chosen == f"kd-{mode}-{min(wer, key=lambda lam: (wer[lam], lam))}"
+    systems = [*students, "baseline+fusion", "baseline+rescore-lm", "baseline+rescore-bert"]
+    table = Path(env["TABLE_OUT"]).read_text()
+    wer_rows = _section(table, "WER (CER) %")
+    assert sorted(r.split(" | ")[0][2:] for r in wer_rows) == sorted(systems)
+    for row in wer_rows:  # WER (CER) on dev and test, a number each
+        assert len(re.findall(r"\| \d+\.\d\d \(\d+\.\d\d\)", row)) == 2, row
+    paper = {r.split(" | ")[0][2:]: r for r in wer_rows}
+    assert "10.31" in paper["baseline"] and "9.53" in paper[students[2]] and "9.19" in paper[students[3]]
+    cost_rows = _section(table, "Decoding cost")
+    assert sorted(r.split(" | ")[0][2:] for r in cost_rows) == sorted(systems)
+    assert all("not in the bench run" not in r for r in cost_rows)
+    relative = _section(table, "Relative WER change")
+    assert len(relative) == len(systems) - 1
+    for png in (env["PLOT_OUT"], env["CURVES_PLOT"]):
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(env["QUALITY_OUT"]).is_file() and Path(env["QUALITY_OUT"]).with_suffix(".json").is_file()
+
+
+def test_killed_run_resumed(recipe):
+    """The second run went on from where the kill left it: the baseline resumed its last.pt, and the
+    stages before the students (teachers, soft labels, sweep) were not run again."""
+    exp, second = recipe["exp"], recipe["second"].stdout
+    assert "resuming from" in (exp / "logs" / "baseline.log").read_text()
+    with open(exp / "baseline" / "train_log.csv", newline="") as f:  # no step logged twice after the kill
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == sorted(set(steps)) and steps, steps
+    done_before_kill = re.compile(r"\] (soft labels|BERT teacher|LM teacher|train kd-\S+ to epoch 2)")
+    assert not done_before_kill.search(second), second
+
+
+def test_rerun_does_nothing(recipe):
+    exp, env, root = recipe["exp"], recipe["env"], recipe["root"]
+
+    def snapshot() -> dict:
+        return {p: (p.stat().st_mtime_ns, p.stat().st_size) for d in (exp, root / "reports")
+                for p in d.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    t0 = time.time()
+    third = _run(env)
+    took = time.time() - t0
+    assert third.returncode == 0, f"{third.stdout}\n{third.stderr}"
+    assert not WORK.search(third.stdout), third.stdout
+    assert snapshot() == before, "a rerun of a complete recipe changed files"
+    assert took < 60, f"a rerun with nothing to do took {took:.0f} s"
+
+
+def test_strict_quality_gate(recipe):
+    """STRICT=1 stops before any distillation when a teacher does not beat the count baselines."""
+    import json
+
+    env = recipe["env"]
+    passed = json.loads(Path(env["QUALITY_OUT"]).with_suffix(".json").read_text())["passed"]
+    gate = _run({**env, "STRICT": "1"}, "quality")
+    assert (gate.returncode == 0) == passed, gate.stderr
+    if not passed:
+        assert "does not beat the count baselines" in gate.stderr
+
+
+def test_unknown_stage_refused(recipe):
+    bad = _run(recipe["env"], "baseline", "tables")
+    assert bad.returncode != 0 and "unknown stage 'tables'" in bad.stderr
+    assert "stage baseline" not in bad.stdout  # refused before any stage runs
