@@ -1,13 +1,17 @@
-"""Atomic file writes: write to a temp file in the same folder, fsync, then rename."""
+"""File helpers: atomic writes (a temp file in the same folder, fsync, then rename) and reading a
+JSON file with a one-line error."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from .errors import KdasrError
 
 
 @contextlib.contextmanager
@@ -41,3 +45,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def read_json(path: str | os.PathLike, failure: str) -> Any:
+    """The parsed JSON of `path`; KdasrError "PATH: FAILURE: reason" (one line) when it cannot be
+    read or parsed."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KdasrError(f"{path}: {failure}: {e}") from None

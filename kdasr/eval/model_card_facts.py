@@ -5,12 +5,12 @@ KdasrError line naming it; an optional input not given is None / empty, never an
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..decode_options import DecodeOptions, given_fields
 from ..errors import KdasrError
+from ..io_utils import read_json
 from ..modelspec import ModelSpec, load_model_spec
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, rate_interval
 from .paper_table import DEFAULT_SETS, _is_record, load_bench, load_records
@@ -55,10 +55,7 @@ def select_records(paths: tuple[Path, ...], model_dir: Path, system: str | None)
         return [], "no result records given (`--results`: files or folders of `kdasr eval --json` records)"
     for p in paths:  # an explicitly named file must be a record (folders may hold other JSON)
         if Path(p).is_file():
-            try:
-                doc = json.loads(Path(p).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise KdasrError(f"{p}: not a JSON result record: {e}") from None
+            doc = read_json(p, "not a JSON result record")
             if not _is_record(doc):
                 raise KdasrError(f"{p}: not a result record of `kdasr eval --json` (no system/set/wer/cer)")
     records = load_records(list(paths))
@@ -105,10 +102,7 @@ def bench_entry(bench: dict | None, model_dir: Path, system: str | None, records
 def load_corpus(path: Path | None) -> dict | None:
     if path is None:
         return None
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise KdasrError(f"{path}: cannot read the corpus build info: {e}") from None
+    doc = read_json(path, "cannot read the corpus build info")
     if not isinstance(doc, dict) or not {"speech", "sources"} <= set(doc):
         raise KdasrError(f"{path}: not a corpus build_info.json (`kdasr data synth` writes one; no speech/sources)")
     for key, value in (("speech", doc["speech"]), ("sources", doc["sources"]),

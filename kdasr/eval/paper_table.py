@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import KdasrError
+from ..io_utils import read_json
 from .bench_systems import describe
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, METHOD, Interval, align, paired_relative_change, rate_interval
 from .results import per_utterance
@@ -59,10 +60,7 @@ def load_records(paths: list[Path]) -> list[dict]:
             raise KdasrError(f"{p}: no such file or folder")
     records, seen = [], {}
     for f in files:
-        try:
-            doc = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise KdasrError(f"{f}: not a JSON result record: {e}") from None
+        doc = read_json(f, "not a JSON result record")
         if not _is_record(doc):
             continue
         key = (doc["system"], doc["set"])
@@ -78,10 +76,7 @@ def load_records(paths: list[Path]) -> list[dict]:
 def load_bench(path: Path | None) -> dict | None:
     if path is None:
         return None
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise KdasrError(f"{path}: cannot read the bench JSON: {e}") from None
+    doc = read_json(path, "cannot read the bench JSON")
     if not isinstance(doc, dict) or "systems" not in doc or "kdasr_bench" not in doc:
         raise KdasrError(f"{path}: not a `kdasr bench --system` JSON (no 'systems')")
     return doc

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import KdasrError
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write_text, read_json
 from ..runtime import DecodeOptions
 from .results import result_record, write_result
 from .run import evaluate_manifest
@@ -230,10 +230,7 @@ class OptionsFile:
 def read_options(path: Path) -> OptionsFile:
     """An options file from `kdasr tune --out` (or written by hand with a "decoding" object).
     KdasrError (one line) when it cannot be read or holds unknown / invalid fields."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise KdasrError(f"{path}: cannot read the options file: {e}") from None
+    doc = read_json(path, "cannot read the options file")
     decoding = doc.get("decoding") if isinstance(doc, dict) else None
     if not isinstance(decoding, dict):
         raise KdasrError(f"{path}: no \"decoding\" object (write it with kdasr tune --out)")
