@@ -16,8 +16,8 @@ from ..models.config import ModelConfig
 from ..models.encoder import padding_mask
 from ..models.student import Seq2SeqStudent
 from ..models.transformer_decoder import TransformerState
-from ..modelspec import BATCH, FRAMES, STEPS, DecoderSpec, EncoderSpec, GraphSpec, MemoryInput, StateTensor
-from .wrappers import dynamic_axes_of
+from ..modelspec import BATCH, FRAMES, STEPS, EncoderSpec, GraphSpec, MemoryInput, StateTensor
+from .wrappers import StepGraphSpec, dynamic_axes_of
 
 
 def cross_names(layers: int) -> list[str]:
@@ -63,7 +63,7 @@ class TransformerEncoderGraph(nn.Module):
         return {**axes, **{n: {0: "batch", a: "frames"} for n, a in self.frame_axes.items()}}
 
 
-class TransformerDecoderStepGraph(nn.Module):
+class TransformerDecoderStepGraph(StepGraphSpec, nn.Module):
     """One decoding step for N hypotheses that all have t past tokens:
     (tokens [N], self_k_0, self_v_0, ... [N, H, t, dh], cross_k_0, cross_v_0, ... [N, H, T, dh],
     memory_lens [N]) -> (logprobs [N, V], self_k_0_out, self_v_0_out, ... [N, H, t + 1, dh])."""
@@ -95,13 +95,6 @@ class TransformerDecoderStepGraph(nn.Module):
         h, dh = cfg.decoder_heads, cfg.d_model // cfg.decoder_heads
         cross = tuple(MemoryInput(n, (BATCH, h, FRAMES, dh), source=n) for n in cross_names(cfg.decoder_layers))
         return (*cross, MemoryInput("memory_lens", (BATCH,), "int64", source="memory_lens"))
-
-    @classmethod
-    def spec(cls, cfg: ModelConfig, file: str = "decoder.onnx") -> DecoderSpec:
-        state, memory = cls.state_tensors(cfg), cls.memory_inputs(cfg)
-        inputs = ("tokens", *(s.name for s in state), *(m.name for m in memory))
-        outputs = ("logprobs", *(s.output for s in state))
-        return DecoderSpec(GraphSpec({"fp32": file}, inputs, outputs), state, memory, "tokens", "logprobs")
 
     def forward(self, tokens: torch.Tensor, *rest: torch.Tensor):
         n = len(self.state_names)

@@ -59,7 +59,20 @@ class EncoderGraph(nn.Module):
                            ctc_logprobs="ctc_logprobs")
 
 
-class DecoderStepGraph(nn.Module):
+class StepGraphSpec:
+    """The contract of a decoder step graph, built from its class's `state_tensors` and
+    `memory_inputs`: tokens, the state and the memory inputs in (forward's argument order),
+    log-probs and the new state out. Shared by every decoder's step graph."""
+
+    @classmethod
+    def spec(cls, cfg: ModelConfig, file: str = "decoder.onnx") -> DecoderSpec:
+        state, memory = cls.state_tensors(cfg), cls.memory_inputs(cfg)
+        inputs = ("tokens", *(s.name for s in state), *(m.name for m in memory))
+        outputs = ("logprobs", *(s.output for s in state))
+        return DecoderSpec(GraphSpec({"fp32": file}, inputs, outputs), state, memory, "tokens", "logprobs")
+
+
+class DecoderStepGraph(StepGraphSpec, nn.Module):
     """One decoding step for N hypotheses with explicit state:
     (tokens [N], h, c [N, H], context [N, D], attention [N, T], memory [N, T, D],
     memory_keys [N, T, A], memory_lens [N]) -> (logprobs [N, V], h, c, context, attention)."""
@@ -92,13 +105,6 @@ class DecoderStepGraph(nn.Module):
             MemoryInput("memory_keys", (BATCH, FRAMES, cfg.attention_dim), source="memory_keys"),
             MemoryInput("memory_lens", (BATCH,), "int64", source="memory_lens"),
         )
-
-    @classmethod
-    def spec(cls, cfg: ModelConfig, file: str = "decoder.onnx") -> DecoderSpec:
-        state, memory = cls.state_tensors(cfg), cls.memory_inputs(cfg)
-        inputs = ("tokens", *(s.name for s in state), *(m.name for m in memory))
-        outputs = ("logprobs", *(s.output for s in state))
-        return DecoderSpec(GraphSpec({"fp32": file}, inputs, outputs), state, memory, "tokens", "logprobs")
 
     def forward(self, tokens, h, c, context, attention, memory, memory_keys, memory_lens):
         mask = padding_mask(memory_lens, memory.shape[1])
