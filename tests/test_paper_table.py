@@ -128,3 +128,13 @@ def test_paper_table_intervals_on_synthetic_records(tmp_path):
     (res / "dup.json").unlink()
     proc = run_kdasr("paper-table", str(res), "--baseline", "nobody", "--out", str(out), check=False)
     assert proc.returncode == 1 and "baseline 'nobody'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_protocol_is_text_or_a_file(tmp_path):
+    from kdasr.cli.paper import _text_or_file
+
+    long_text = "KD students branched from the baseline's epoch-3 checkpoint; " * 10  # longer than NAME_MAX
+    assert _text_or_file(long_text) == long_text
+    f = tmp_path / "protocol.txt"
+    f.write_text("  from a file\n", encoding="utf-8")
+    assert _text_or_file(str(f)) == "from a file"

@@ -184,8 +184,7 @@ def paper_table(
     with user_errors():
         text = ""
         if protocol:
-            p = Path(protocol)
-            text = p.read_text(encoding="utf-8").strip() if p.is_file() else protocol
+            text = _text_or_file(protocol)
         command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         cfg = TableConfig(baseline, tuple(s for s in sets.split(",") if s), rows, tuple(reference or ()), text,
                           command, resamples, seed, plot_set)
@@ -199,3 +198,13 @@ def paper_table(
 def register(app: typer.Typer) -> None:
     app.command()(tune)
     app.command("paper-table")(paper_table)
+
+
+def _text_or_file(value: str) -> str:
+    """A file's text when VALUE names a file, else VALUE itself. A long text is no file name: on
+    Linux is_file() raises ENAMETOOLONG instead of answering False."""
+    try:
+        is_file = Path(value).is_file()
+    except OSError:
+        is_file = False
+    return Path(value).read_text(encoding="utf-8").strip() if is_file else value
