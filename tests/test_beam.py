@@ -256,3 +256,42 @@ def test_early_exit_keeps_the_nbest(monkeypatch):
         np.testing.assert_allclose([h.score for nb in fast for h in nb], [h.score for nb in full for h in nb])
         if nbest == 1:
             assert fast_scorer.rows_scored < full_scorer.rows_scored  # it did stop early
+
+
+def test_frame_groups_split_where_it_saves_and_join_exactly(tiny_corpus, tiny_model, monkeypatch):
+    """Rows of short utterances beside long ones go in step calls of their own, cut to their own
+    frames; the joined outputs equal one call over all rows (padding frames carry zero attention)."""
+    import kdasr.runtime.scorers as scorers
+
+    lens = np.repeat([20, 22, 60, 61], 3)
+    groups = scorers.frame_groups(lens)
+    assert [(g.start, g.stop) for g in groups] == [(0, 6), (6, 12)]
+    assert scorers.frame_groups(np.repeat([50, 51, 52], 3)) == [slice(0, 9)]  # nothing to save
+    t = Transcriber(tiny_model)
+    waves = sorted(_waves(tiny_corpus, 5), key=len)
+    waves = [waves[0][: len(waves[0]) // 3], *waves[1:]]  # one much shorter utterance
+    lens = np.array([len(w) for w in waves])
+    batch = np.zeros((len(waves), lens.max()), np.float32)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    enc = t.model.encode(batch, lens)
+    rows = np.repeat(np.arange(len(waves)), 3)
+
+    def steps(split):
+        monkeypatch.setattr(scorers, "SPLIT_GAIN", 0.1 if split else 2.0)
+        scorer = DecoderScorer(t.model, enc)
+        state, tokens, out = scorer.init_state(rows), np.full(len(rows), t.model.spec.special_ids.bos), []
+        for _ in range(4):
+            logp, state = scorer.score(tokens, state, rows)
+            tokens = logp.argmax(-1)
+            out.append((logp, state))
+        return out, scorer
+
+    split, s1 = steps(True)
+    whole, s2 = steps(False)
+    assert len(s1._groups) > 1 and len(s2._groups) == 1
+    for (a, sa), (b, sb) in zip(split, whole):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+        for name in sa:
+            assert sa[name].shape == sb[name].shape
+            np.testing.assert_allclose(sa[name], sb[name], rtol=0, atol=1e-5)

@@ -4,10 +4,12 @@ All live utterances x all their hypotheses go through one call per scorer per st
 utterances x beams, flattened). Each utterance keeps exactly `beam` rows; a step ranks, per
 utterance, the beam x M candidate extensions by their summed weighted score and walks the best
 2 x beam (fairseq's rule): an <eos> among the first `beam` ends a hypothesis, the first `beam`
-others continue. An utterance leaves the batch once it has `beam` ended hypotheses or reaches
-its length limit (where only <eos> is allowed), or earlier when its n-best can no longer change
-(scores only fall as hypotheses grow: see `can_stop_early`), which gives the same n-best. Ties
-break by candidate index (stable sort), the same rule as the torch reference, so results do not depend on batch size."""
+others continue. The walk is array operations over all utterances at once (no Python loop over
+hypotheses), and the CTC prefix scorer extends only the hypotheses the walk keeps.
+An utterance leaves the batch once it has `beam` ended hypotheses or reaches its length limit
+(where only <eos> is allowed), or earlier when its n-best can no longer change (scores only fall
+as hypotheses grow: see `can_stop_early`), which gives the same n-best. Ties break by candidate
+index (stable sort), the same rule as the torch reference, so results do not depend on batch size."""
 
 from __future__ import annotations
 
@@ -72,19 +74,28 @@ def beam_search(
     length_penalty: float = 0.0,
     nbest: int = 1,
 ) -> list[list[Hypothesis]]:
-    """limits [U]: most tokens per utterance. Returns, per utterance, its n-best, best first."""
+    """limits [U]: most tokens per utterance. Returns, per utterance, its n-best, best first.
+
+    The first step scores one row per utterance (all `beam` rows start as the same <bos>
+    hypothesis, and only the first counts: the others start at -inf), then every utterance has
+    `beam` rows. The walk over each utterance's ranked candidates is done for all utterances at
+    once in numpy; prefixes are kept as a token matrix (one row per hypothesis)."""
     k, n_utts = beam, len(limits)
     utts = np.arange(n_utts)
-    rows = np.repeat(utts, k)
-    scores = np.tile(np.array([0.0] + [NEG_INF] * (k - 1)), n_utts)
+    width = 1  # rows per utterance this step
+    rows = utts.copy()
+    scores = np.zeros(n_utts)
     tokens = np.full(len(rows), bos, np.int64)
-    prefixes: list[tuple[int, ...]] = [()] * len(rows)
+    hist = np.zeros((len(rows), 0), np.int64)  # the prefix of each row, one token per step
     states = {name: s.init_state(rows) for name, s in full.items()}
     ctc_state = ctc.init_state(rows) if ctc is not None else None
     finished: list[list[tuple[tuple[int, ...], float]]] = [[] for _ in range(n_utts)]
+    n_finished = np.zeros(n_utts, np.int64)
     bonus = weights.get("length_bonus", 0.0)
     stop_early = can_stop_early(weights, length_penalty)
+    top = np.full((n_utts, nbest), NEG_INF)  # each utterance's best `nbest` finished scores, best first
     step_gain = max(bonus, 0.0) + SCORE_TOLERANCE  # the most one step can add to a search score
+    ranks = np.arange(2 * k)
     step = 0
     while len(utts):
         total = None
@@ -97,7 +108,7 @@ def beam_search(
         if ctc is not None:
             cand = candidate_tokens(total, eos, min(vocab - 1, math.ceil(ctc_prebeam * k)))
             cand_scores = np.take_along_axis(total, cand, axis=1)
-            ctc_scores, ctc_new = ctc.score(ctc_state, rows, cand, step)
+            ctc_scores, ctc_pending = ctc.score(ctc_state, rows, cand, step)
             cand_scores = cand_scores + weights["ctc"] * ctc_scores.astype(np.float64)
         else:
             cand = np.broadcast_to(np.arange(vocab), total.shape)
@@ -106,45 +117,53 @@ def beam_search(
         at_limit = step >= limits[rows]
         cand_scores = np.where(at_limit[:, None] & (cand != eos), NEG_INF, cand_scores)
         m = cand.shape[1]
-        flat = (scores[:, None] + cand_scores).reshape(len(utts), k * m)
+        n_live_utts = len(utts)
+        flat = (scores[:, None] + cand_scores).reshape(n_live_utts, width * m)
+        # rows of -inf after the first `width` (the layout of `beam` rows) would rank last: same order
         order = np.argsort(-flat, axis=1, kind="stable")[:, : 2 * k]
-        src, col, keep_utts = [], [], []
-        for u, utt in enumerate(utts):
-            live: list[tuple[int, int]] = []
-            for rank, j in enumerate(order[u]):
-                value = flat[u, j]
-                if value == NEG_INF:
-                    break
-                r, c = u * k + j // m, j % m
-                if cand[r, c] == eos:
-                    if rank < k:
-                        finished[utt].append((prefixes[r], float(value)))
-                elif len(live) < k:
-                    live.append((r, c))
-            if len(finished[utt]) >= k or not live:
-                continue
-            if stop_early and len(finished[utt]) >= nbest:
-                kth = sorted((sc for _, sc in finished[utt]), reverse=True)[nbest - 1]
-                best_live = flat[u, live[0][0] % k * m + live[0][1]]
-                if kth >= best_live + (limits[utt] - step + 1) * step_gain:
-                    continue  # no live hypothesis can still reach the n-best
-            live += [(live[0][0], -1)] * (k - len(live))  # padding rows, score -inf
-            keep_utts.append(utt)
-            src += [r for r, _ in live]
-            col += [c for _, c in live]
-        src_a, col_a = np.array(src, np.int64), np.array(col, np.int64)
-        pad = col_a < 0
-        col_a[pad] = 0
+        vals = np.take_along_axis(flat, order, axis=1)  # [U, w]: ranked candidate scores
+        w = order.shape[1]
+        src_rank = np.arange(n_live_utts)[:, None] * width + order // m  # the row each candidate extends
+        col_rank = order % m
+        tok_rank = cand[src_rank, col_rank]
+        walked = np.cumprod(vals != NEG_INF, axis=1).astype(bool)  # the walk stops at the first -inf
+        is_eos = tok_rank == eos
+        ends = walked & is_eos & (ranks[:w] < k)[None]  # an <eos> among the first `beam` ends a hypothesis
+        grows = walked & ~is_eos
+        grows &= np.cumsum(grows, axis=1) <= k  # the first `beam` others continue
+        for u, j in zip(*np.nonzero(ends)):
+            finished[utts[u]].append((tuple(hist[src_rank[u, j]].tolist()), float(vals[u, j])))
+        n_finished[utts] += ends.sum(axis=1)
+        n_grow = grows.sum(axis=1)
+        keep = (n_finished[utts] < k) & (n_grow > 0)
+        first = np.argmax(grows, axis=1)  # the best continuing candidate of each utterance
+        if stop_early:
+            merged = np.concatenate([top[utts], np.where(ends, vals, NEG_INF)], axis=1)
+            top[utts] = -np.sort(-merged, axis=1)[:, :nbest]
+            best_live = vals[np.arange(n_live_utts), first]
+            reach = best_live + (limits[utts] - step + 1) * step_gain
+            keep &= ~((n_finished[utts] >= nbest) & (top[utts, nbest - 1] >= reach))  # no live one can reach the n-best
+        # each kept utterance's continuing candidates in rank order, padded to `beam` with its best one at -inf
+        pos = np.argsort(~grows, axis=1, kind="stable")[keep][:, :k]
+        if pos.shape[1] < k:
+            pos = np.concatenate([pos, np.repeat(pos[:, :1], k - pos.shape[1], axis=1)], axis=1)
+        kept = np.nonzero(keep)[0]
+        pad = ranks[None, :k] >= n_grow[kept][:, None]
+        pos = np.where(pad, pos[:, :1], pos)
+        src_a = src_rank[kept[:, None], pos].reshape(-1)
+        col_a = np.where(pad, 0, col_rank[kept[:, None], pos]).reshape(-1)
+        pad = pad.reshape(-1)
         new_scores = flat.reshape(-1, m)[src_a, col_a]
         new_scores[pad] = NEG_INF
         new_tokens = cand[src_a, col_a].astype(np.int64)
-        prefixes = [prefixes[r] + (int(t),) for r, t in zip(src_a, new_tokens)]
-        utts = np.array(keep_utts, np.int64)
+        hist = np.concatenate([hist[src_a], new_tokens[:, None]], axis=1)
+        utts = utts[kept]
+        width = k
         rows = np.repeat(utts, k)
         scores, tokens = new_scores, new_tokens
         states = {name: full[name].select_state(new_states[name], src_a) for name in full}
         if ctc is not None:
-            ctc_state = ctc.select(ctc_new, cand, src_a, col_a)
+            ctc_state = ctc.select(ctc_pending, cand, src_a, col_a)
         step += 1
     out = []
     for hyps in finished:

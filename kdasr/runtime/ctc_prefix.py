@@ -1,8 +1,9 @@
 """Batched CTC prefix scoring in numpy (joint CTC/attention decoding, Watanabe et al. 2017).
 
-For N hypotheses at once and M candidate tokens each, the forward variables of every extended
-prefix are computed in one pass over time, vectorised over [N, M]. A hypothesis's state is its
-prefix's forward variables r [T, 2] (non-blank / blank ending) and its prefix score psi.
+For N hypotheses at once and M candidate tokens each, the prefix scores of all N x M extensions
+come from one vectorised log-sum-exp over time; the forward variables (a recursion over frames)
+only for the extensions the search keeps. A hypothesis's state is its prefix's forward variables
+r [T, 2] (non-blank / blank ending) and its prefix score psi.
 The score of a candidate is psi(prefix + c) - psi(prefix); for <eos> it is the full-sequence
 CTC log-probability of the prefix minus psi(prefix)."""
 
@@ -18,13 +19,18 @@ NEG_INF = np.float32(-np.inf)
 def logaddexp(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """log(exp(a) + exp(b)) in float32, -inf safe; ~4x faster than np.logaddexp (whose scalar
     exp/log1p per element made it most of the CTC prefix scorer's time). `out`: shape of a + b."""
+    with np.errstate(invalid="ignore"):  # both -inf: nan here, and fmax then keeps hi (-inf)
+        return _logaddexp(a, b, out)
+
+
+def _logaddexp(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """logaddexp without its errstate (the caller holds one: a context per frame costs more than the frame)."""
     hi = np.maximum(a, b)
     d = np.minimum(a, b, out=out)
-    with np.errstate(invalid="ignore"):  # both -inf: nan here, and fmax then keeps hi (-inf)
-        np.subtract(d, hi, out=d)
-        np.exp(d, out=d)
-        np.log1p(d, out=d)
-        np.add(hi, d, out=d)
+    np.subtract(d, hi, out=d)
+    np.exp(d, out=d)
+    np.log1p(d, out=d)
+    np.add(hi, d, out=d)
     return np.fmax(d, hi, out=d)
 
 
@@ -41,9 +47,22 @@ def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
 
 @dataclass
 class CTCState:
-    r: np.ndarray  # [T, N, 2] float32: log forward variables of each prefix (n, b)
+    r: np.ndarray  # [T, N, 2] float32: log forward variables of each prefix (n, b); T >= the rows' frames
     psi: np.ndarray  # [N] prefix scores
     last: np.ndarray  # [N] last label of the prefix (-1 for the empty prefix)
+
+
+@dataclass
+class CTCPending:
+    """A scored step, kept until the search has chosen which extensions continue."""
+
+    state: CTCState  # the hypotheses that were extended
+    rows: np.ndarray  # [N] their utterances
+    r_sum: np.ndarray  # [t_max, N] log(r_n + r_b) of each prefix
+    log_psi: np.ndarray  # [N, M] prefix score of each extension
+    prefix_len: int
+    start: int  # first frame of the recursion
+    t_max: int  # frames of the longest utterance among the rows
 
 
 class CTCPrefixScorer:
@@ -70,48 +89,64 @@ class CTCPrefixScorer:
 
     def score(
         self, state: CTCState, rows: np.ndarray, cand: np.ndarray, prefix_len: int
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """cand [N, M] token ids -> (scores [N, M], new forward variables [T, N, M, 2] and psi [N, M]).
+    ) -> tuple[np.ndarray, CTCPending]:
+        """cand [N, M] token ids -> (scores [N, M], what `select` needs to extend the chosen ones).
 
-        The recursion over frames is the only sequential part: each frame is one log-add-exp over
-        the stacked (non-blank, blank) variables of all N x M extensions; psi is summed over
-        frames afterwards in one vectorised log-sum-exp (it does not feed the recursion)."""
+        psi(prefix + c) needs no recursion: it is a log-sum-exp over frames of phi[t-1] + x_c[t]
+        (and x_c[0] for the empty prefix), done for all N x M candidates at once. The forward
+        variables of an extended prefix (the sequential recursion over frames) are needed only for
+        the candidates the search keeps, so `select` computes them for those alone (beam of the
+        N x M), with the same float32 operations element by element as for all of them."""
         n, m = cand.shape
         t_max = int(self.lens[rows].max()) if n else 0
-        big_t = self.x.shape[0]
         start = max(1, prefix_len)  # a prefix of L labels + c cannot end before frame L
-        xc = self.xt[rows[:, None], cand].transpose(2, 0, 1)  # [T, N, M] (a view)
-        xb = self.x[:, rows, self.blank][:, :, None]  # [T, N, 1]
-        r_sum = logaddexp(state.r[:, :, 0], state.r[:, :, 1])  # [T, N]
-        phi = np.repeat(r_sum[:, :, None], m, axis=2)  # [T, N, M]
+        # frames past the longest live utterance are never read (states keep only t_max of them)
+        r_sum = logaddexp(state.r[: max(t_max, 1), :, 0], state.r[: max(t_max, 1), :, 1])  # [t_max, N]
         same = cand == state.last[:, None]
-        phi[:, same] = state.r[:, :, 1][:, np.nonzero(same)[0]]
-        # r[t] = (r_n, r_b)[t]; frame t: r_n = lae(r_n[t-1], phi[t-1]) + x_c[t], r_b = lae(r_n[t-1], r_b[t-1]) + x_b[t]
-        r = np.full((big_t, 2, n, m), NEG_INF, np.float32)
-        if prefix_len == 0:
-            r[0, 0] = xc[0]
-        xct = np.ascontiguousarray(xc[start:t_max])  # the frames the recursion and psi use
         if t_max > start:
-            # per frame, the second operand (phi[t-1], r_b[t-1]), stacked
-            pair = np.empty((t_max - start, 2, n, m), np.float32)
-            pair[:, 0] = phi[start - 1 : t_max - 1]
-            buf = np.empty((2, n, m), np.float32)
-            for i, t in enumerate(range(start, t_max)):
-                pair[i, 1] = r[t - 1, 1]
-                logaddexp(r[t - 1, 0], pair[i], out=buf)
-                np.add(buf[0], xct[i], out=r[t, 0])
-                np.add(buf[1], xb[t], out=r[t, 1])
-        # psi(prefix + c) = lae over frames t of phi[t-1] + x_c[t] (and x_c[0] for the empty prefix)
-        valid = self.valid[start:t_max, rows][:, :, None]
-        terms = np.where(valid, phi[start - 1 : t_max - 1] + xct, NEG_INF)
-        log_psi = logsumexp(np.concatenate([r[:1, 0], terms]) if prefix_len == 0 else terms, axis=0)
+            # phi[t-1] + x_c[t] over frames [start, t_max): phi is r_sum, or r_b for a repeated label
+            xct = np.ascontiguousarray(self.xt[rows[:, None], cand, start:t_max].transpose(2, 0, 1))  # [t, N, M]
+            terms = xct + r_sum[start - 1 : t_max - 1, :, None]
+            i, j = np.nonzero(same)
+            terms[:, i, j] = xct[:, i, j] + state.r[start - 1 : t_max - 1, i, 1]
+            np.copyto(terms, NEG_INF, where=~self.valid[start:t_max, rows][:, :, None])
+        else:
+            terms = np.full((0, n, m), NEG_INF, np.float32)
+        if prefix_len == 0:
+            terms = np.concatenate([self.xt[rows[:, None], cand, 0][None], terms])
+        log_psi = logsumexp(terms, axis=0)
         # <eos>: the whole prefix, ending at the utterance's last frame
         last = np.maximum(self.lens[rows] - 1, 0)
         full = r_sum[last, np.arange(n)]
         log_psi = np.where(cand == self.eos, full[:, None], log_psi)
-        return log_psi - state.psi[:, None], (r.transpose(0, 2, 3, 1), log_psi)
+        pending = CTCPending(state, rows, r_sum, log_psi, prefix_len, start, t_max)
+        return log_psi - state.psi[:, None], pending
 
-    @staticmethod
-    def select(new: tuple[np.ndarray, np.ndarray], cand: np.ndarray, src: np.ndarray, col: np.ndarray) -> CTCState:
-        r, psi = new
-        return CTCState(np.ascontiguousarray(r[:, src, col]), psi[src, col], cand[src, col].astype(np.int64))
+    def select(self, pending: CTCPending, cand: np.ndarray, src: np.ndarray, col: np.ndarray) -> CTCState:
+        """The state of each kept extension: hypothesis src[i] + token cand[src[i], col[i]].
+        r[t] = (r_n, r_b)[t]; frame t: r_n = lae(r_n[t-1], phi[t-1]) + x_c[t],
+        r_b = lae(r_n[t-1], r_b[t-1]) + x_b[t]."""
+        p = pending
+        tok = cand[src, col].astype(np.int64)
+        urow = p.rows[src]
+        s = len(src)
+        # the next step's rows are among these, so no later step reads frames past t_max
+        r = np.full((max(p.t_max, 1), 2, s), NEG_INF, np.float32)
+        if p.prefix_len == 0:
+            r[0, 0] = self.xt[urow, tok, 0]
+        if p.t_max > p.start:
+            t0, t1 = p.start, p.t_max
+            xct = np.ascontiguousarray(self.xt[urow, tok, t0:t1].T)  # [t, S]
+            xb = self.x[t0:t1, urow, self.blank]  # [t, S]
+            same = tok == p.state.last[src]
+            # per frame, the second operand (phi[t-1], r_b[t-1]), stacked
+            pair = np.empty((t1 - t0, 2, s), np.float32)
+            pair[:, 0] = np.where(same[None], p.state.r[t0 - 1 : t1 - 1, src, 1], p.r_sum[t0 - 1 : t1 - 1, src])
+            buf = np.empty((2, s), np.float32)
+            with np.errstate(invalid="ignore"):
+                for i, t in enumerate(range(t0, t1)):
+                    pair[i, 1] = r[t - 1, 1]
+                    _logaddexp(r[t - 1, 0], pair[i], out=buf)
+                    np.add(buf[0], xct[i], out=r[t, 0])
+                    np.add(buf[1], xb[i], out=r[t, 1])
+        return CTCState(np.ascontiguousarray(r.transpose(0, 2, 1)), p.log_psi[src, col], tok)

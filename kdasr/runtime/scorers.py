@@ -40,14 +40,46 @@ def initial_state(t: StateTensor, n: int, lens: np.ndarray, frames: int) -> np.n
     return np.ascontiguousarray(np.broadcast_to(value.astype(t.dtype).reshape(view), shape))
 
 
+SPLIT_GAIN = 0.1  # a step call is split in two where that saves this share of its rows x frames
+MAX_CALLS = 4  # step calls per step at most
+
+
+def frame_groups(lens: np.ndarray) -> list[slice]:
+    """Contiguous row ranges, each fed as its own step call cut to its longest row: a step costs
+    O(rows x frames), so rows of short utterances beside long ones (a length-sorted batch) need
+    not pay for the long ones' frames. Split greedily, where a split saves SPLIT_GAIN of its range."""
+    groups = [slice(0, len(lens))]
+    while len(groups) < MAX_CALLS:
+        best = None
+        for i, g in enumerate(groups):
+            x = lens[g]
+            if len(x) < 2:
+                continue
+            n = len(x)
+            head = np.maximum.accumulate(x)[:-1] * np.arange(1, n)  # rows [0, s) at their longest
+            tail = np.maximum.accumulate(x[::-1])[::-1][1:] * np.arange(n - 1, 0, -1)
+            cost = head + tail
+            s = int(np.argmin(cost))
+            gain = n * int(x.max()) - int(cost[s])
+            if gain >= SPLIT_GAIN * n * int(x.max()) and (best is None or gain > best[0]):
+                best = (gain, i, g.start + s + 1)
+        if best is None:
+            break
+        _, i, cut = best
+        g = groups[i]
+        groups[i : i + 1] = [slice(g.start, cut), slice(cut, g.stop)]
+    return groups
+
+
 class DecoderScorer:
     """The decoder step graph, driven by the model spec's decoder description: state tensors are
     created from their declared shapes and initial values, reordered along their batch axis, and
     fed back from their declared outputs; memory inputs are gathered per hypothesis from the
     encoder outputs they name. The gather happens only when the set of rows changes (an utterance
-    finished), not every step, and cuts every frames axis to the longest live utterance: padding
-    frames carry zero attention, so dropping them changes nothing but the cost (a step is
-    O(rows x frames))."""
+    finished), not every step, and cuts every frames axis to the longest live utterance of its
+    call: padding frames carry zero attention, so dropping them changes nothing but the cost (a
+    step is O(rows x frames)); rows of much shorter utterances go in a call of their own
+    (`frame_groups`), and the outputs are joined with zero attention on the frames cut."""
 
     def __init__(self, model: OnnxStudent, enc: dict[str, np.ndarray]) -> None:
         self.model = model
@@ -56,34 +88,62 @@ class DecoderScorer:
         self.lens = enc[model.spec.encoder.lens].astype(np.int64)
         self.frames = enc[model.spec.encoder.ctc_logprobs].shape[1]
         self._rows: np.ndarray | None = None
-        self._feeds: dict[str, np.ndarray] = {}
+        self._groups: list[tuple[slice, int, dict[str, np.ndarray]]] = []
 
     def init_state(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         lens = self.lens[rows]
         return {t.name: initial_state(t, len(rows), lens, self.frames) for t in self.spec.state}
 
-    def _memory(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def _calls(self, rows: np.ndarray) -> list[tuple[slice, int, dict[str, np.ndarray]]]:
+        """(row range, frames, memory feeds) of each step call for these rows, made when they change."""
         if self._rows is None or not np.array_equal(self._rows, rows):
             self._rows = rows.copy()
-            t = int(self.lens[rows].max()) if len(rows) else 0
-            self._feeds = {m.name: _cut(np.take(self.enc[m.source], rows, axis=m.batch_axis), m, t)
-                           for m in self.spec.memory}
-        return self._feeds
+            lens = self.lens[rows]
+            self._groups = []
+            for g in frame_groups(lens) if len(rows) else []:
+                t = int(lens[g].max())
+                # cut to the live frames before the gather: one copy of what the step reads, not two
+                feeds = {m.name: np.take(_cut(self.enc[m.source], m, t, copy=False), rows[g], axis=m.batch_axis)
+                         for m in self.spec.memory}
+                self._groups.append((g, t, feeds))
+        return self._groups
 
     def score(self, tokens: np.ndarray, state: dict, rows: np.ndarray) -> tuple[np.ndarray, dict]:
-        feeds = self._memory(rows)
-        t = int(self.lens[rows].max()) if len(rows) else 0
-        state = {s.name: _cut(state[s.name], s, t) for s in self.spec.state}
-        out = self.model.decoder_step({self.spec.tokens: tokens.astype(np.int64), **state, **feeds})
-        return out[self.spec.logprobs], {s.name: out[s.output] for s in self.spec.state}
+        outs = []
+        for g, t, feeds in self._calls(rows):
+            part = {s.name: _cut(_rows(state[s.name], s, g), s, t) for s in self.spec.state}
+            outs.append(self.model.decoder_step({self.spec.tokens: tokens[g].astype(np.int64), **part, **feeds}))
+        if len(outs) == 1:
+            out = outs[0]
+            return out[self.spec.logprobs], {s.name: out[s.output] for s in self.spec.state}
+        logp = np.concatenate([o[self.spec.logprobs] for o in outs])
+        return logp, {s.name: _join([o[s.output] for o in outs], s) for s in self.spec.state}
 
     def select_state(self, state: dict, src: np.ndarray) -> dict:
         return {s.name: np.take(state[s.name], src, axis=s.batch_axis) for s in self.spec.state}
 
 
-def _cut(x: np.ndarray, t: TensorSpec, frames: int) -> np.ndarray:
-    """x cut to `frames` along the spec's FRAMES axis, if it has one and is longer."""
+def _cut(x: np.ndarray, t: TensorSpec, frames: int, copy: bool = True) -> np.ndarray:
+    """x cut to `frames` along the spec's FRAMES axis, if it has one and is longer (copy=False: a view)."""
     axis = t.axis(FRAMES)
     if axis is None or x.shape[axis] <= frames:
         return x
-    return np.ascontiguousarray(x[(slice(None),) * axis + (slice(0, frames),)])
+    cut = x[(slice(None),) * axis + (slice(0, frames),)]
+    return np.ascontiguousarray(cut) if copy else cut
+
+
+def _rows(x: np.ndarray, t: TensorSpec, g: slice) -> np.ndarray:
+    if g.start == 0 and g.stop == x.shape[t.batch_axis]:
+        return x
+    return x[(slice(None),) * t.batch_axis + (g,)]
+
+
+def _join(parts: list[np.ndarray], t: TensorSpec) -> np.ndarray:
+    """State outputs of several calls joined along the batch axis; a frames axis padded with zeros
+    to the longest (the frames a call was cut to have zero attention)."""
+    axis = t.axis(FRAMES)
+    if axis is not None:
+        most = max(p.shape[axis] for p in parts)
+        parts = [np.pad(p, [(0, most - p.shape[axis]) if a == axis else (0, 0) for a in range(p.ndim)])
+                 for p in parts]
+    return np.concatenate(parts, axis=t.batch_axis)
