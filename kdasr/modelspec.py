@@ -6,12 +6,14 @@ stage order (data -> teachers -> training -> export -> runtime -> eval/serve) fo
 importing the runtime. Like text.py and audio.py this is a shared utility both may import: stdlib
 only (plus DecodeOptions and ModelError), no torch, no numpy, no onnxruntime.
 
-Format 2 (written now) names every graph's tensors and what each is for; format 1 (the shipped
-export/demo-en) is parsed into the same objects (`from_dict`), since everything it left implicit
-was fixed in that version. A decoder's per-step state is a list of `StateTensor`s with symbolic
-dims, so one generic scorer can run an LSTM decoder (h, c, attention weights over `frames`) or a
-Transformer decoder (a KV cache per layer growing along `steps`; cross-attention keys/values made
-once per utterance by the encoder graph and fed as `MemoryInput`s, like the LSTM's memory)."""
+Format 3 (written now) is format 2 where a decoder memory input may hold one row per utterance
+(an UTTERANCES dim) that the step graph broadcasts over the utterance's hypotheses, instead of a
+copy per hypothesis. Format 2 names every graph's tensors and what each is for; format 1 is parsed
+into the same objects (`from_dict`), since everything it left implicit was fixed in that version.
+A decoder's per-step state is a list of `StateTensor`s with symbolic dims, so one generic scorer can
+run an LSTM decoder (h, c, attention weights over `frames`) or a Transformer decoder (a KV cache per
+layer growing along `steps`; cross-attention keys/values made once per utterance by the encoder
+graph and fed as `MemoryInput`s, like the LSTM's memory)."""
 
 from __future__ import annotations
 
@@ -23,12 +25,16 @@ from types import MappingProxyType
 from .decode_options import DecodeOptions, given_fields
 from .errors import ModelError
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 READS = f"this kdasr reads format {READABLE_FORMATS[0]}-{READABLE_FORMATS[-1]}"
 PRECISIONS = ("fp32", "int8", "fp16")  # a graph entry's fp32 `file` and its variants by precision
 # Symbolic dims with a meaning to the runtime; any other string is a free dim it does not interpret.
 BATCH, FRAMES, STEPS = "batch", "frames", "steps"  # hypothesis rows; encoder frames; tokens decoded so far
+# A decoder memory input with this dim instead of BATCH holds one row per utterance, shared by its
+# hypotheses (format 3): the step's hypothesis rows then come in equal consecutive blocks, one per
+# utterance, and the graph broadcasts the memory over each block instead of reading a copy per row.
+UTTERANCES = "utterances"
 # How a state tensor starts: all zeros (a KV cache starts with 0 `steps`), or uniform over the
 # utterance's valid frames (location-aware attention weights: 1 / length on t < length, else 0).
 INITS = ("zeros", "uniform_frames")
@@ -179,11 +185,27 @@ class StateTensor(TensorSpec):
 
 @dataclass(frozen=True)
 class MemoryInput(TensorSpec):
-    """A decoder input taken per utterance from an encoder output (`source`) and gathered per
-    hypothesis row: the encoder states, attention keys, lengths, or a Transformer decoder's
-    cross-attention keys/values (computed once per utterance in the encoder graph)."""
+    """A decoder input taken per utterance from an encoder output (`source`): the encoder states,
+    attention keys, lengths, or a Transformer decoder's cross-attention keys/values (computed once
+    per utterance in the encoder graph). Fed one row per hypothesis (a BATCH dim: gathered per
+    row) or one row per utterance (an UTTERANCES dim: broadcast over its hypotheses in the graph)."""
 
     source: str = ""
+
+    @property
+    def per_utterance(self) -> bool:
+        return UTTERANCES in self.shape
+
+    @property
+    def batch_axis(self) -> int:
+        return self.shape.index(UTTERANCES if self.per_utterance else BATCH)
+
+    def _check(self, where: str) -> None:
+        if self.shape.count(BATCH) + self.shape.count(UTTERANCES) != 1:
+            _fail(where, f"{self.name}: shape {list(self.shape)} must have exactly one '{BATCH}' or "
+                         f"'{UTTERANCES}' dim")
+        if self.dtype not in DTYPES:
+            _fail(where, f"{self.name}: dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
 
 
 def _tensors(cls, items: object, where: str) -> tuple:
@@ -277,7 +299,8 @@ class ModelSpec:
                        decoder=replace(self.decoder, graph=graphs["decoder"]))
 
     def to_dict(self) -> dict:
-        """model.json, format 2. `decoding` holds only what differs from DecodeOptions' defaults."""
+        """model.json in today's format (FORMAT_VERSION); `decoding` holds only what differs from
+        DecodeOptions' defaults."""
         return {
             "format_version": FORMAT_VERSION,
             "sample_rate": self.sample_rate,

@@ -295,3 +295,29 @@ def test_frame_groups_split_where_it_saves_and_join_exactly(tiny_corpus, tiny_mo
         for name in sa:
             assert sa[name].shape == sb[name].shape
             np.testing.assert_allclose(sa[name], sb[name], rtol=0, atol=1e-5)
+
+
+def test_memory_shared_per_utterance_gives_the_nbest_of_copies_per_hypothesis(tiny_model, tiny_corpus, tmp_path):
+    """Format 3's step graph takes one memory row per utterance and broadcasts it over the
+    utterance's hypotheses; fed a copy per hypothesis (the old layout: a model.json that declares
+    'batch' memory), the same graph sees one hypothesis per row. Same n-best and scores both ways."""
+    import json
+
+    from kdasr.runtime.scorers import hypothesis_blocks
+
+    spec = json.loads((tiny_model / "model.json").read_text())
+    assert [m["shape"][0] for m in spec["decoder_io"]["memory"]] == ["utterances"] * 3
+    copies = tmp_path / "copies"
+    shutil.copytree(tiny_model, copies)
+    for m in spec["decoder_io"]["memory"]:
+        m["shape"][0] = "batch"
+    (copies / "model.json").write_text(json.dumps(spec))
+    waves = _waves(tiny_corpus, 4)
+    opts = DecodeOptions(beam=4, nbest=4, ctc_weight=0.3)
+    shared, copied = (Transcriber(d, threads=1).decode_hypotheses(waves, opts) for d in (tiny_model, copies))
+    assert [[h.tokens for h in nb] for nb in shared] == [[h.tokens for h in nb] for nb in copied]
+    np.testing.assert_allclose([h.score for nb in shared for h in nb], [h.score for nb in copied for h in nb],
+                               rtol=0, atol=1e-4)
+    assert hypothesis_blocks(np.array([3, 3, 5, 5, 7, 7]))[1] == 2
+    with pytest.raises(Exception, match="equal consecutive blocks"):
+        hypothesis_blocks(np.array([3, 3, 5, 7, 7, 7]))

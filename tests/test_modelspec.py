@@ -1,4 +1,4 @@
-"""ModelSpec, the model-dir contract: format 1 (the shipped export/demo-en) and format 2 parse into
+"""ModelSpec, the model-dir contract: format 1 (the shipped export/demo-en) and formats 2-3 parse into
 the same typed objects, what export writes round-trips through model.json and ONNX metadata_props,
 and the runtime checks the real graphs against it with one line naming the file and the mismatch."""
 
@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from kdasr.errors import ModelError
-from kdasr.modelspec import BATCH, FRAMES, STEPS, ModelSpec, StateTensor, load_model_spec
+from kdasr.modelspec import BATCH, FORMAT_VERSION, FRAMES, STEPS, ModelSpec, StateTensor, load_model_spec
 from kdasr.runtime import DecodeOptions, Transcriber
 from kdasr.runtime.scorers import initial_state
 
@@ -23,7 +23,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "eval" / "samples"
 
 
 def _v2_copy(tmp_path: Path) -> tuple[Path, ModelSpec]:
-    """The shipped model with its format-1 model.json rewritten as format 2 by the export writer."""
+    """The shipped model with its format-1 model.json rewritten in today's format by the export writer."""
     from kdasr.export.model_dir import write_model_json
 
     d = tmp_path / "v2"
@@ -46,10 +46,11 @@ def test_shipped_format_1_parses_into_the_spec():
     assert spec.graphs["encoder"].files == {"fp32": "encoder.onnx", "int8": "encoder.int8.onnx"}
 
 
-def test_format_2_round_trips_through_model_json_and_onnx_metadata(tmp_path):
+def test_todays_format_round_trips_through_model_json_and_onnx_metadata(tmp_path):
     d, spec = _v2_copy(tmp_path)
     again = load_model_spec(d)
-    assert again.format_version == 2 and again == replace(load_model_spec(SHIPPED), format_version=2) == spec
+    assert again.format_version == FORMAT_VERSION
+    assert again == replace(load_model_spec(SHIPPED), format_version=FORMAT_VERSION) == spec
     for file in ("encoder.onnx", "decoder.int8.onnx"):  # every graph file, variants too, carries the spec
         props = ort.InferenceSession(str(d / file), providers=["CPUExecutionProvider"]).get_modelmeta()
         assert ModelSpec.from_metadata(props.custom_metadata_map, file) == spec
@@ -63,11 +64,13 @@ def test_format_2_round_trips_through_model_json_and_onnx_metadata(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d.update(format_version=3), "format_version 3: this kdasr reads format 1-2 (upgrade kdasr)"),
+        (lambda d: d.update(format_version=4), "format_version 4: this kdasr reads format 1-3 (upgrade kdasr)"),
         (lambda d: d.update(format_version=0), "re-export it with `kdasr export"),
         (lambda d: d["decoder_io"]["state"][0].pop("output"), "h: a state tensor needs the name of its output"),
         (lambda d: d["decoder_io"]["state"][3].update(init="ones"), "attention: init must be one of"),
         (lambda d: d["decoder_io"]["state"][0].update(shape=[320]), "exactly one 'batch' dim"),
+        (lambda d: d["decoder_io"]["memory"][0].update(shape=["utterances", "batch", 144]),
+         "memory: shape ['utterances', 'batch', 144] must have exactly one 'batch' or 'utterances' dim"),
         (lambda d: d["graphs"]["decoder"]["inputs"].remove("c"), "are not tokens + state + memory"),
         (lambda d: d["decoder_io"]["memory"][1].update(source="keys"), "from encoder output 'keys'"),
         (lambda d: d["encoder_io"].update(ctc_logprobs="ctc"), "encoder_io.ctc_logprobs 'ctc' is not among"),
@@ -121,6 +124,7 @@ def test_format_1_teacher_descriptions_still_parse():
     bert = BertSpec.from_dict({"format_version": 1, "kind": "bert", "vocab_size": 60, "special_ids": ids,
                                "graphs": {"bert": graph}, "window": 64, "mask_id": 4}, "bert.json")
     assert (bert.window, bert.mask_id, bert.token_logprobs) == (64, 4, "token_logprobs")
-    assert BertSpec.from_dict(json.loads(json.dumps(bert.to_dict())), "b") == replace(bert, format_version=2)
+    again = BertSpec.from_dict(json.loads(json.dumps(bert.to_dict())), "b")
+    assert again == replace(bert, format_version=FORMAT_VERSION)
     with pytest.raises(ModelError, match="lm.json: graphs.lm: inputs must be a list of tensor names"):
         LMSpec.from_dict({**lm.to_dict(), "graphs": {"lm": {"file": "lm.onnx", "inputs": "tokens"}}}, "lm.json")

@@ -124,6 +124,7 @@ def test_model_dir_declares_the_kv_cache_and_cross_attention_inputs(tf_model):
     assert all(s.shape == ("batch", 2, STEPS, 16) and s.init == "zeros" for s in spec.decoder.state)
     cross = [m for m in spec.decoder.memory if m.name.startswith("cross_")]
     assert len(cross) == 4 and all(m.shape[2] == FRAMES and m.source in spec.encoder.graph.outputs for m in cross)
+    assert all(m.per_utterance for m in spec.decoder.memory)  # one row per utterance, shared by its hypotheses
     # the cross-attention keys/values come out of the encoder graph (once per utterance), and the
     # step graph has no input for the encoder states themselves: it never re-projects them
     assert "memory" not in spec.decoder.graph.inputs

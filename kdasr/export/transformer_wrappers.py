@@ -16,7 +16,7 @@ from ..models.config import ModelConfig
 from ..models.encoder import padding_mask
 from ..models.student import Seq2SeqStudent
 from ..models.transformer_decoder import TransformerState
-from ..modelspec import BATCH, FRAMES, STEPS, EncoderSpec, GraphSpec, MemoryInput, StateTensor
+from ..modelspec import BATCH, FRAMES, STEPS, UTTERANCES, EncoderSpec, GraphSpec, MemoryInput, StateTensor
 from .wrappers import StepGraphSpec, dynamic_axes_of
 
 
@@ -64,12 +64,14 @@ class TransformerEncoderGraph(nn.Module):
 
 
 class TransformerDecoderStepGraph(StepGraphSpec, nn.Module):
-    """One decoding step for N hypotheses that all have t past tokens:
-    (tokens [N], self_k_0, self_v_0, ... [N, H, t, dh], cross_k_0, cross_v_0, ... [N, H, T, dh],
-    memory_lens [N]) -> (logprobs [N, V], self_k_0_out, self_v_0_out, ... [N, H, t + 1, dh])."""
+    """One decoding step for N hypotheses of B utterances that all have t past tokens:
+    (tokens [N], self_k_0, self_v_0, ... [N, H, t, dh], cross_k_0, cross_v_0, ... [B, H, T, dh],
+    memory_lens [B]) -> (logprobs [N, V], self_k_0_out, self_v_0_out, ... [N, H, t + 1, dh]).
+    The hypotheses come in N / B consecutive rows per utterance, which share its cross keys/values."""
 
-    # parity-check cases (batch, frames, past steps): unlike the export dummy (3, 40, 4), and t = 0
-    check_cases = [(1, 17, 0), (6, 93, 5), (2, 250, 11)]
+    # parity-check cases (utterances, frames, past steps, hypotheses per utterance): unlike the
+    # export dummy (2, 40, 4, 2), and t = 0
+    check_cases = [(1, 17, 0, 1), (2, 93, 5, 3), (2, 250, 11, 1)]
 
     def __init__(self, model: Seq2SeqStudent) -> None:
         super().__init__()
@@ -90,11 +92,11 @@ class TransformerDecoderStepGraph(StepGraphSpec, nn.Module):
 
     @staticmethod
     def memory_inputs(cfg: ModelConfig) -> tuple[MemoryInput, ...]:
-        """Per-utterance encoder outputs the step reads (gathered per hypothesis): every layer's
+        """Per-utterance encoder outputs the step reads, one row per utterance: every layer's
         cross-attention keys/values and the valid frame counts."""
         h, dh = cfg.decoder_heads, cfg.d_model // cfg.decoder_heads
-        cross = tuple(MemoryInput(n, (BATCH, h, FRAMES, dh), source=n) for n in cross_names(cfg.decoder_layers))
-        return (*cross, MemoryInput("memory_lens", (BATCH,), "int64", source="memory_lens"))
+        cross = tuple(MemoryInput(n, (UTTERANCES, h, FRAMES, dh), source=n) for n in cross_names(cfg.decoder_layers))
+        return (*cross, MemoryInput("memory_lens", (UTTERANCES,), "int64", source="memory_lens"))
 
     def forward(self, tokens: torch.Tensor, *rest: torch.Tensor):
         n = len(self.state_names)
@@ -107,12 +109,13 @@ class TransformerDecoderStepGraph(StepGraphSpec, nn.Module):
     def head_dims(self) -> tuple[int, int]:
         return self.cfg.decoder_heads, self.cfg.d_model // self.cfg.decoder_heads
 
-    def dummy_inputs(self, batch: int = 3, frames: int = 40, past: int = 4) -> tuple[torch.Tensor, ...]:
-        h, dh = self.head_dims()
+    def dummy_inputs(self, batch: int = 2, frames: int = 40, past: int = 4, beams: int = 2) -> tuple[torch.Tensor, ...]:
+        """batch utterances, `beams` hypotheses each."""
+        h, dh, n = *self.head_dims(), batch * beams
         lens = torch.tensor([frames] + [max(1, frames - 5)] * (batch - 1), dtype=torch.int64)
-        cache = [torch.randn(batch, h, past, dh) for _ in self.state_names]
+        cache = [torch.randn(n, h, past, dh) for _ in self.state_names]
         cross = [torch.randn(batch, h, frames, dh) for _ in self.memory_names[:-1]]
-        return (torch.randint(0, self.cfg.vocab_size, (batch,)), *cache, *cross, lens)
+        return (torch.randint(0, self.cfg.vocab_size, (n,)), *cache, *cross, lens)
 
     def dynamic_axes(self) -> dict:
         spec = self.spec(self.cfg)

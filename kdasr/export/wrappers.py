@@ -12,7 +12,17 @@ from ..models.config import ModelConfig
 from ..models.decoder import DecoderState
 from ..models.encoder import padding_mask
 from ..models.student import Seq2SeqStudent
-from ..modelspec import BATCH, FRAMES, DecoderSpec, EncoderSpec, GraphSpec, MemoryInput, StateTensor, TensorSpec
+from ..modelspec import (
+    BATCH,
+    FRAMES,
+    UTTERANCES,
+    DecoderSpec,
+    EncoderSpec,
+    GraphSpec,
+    MemoryInput,
+    StateTensor,
+    TensorSpec,
+)
 
 
 def dynamic_axes_of(tensors: list[TensorSpec]) -> dict[str, dict[int, str]]:
@@ -73,9 +83,13 @@ class StepGraphSpec:
 
 
 class DecoderStepGraph(StepGraphSpec, nn.Module):
-    """One decoding step for N hypotheses with explicit state:
-    (tokens [N], h, c [N, H], context [N, D], attention [N, T], memory [N, T, D],
-    memory_keys [N, T, A], memory_lens [N]) -> (logprobs [N, V], h, c, context, attention)."""
+    """One decoding step for N hypotheses of B utterances with explicit state:
+    (tokens [N], h, c [N, H], context [N, D], attention [N, T], memory [B, T, D],
+    memory_keys [B, T, A], memory_lens [B]) -> (logprobs [N, V], h, c, context, attention).
+    The hypotheses come in N / B consecutive rows per utterance, which share its memory."""
+
+    # parity cases (utterances, frames, hypotheses per utterance), unlike the export dummies'
+    check_cases = [(1, 17, 1), (2, 93, 3), (2, 250, 1)]
 
     def __init__(self, model: Seq2SeqStudent) -> None:
         super().__init__()
@@ -99,11 +113,12 @@ class DecoderStepGraph(StepGraphSpec, nn.Module):
 
     @staticmethod
     def memory_inputs(cfg: ModelConfig) -> tuple[MemoryInput, ...]:
-        """Per-utterance encoder outputs the step reads, gathered per hypothesis."""
+        """Per-utterance encoder outputs the step reads, one row per utterance (not per hypothesis:
+        copies per hypothesis made the step's attention read ten times the data at beam 10)."""
         return (
-            MemoryInput("memory", (BATCH, FRAMES, cfg.d_model), source="memory"),
-            MemoryInput("memory_keys", (BATCH, FRAMES, cfg.attention_dim), source="memory_keys"),
-            MemoryInput("memory_lens", (BATCH,), "int64", source="memory_lens"),
+            MemoryInput("memory", (UTTERANCES, FRAMES, cfg.d_model), source="memory"),
+            MemoryInput("memory_keys", (UTTERANCES, FRAMES, cfg.attention_dim), source="memory_keys"),
+            MemoryInput("memory_lens", (UTTERANCES,), "int64", source="memory_lens"),
         )
 
     def forward(self, tokens, h, c, context, attention, memory, memory_keys, memory_lens):
@@ -111,18 +126,18 @@ class DecoderStepGraph(StepGraphSpec, nn.Module):
         logits, st = self.decoder.step(tokens, DecoderState(h, c, context, attention), memory, memory_keys, mask)
         return torch.log_softmax(logits, dim=-1), st.h, st.c, st.context, st.attention
 
-    def dummy_inputs(self, batch: int = 3, frames: int = 40) -> tuple[torch.Tensor, ...]:
-        c = self.cfg
+    def dummy_inputs(self, batch: int = 2, frames: int = 40, beams: int = 2) -> tuple[torch.Tensor, ...]:
+        """batch utterances, `beams` hypotheses each."""
+        c, n = self.cfg, batch * beams
         lens = torch.tensor([frames] + [frames - 5] * (batch - 1), dtype=torch.int64)
-        memory = torch.randn(batch, frames, c.d_model)
-        att = padding_mask(lens, frames).float() / lens[:, None].float()
+        att = (padding_mask(lens, frames).float() / lens[:, None].float()).repeat_interleave(beams, 0)
         return (
-            torch.randint(0, c.vocab_size, (batch,)),
-            torch.randn(batch, c.decoder_hidden),
-            torch.randn(batch, c.decoder_hidden),
-            torch.randn(batch, c.d_model),
+            torch.randint(0, c.vocab_size, (n,)),
+            torch.randn(n, c.decoder_hidden),
+            torch.randn(n, c.decoder_hidden),
+            torch.randn(n, c.d_model),
             att,
-            memory,
+            torch.randn(batch, frames, c.d_model),
             torch.randn(batch, frames, c.attention_dim),
             lens,
         )

@@ -2,7 +2,8 @@
 
 The step is the exportable unit: explicit state in, state out (DESIGN.md §3). The attention
 keys W_k·memory are computed once per utterance by the encoder graph, so a step costs O(T)
-for attention only, independent of the prefix length.
+for attention only, independent of the prefix length; a beam's hypotheses share their
+utterance's memory and keys (broadcast, not copied).
 """
 
 from __future__ import annotations
@@ -56,13 +57,19 @@ class LocationAwareDecoder(nn.Module):
         keys: torch.Tensor,
         mask: torch.Tensor,
     ) -> tuple[torch.Tensor, DecoderState]:
-        """tokens [B] (previous output) -> logits [B, V] and the next state."""
+        """tokens [N] (previous outputs) -> logits [N, V] and the next state. memory [B, T, D], keys
+        [B, T, A] and mask [B, T] are per utterance; the N = B x K hypotheses come in K consecutive
+        rows per utterance (K = 1 in training), and the attention broadcasts each utterance's keys
+        and memory over its K rows: a beam search never copies them per hypothesis."""
         x = torch.cat([self.drop(self.embed(tokens)), state.context], dim=-1)
         h, c = self.cell(x, (state.h, state.c))
-        loc = self.location(self.location_conv(state.attention.unsqueeze(1)).transpose(1, 2))  # [B, T, A]
-        e = self.energy(torch.tanh(keys + self.query(h).unsqueeze(1) + loc)).squeeze(-1)  # [B, T]
-        att = torch.softmax(e.masked_fill(~mask, -1e4), dim=-1)
-        context = torch.bmm(att.unsqueeze(1), memory).squeeze(1)
+        b, t = memory.shape[0], memory.shape[1]
+        loc = self.location(self.location_conv(state.attention.unsqueeze(1)).transpose(1, 2))  # [N, T, A]
+        query = self.query(h).reshape(b, -1, 1, loc.shape[-1])  # [B, K, 1, A]
+        e = self.energy(torch.tanh(keys.unsqueeze(1) + query + loc.reshape(b, -1, t, loc.shape[-1])))  # [B, K, T, 1]
+        att = torch.softmax(e.squeeze(-1).masked_fill(~mask.unsqueeze(1), -1e4), dim=-1)  # [B, K, T]
+        context = torch.matmul(att, memory)  # [B, K, D]
+        att, context = att.reshape(-1, t), context.reshape(-1, memory.shape[2])
         logits = self.output(self.drop(torch.cat([h, context], dim=-1)))
         return logits, DecoderState(h, c, context, att)
 

@@ -6,8 +6,9 @@ the torch reference decoders and the export wrappers treat both alike:
   memory_keys(memory)                       per-utterance work, once: the cross-attention keys and
                                             values of every layer, [(k, v)] each [B, H, T, dh]
   initial_state(memory, mask)               an empty self-attention KV cache (t = 0 past steps)
-  step(tokens, state, memory, keys, mask)   one token for B hypotheses -> (logits [B, V], state
-                                            whose cache has one more step)
+  step(tokens, state, memory, keys, mask)   one token for N hypotheses -> (logits [N, V], state
+                                            whose cache has one more step); keys and mask are
+                                            per utterance, shared by its N / B consecutive rows
   forward(memory, mask, tokens_in)          teacher forcing, all U positions at once (causal)
 
 A step costs O(t + T) for attention and O(1) for everything else: the prefix is never re-run.
@@ -84,8 +85,18 @@ class DecoderLayer(nn.Module):
 
     def _rest(self, x, ck, cv, cross_bias, one_step: bool) -> torch.Tensor:
         q = self._split(self.cross_q(self.cross_norm(x)), 1, one_step)[0]
-        x = x + self.drop(self.cross_proj(self._merge(attend(q, ck, cv, cross_bias), one_step)))
+        x = x + self.drop(self.cross_proj(self._merge(self._cross(q, ck, cv, cross_bias, one_step), one_step)))
         return x + self.drop(self.ff(self.ff_norm(x)))
+
+    def _cross(self, q, ck, cv, cross_bias, one_step: bool) -> torch.Tensor:
+        """Cross-attention. In a step, q [N, H, 1, dh] holds K = N / B hypotheses per utterance of
+        ck/cv [B, H, T, dh]: they attend as K queries of their utterance (one [K, T] product per
+        utterance and head, never a copy of its keys per hypothesis)."""
+        if not one_step:
+            return attend(q, ck, cv, cross_bias)
+        b, h, dh = ck.shape[0], self.heads, self.d_head
+        out = attend(q.reshape(b, -1, h, dh).transpose(1, 2), ck, cv, cross_bias)  # [B, H, K, dh]
+        return out.transpose(1, 2).reshape(-1, h, 1, dh)
 
     def forward(self, x, causal_bias, ck, cv, cross_bias) -> torch.Tensor:
         q, k, v = self._split(self.self_qkv(self.self_norm(x)), 3, one_step=False)
@@ -140,7 +151,8 @@ class TransformerDecoder(nn.Module):
         keys: list[tuple[torch.Tensor, torch.Tensor]],
         mask: torch.Tensor,
     ) -> tuple[torch.Tensor, TransformerState]:
-        """tokens [B] (previous output) -> logits [B, V] and the state with one more cached step."""
+        """tokens [N] (previous outputs) -> logits [N, V] and the state with one more cached step;
+        keys [(k, v) [B, H, T, dh]] and mask [B, T] per utterance, N / B hypotheses each."""
         t = state.kv[0][0].shape[2]  # every hypothesis of a step has the same prefix length
         x = self._embed(tokens, torch.zeros_like(tokens) + t)  # [B, D]
         bias = cross_bias(mask)

@@ -71,12 +71,25 @@ def frame_groups(lens: np.ndarray) -> list[slice]:
     return groups
 
 
+def hypothesis_blocks(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """rows (the utterance of each hypothesis) in equal consecutive blocks -> (the blocks'
+    utterances, hypotheses per block): the layout a step graph with per-utterance memory needs."""
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    k = len(rows) // len(starts)
+    if not np.array_equal(np.repeat(rows[starts], k), rows):
+        raise ModelError("the decoder step shares memory per utterance, so its hypothesis rows must come "
+                         f"in equal consecutive blocks per utterance (got utterances {rows[:12].tolist()} ...)")
+    return rows[starts], k
+
+
 class DecoderScorer:
     """The decoder step graph, driven by the model spec's decoder description: state tensors are
     created from their declared shapes and initial values, reordered along their batch axis, and
-    fed back from their declared outputs; memory inputs are gathered per hypothesis from the
-    encoder outputs they name. The gather happens only when the set of rows changes (an utterance
-    finished), not every step, and cuts every frames axis to the longest live utterance of its
+    fed back from their declared outputs; memory inputs are taken from the encoder outputs they
+    name, one row per utterance (format 3: the graph broadcasts them over the utterance's
+    hypotheses, which then come in equal consecutive blocks) or gathered per hypothesis (older
+    dirs). The gather happens only when the set of rows changes (an utterance finished), not
+    every step, and cuts every frames axis to the longest live utterance of its
     call: padding frames carry zero attention, so dropping them changes nothing but the cost (a
     step is O(rows x frames)); rows of much shorter utterances go in a call of their own
     (`frame_groups`), and the outputs are joined with zero attention on the frames cut."""
@@ -89,23 +102,26 @@ class DecoderScorer:
         self.frames = enc[model.spec.encoder.ctc_logprobs].shape[1]
         self._rows: np.ndarray | None = None
         self._groups: list[tuple[slice, int, dict[str, np.ndarray]]] = []
+        self._shared = any(m.per_utterance for m in self.spec.memory)
 
     def init_state(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         lens = self.lens[rows]
         return {t.name: initial_state(t, len(rows), lens, self.frames) for t in self.spec.state}
 
     def _calls(self, rows: np.ndarray) -> list[tuple[slice, int, dict[str, np.ndarray]]]:
-        """(row range, frames, memory feeds) of each step call for these rows, made when they change."""
+        """(hypothesis rows, frames, memory feeds) of each step call for these rows, made when they change."""
         if self._rows is None or not np.array_equal(self._rows, rows):
             self._rows = rows.copy()
-            lens = self.lens[rows]
             self._groups = []
+            utts, k = hypothesis_blocks(rows) if self._shared and len(rows) else (rows, 1)
+            lens = self.lens[utts]
             for g in frame_groups(lens) if len(rows) else []:
-                t = int(lens[g].max())
+                t, hyps = int(lens[g].max()), slice(g.start * k, g.stop * k)
                 # cut to the live frames before the gather: one copy of what the step reads, not two
-                feeds = {m.name: np.take(_cut(self.enc[m.source], m, t, copy=False), rows[g], axis=m.batch_axis)
+                feeds = {m.name: np.take(_cut(self.enc[m.source], m, t, copy=False),
+                                         utts[g] if m.per_utterance else rows[hyps], axis=m.batch_axis)
                          for m in self.spec.memory}
-                self._groups.append((g, t, feeds))
+                self._groups.append((hyps, t, feeds))
         return self._groups
 
     def score(self, tokens: np.ndarray, state: dict, rows: np.ndarray) -> tuple[np.ndarray, dict]:
