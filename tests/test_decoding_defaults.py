@@ -57,7 +57,7 @@ def test_export_records_the_recommendation_and_the_api_uses_it(tiny_model, tiny_
     run_kdasr("export", _ckpt(tiny_model), "--out", str(out), "--method", "ctc", "--beam", "3",
               "--ctc-weight", "0.4")
     info = json.loads((out / "model.json").read_text())
-    assert info["format_version"] == 2 and info["decoding"] == {"method": "ctc", "beam": 3, "ctc_weight": 0.4}
+    assert info["format_version"] == 3 and info["decoding"] == {"method": "ctc", "beam": 3, "ctc_weight": 0.4}
     t = Transcriber(out)
     assert t.model.spec.decoding == DecodeOptions(method="ctc", beam=3, ctc_weight=0.4)
     assert t.recommended_options(beam=1).beam == 1  # an explicit choice wins
@@ -67,6 +67,11 @@ def test_export_records_the_recommendation_and_the_api_uses_it(tiny_model, tiny_
     assert t.transcribe([wav])[0].tokens == t.transcribe([wav], DecodeOptions(method="ctc"))[0].tokens
     bad = run_kdasr("export", _ckpt(tiny_model), "--out", str(tmp_path / "x"), "--ctc-weight", "1.5", check=False)
     assert bad.returncode != 0 and "ctc_weight" in bad.stderr
+    # re-exporting the model dir itself (e.g. into a newer format) keeps its recommendation; flags go over it
+    run_kdasr("export", str(out), "--out", str(tmp_path / "again"))
+    assert json.loads((tmp_path / "again" / "model.json").read_text())["decoding"] == info["decoding"]
+    run_kdasr("export", str(out), "--out", str(tmp_path / "beam5"), "--beam", "5")
+    assert json.loads((tmp_path / "beam5" / "model.json").read_text())["decoding"] == {**info["decoding"], "beam": 5}
 
 
 def test_eval_decodes_a_ctc_recommendation_with_ctc_unless_told(tiny_model, tiny_corpus, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..models.student import Seq2SeqStudent, count_parameters
 from ..models.student_io import load_student as load_any_student
+from ..modelspec import read_spec_json
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
@@ -18,6 +19,14 @@ def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
     return student.model, student.checkpoint
 
 
+def source_decoding(checkpoints: list[Path]) -> dict:
+    """The recommended decoding of an exported model dir being re-exported (e.g. into a newer
+    format), which the new dir keeps unless flags say otherwise; {} for checkpoints."""
+    if len(checkpoints) == 1 and Path(checkpoints[0]).is_dir():
+        return dict(read_spec_json(Path(checkpoints[0]) / "model.json").get("decoding") or {})
+    return {}
+
+
 def export_checkpoint(
     checkpoints: list[Path],
     out_dir: Path,
@@ -28,6 +37,7 @@ def export_checkpoint(
 ) -> tuple[dict, list[GraphCheck]]:
     student = load_any_student(checkpoints)
     model, tok = student.model, student.tokenizer
+    decoding = {**source_decoding(checkpoints), **(decoding or {})}
     export_student(model, out_dir)
     summary = {
         **student.history,
