@@ -321,3 +321,35 @@ def test_memory_shared_per_utterance_gives_the_nbest_of_copies_per_hypothesis(ti
     assert hypothesis_blocks(np.array([3, 3, 5, 5, 7, 7]))[1] == 2
     with pytest.raises(Exception, match="equal consecutive blocks"):
         hypothesis_blocks(np.array([3, 3, 5, 7, 7, 7]))
+
+
+def test_encoding_a_batch_in_smaller_calls_changes_no_result(tiny_model, tiny_corpus, monkeypatch):
+    """On the CPU the encoder takes a batch CPU_ENCODER_ROWS rows at a time (each call cut to its
+    longest wave) and the outputs are joined with zero padding: the same n-best as one call."""
+    import kdasr.runtime.onnx_model as onnx_model
+
+    waves = _waves(tiny_corpus, 5)
+    opts = DecodeOptions(beam=3, nbest=3, ctc_weight=0.3, batch_size=5)
+    t = Transcriber(tiny_model, threads=1)
+    runs = {}
+    for rows in (1000, 2):
+        monkeypatch.setattr(onnx_model, "CPU_ENCODER_ROWS", rows)
+        runs[rows] = t.decode_hypotheses(waves, opts)
+    assert [[h.tokens for h in nb] for nb in runs[2]] == [[h.tokens for h in nb] for nb in runs[1000]]
+    np.testing.assert_allclose([h.score for nb in runs[2] for h in nb], [h.score for nb in runs[1000] for h in nb],
+                               rtol=0, atol=1e-3)
+    lens = np.array([len(w) for w in waves])
+    batch = np.zeros((len(waves), lens.max()), np.float32)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    split = t.model.encode(batch, lens)  # rows=2: three calls
+    monkeypatch.setattr(onnx_model, "CPU_ENCODER_ROWS", 1000)
+    whole = t.model.encode(batch, lens)
+    io = t.model.spec.encoder
+    frames = whole[io.lens]
+    assert split[io.lens].tolist() == frames.tolist()
+    for name, x in whole.items():
+        assert split[name].shape == x.shape, name
+        if x.ndim == 3:  # [rows, frames, dim]: equal on every utterance's valid frames
+            for i, n in enumerate(frames):
+                np.testing.assert_allclose(split[name][i, :n], x[i, :n], rtol=0, atol=1e-4)

@@ -22,6 +22,10 @@ from ..text import Tokenizer
 
 SUPPORTED_FORMAT = FORMAT_VERSION  # what export writes; READABLE_FORMATS load
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+# Rows per encoder call on the CPU. Measured at 1 thread on 100 utterances, length-sorted: 0.97 CPU s
+# in calls of 1, 2 or 4 rows, 1.02 s in calls of 8 and 1.19 s in calls of 16. Bigger batches only add
+# padding and tensors that do not fit the cache. A GPU gets the whole batch in one call.
+CPU_ENCODER_ROWS = 4
 __all__ = ["PRECISIONS", "READABLE_FORMATS", "SUPPORTED_FORMAT", "OnnxStudent", "check_model_info", "load_graph",
            "make_session", "read_json", "run_graph"]
 
@@ -109,6 +113,14 @@ def load_graph(
     return sess
 
 
+def _join_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Encoder outputs of consecutive row ranges as one batch: every axis but the first (rows)
+    zero-padded to the largest (only the frames axes differ between calls)."""
+    most = np.max([p.shape for p in parts], axis=0)
+    return np.concatenate([np.pad(p, [(0, 0)] + [(0, m - d) for m, d in zip(most[1:], p.shape[1:])])
+                           for p in parts])
+
+
 @dataclass
 class OnnxStudent:
     """Encoder + decoder-step sessions, the tokenizer and the model spec (parsed once, here)."""
@@ -118,6 +130,7 @@ class OnnxStudent:
     tokenizer: Tokenizer
     encoder: ort.InferenceSession
     decoder: ort.InferenceSession
+    device: str = "cpu"
 
     @classmethod
     def load(
@@ -135,14 +148,24 @@ class OnnxStudent:
         tok = Tokenizer(model_dir / "tokenizer.model")
         if tok.vocab_size != spec.vocab_size:
             raise ModelError(f"{model_dir}: tokenizer has {tok.vocab_size} units, model.json says {spec.vocab_size}")
-        return cls(model_dir, spec, tok, graphs["encoder"], graphs["decoder"])
+        return cls(model_dir, spec, tok, graphs["encoder"], graphs["decoder"], device)
 
     @property
     def sample_rate(self) -> int:
         return self.spec.sample_rate
 
     def encode(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
-        """Encoder outputs by name (spec.encoder says which is which); float16 outputs come back float32."""
+        """Encoder outputs by name (spec.encoder says which is which); float16 outputs come back float32.
+        On the CPU a batch is encoded CPU_ENCODER_ROWS rows at a time, each call cut to its longest
+        wave; the outputs are joined with zeros past each call's frames (padding, as in one call)."""
+        rows = CPU_ENCODER_ROWS if self.device == "cpu" else len(lens)
+        if len(lens) <= rows:
+            return self._encode(waves, lens)
+        parts = [self._encode(waves[i : i + rows, : int(lens[i : i + rows].max())], lens[i : i + rows])
+                 for i in range(0, len(lens), rows)]
+        return {name: _join_rows([p[name] for p in parts]) for name in parts[0]}
+
+    def _encode(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
         enc = self.spec.encoder
         out = run_graph(self.encoder, {enc.waveform: waves, enc.waveform_lens: lens})
         return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in out.items()}
