@@ -2,6 +2,10 @@
 # The paper on our data (issue 10), corpus to table, like a Kaldi run.sh: `make recipe` runs it.
 #   corpus    corpus v2 (kdasr data synth; SYNTH=0: DATA already holds the manifests); the units are the
 #             warm start's 256-unit sentencepiece model ($TOK; trained on teacher.txt when missing)
+#   prep      the next three, which do not wait on each other, in two lanes side by side (JOBS >= 2; one
+#             after the other with JOBS=1): BERT, then its soft labels (context, utterance) | the baseline
+#             to epoch $WARM, then the LM, then its soft labels. On 2 cores this keeps both busy; stage by
+#             stage the baseline would train alone on one core
 #   teachers  BERT (masked LM) and the left-to-right LM on the teacher text, side by side (one thread each)
 #   soft      soft labels for the whole train set: LM, BERT utterance, BERT context
 #   quality   teacher quality and the soft labels' reference-in-top-1/top-K shares beside count baselines;
@@ -21,7 +25,8 @@
 #   table     $TABLE_OUT + $PLOT_OUT, generated from the records by `kdasr paper-table`
 # Every stage skips what is complete (cheap file checks: a finished artifact newer than its inputs) and
 # resumes what a kill interrupted; work files live in $EXP (git-ignored). A second run after a complete
-# one trains and decodes nothing. Usage: bash eval/recipe.sh [stage ...]   (default: all stages in order)
+# one trains and decodes nothing. Usage: bash eval/recipe.sh [stage ...]   (default: corpus prep quality
+# sweep students export tune decode bench table; teachers, soft and baseline can be named on their own)
 #
 # A real corpus (LibriSpeech-size, GPUs, several nodes) is a switch of variables, e.g.
 #   SYNTH=0 DATA=data/librispeech TOK=data/librispeech/tok1000.model VOCAB=1000 WARM_START= CONFIG=paper \
@@ -83,7 +88,8 @@ QUALITY_OUT=${QUALITY_OUT:-eval/reports/teacher-quality/paper.md}
 CURVES_PLOT=${CURVES_PLOT:-eval/reports/paper-curves.png}
 TABLE_OUT=${TABLE_OUT:-eval/reports/paper-table.md}
 PLOT_OUT=${PLOT_OUT:-${TABLE_OUT%.md}.png}
-STAGES="corpus teachers soft quality baseline sweep students export tune decode bench table"
+STAGES="corpus prep quality sweep students export tune decode bench table"
+PARTS="teachers soft baseline"  # prep's parts, which can be run as stages of their own
 
 th() { if [ -n "$THREADS" ]; then echo "--threads $THREADS"; fi; }
 log() { echo "[recipe $(date +%H:%M:%S)] $*"; }
@@ -201,6 +207,20 @@ train_run() {  # out epochs [extra args]: done when OUT/epoch-EPOCHS.pt exists, 
 init() { if [ -n "$WARM_START" ]; then echo "--init-from $WARM_START"; fi; }
 # shellcheck disable=SC2046
 baseline() { train_run "$EXP/baseline" "$WARM" $(init); }
+
+# prep: BERT and its soft labels in one lane; the baseline, the LM and its soft labels in the other
+lane_bert() {
+  local m
+  bert_done || teacher_bert
+  for m in $KD_MODES; do case $m in bert*) soft_one "$m" ;; esac; done
+}
+lane_ce() {
+  baseline
+  lm_done || teacher_lm
+  case " $KD_MODES " in *" lm "*) soft_one lm ;; esac
+}
+lane() { "lane_$1"; }
+prep() { run_parallel lane bert ce; }
 
 kd_run() {  # mode lambda epochs
   [ -f "$EXP/baseline/epoch-$WARM.pt" ] || die "$EXP/baseline/epoch-$WARM.pt missing: run the baseline stage"
@@ -382,7 +402,7 @@ dev utterances only (eval/recipe.sh)."
 case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
 stages=${*:-$STAGES}
 for s in $stages; do
-  case " $STAGES curves export_all " in *" $s "*) ;; *) die "unknown stage '$s' (stages: $STAGES curves)" ;; esac
+  case " $STAGES $PARTS curves export_all " in *" $s "*) ;; *) die "unknown stage '$s' (stages: $STAGES $PARTS curves)" ;; esac
 done
 for s in $stages; do
   [ "$s" != export ] || s=export_all
