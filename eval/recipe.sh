@@ -23,6 +23,10 @@
 #   decode    every system on dev and the test sets (JSON result records); whisper tiny.en beside them
 #   bench     the decoding cost of every system side by side in one `kdasr bench --system` run
 #   table     $TABLE_OUT + $PLOT_OUT, generated from the records by `kdasr paper-table`
+#   ship      (only when named) the student with the lowest dev WER, exported from its epoch $EPOCHS
+#             checkpoint with its dev-tuned decoding as model.json's recommendation, into $SHIP_DIR, with
+#             MODEL_CARD.md by `kdasr model-card`. It refuses to write over $WARM_START: keep the warm start
+#             (e.g. `git mv export/demo-en export/demo-en-v1`, WARM_START=export/demo-en-v1) first
 # Every stage skips what is complete (cheap file checks: a finished artifact newer than its inputs) and
 # resumes what a kill interrupted; work files live in $EXP (git-ignored). A second run after a complete
 # one trains and decodes nothing. Usage: bash eval/recipe.sh [stage ...]   (default: corpus prep quality
@@ -88,8 +92,10 @@ QUALITY_OUT=${QUALITY_OUT:-eval/reports/teacher-quality/paper.md}
 CURVES_PLOT=${CURVES_PLOT:-eval/reports/paper-curves.png}
 TABLE_OUT=${TABLE_OUT:-eval/reports/paper-table.md}
 PLOT_OUT=${PLOT_OUT:-${TABLE_OUT%.md}.png}
+SHIP_DIR=${SHIP_DIR:-export/demo-en}       # where the ship stage puts the best student
 STAGES="corpus prep quality sweep students export tune decode bench table"
 PARTS="teachers soft baseline"  # prep's parts, which can be run as stages of their own
+OPTIONAL="ship"                 # run only when named
 
 th() { if [ -n "$THREADS" ]; then echo "--threads $THREADS"; fi; }
 log() { echo "[recipe $(date +%H:%M:%S)] $*"; }
@@ -399,10 +405,50 @@ dev utterances only (eval/recipe.sh)."
     "${paper[@]}" --protocol "$EXP/protocol.txt" --out "$TABLE_OUT" --plot "$PLOT_OUT"
 }
 
+best_student() {  # the student (not fusion/rescoring: those need an LM at run time) with the lowest dev WER
+  "$PY" - "$EXP/results" $(systems) <<'EOF'
+import json, sys
+from pathlib import Path
+root, students = Path(sys.argv[1]), sys.argv[2:]
+missing = [s for s in students if not (root / s / "dev.json").is_file()]
+if missing:
+    sys.exit(f"{root}: no dev result for {', '.join(missing)}: run the decode stage first")
+wer = {s: json.loads((root / s / "dev.json").read_text())["wer"] for s in students}
+print(min(students, key=lambda s: (wer[s], students.index(s))))  # a tie goes to the one listed first
+EOF
+}
+
+decoding_flags() {  # tune JSON -> the export flags of its decoding (the fields kdasr export records)
+  "$PY" - "$1" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))["decoding"]
+fields = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
+          "rescore_weight")
+print(" ".join(f"--{k.replace('_', '-')} {d[k]}" for k in fields if k in d))
+EOF
+}
+
+ship() {
+  need_systems
+  local best flags facts=()
+  [ "$(realpath -m "$SHIP_DIR")" != "$(realpath -m "${WARM_START:-/nonexistent}")" ] || die "SHIP_DIR $SHIP_DIR is \
+every student's warm start (WARM_START): keep it first, e.g. git mv $SHIP_DIR $SHIP_DIR-v1 and WARM_START=$SHIP_DIR-v1"
+  best=$(best_student) || die "no best student"
+  flags=$(decoding_flags "$EXP/tune/$best.json") || die "$EXP/tune/$best.json: no tuned decoding"
+  log "ship $best to $SHIP_DIR (lowest dev WER; decoding $flags)"
+  # shellcheck disable=SC2086
+  export_into "$SHIP_DIR" $K export "$EXP/$best/epoch-$EPOCHS.pt" $EXPORT_ARGS $flags
+  [ -f "$EXP/bench.json" ] && facts+=(--bench "$EXP/bench.json")
+  [ -f "$DATA/build_info.json" ] && facts+=(--corpus "$DATA/build_info.json")  # sources and licences
+  $K model-card "$SHIP_DIR" --results "$EXP/results" --system "$best" "${facts[@]}" >> "$EXP/logs/ship.log" 2>&1 \
+    || { tail -5 "$EXP/logs/ship.log" >&2; die "kdasr model-card failed"; }
+}
+
 case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
 stages=${*:-$STAGES}
 for s in $stages; do
-  case " $STAGES $PARTS curves export_all " in *" $s "*) ;; *) die "unknown stage '$s' (stages: $STAGES $PARTS curves)" ;; esac
+  case " $STAGES $PARTS $OPTIONAL curves export_all " in *" $s "*) ;;
+    *) die "unknown stage '$s' (stages: $STAGES $PARTS $OPTIONAL curves)" ;; esac
 done
 for s in $stages; do
   [ "$s" != export ] || s=export_all

@@ -179,3 +179,24 @@ def test_unknown_stage_refused(recipe):
     bad = _run(recipe["env"], "baseline", "tables")
     assert bad.returncode != 0 and "unknown stage 'tables'" in bad.stderr
     assert "stage baseline" not in bad.stdout  # refused before any stage runs
+
+
+def test_ship_exports_the_best_student_on_dev_with_its_tuned_decoding(recipe, tmp_path):
+    import json
+
+    exp, env = recipe["exp"], recipe["env"]
+    ship_dir = tmp_path / "shipped"
+    refused = _run({**env, "SHIP_DIR": str(ship_dir), "WARM_START": str(ship_dir)}, "ship")
+    assert refused.returncode != 0 and "warm start" in refused.stderr and not ship_dir.exists()
+    shipped = _run({**env, "SHIP_DIR": str(ship_dir)}, "ship")
+    assert shipped.returncode == 0, f"{shipped.stdout}\n{shipped.stderr}"
+    students = (exp / "systems.txt").read_text().split()
+    wer = {s: json.loads((exp / "results" / s / "dev.json").read_text())["wer"] for s in students}
+    best = min(students, key=lambda s: (wer[s], students.index(s)))
+    assert f"ship {best} to" in shipped.stdout
+    tuned = json.loads((exp / "tune" / f"{best}.json").read_text())["decoding"]
+    from kdasr.modelspec import load_model_spec
+
+    spec = load_model_spec(ship_dir)
+    assert (spec.decoding.beam, spec.decoding.ctc_weight) == (tuned["beam"], tuned["ctc_weight"])
+    assert (ship_dir / "MODEL_CARD.md").is_file() and best in (ship_dir / "MODEL_CARD.md").read_text()
