@@ -154,9 +154,12 @@ class TensorSpec:
     def batch_axis(self) -> int:
         return self.shape.index(BATCH)
 
+    ROW_DIMS = (BATCH,)  # the dims that can be the rows axis (exactly one of them per tensor)
+
     def _check(self, where: str) -> None:
-        if self.shape.count(BATCH) != 1:
-            _fail(where, f"{self.name}: shape {list(self.shape)} must have exactly one '{BATCH}' dim")
+        if sum(self.shape.count(d) for d in self.ROW_DIMS) != 1:
+            dims = " or ".join(f"'{d}'" for d in self.ROW_DIMS)
+            _fail(where, f"{self.name}: shape {list(self.shape)} must have exactly one {dims} dim")
         if self.dtype not in DTYPES:
             _fail(where, f"{self.name}: dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
 
@@ -191,6 +194,7 @@ class MemoryInput(TensorSpec):
     row) or one row per utterance (an UTTERANCES dim: broadcast over its hypotheses in the graph)."""
 
     source: str = ""
+    ROW_DIMS = (BATCH, UTTERANCES)
 
     @property
     def per_utterance(self) -> bool:
@@ -199,13 +203,6 @@ class MemoryInput(TensorSpec):
     @property
     def batch_axis(self) -> int:
         return self.shape.index(UTTERANCES if self.per_utterance else BATCH)
-
-    def _check(self, where: str) -> None:
-        if self.shape.count(BATCH) + self.shape.count(UTTERANCES) != 1:
-            _fail(where, f"{self.name}: shape {list(self.shape)} must have exactly one '{BATCH}' or "
-                         f"'{UTTERANCES}' dim")
-        if self.dtype not in DTYPES:
-            _fail(where, f"{self.name}: dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
 
 
 def _tensors(cls, items: object, where: str) -> tuple:
