@@ -421,10 +421,10 @@ EOF
 decoding_flags() {  # tune JSON -> the export flags of its decoding (the fields kdasr export records)
   "$PY" - "$1" <<'EOF'
 import json, sys
+from kdasr.cli.decode_flags import DECODE_FLAGS, DECODING
 d = json.load(open(sys.argv[1]))["decoding"]
-fields = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
-          "rescore_weight")
-print(" ".join(f"--{k.replace('_', '-')} {d[k]}" for k in fields if k in d))
+flags = {flag: DECODE_FLAGS[flag][0] for flag in DECODING}  # export's flag -> DecodeOptions field
+print(" ".join(f"--{flag.replace('_', '-')} {d[field]}" for flag, field in flags.items() if field in d))
 EOF
 }
 
