@@ -180,8 +180,10 @@ def test_micro_batched_results_equal_solo_and_bad_requests_do_not_poison(main_se
 
 
 def test_overload_503_timeout_504_then_recovers():
-    with server("--max-batch", "1", "--max-queue", "1", "--request-timeout", "0.8", "--max-wait-ms", "0") as (_, c):
-        slow = long_wav(16.0)  # beam 16 over 16 s: a few seconds of decoding on one thread
+    with server("--max-batch", "1", "--max-queue", "1", "--request-timeout", "0.5", "--max-wait-ms", "0") as (_, c):
+        # beam 16 over 3 minutes: seconds of decoding on one thread, many times the timeout even on a fast core
+        # (16 s of audio once finished inside a 0.8 s timeout after the search got faster)
+        slow = long_wav(180.0)
         first: list = []
         th = threading.Thread(target=lambda: first.append(c.transcribe_raw(slow, beam=16)))
         th.start()
@@ -207,12 +209,13 @@ def test_overload_503_timeout_504_then_recovers():
 def test_graceful_shutdown_finishes_in_flight_requests():
     with server("--max-batch", "1") as (proc, c):
         done: list = []
-        th = threading.Thread(target=lambda: done.append(c.transcribe_raw(long_wav(10.0), beam=6)))
+        # long enough to be caught in decode by the 50 ms poll on a fast core, short of the 60 s request timeout
+        th = threading.Thread(target=lambda: done.append(c.transcribe_raw(long_wav(60.0), beam=6)))
         th.start()
         wait_for(lambda: c.metric("kdasr_requests_in_decode") == 1)
         proc.send_signal(signal.SIGTERM)
         th.join()
-        assert done[0].status == 200 and done[0].json()["duration"] == 10.0
+        assert done[0].status == 200 and done[0].json()["duration"] == 60.0
         # uvicorn re-raises the signal after its clean shutdown, so the status says SIGTERM
         assert proc.wait(30) in (0, -signal.SIGTERM)
         assert "Traceback" not in proc.stdout.read()
