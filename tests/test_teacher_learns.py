@@ -61,14 +61,19 @@ def depends_on_input(model, tok: Tokenizer) -> tuple[bool, float]:
 
 # post-norm BERT needs more steps: at 150 it still sits on the toy's unigram plateau (loss 2.11 ≈ ln 8,
 # TV 0.014), as it does on the real text; it leaves it slowly and passes by 600 (TV 0.89)
-@pytest.mark.parametrize("arch,lr,steps", [("modernbert", 3e-3, STEPS), ("bert", 1e-3, 600)])
-def test_trained_teacher_prediction_depends_on_context(toy, arch, lr, steps):
+# bf16: the recipe's setting on CPUs with AMX; the teacher must learn as well and stay an fp32 model
+@pytest.mark.parametrize(
+    "arch,lr,steps,amp",
+    [("modernbert", 3e-3, STEPS, "none"), ("modernbert", 3e-3, STEPS, "bf16"), ("bert", 1e-3, 600, "none")],
+)
+def test_trained_teacher_prediction_depends_on_context(toy, arch, lr, steps, amp):
     tok, docs = toy
     cfg = BertConfigLite(layers=2, hidden=64, heads=2, ff_dim=128, window=32, arch=arch, dropout=0.0)
-    tcfg = TeacherTrainConfig(steps=steps, batch_size=16, lr=lr, warmup_steps=30, log_every=1000)
+    tcfg = TeacherTrainConfig(steps=steps, batch_size=16, lr=lr, warmup_steps=30, log_every=1000, amp=amp)
     model, summary = train_bert(docs, tok, cfg, tcfg, short_prob=0.0)
     ok, tv = depends_on_input(model, tok)
-    assert ok, f"{arch}: prediction ignores the context (TV {tv:.3f}, loss {summary['final_loss_ema']})"
+    assert ok, f"{arch}/{amp}: prediction ignores the context (TV {tv:.3f}, loss {summary['final_loss_ema']})"
+    assert summary["amp"] == amp and all(p.dtype == torch.float32 for p in model.parameters())
 
 
 def test_probe_flags_a_collapsed_teacher(toy):

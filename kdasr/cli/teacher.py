@@ -36,6 +36,14 @@ WarmupOpt = Annotated[int, typer.Option(help="Linear warmup steps.")]
 SaveEveryOpt = Annotated[float, typer.Option(help="Minutes between checkpoints (OUT/train_state.pt).")]
 EvalEveryOpt = Annotated[int, typer.Option(help="Steps between dev-loss rows in OUT/train_log.csv (0: never).")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="torch threads.")]
+AmpOpt = Annotated[
+    str,
+    typer.Option(
+        help="'bf16' autocasts the forward pass (about 2x the steps on CPUs with AMX or avx512_bf16, "
+        "slower on others); 'none' keeps fp32."
+    ),
+]
+AMPS = ("none", "bf16")
 
 
 def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
@@ -46,9 +54,11 @@ def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
     return layers or l_, hidden, heads or n, ff * hidden // h
 
 
-def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every):
+def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp):
     from ..teachers.common import TeacherTrainConfig
 
+    if amp not in AMPS:
+        raise typer.BadParameter(f"--amp must be one of {', '.join(AMPS)}")
     if steps is None:
         steps = 10**9 if minutes is not None else 3000
     return TeacherTrainConfig(
@@ -60,6 +70,7 @@ def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval
         warmup_steps=min(warmup, max(1, steps // 10)),
         save_every_s=save_every * 60,
         eval_every=eval_every,
+        amp=amp,
     )
 
 
@@ -91,6 +102,7 @@ def bert(
     dev: DevOpt = None,
     save_every: SaveEveryOpt = 5.0,
     eval_every: EvalEveryOpt = 500,
+    amp: AmpOpt = "none",
 ) -> None:
     """Pretrain a BERT teacher (masked LM only, no NSP/CLS/SEP) on whole-document windows of the
     ASR's units; saved with save_pretrained plus tokenizer.model, loadable by --teacher and
@@ -122,7 +134,7 @@ def bert(
         mask_prob=mask_prob,
     )
     peak = lr if lr is not None else (1e-3 if arch == "modernbert" else 5e-4)
-    tcfg = _train_cfg(steps, batch_size, peak, warmup, minutes, threads, save_every, eval_every)
+    tcfg = _train_cfg(steps, batch_size, peak, warmup, minutes, threads, save_every, eval_every, amp)
     with user_errors():
         summary = run_bert_teacher(text, tokenizer, out, cfg, tcfg, dev)
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
@@ -146,6 +158,7 @@ def lm(
     dev: DevOpt = None,
     save_every: SaveEveryOpt = 5.0,
     eval_every: EvalEveryOpt = 500,
+    amp: AmpOpt = "none",
 ) -> None:
     """Train a left-to-right Transformer LM teacher on the ASR's units (also used for shallow
     fusion and rescoring); saved as OUT/lm.pt. Resumable, logged and scheduled like `kdasr
@@ -162,7 +175,7 @@ def lm(
     with user_errors():
         vocab = Tokenizer(tokenizer).vocab_size
         cfg = LMConfig(vocab_size=vocab, d_model=n_hidden, layers=n_layers, heads=n_heads, ff_dim=ff)
-        tcfg = _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every)
+        tcfg = _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp)
         summary = run_lm_teacher(text, tokenizer, out, cfg, tcfg, dev)
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
 

@@ -26,6 +26,7 @@ class TeacherTrainConfig:
     eval_every: int = 500  # steps between dev-loss rows (0: never)
     save_every_s: float = 300.0  # seconds between checkpoints
     decay_frac: float = 0.2  # share of the budget over which the lr decays at the end
+    amp: str = "none"  # "bf16": autocast the forward pass (weights and optimizer stay fp32)
 
 
 def read_documents(path: Path) -> list[list[str]]:

@@ -153,7 +153,9 @@ def train_steps(
             lr = lr_at(step, progress_of(step, time.time() - t_start, cfg), cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = next_loss(step)
+            # bf16 autocast: ~2x the steps on CPUs with AMX (matmuls in bf16, fp32 master weights)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+                loss = next_loss(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -182,6 +184,7 @@ def train_steps(
         "resumed_from_step": resumed_from,
         "train_seconds": round(time.time() - t_start, 1),
         "final_loss_ema": round(ema or 0.0, 4),
+        "amp": cfg.amp,
         "schedule": f"warmup {cfg.warmup_steps} steps, constant {cfg.lr:g}, linear decay to 10% over the last "
         f"{cfg.decay_frac:.0%} of the budget",
     }
