@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from kdasr.data.manifest import Utterance
+from kdasr.errors import KdasrError
 from kdasr.models.lm import LMConfig, TransformerLM
 from kdasr.teachers.bert import BertConfigLite, BertTeacher, build_bert
 from kdasr.teachers.context import Window, centred_window
@@ -117,3 +118,33 @@ def test_lm_soft_labels_come_from_one_causal_forward(tok, tmp_path):
     out = generate_soft_labels(utterances(), tok, lm, "lm", SoftLabelConfig(), tmp_path / "lm", progress=False)
     sl = load_soft_labels(tmp_path / "lm")
     assert sl.meta.teacher == "lm" and sl.meta.mode == "causal" and out["utterances"] == len(sl.rows)
+
+
+def test_bf16_soft_labels_are_close_and_recorded(tok, tmp_path):
+    """--amp bf16 (the recipe's setting on CPUs with AMX) gives nearly the fp32 labels, and says so
+    in meta.json, so a resume cannot mix the two."""
+    model = tiny_bert(tok.vocab_size)
+    enc = [tuple(tok.encode(s)) for s in SENTENCES]
+    windows = [Window(t, 0, len(t)) for t in enc]
+    fp32 = fast_window_labels(model, windows, SoftLabelConfig())
+    bf16 = fast_window_labels(model, windows, SoftLabelConfig(amp="bf16"))
+    top1 = np.concatenate([a[0][:, 0] == b[0][:, 0] for a, b in zip(fp32, bf16)])
+    overlap = np.concatenate([[len(set(x) & set(y)) for x, y in zip(a[0], b[0])] for a, b in zip(fp32, bf16)])
+    assert top1.mean() >= 0.9 and overlap.mean() >= 7, (top1.mean(), overlap.mean())
+    assert max(abs(a[1][:, 0] - b[1][:, 0]).max() for a, b in zip(fp32, bf16)) < 0.02
+    teacher = BertTeacher(model, window=64, mask_id=tok.mask_id, path="tiny")
+    utts = utterances()
+    generate_soft_labels(utts, tok, teacher, "bert", SoftLabelConfig(amp="bf16"), tmp_path / "sl", progress=False)
+    assert load_soft_labels(tmp_path / "sl").meta.amp == "bf16"
+    with pytest.raises(KdasrError, match="amp"):
+        generate_soft_labels(utts, tok, teacher, "bert", SoftLabelConfig(), tmp_path / "sl", progress=False)
+
+
+def test_teacher_bench_compares_methods_and_bf16(tok):
+    from kdasr.teachers.bench import bench_soft_labels
+
+    teacher = BertTeacher(tiny_bert(tok.vocab_size), window=64, mask_id=tok.mask_id, path="tiny")
+    r = bench_soft_labels(teacher, tok, utterances(), "context", 24, repeats=1)
+    assert r["unique_windows"] * 2 == r["windows"] and r["same_ids"] == 1.0 and r["max_prob_diff"] < 1e-5
+    assert min(r["slow_tps"], r["fast_tps"], r["dedup_tps"], r["bf16_tps"]) > 0
+    assert r["bf16_same_top1"] >= 0.9 and r["bf16_max_prob_diff"] < 0.02

@@ -36,6 +36,7 @@ class SoftLabelMeta:
     tokenizer_sha1: str
     teacher_path: str = ""
     format_version: int = FORMAT_VERSION
+    amp: str = "none"  # the teacher's forward precision ("bf16": autocast)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -54,7 +55,7 @@ def prepare_dir(out_dir: Path, meta: SoftLabelMeta) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "meta.json"
     if path.exists():
-        old = json.loads(path.read_text())
+        old = {"amp": "none", **json.loads(path.read_text())}  # dirs from before `amp` was recorded
         new = json.loads(meta.to_json())
         diff = {k for k in new if k != "teacher_path" and old.get(k) != new[k]}
         if diff:
