@@ -27,6 +27,9 @@
 #             checkpoint with its dev-tuned decoding as model.json's recommendation, into $SHIP_DIR, with
 #             MODEL_CARD.md by `kdasr model-card`. It refuses to write over $WARM_START: keep the warm start
 #             (e.g. `git mv export/demo-en export/demo-en-v1`, WARM_START=export/demo-en-v1) first
+#   ship_teachers  (only when named) the finished BERT and LM, without optimiser state, into $TEACHERS_OUT with
+#             the sha1 of the text they learnt and a quality report; a later run on the same corpus adopts
+#             them ($TEACHERS_FROM, default export/teachers for data/v2) instead of training them again
 # Every stage skips what is complete (cheap file checks: a finished artifact newer than its inputs) and
 # resumes what a kill interrupted; work files live in $EXP (git-ignored). A second run after a complete
 # one trains and decodes nothing. Usage: bash eval/recipe.sh [stage ...]   (default: corpus prep quality
@@ -65,6 +68,13 @@ LM_STEPS=${LM_STEPS:-}
 BERT_ARGS=${BERT_ARGS:-"--arch modernbert --window 256 --batch-size 8"}
 LM_ARGS=${LM_ARGS:-}                       # e.g. "--batch-size 32"
 TEACHER_EVAL_EVERY=${TEACHER_EVAL_EVERY:-500}
+# teachers and soft labels under bf16 autocast where the CPU has AMX (1.6-2.3x measured); fp32 elsewhere,
+# where bf16 is emulated and slower. Students stay fp32 (their gain is smaller, and all four must match)
+TEACHER_AMP=${TEACHER_AMP:-$(grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && echo bf16 || echo none)}
+# finished teachers to adopt instead of training them: used only when EXP has no such teacher yet and the
+# shipped one was trained on this DATA's teacher.txt (its teacher_text.sha1) with the units of $TOK
+TEACHERS_FROM=${TEACHERS_FROM-$(if [ "$DATA" = data/v2 ]; then echo export/teachers; fi)}
+TEACHERS_OUT=${TEACHERS_OUT:-export/teachers}  # where ship_teachers puts them
 QUALITY_SENTENCES=${QUALITY_SENTENCES:-200}
 STRICT=${STRICT:-1}                        # 1: no KD unless every teacher beats the count baselines
 WARM=${WARM:-8}                            # KD students branch from baseline epoch-$WARM.pt
@@ -95,7 +105,7 @@ PLOT_OUT=${PLOT_OUT:-${TABLE_OUT%.md}.png}
 SHIP_DIR=${SHIP_DIR:-export/demo-en}       # where the ship stage puts the best student
 STAGES="corpus prep quality sweep students export tune decode bench table"
 PARTS="teachers soft baseline"  # prep's parts, which can be run as stages of their own
-OPTIONAL="ship"                 # run only when named
+OPTIONAL="ship ship_teachers"   # run only when named
 
 th() { if [ -n "$THREADS" ]; then echo "--threads $THREADS"; fi; }
 log() { echo "[recipe $(date +%H:%M:%S)] $*"; }
@@ -150,18 +160,31 @@ teacher_bert() {
   # shellcheck disable=SC2086,SC2046
   $K teacher bert "$DATA/teacher.txt" --tokenizer "$TOK" --out "$EXP/teachers/bert" $BERT_ARGS \
     --size "$TEACHER_SIZE" $(budget "$BERT_STEPS" "$BERT_MINUTES") $(th) --dev "$DATA/dev.jsonl" \
-    --eval-every "$TEACHER_EVAL_EVERY" --save-every 5 >> "$EXP/logs/bert.log" 2>&1
+    --eval-every "$TEACHER_EVAL_EVERY" --save-every 5 --amp "$TEACHER_AMP" >> "$EXP/logs/bert.log" 2>&1
 }
 teacher_lm() {
   log "LM teacher ($(budget "$LM_STEPS" "$LM_MINUTES"), log $EXP/logs/lm.log)"
   # shellcheck disable=SC2046,SC2086
   $K teacher lm "$DATA/teacher.txt" --tokenizer "$TOK" --out "$EXP/teachers/lm" --size "$TEACHER_SIZE" $LM_ARGS \
     $(budget "$LM_STEPS" "$LM_MINUTES") $(th) --dev "$DATA/dev.jsonl" --eval-every "$TEACHER_EVAL_EVERY" \
-    --save-every 5 >> "$EXP/logs/lm.log" 2>&1
+    --save-every 5 --amp "$TEACHER_AMP" >> "$EXP/logs/lm.log" 2>&1
 }
 teacher() { "teacher_$1"; }
+sha1_of() { sha1sum < "$1" | cut -d' ' -f1; }
+adopt_teacher() {  # NAME: copy $TEACHERS_FROM/NAME into EXP when EXP has none and it fits this text and these units
+  local src=$TEACHERS_FROM/$1 dst=$EXP/teachers/$1
+  { [ -n "$TEACHERS_FROM" ] && [ -d "$src" ] && [ ! -e "$dst" ]; } || return 0
+  if ! cmp -s "$src/tokenizer.model" "$TOK" || [ "$(cat "$src/teacher_text.sha1" 2>/dev/null)" != "$(sha1_of "$DATA/teacher.txt")" ]; then
+    log "teacher $1: not adopting $src (trained on other units than $TOK or another text than $DATA/teacher.txt)"
+    return 0
+  fi
+  log "teacher $1: adopted from $src (same text and units; TEACHERS_FROM= trains a new one)"
+  mkdir -p "$EXP/teachers" && rm -rf "$dst.tmp" && cp -r "$src" "$dst.tmp" && mv "$dst.tmp" "$dst"
+}
+adopt_teachers() { adopt_teacher bert; adopt_teacher lm; }
 teachers() {  # a finished teacher is a saved model (config.json is moved in last; lm.pt is atomic)
   local todo=()
+  adopt_teachers
   bert_done || todo+=(bert)
   lm_done || todo+=(lm)
   run_parallel teacher "${todo[@]}"
@@ -175,7 +198,7 @@ soft_one() {  # mode
   log "soft labels: $1 (log $EXP/logs/soft-$1.log)"
   # shellcheck disable=SC2046
   $K teacher soft-labels "$DATA/train.jsonl" --tokenizer "$TOK" --teacher "$EXP/teachers/$teacher" --mode $mode \
-    --out "$EXP/soft/$1" $(th) >> "$EXP/logs/soft-$1.log" 2>&1
+    --out "$EXP/soft/$1" $(th) --amp "$TEACHER_AMP" >> "$EXP/logs/soft-$1.log" 2>&1
 }
 soft() { run_parallel soft_one $KD_MODES; }
 
@@ -226,7 +249,7 @@ lane_ce() {
   case " $KD_MODES " in *" lm "*) soft_one lm ;; esac
 }
 lane() { "lane_$1"; }
-prep() { run_parallel lane bert ce; }
+prep() { adopt_teachers; run_parallel lane bert ce; }
 
 kd_run() {  # mode lambda epochs
   [ -f "$EXP/baseline/epoch-$WARM.pt" ] || die "$EXP/baseline/epoch-$WARM.pt missing: run the baseline stage"
@@ -442,6 +465,24 @@ every student's warm start (WARM_START): keep it first, e.g. git mv $SHIP_DIR $S
   [ -f "$DATA/build_info.json" ] && facts+=(--corpus "$DATA/build_info.json")  # sources and licences
   $K model-card "$SHIP_DIR" --results "$EXP/results" --system "$best" "${facts[@]}" >> "$EXP/logs/ship.log" 2>&1 \
     || { tail -5 "$EXP/logs/ship.log" >&2; die "kdasr model-card failed"; }
+}
+
+ship_teachers() {  # the finished teachers (no optimiser state) into TEACHERS_OUT, with what they were trained on
+  bert_done && lm_done || die "the teachers are not finished: run the teachers (or prep) stage first"
+  local t
+  mkdir -p "$TEACHERS_OUT"
+  for t in bert lm; do
+    rm -rf "$TEACHERS_OUT/$t.tmp" && mkdir "$TEACHERS_OUT/$t.tmp"
+    find "$EXP/teachers/$t" -maxdepth 1 -type f ! -name train_state.pt -exec cp {} "$TEACHERS_OUT/$t.tmp/" \;
+    sha1_of "$DATA/teacher.txt" > "$TEACHERS_OUT/$t.tmp/teacher_text.sha1"
+    rm -rf "$TEACHERS_OUT/$t" && mv "$TEACHERS_OUT/$t.tmp" "$TEACHERS_OUT/$t"
+  done
+  # shellcheck disable=SC2046
+  $K teacher quality --tokenizer "$TOK" --dev "$DATA/dev.jsonl" --teacher-text "$DATA/teacher.txt" \
+    --bert "$TEACHERS_OUT/bert" --lm "$TEACHERS_OUT/lm" --sentences "$QUALITY_SENTENCES" --no-strict $(th) \
+    --report "$TEACHERS_OUT/QUALITY.md" > "$EXP/logs/ship-teachers.log" 2>&1 \
+    || { tail -5 "$EXP/logs/ship-teachers.log" >&2; die "teacher quality failed"; }
+  log "teachers shipped to $TEACHERS_OUT ($(du -sh "$TEACHERS_OUT" | cut -f1)); quality in $TEACHERS_OUT/QUALITY.md"
 }
 
 case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac

@@ -200,3 +200,25 @@ def test_ship_exports_the_best_student_on_dev_with_its_tuned_decoding(recipe, tm
     spec = load_model_spec(ship_dir)
     assert (spec.decoding.beam, spec.decoding.ctc_weight) == (tuned["beam"], tuned["ctc_weight"])
     assert (ship_dir / "MODEL_CARD.md").is_file() and best in (ship_dir / "MODEL_CARD.md").read_text()
+
+
+def test_shipped_teachers_are_adopted_only_for_their_own_text(recipe, tmp_path):
+    """ship_teachers writes the finished teachers without optimiser state, with the sha1 of the text they
+    learnt; a fresh EXP adopts them instead of training (nothing trained), but not for another text."""
+    env = recipe["env"]
+    out = tmp_path / "teachers"
+    shipped = _run({**env, "TEACHERS_OUT": str(out)}, "ship_teachers")
+    assert shipped.returncode == 0, f"{shipped.stdout}\n{shipped.stderr}"
+    assert (out / "bert" / "config.json").is_file() and (out / "lm" / "lm.pt").is_file()
+    assert not list(out.rglob("train_state.pt")) and (out / "QUALITY.md").is_file()
+    env2 = {**env, "EXP": str(tmp_path / "exp2"), "TEACHERS_FROM": str(out)}
+    adopted = _run(env2, "teachers")
+    assert adopted.returncode == 0, f"{adopted.stdout}\n{adopted.stderr}"
+    assert "teacher bert: adopted" in adopted.stdout and "teacher lm: adopted" in adopted.stdout
+    assert not WORK.search(adopted.stdout), adopted.stdout
+    assert (tmp_path / "exp2" / "teachers" / "bert" / "kdasr_teacher.json").is_file()
+    (out / "lm" / "teacher_text.sha1").write_text("0" * 40 + "\n")  # as if trained on another text
+    other = _run({**env2, "EXP": str(tmp_path / "exp3")}, "teachers")
+    assert other.returncode == 0, f"{other.stdout}\n{other.stderr}"
+    assert "teacher lm: not adopting" in other.stdout and "] LM teacher" in other.stdout
+    assert "teacher bert: adopted" in other.stdout
