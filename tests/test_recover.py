@@ -66,3 +66,28 @@ def test_train_init_from_model_dir_starts_from_its_weights(tiny_corpus, tiny_mod
                      "--init-from", str(tiny_model), "--max-steps", "1", check=False)
     assert proc.returncode != 0
     assert "another tokenizer" in proc.stderr
+
+
+def test_train_init_encoder_from_takes_the_encoder_and_ctc_head_only(tiny_corpus, tiny_model, tmp_path):
+    """--init-encoder-from: a Transformer-decoder student on the tiny LSTM model's encoder (the decoder
+    comparison of issue 11 item 3 starts both decoders on one trained encoder)."""
+    args = ["--train", str(tiny_corpus / "train.jsonl"), "--dev", str(tiny_corpus / "dev.jsonl"),
+            "--tokenizer", str(tiny_corpus / "tokenizer.model"), "--threads", "1",
+            "--feature-cache", str(tmp_path / "feats"), "--max-steps", "1", "--lr", "1e-9", "--warmup-steps", "1"]
+    run_kdasr("train", *args, "--config", "tiny-transformer", "--out", str(tmp_path / "tf"),
+              "--init-encoder-from", str(tiny_model))
+    source = load_checkpoint(tiny_model.parent / "last.pt")["model"]
+    after = load_checkpoint(tmp_path / "tf" / "last.pt")
+    assert after["summary"]["encoder_initialised_from"]["path"] == str(tiny_model)
+    taken = [k for k in after["model"] if k.startswith(("encoder.", "ctc_head."))]
+    assert taken and all(float((after["model"][k] - source[k]).abs().max()) < 1e-5 for k in taken)
+    shared = [k for k, v in after["model"].items() if k.startswith("decoder.") and k in source
+              and source[k].shape == v.shape]  # e.g. the token embedding: fresh, not the source's
+    assert all(not torch.allclose(after["model"][k], source[k], atol=1e-3) for k in shared)
+    # an encoder of another shape is refused in one line; and it excludes --init-from
+    other = run_kdasr("train", *args, "--config", "demo", "--out", str(tmp_path / "bad"),
+                      "--init-encoder-from", str(tiny_model), check=False)
+    assert other.returncode != 0 and "its encoder is not this config's" in other.stderr, other.stderr
+    both = run_kdasr("train", *args, "--config", "tiny", "--out", str(tmp_path / "both"),
+                     "--init-encoder-from", str(tiny_model), "--init-from", str(tiny_model), check=False)
+    assert both.returncode != 0 and "exclude each other" in both.stderr and "Traceback" not in both.stderr

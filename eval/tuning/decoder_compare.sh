@@ -2,8 +2,10 @@
 # LSTM location-attention decoder vs Transformer decoder at equal training time on corpus v2
 # (issue 11 item 3), each stage resumable:
 #   train   paper-v2 (LSTM decoder) and paper-v2-transformer (same encoder, schedule and tokenizer;
-#           1.24 M vs 1.23 M decoder parameters at 256 units) side by side, ONE thread each, $MINUTES
-#           minutes of wall time each (equal time only if each gets a core: run it on an idle machine)
+#           1.24 M vs 1.23 M decoder parameters at 256 units), ONE thread each, both encoders and CTC heads
+#           from $INIT_ENCODER (--init-encoder-from; empty: from scratch), decoders from scratch. Budget
+#           $BUDGET: by default $MINUTES minutes side by side (equal time only if each gets a core: an idle
+#           machine); BUDGET="--max-steps N" JOBS=1 trains them one after the other to equal steps instead
 #   export  both with --check (parity vs torch) and int8 variants; recommended decoding beam 10 + CTC $CTC
 #   decode  dev and test WER, greedy attention and the recommended beam, JSON result records
 #   bench   both systems' decoding cost side by side in one `kdasr bench` run
@@ -17,18 +19,28 @@ DATA=${DATA:-data/v2}
 TOK=${TOK:-export/demo-en/tokenizer.model}  # the 256 units of the paper students
 OUT=${OUT:-exp/h4-decoder-compare}
 MINUTES=${MINUTES:-40}
+BUDGET=${BUDGET:-"--minutes $MINUTES"}
+LABEL=${LABEL:-"${BUDGET#--}"}           # how the budget is named in the result records
+INIT_ENCODER=${INIT_ENCODER-export/demo-en}
+JOBS=${JOBS:-2}
 CTC=${CTC:-0.5}
 SETS=${SETS:-"dev test"}
 declare -A CONFIG=([lstm]=paper-v2 [transformer]=paper-v2-transformer)
 mkdir -p "$OUT/results"
 
+train_one() {
+  [ -f "$OUT/$1/done" ] && return 0
+  # shellcheck disable=SC2086
+  $K train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --tokenizer "$TOK" \
+    --config "kdasr/configs/${CONFIG[$1]}.toml" --feature-cache "$DATA/feats" --out "$OUT/$1" \
+    --threads 1 $BUDGET ${INIT_ENCODER:+--init-encoder-from "$INIT_ENCODER"} >> "$OUT/train-$1.log" 2>&1 \
+    && touch "$OUT/$1/done"
+}
+
 train() {
-  local pids=()
+  local pids=() d
   for d in lstm transformer; do
-    [ -f "$OUT/$d/done" ] && continue
-    $K train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --tokenizer "$TOK" \
-      --config "kdasr/configs/${CONFIG[$d]}.toml" --feature-cache "$DATA/feats" --out "$OUT/$d" \
-      --threads 1 --minutes "$MINUTES" > "$OUT/train-$d.log" 2>&1 && touch "$OUT/$d/done" & pids+=($!)
+    if [ "$JOBS" -ge 2 ]; then train_one "$d" & pids+=($!); else train_one "$d"; fi
   done
   for p in "${pids[@]}"; do wait "$p"; done
 }
@@ -45,10 +57,10 @@ decode() {
     for s in $SETS; do
       f="$OUT/results/$d-$s-greedy.json"
       [ -f "$f" ] || $K eval --model "$OUT/$d/model" --manifest "$DATA/$s.jsonl" --threads 1 --method attention \
-        --beam 1 --ctc-weight 0 --system "$d decoder ($MINUTES min), greedy" --json "$f"
+        --beam 1 --ctc-weight 0 --system "$d decoder ($LABEL), greedy" --json "$f"
       f="$OUT/results/$d-$s-beam.json"
       [ -f "$f" ] || $K eval --model "$OUT/$d/model" --manifest "$DATA/$s.jsonl" --threads 1 --method attention \
-        --beam 10 --ctc-weight "$CTC" --system "$d decoder ($MINUTES min), beam 10 + CTC $CTC" --json "$f"
+        --beam 10 --ctc-weight "$CTC" --system "$d decoder ($LABEL), beam 10 + CTC $CTC" --json "$f"
     done
   done
 }

@@ -68,6 +68,12 @@ def train(
         typer.Option(help="Start from these weights (a checkpoint .pt or an exported model dir such as "
                      "export/demo-en) with a fresh optimiser and schedule; same tokenizer required."),
     ] = None,
+    init_encoder_from: Annotated[
+        Path | None,
+        typer.Option(help="Start the encoder and CTC head from these weights (checkpoint or model dir) and the "
+                     "decoder of --config's kind from scratch, with a fresh optimiser; the encoder must be "
+                     "--config's. For comparing decoders on one encoder."),
+    ] = None,
     branch_from: Annotated[
         Path | None,
         typer.Option(help="Continue another run's checkpoint (its epoch-N.pt or last.pt) in OUT: its weights, "
@@ -121,6 +127,7 @@ def train(
             init_from=init_from,
             ctc_weight=ctc_weight,
             branch_from=branch_from,
+            init_encoder_from=init_encoder_from,
             lr=lr,
             warmup_steps=warmup_steps,
             max_frames=max_frames,

@@ -10,6 +10,7 @@ from ..data.manifest import read_manifest
 from ..errors import KdasrError
 from ..models.config import ModelConfig
 from ..models.frontend import LogMelFrontend
+from ..models.student import build_model
 from ..models.student_io import load_student
 from ..text import Tokenizer
 from .checkpoint import check_branchable, check_resumable, load_checkpoint
@@ -80,6 +81,22 @@ def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict, 
     return student.model.cfg, student.model.state_dict(), student.history
 
 
+ENCODER_SCOPES = ("encoder.", "ctc_head.")  # what --init-encoder-from takes; the decoder starts fresh
+
+
+def encoder_init_weights(source: Path, tok: Tokenizer, model_cfg: ModelConfig) -> tuple[dict, dict]:
+    """The encoder and CTC head of `source`, for a model of `model_cfg` whose encoder is the same
+    (its decoder may be another kind): refused in one line when a tensor is missing or differs in shape."""
+    _, weights, history = load_init_weights(source, tok)
+    target = {k: v for k, v in build_model(model_cfg).state_dict().items() if k.startswith(ENCODER_SCOPES)}
+    bad = [k for k, v in target.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
+    if bad:
+        raise KdasrError(
+            f"--init-encoder-from {source}: its encoder is not this config's ({len(bad)} tensors differ, e.g. {bad[0]})"
+        )
+    return {k: weights[k] for k in target}, history
+
+
 def run_training(
     train_manifest: Path,
     dev_manifest: Path,
@@ -93,15 +110,20 @@ def run_training(
     init_from: Path | None = None,
     ctc_weight: float | None = None,
     branch_from: Path | None = None,
+    init_encoder_from: Path | None = None,
     **overrides,
 ) -> Path:
     """Features, examples (+ soft labels), then the trainer. `init_from`: a fresh run from other
     weights; `branch_from`: continue another run's checkpoint (same architecture, tokenizer,
-    schedule and data order) with this call's loss settings (see `prepare_branch`)."""
+    schedule and data order) with this call's loss settings (see `prepare_branch`). `init_encoder_from`:
+    a fresh run whose encoder and CTC head start from other weights and whose decoder (of the preset's
+    kind) starts from scratch."""
     if kd not in KD_DEFAULT_WEIGHT:
         raise KdasrError(f"--kd must be one of {', '.join(KD_DEFAULT_WEIGHT)}, got {kd!r}")
-    if init_from is not None and branch_from is not None:
-        raise KdasrError("--init-from and --branch-from exclude each other (a branch keeps the source's optimiser)")
+    starts = [f for f, v in (("--init-from", init_from), ("--branch-from", branch_from),
+                              ("--init-encoder-from", init_encoder_from)) if v is not None]
+    if len(starts) > 1:
+        raise KdasrError(f"{' and '.join(starts)} exclude each other (one start: weights, a branch or an encoder)")
     if kd != "none" and soft_labels is None:
         raise KdasrError(f"--kd {kd} needs --soft-labels DIR (made by `kdasr teacher soft-labels`)")
     if overrides.get("kd_weight") is None:
@@ -115,6 +137,8 @@ def run_training(
         model_cfg = dataclasses.replace(init_cfg, ctc_weight=model_cfg.ctc_weight)
     if ctc_weight is not None:
         model_cfg = dataclasses.replace(model_cfg, ctc_weight=ctc_weight)
+    if init_encoder_from is not None:
+        init_weights, init_history = encoder_init_weights(init_encoder_from, tok, model_cfg)
     if kd != "none":
         check_soft_labels(soft_labels, kd, tok)
     resumed = None
@@ -153,6 +177,11 @@ def run_training(
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         # where the weights came from, with that model's own training summary (its history)
         **({"initialised_from": {"path": str(init_from), "training": init_history}} if init_from is not None else {}),
+        **(
+            {"encoder_initialised_from": {"path": str(init_encoder_from), "training": init_history}}
+            if init_encoder_from is not None
+            else {}
+        ),
     }
     if branch is not None:
         summary["branched_from"] = branch_record(Path(branch_from), branch)

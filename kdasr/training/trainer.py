@@ -15,6 +15,7 @@ import jiwer
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..errors import KdasrError
 from ..models.config import ModelConfig
 from ..models.reference_decode import ctc_greedy_ids
 from ..models.student import Seq2SeqStudent, build_model, count_parameters
@@ -136,7 +137,10 @@ def train(
     torch.manual_seed(cfg.seed + info.rank)
     core = build_model(model_cfg).to(info.device)
     if init_weights is not None:
-        core.load_state_dict(init_weights)
+        # a partial init (--init-encoder-from) leaves the decoder as initialised above
+        missing, unexpected = core.load_state_dict(init_weights, strict=False)
+        if unexpected or any(not k.startswith("decoder.") for k in missing):
+            raise KdasrError(f"initial weights do not fit this model: missing {missing[:3]}, extra {unexpected[:3]}")
     model: torch.nn.Module = core
     if info.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -169,7 +173,7 @@ def train(
         step, epoch, batch_pos, elapsed = ck["step"], ck["epoch"], ck["batch_pos"], ck["elapsed"]
         if resuming:
             # the run's history stays the first start's: when it began, where its weights came from
-            kept = ("started", "initialised_from", "branched_from")
+            kept = ("started", "initialised_from", "encoder_initialised_from", "branched_from")
             summary = {**(summary or {}), **{k: ck["summary"][k] for k in kept if k in ck.get("summary", {})}}
         rngs = ck.get("rngs")
         if rngs and len(rngs) == info.world:
