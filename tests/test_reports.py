@@ -42,6 +42,9 @@ def test_eval_json_reference_and_table(tmp_path: Path) -> None:
     assert a["utterances"] == b["utterances"] == 3 and a["words"] == b["words"] > 10  # same references
     assert 0 <= b["wer"] < 60 and b["rtfx"] > 0 and b["threads"] == 1
     assert a["decoding"]["beam"] == 10  # the shipped model's recommendation
+    # each record says how to make it again
+    assert a["command"].startswith("kdasr eval --manifest") and a["command"].endswith("--system shipped")
+    assert b["command"].startswith("kdasr eval-reference")
     out = tmp_path / "table.md"
     r = _kdasr("eval-table", str(ours), str(ref), "--out", str(out))
     assert r.returncode == 0, r.stderr

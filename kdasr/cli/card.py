@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .data import user_errors
+from .data import command_line, user_errors
 
 
 def model_card(
@@ -45,15 +45,13 @@ def model_card(
     Example: kdasr model-card export/demo-en --results exp/paper/results --system bert-ctx \\
     --bench eval/reports/paper-bench.json --corpus data/v2/build_info.json
     """
-    import shlex
-    import sys
 
     from ..eval.model_card import CardInputs, write_card
 
     if resamples < 1000:
         raise typer.BadParameter("--resamples must be at least 1000")
     target = out or model_dir / "MODEL_CARD.md"
-    command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     with user_errors():
         write_card(CardInputs(model_dir, tuple(results or ()), bench, corpus, system, command, resamples, seed),
                    target)

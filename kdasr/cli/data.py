@@ -6,6 +6,8 @@ Library imports happen inside each command so `kdasr --help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +28,11 @@ def user_errors() -> Iterator[None]:
     except KdasrError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
+
+
+def command_line() -> str:
+    """This invocation as a shell line (for reports and result records: how to make them again)."""
+    return shlex.join(["kdasr", *sys.argv[1:]])
 
 
 def _summary(utts: list) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .data import user_errors
+from .data import command_line, user_errors
 
 
 def tune(
@@ -168,8 +168,6 @@ def paper_table(
     --paper bert-utt=bert-utterance --paper bert-ctx=bert-context --protocol protocol.txt
     --out eval/reports/paper-table.md --plot eval/reports/paper-table.png
     """
-    import shlex
-    import sys
 
     from ..eval.paper_table import PAPER, TableConfig, build_table, load_bench, load_records
     from ..eval.paper_table import plot as write_plot
@@ -185,7 +183,7 @@ def paper_table(
         text = ""
         if protocol:
             text = _text_or_file(protocol)
-        command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = command_line()
         cfg = TableConfig(baseline, tuple(s for s in sets.split(",") if s), rows, tuple(reference or ()), text,
                           command, resamples, seed, plot_set)
         table = build_table(load_records(results), load_bench(bench), cfg)

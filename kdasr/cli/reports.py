@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import KdasrError
+from .data import command_line
 
 
 def eval_reference(
@@ -42,7 +43,7 @@ def eval_reference(
         from ..eval.results import result_record, write_result
 
         write_result(json_out, result_record(REFERENCE_NAME, manifest, res.report, res.decode_seconds, threads,
-                                             limit=limit, decoding={"beam": beam}))
+                                             limit=limit, decoding={"beam": beam}, command=command_line()))
     if res.report.failures:
         raise typer.Exit(1)
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from .data import user_errors
+from .data import command_line, user_errors
 from .decode_flags import DECODING, with_decode_flags
 
 ModelOpt = Annotated[
@@ -247,7 +247,8 @@ def evaluate(
             write_result(json_out, result_record(system or str(t.model.model_dir), manifest, report,
                                                  time.perf_counter() - t0, threads, limit=limit,
                                                  model=str(t.model.model_dir), decoding=asdict(opts),
-                                                 options_file=str(options) if options else None))
+                                                 options_file=str(options) if options else None,
+                                                 command=command_line()))
     for line in problem_lines(report):
         typer.echo(line, err=True)
     typer.echo(summary_line(manifest, report))
@@ -360,12 +361,10 @@ def bench(
     Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
     --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md
     """
-    import shlex
-    import sys
 
     from ..eval.bench import BenchConfig, run_bench
 
-    command = "kdasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     if system:
         from .paper import bench_systems
 

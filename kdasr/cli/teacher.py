@@ -4,13 +4,12 @@ Thin: parse, call kdasr.teachers, print. Imports happen inside each command."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .data import user_errors
+from .data import command_line, user_errors
 
 teacher_app = typer.Typer(help="Teachers for distillation: BERT, Transformer LM, soft labels.", no_args_is_help=True)
 
@@ -269,7 +268,7 @@ def quality(
             lm_teacher,
             soft_labels or [],
             train,
-            command="kdasr " + " ".join(sys.argv[1:]),
+            command=command_line(),
         )
         if report is not None:
             write_report(rep, report)
@@ -313,7 +312,7 @@ def bench(
             config,
             threads,
             repeats,
-            command="kdasr " + " ".join(sys.argv[1:]),
+            command=command_line(),
             kd_step=bench_kd_step,
         )
     typer.echo(text)
