@@ -34,6 +34,10 @@ class ConvSubsampling(nn.Module):
             convs += [nn.Conv2d(in_ch, channels, 3, stride=2), nn.ReLU()]
             in_ch, freq = channels, (freq - 1) // 2
         self.convs = nn.Sequential(*convs)
+        # channels-last weights make oneDNN keep the activations channels-last: a training step's
+        # subsampling (forward + backward) 0.96 -> 0.58 s on one CPU thread, inference 0.27 -> 0.18 s
+        # (12 x 13 s batch); the same numbers up to rounding, and no change to the exported graph
+        self.convs.to(memory_format=torch.channels_last)
         self.out = nn.Linear(channels * freq, d_model)
         self.layers = layers
 
