@@ -24,6 +24,7 @@ import numpy as np
 from ..audio import load_audio
 from ..data.manifest import read_manifest
 from ..errors import ModelError
+from ..machine import cpu_has_amx, cpu_model
 from ..runtime import DecodeOptions, Transcriber
 from ..runtime.transcriber import Result, default_model_dir
 from .engines import Engine, OrtEngine, Row, batch_one, measure
@@ -45,14 +46,7 @@ class BenchConfig:
 
 def machine_info() -> dict:
     """The machine a benchmark ran on, machine-readable (also what `machine()` prints)."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {}
     for pkg in ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "kdasr"):
@@ -61,16 +55,17 @@ def machine_info() -> dict:
         except metadata.PackageNotFoundError:
             continue
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    return {"cpu": model, "cores_usable": cores, "cpu_count": os.cpu_count(), "load_average": load,
-            "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}",
-            "versions": versions}
+    return {"cpu": model, "amx": cpu_has_amx(), "cores_usable": cores, "cpu_count": os.cpu_count(),
+            "load_average": load, "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}", "versions": versions}
 
 
 def machine() -> list[str]:
     m = machine_info()
     load = ", ".join(f"{x:.2f}" for x in m["load_average"]) if m["load_average"] else "n/a"
     return [
-        f"- CPU: {m['cpu']}; {m['cores_usable']} cores usable (os.cpu_count {m['cpu_count']}); "
+        f"- CPU: {m['cpu']}{' (AMX)' if m['amx'] else ''}; {m['cores_usable']} cores usable "
+        f"(os.cpu_count {m['cpu_count']}); "
         f"load average at start {load}",
         f"- Python {m['python']} on {m['system']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
     ]

@@ -8,7 +8,6 @@ perplexity)."""
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import torch
 
 from ..data.manifest import read_manifest
 from ..io_utils import atomic_write_text
+from ..machine import cpu_has_amx, cpu_model
 from ..text import Tokenizer
 from .bert import load_bert_teacher, pseudo_perplexity
 from .context import DocumentIndex, utterance_windows
@@ -28,14 +28,7 @@ from .storage import load_soft_labels
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model() + (" (AMX)" if cpu_has_amx() else "")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return (
