@@ -38,8 +38,8 @@ ThreadsOpt = Annotated[int | None, typer.Option(help="torch threads.")]
 AmpOpt = Annotated[
     str,
     typer.Option(
-        help="'bf16' autocasts the forward pass (about 2x the steps on CPUs with AMX or avx512_bf16, "
-        "slower on others); 'none' keeps fp32."
+        help="'bf16' autocasts the forward pass (1.6-2x the steps on CPUs with AMX; slower where bf16 "
+        "is emulated, e.g. AMD EPYC); 'none' keeps fp32."
     ),
 ]
 AMPS = ("none", "bf16")
