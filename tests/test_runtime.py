@@ -46,3 +46,26 @@ def test_bad_array_is_a_failure_not_an_exception(tiny_model):
     out = t.transcribe([np.zeros(0, np.float32), np.full(1600, np.nan, np.float32), np.zeros(16000, np.float32)])
     assert isinstance(out[0], Failure) and isinstance(out[1], Failure)
     assert isinstance(out[2], Result)
+
+
+def test_remembered_encodings_skip_the_encoder_and_are_read_only(tiny_model):
+    """`kdasr tune` decodes one dev set at many grid points: with remember_encodings() the same batch
+    is encoded once, and a different batch is still encoded."""
+    import numpy as np
+
+    from kdasr.runtime.onnx_model import OnnxStudent
+
+    m = OnnxStudent.load(tiny_model, threads=1)
+    calls = []
+    real = m._encode
+    m._encode = lambda w, n: calls.append(len(n)) or real(w, n)
+    rng = np.random.default_rng(0)
+    waves, lens = rng.standard_normal((2, 16000)).astype(np.float32) * 0.1, np.array([16000, 12000])
+    plain = m.encode(waves, lens)
+    m.remember_encodings()
+    m.encode(waves, lens)
+    again = m.encode(waves.copy(), lens.copy())  # equal arrays, other objects: found by content
+    assert len(calls) == 2 and all(np.array_equal(plain[k], again[k]) for k in plain)
+    assert not next(iter(again.values())).flags.writeable
+    m.encode(waves[:1], lens[:1])
+    assert len(calls) == 3

@@ -65,6 +65,12 @@ def test_tune_grid_cache_and_eval_options(tiny_model, dev, tiny_corpus, tmp_path
     assert doc["tuned_on"]["wer"] == min(r["wer"] for r in records) and doc["points"] == 4
     assert doc["given"].keys() == {"beam", "ctc_weight"} and doc["tuned_on"]["set"] == "dev"
     assert "| beam | ctc_weight |" in (tmp_path / "tune.md").read_text() and "best" in first.stdout
+    # the points after the first reuse its encoder outputs: the same result as a plain `kdasr eval`
+    last = next(r for r in records if r["tune_point"] == {"beam": 2, "ctc_weight": 0.3})
+    plain = tmp_path / "plain.json"
+    run_kdasr("eval", "--model", str(tiny_model), "--manifest", str(dev), "--limit", "3", "--beam", "2",
+              "--ctc-weight", "0.3", "--json", str(plain), "--threads", "1")
+    assert json.loads(plain.read_text())["per_utterance"] == last["per_utterance"]
 
     mtimes = [p.stat().st_mtime_ns for p in points]
     second = _tune(tiny_model, dev, out, "--grid", "beam=1,2", "--grid", "ctc_weight=0,0.3")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,9 @@ class OnnxStudent:
     encoder: ort.InferenceSession
     decoder: ort.InferenceSession
     device: str = "cpu"
+    # batch digest -> encoder outputs, while remember_encodings() is on; None: off
+    _memo: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
+    _memo_bytes_left: int = field(default=0, repr=False)
 
     @classmethod
     def load(
@@ -154,10 +158,31 @@ class OnnxStudent:
     def sample_rate(self) -> int:
         return self.spec.sample_rate
 
+    def remember_encodings(self, max_bytes: int = 1 << 30) -> None:
+        """Keep the encoder outputs of every batch (up to max_bytes) and return them when the same
+        batch comes again: a grid search decodes one dev set many times with other search settings
+        (`kdasr tune`), and the encoder's output does not depend on them. The kept arrays are
+        read-only, so nothing downstream can change what a later decode gets."""
+        self._memo, self._memo_bytes_left = {}, max_bytes
+
     def encode(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
         """Encoder outputs by name (spec.encoder says which is which); float16 outputs come back float32.
         On the CPU a batch is encoded CPU_ENCODER_ROWS rows at a time, each call cut to its longest
         wave; the outputs are joined with zeros past each call's frames (padding, as in one call)."""
+        if self._memo is None:
+            return self._encode_batch(waves, lens)
+        key = hashlib.sha1(np.ascontiguousarray(waves).tobytes() + np.ascontiguousarray(lens).tobytes()).hexdigest()
+        out = self._memo.get(key)
+        if out is None:
+            out = self._encode_batch(waves, lens)
+            size = sum(v.nbytes for v in out.values())
+            if size <= self._memo_bytes_left:
+                for v in out.values():
+                    v.setflags(write=False)
+                self._memo[key], self._memo_bytes_left = out, self._memo_bytes_left - size
+        return out
+
+    def _encode_batch(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
         rows = CPU_ENCODER_ROWS if self.device == "cpu" else len(lens)
         if len(lens) <= rows:
             return self._encode(waves, lens)
