@@ -496,4 +496,4 @@ for s in $stages; do
   log "stage $s"
   $s
 done
-log "done: $TABLE_OUT"
+case " $stages " in *" table "*) log "done: $TABLE_OUT" ;; *) log "done: $stages" ;; esac
