@@ -82,6 +82,10 @@ def test_bench_systems_and_paper_table_without_torch(tiny_model, sets, tmp_path)
         for mode in ("batch1", "batch16"):
             m = s[mode]
             assert m["rtfx"] > 0 and 0 < m["latency_ms_p50"] <= m["latency_ms_p95"] and m["cpu_s"] > 0
+        # 3 utterances are one batch-16 call: its wall time counts once in RTFx, not once per utterance
+        b16 = s["batch16"]
+        assert abs(b16["wall_s"] - b16["latency_ms_mean"] / 1000) < 1e-9
+        assert abs(b16["rtfx"] - doc["seconds_audio"] / b16["wall_s"]) < 1e-6
         assert s["wer"] is not None
     assert doc["machine"]["cores_usable"] >= 1 and "cpu" in doc["machine"] and doc["seconds_audio"] > 0
     assert "| beam2 | beam 2 |" in md.read_text()
