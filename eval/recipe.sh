@@ -70,7 +70,7 @@ LM_ARGS=${LM_ARGS:-}                       # e.g. "--batch-size 32"
 TEACHER_EVAL_EVERY=${TEACHER_EVAL_EVERY:-500}
 # teachers and soft labels under bf16 autocast where the CPU has AMX (1.6-2.3x measured); fp32 elsewhere,
 # where bf16 is emulated and slower. Students stay fp32 (their gain is smaller, and all four must match)
-TEACHER_AMP=${TEACHER_AMP:-$(grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && echo bf16 || echo none)}
+TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_amx; print("bf16" if cpu_has_amx() else "none")')}
 # finished teachers to adopt instead of training them: used only when EXP has no such teacher yet and the
 # shipped one was trained on this DATA's teacher.txt (its teacher_text.sha1) with the units of $TOK
 TEACHERS_FROM=${TEACHERS_FROM-$(if [ "$DATA" = data/v2 ]; then echo export/teachers; fi)}

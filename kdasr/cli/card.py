@@ -45,7 +45,6 @@ def model_card(
     Example: kdasr model-card export/demo-en --results exp/paper/results --system bert-ctx \\
     --bench eval/reports/paper-bench.json --corpus data/v2/build_info.json
     """
-
     from ..eval.model_card import CardInputs, write_card
 
     if resamples < 1000:

@@ -168,7 +168,6 @@ def paper_table(
     --paper bert-utt=bert-utterance --paper bert-ctx=bert-context --protocol protocol.txt
     --out eval/reports/paper-table.md --plot eval/reports/paper-table.png
     """
-
     from ..eval.paper_table import PAPER, TableConfig, build_table, load_bench, load_records
     from ..eval.paper_table import plot as write_plot
     from ..io_utils import atomic_write_text

@@ -361,7 +361,6 @@ def bench(
     Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
     --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md
     """
-
     from ..eval.bench import BenchConfig, run_bench
 
     command = command_line()

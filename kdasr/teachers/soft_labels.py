@@ -30,6 +30,7 @@ from ..text import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Tokenizer
 from .bert import mlm_body_and_head
 from .context import DocumentIndex, Window, utterance_windows
 from .storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
+from .train_loop import amp_context
 
 SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID)
 Labels = tuple[np.ndarray, np.ndarray]  # ids int64 [n, K], probs float32 [n, K]
@@ -68,10 +69,6 @@ def masked_rows(windows: list[tuple[tuple[int, ...], range]], mask_id: int = MAS
     return [MaskedRow(w, toks, p, toks[p]) for w, (toks, positions) in enumerate(windows) for p in positions]
 
 
-def _autocast(amp: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16")
-
-
 @torch.no_grad()
 def run_masked_batches(
     model, rows: list[MaskedRow], batch_tokens: int, mask_id: int = MASK_ID, amp: str = "none"
@@ -92,7 +89,7 @@ def run_masked_batches(
             rows_i = torch.arange(len(chunk))
             pos = torch.tensor([r.position for r in chunk])
             ids[rows_i, pos] = mask_id
-            with _autocast(amp):
+            with amp_context(amp):
                 if _is_plain_bert(model):
                     at = _bert_hidden_at(body, ids, pos)
                 else:
@@ -188,7 +185,7 @@ def lm_labels(lm, token_lists: list[tuple[int, ...]], cfg: SoftLabelConfig) -> l
         for b, j in enumerate(chunk):
             t = token_lists[j]
             x[b, : len(t)] = torch.tensor([BOS_ID, *t[:-1]])
-        with _autocast(cfg.amp):
+        with amp_context(cfg.amp):
             logits = lm(x)
         for b, j in enumerate(chunk):
             n = len(token_lists[j])
