@@ -37,14 +37,15 @@
 #
 # A real corpus (LibriSpeech-size, GPUs, several nodes) is a switch of variables, e.g.
 #   SYNTH=0 DATA=data/librispeech TOK=data/librispeech/tok1000.model VOCAB=1000 WARM_START= CONFIG=paper \
-#   TEACHER_SIZE=paper BERT_MINUTES=1440 LM_MINUTES=720 THREADS= JOBS=1 \
+#   TEACHER_SIZE=paper TEACHER_AMP=bf16 BERT_MINUTES=1440 LM_MINUTES=720 THREADS= JOBS=1 \
 #   LAUNCH="torchrun --nnodes 4 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 -m kdasr" \
 #   SETS="dev test_clean test_other" BENCH_SET=test_clean bash eval/recipe.sh
 # with DATA holding kdasr manifests (`kdasr data import-librispeech ROOT OUT.jsonl`, `kdasr data import-kaldi`):
 # train.jsonl, dev.jsonl, one NAME.jsonl per set in SETS, and teacher.txt (the LM/BERT text: one sentence a
 # line, a blank line between documents, no dev/test sentence). Only student training uses LAUNCH (torchrun,
-# NCCL on GPUs); teachers, soft labels, tuning, decoding and bench run on one machine, decoding on CPU
-# (onnxruntime). Only the 2-core CPU settings below have been run (see eval/reports/paper-table.md); the
+# NCCL on GPUs); teachers, soft labels, tuning, decoding and bench run on one machine: the teachers and
+# their soft labels on its GPU when torch sees one (`--device auto`; bf16 suits A100-class GPUs), decoding
+# on CPU (onnxruntime). Only the 2-core CPU settings below have been run (see eval/reports/paper-table.md); the
 # torchrun path is tested with 2 CPU processes (tests/test_resume_ddp.py); tests/test_recipe.py runs this
 # whole script on a toy corpus, killed in the students stage and run again.
 set -euo pipefail
@@ -485,15 +486,20 @@ ship_teachers() {  # the finished teachers (no optimiser state) into TEACHERS_OU
   log "teachers shipped to $TEACHERS_OUT ($(du -sh "$TEACHERS_OUT" | cut -f1)); quality in $TEACHERS_OUT/QUALITY.md"
 }
 
-case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
-stages=${*:-$STAGES}
-for s in $stages; do
-  case " $STAGES $PARTS $OPTIONAL curves export_all " in *" $s "*) ;;
-    *) die "unknown stage '$s' (stages: $STAGES $PARTS $OPTIONAL curves)" ;; esac
-done
-for s in $stages; do
-  [ "$s" != export ] || s=export_all
-  log "stage $s"
-  $s
-done
-case " $stages " in *" table "*) log "done: $TABLE_OUT" ;; *) log "done: $stages" ;; esac
+main() {
+  case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
+  local stages=${*:-$STAGES} s
+  for s in $stages; do
+    case " $STAGES $PARTS $OPTIONAL curves export_all " in *" $s "*) ;;
+      *) die "unknown stage '$s' (stages: $STAGES $PARTS $OPTIONAL curves)" ;; esac
+  done
+  for s in $stages; do
+    [ "$s" != export ] || s=export_all
+    log "stage $s"
+    $s
+  done
+  case " $stages " in *" table "*) log "done: $TABLE_OUT" ;; *) log "done: $stages" ;; esac
+}
+# bash reads a script as it runs it: one line that calls main and exits means a run that takes hours
+# never reads the file again, so editing (or `git pull`ing) this script under a running recipe is safe
+main "$@"; exit

@@ -11,8 +11,11 @@ import sys
 import time
 
 import pytest
+import torch
+from typer.testing import CliRunner
 
-from kdasr.teachers.common import TeacherTrainConfig
+from kdasr.cli.teacher import teacher_app
+from kdasr.teachers.common import TeacherTrainConfig, resolve_device
 from kdasr.teachers.train_loop import lr_at, progress_of
 from kdasr.text import train_tokenizer
 from tests.conftest import run_kdasr
@@ -64,6 +67,25 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path, kind):
     done = run_kdasr(*args, env={"OMP_NUM_THREADS": "1"})
     summary = done.stdout[done.stdout.index("{") :]
     assert '"steps": 60' in summary and '"resumed_from_step": 0,' not in summary, summary
+    if not torch.cuda.is_available():
+        assert '"device": "cpu"' in summary  # --device auto, no GPU
     steps = _log_steps(out / "train_log.csv")
     assert steps == sorted(set(steps)) and steps[-1] == 50  # one row per 50 steps, none twice
     assert (out / ("config.json" if kind == "bert" else "lm.pt")).is_file()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU")
+@pytest.mark.parametrize("command", ["bert", "lm", "soft-labels"])
+def test_a_device_torch_cannot_use_is_one_line_naming_it(tmp_path, command):
+    (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    tok = train_tokenizer([tmp_path / "text.txt"], tmp_path / "tok", vocab_size=40)
+    args = [command, str(tmp_path / "text.txt"), "--tokenizer", str(tok), "--out", str(tmp_path / "out")]
+    if command == "soft-labels":
+        args += ["--teacher", str(tmp_path)]
+    res = CliRunner().invoke(teacher_app, [*args, "--device", "cuda"])
+    assert res.exit_code == 1, res.output
+    assert "--device cuda" in res.output and "sees no CUDA GPU" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "out").exists()  # refused before any work
+    assert resolve_device("auto") == "cpu" and resolve_device("CPU") == "cpu"
+    with pytest.raises(Exception, match="expected 'auto'"):
+        resolve_device("tpu")

@@ -43,6 +43,13 @@ AmpOpt = Annotated[
     ),
 ]
 AMPS = ("none", "bf16")
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        help="Where the teacher runs: 'auto' (a CUDA GPU when torch sees one, else the CPU), 'cpu', 'cuda' or "
+        "'cuda:N'. A resumed run may continue on another device."
+    ),
+]
 
 
 def _checked_amp(amp: str) -> str:
@@ -59,8 +66,8 @@ def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
     return layers or l_, hidden, heads or n, ff * hidden // h
 
 
-def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp):
-    from ..teachers.common import TeacherTrainConfig
+def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp, device):
+    from ..teachers.common import TeacherTrainConfig, resolve_device
 
     if steps is None:
         steps = 10**9 if minutes is not None else 3000
@@ -74,6 +81,7 @@ def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval
         save_every_s=save_every * 60,
         eval_every=eval_every,
         amp=_checked_amp(amp),
+        device=resolve_device(device),
     )
 
 
@@ -106,6 +114,7 @@ def bert(
     save_every: SaveEveryOpt = 5.0,
     eval_every: EvalEveryOpt = 500,
     amp: AmpOpt = "none",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Pretrain a BERT teacher (masked LM only, no NSP/CLS/SEP) on whole-document windows of the
     ASR's units; saved with save_pretrained plus tokenizer.model, loadable by --teacher and
@@ -137,8 +146,8 @@ def bert(
         mask_prob=mask_prob,
     )
     peak = lr if lr is not None else (1e-3 if arch == "modernbert" else 5e-4)
-    tcfg = _train_cfg(steps, batch_size, peak, warmup, minutes, threads, save_every, eval_every, amp)
     with user_errors():
+        tcfg = _train_cfg(steps, batch_size, peak, warmup, minutes, threads, save_every, eval_every, amp, device)
         summary = run_bert_teacher(text, tokenizer, out, cfg, tcfg, dev)
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
 
@@ -162,6 +171,7 @@ def lm(
     save_every: SaveEveryOpt = 5.0,
     eval_every: EvalEveryOpt = 500,
     amp: AmpOpt = "none",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Train a left-to-right Transformer LM teacher on the ASR's units (also used for shallow
     fusion and rescoring); saved as OUT/lm.pt. Resumable, logged and scheduled like `kdasr
@@ -178,7 +188,7 @@ def lm(
     with user_errors():
         vocab = Tokenizer(tokenizer).vocab_size
         cfg = LMConfig(vocab_size=vocab, d_model=n_hidden, layers=n_layers, heads=n_heads, ff_dim=ff)
-        tcfg = _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp)
+        tcfg = _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp, device)
         summary = run_lm_teacher(text, tokenizer, out, cfg, tcfg, dev)
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
 
@@ -202,6 +212,7 @@ def soft_labels(
     window: Annotated[int, typer.Option(help="Context window in tokens.")] = 256,
     threads: ThreadsOpt = None,
     amp: AmpOpt = "none",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Write soft labels (top-K ids + float16 probs per transcript token) for KD training.
     Resumable: re-run the same command after an interruption and finished shards are kept.
@@ -215,8 +226,10 @@ def soft_labels(
     if mode not in ("utterance", "context"):
         raise typer.BadParameter("--mode must be 'utterance' or 'context'")
     cfg = SoftLabelConfig(mode=mode, top_k=top_k, temperature=temperature, window=window, amp=_checked_amp(amp))
+    from ..teachers.common import resolve_device
+
     with user_errors():
-        stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads)
+        stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads, device=resolve_device(device))
     typer.echo(f"wrote {out}: {json.dumps(stats)}")
 
 

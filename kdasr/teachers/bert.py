@@ -32,7 +32,7 @@ from ..errors import ModelError
 from ..text import Tokenizer
 from .common import TeacherTrainConfig
 from .storage import tokenizer_sha1
-from .train_loop import train_steps
+from .train_loop import device_of, train_steps
 
 TEACHER_JSON = "kdasr_teacher.json"
 
@@ -184,13 +184,18 @@ def train_bert(
         ids, att, labels = mlm_batch(
             sample_windows(doc_tokens, train_cfg.batch_size, cfg.window, rng, short_prob), tok, rng, cfg.mask_prob
         )
-        return model(input_ids=ids, attention_mask=att, labels=labels).loss
+        dev = device_of(model)
+        return model(input_ids=ids.to(dev), attention_mask=att.to(dev), labels=labels.to(dev)).loss
 
     dev_batches = _fixed_dev_batches(dev_docs or [], tok, cfg, short_prob)
 
     @torch.no_grad()
     def dev_loss() -> float:
-        losses = [float(model(input_ids=i, attention_mask=a, labels=y).loss) for i, a, y in dev_batches]
+        dev = device_of(model)
+        losses = [
+            float(model(input_ids=i.to(dev), attention_mask=a.to(dev), labels=y.to(dev)).loss)
+            for i, a, y in dev_batches
+        ]
         return sum(losses) / len(losses)
 
     identity = {

@@ -10,6 +10,8 @@ from pathlib import Path
 from ..errors import KdasrError, TextError
 from ..text import normalize_text
 
+DEVICE_HELP = "'auto' (a CUDA GPU when torch sees one, else the CPU), 'cpu', 'cuda' or 'cuda:N'."
+
 
 @dataclass(frozen=True)
 class TeacherTrainConfig:
@@ -27,6 +29,27 @@ class TeacherTrainConfig:
     save_every_s: float = 300.0  # seconds between checkpoints
     decay_frac: float = 0.2  # share of the budget over which the lr decays at the end
     amp: str = "none"  # "bf16": autocast the forward pass (weights and optimizer stay fp32)
+    device: str = "cpu"  # a torch device string (resolve_device turns "auto" into one)
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; a CUDA device torch cannot use is a
+    one-line error (a CPU build of torch, no driver, an index past the GPU count)."""
+    import torch
+
+    name = name.strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise KdasrError(f"--device {name}: torch {torch.__version__} ({build}) sees no CUDA GPU; use --device cpu")
+        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
+            raise KdasrError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return name
+    raise KdasrError(f"--device {name!r}: expected {DEVICE_HELP}")
 
 
 def read_documents(path: Path) -> list[list[str]]:

@@ -17,7 +17,7 @@ from ..models.torch_files import load_torch_file, save_torch_file
 from ..text import Tokenizer
 from .common import TeacherTrainConfig
 from .storage import tokenizer_sha1
-from .train_loop import train_steps
+from .train_loop import device_of, train_steps
 
 LM_FILE = "lm.pt"
 
@@ -35,8 +35,9 @@ def sentence_batch(sents: list[list[int]], tok: Tokenizer, max_len: int) -> tupl
 
 
 def lm_loss(lm: TransformerLM, x: torch.Tensor, y: torch.Tensor, pad_id: int) -> torch.Tensor:
-    logits = lm(x)
-    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=pad_id)
+    dev = device_of(lm)
+    logits = lm(x.to(dev))
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.to(dev).flatten(), ignore_index=pad_id)
 
 
 def train_lm(
@@ -75,7 +76,7 @@ def lm_perplexity(lm: TransformerLM, sentences: list[list[int]], tok: Tokenizer,
     total, count = 0.0, 0
     for i in range(0, len(sentences), batch):
         x, y = sentence_batch([s for s in sentences[i : i + batch] if s], tok, lm.cfg.max_len)
-        logits = lm(x).float()
+        logits = lm(x.to(device_of(lm))).float().cpu()
         nll = torch.nn.functional.cross_entropy(
             logits.flatten(0, 1), y.flatten(), ignore_index=tok.pad_id, reduction="sum"
         )
@@ -91,7 +92,7 @@ def save_lm_teacher(lm: TransformerLM, tok: Tokenizer, out_dir: Path, summary: d
     payload = {
         "kind": "transformer-lm",
         "lm_config": lm.cfg.to_dict(),
-        "model": lm.state_dict(),
+        "model": {k: v.cpu() for k, v in lm.state_dict().items()},  # loadable without the GPU it trained on
         "tokenizer_model": tok.model_bytes,
         "summary": summary,
     }

@@ -84,16 +84,20 @@ def run_soft_labels(
     cfg: SoftLabelConfig,
     threads: int | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
-    """Soft labels for every utterance of `manifests` (all of them in one folder, one meta.json)."""
+    """Soft labels for every utterance of `manifests` (all of them in one folder, one meta.json),
+    the teacher on `device` (the labels do not depend on it beyond rounding: meta.json omits it)."""
     if threads:
         torch.set_num_threads(threads)
     tok = Tokenizer(tokenizer)
     utts = [u for m in manifests for u in read_manifest(m)]
     kind = teacher_kind(teacher)
     model = load_bert_teacher(teacher, tok) if kind == "bert" else load_lm_teacher(teacher, tok)[0]
+    (model.model if kind == "bert" else model).to(device)
     with torch.inference_mode():
         stats = generate_soft_labels(utts, tok, model, kind, cfg, out, teacher_path=str(teacher), progress=progress)
     stats["tokens_per_second"] = round(stats["computed_tokens"] / max(stats["seconds"], 1e-9), 1)
+    stats["device"] = device
     atomic_write_text(out / "summary.json", json.dumps({**stats, "manifests": [str(m) for m in manifests]}, indent=2))
     return stats

@@ -30,7 +30,7 @@ from ..text import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Tokenizer
 from .bert import mlm_body_and_head
 from .context import DocumentIndex, Window, utterance_windows
 from .storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
-from .train_loop import amp_context
+from .train_loop import amp_context, device_of
 
 SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID)
 Labels = tuple[np.ndarray, np.ndarray]  # ids int64 [n, K], probs float32 [n, K]
@@ -73,10 +73,12 @@ def masked_rows(windows: list[tuple[tuple[int, ...], range]], mask_id: int = MAS
 def run_masked_batches(
     model, rows: list[MaskedRow], batch_tokens: int, mask_id: int = MASK_ID, amp: str = "none"
 ) -> Iterator[tuple[list[MaskedRow], torch.Tensor]]:
-    """Yield (rows, logits [r, V] at each row's masked position), rows of equal length batched.
+    """Yield (rows, logits [r, V] at each row's masked position, on the CPU), rows of equal length
+    batched; the model runs where its weights are.
     amp "bf16": the body runs under bf16 autocast (~2x on CPUs with AMX), the head in fp32 so the
     top-K logits keep their precision."""
     body, head = mlm_body_and_head(model)
+    dev = device_of(model)
     by_len: dict[int, list[MaskedRow]] = defaultdict(list)
     for r in rows:
         by_len[len(r.tokens)].append(r)
@@ -89,12 +91,13 @@ def run_masked_batches(
             rows_i = torch.arange(len(chunk))
             pos = torch.tensor([r.position for r in chunk])
             ids[rows_i, pos] = mask_id
-            with amp_context(amp):
+            ids, rows_i, pos = ids.to(dev), rows_i.to(dev), pos.to(dev)
+            with amp_context(amp, dev):
                 if _is_plain_bert(model):
                     at = _bert_hidden_at(body, ids, pos)
                 else:
                     at = body(input_ids=ids).last_hidden_state[rows_i, pos]
-            yield chunk, head(at.float())
+            yield chunk, head(at.float()).cpu()
 
 
 def _is_plain_bert(model) -> bool:
@@ -163,8 +166,9 @@ def straightforward_labels(
                 ids[j, : len(r.tokens)] = torch.tensor(r.tokens)
                 ids[j, r.position] = mask_id
                 att[j, : len(r.tokens)] = 1
-            logits = model(input_ids=ids, attention_mask=att).logits  # [r, L, V]: every position
-            picked = torch.stack([logits[j, r.position] for j, r in enumerate(chunk)])
+            dev = device_of(model)
+            logits = model(input_ids=ids.to(dev), attention_mask=att.to(dev)).logits  # [r, L, V]: every position
+            picked = torch.stack([logits[j, r.position] for j, r in enumerate(chunk)]).cpu()
             yield chunk, topk_soft(picked, cfg.top_k, cfg.temperature)
 
     return _assemble(windows, results(), cfg.top_k)
@@ -185,8 +189,8 @@ def lm_labels(lm, token_lists: list[tuple[int, ...]], cfg: SoftLabelConfig) -> l
         for b, j in enumerate(chunk):
             t = token_lists[j]
             x[b, : len(t)] = torch.tensor([BOS_ID, *t[:-1]])
-        with amp_context(cfg.amp):
-            logits = lm(x)
+        with amp_context(cfg.amp, device_of(lm)):
+            logits = lm(x.to(device_of(lm))).cpu()
         for b, j in enumerate(chunk):
             n = len(token_lists[j])
             out[j] = topk_soft(logits[b, :n], cfg.top_k, cfg.temperature)

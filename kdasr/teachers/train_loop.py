@@ -35,10 +35,15 @@ LOG_FILE = "train_log.csv"
 LOG_COLUMNS = ["step", "elapsed_s", "lr", "loss", "loss_ema", "dev_loss"]
 
 
-def amp_context(amp: str):
+def amp_context(amp: str, device: torch.device | str = "cpu"):
     """bf16 autocast when amp == "bf16" (matmuls in bf16, weights stay fp32), else a no-op: the teachers'
     training and their soft labels share it. ~2x on CPUs with AMX, slower where bf16 is emulated."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights are: the teachers' batches are built on the CPU and moved there."""
+    return next(model.parameters()).device
 
 
 def progress_of(step: int, elapsed: float, cfg: TeacherTrainConfig) -> float:
@@ -83,6 +88,8 @@ def _save_state(path: Path, model, opt, rng: random.Random, step: int, elapsed: 
             "optimizer": opt.state_dict(),
             "python_rng": rng.getstate(),
             "torch_rng": torch.get_rng_state(),
+            # dropout on a GPU draws from the device's generator: kept so a resume repeats the masks
+            "cuda_rng": torch.cuda.get_rng_state(device_of(model)) if device_of(model).type == "cuda" else None,
             "step": step,
             "elapsed": elapsed,
             "ema": ema,
@@ -106,6 +113,8 @@ def _load_state(path: Path, model, opt, rng: random.Random, identity: dict) -> t
     version, internal, gauss = state["python_rng"]
     rng.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and device_of(model).type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device_of(model))
     return int(state["step"]), float(state["elapsed"]), state["ema"]
 
 
@@ -119,12 +128,14 @@ def train_steps(
     identity: dict | None = None,
     dev_loss: Callable[[], float] | None = None,
 ) -> dict:
-    """Train until the budget (cfg.steps and/or cfg.minutes) is spent; resume from state_dir's
-    checkpoint if one is there. `rng` drives the data (its state is checkpointed); `identity`
+    """Train on cfg.device until the budget (cfg.steps and/or cfg.minutes) is spent; resume from
+    state_dir's checkpoint if one is there (next_loss and dev_loss move their batches to the model's
+    device). `rng` drives the data (its state is checkpointed); `identity`
     (the settings that must not change across a resume) is stored and compared."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    identity = identity or {}
+    identity = identity or {}  # the device is not part of it: a run may resume on another one
+    model.to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, ema = 0, 0.0, None
     state_path = log_path = None
@@ -159,7 +170,7 @@ def train_steps(
             lr = lr_at(step, progress_of(step, time.time() - t_start, cfg), cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
-            with amp_context(cfg.amp):
+            with amp_context(cfg.amp, cfg.device):
                 loss = next_loss(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -190,6 +201,7 @@ def train_steps(
         "train_seconds": round(time.time() - t_start, 1),
         "final_loss_ema": round(ema or 0.0, 4),
         "amp": cfg.amp,
+        "device": str(cfg.device),
         "schedule": f"warmup {cfg.warmup_steps} steps, constant {cfg.lr:g}, linear decay to 10% over the last "
         f"{cfg.decay_frac:.0%} of the budget",
     }
