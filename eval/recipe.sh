@@ -330,36 +330,41 @@ export_all() {
 }
 
 tune_one() {  # OUT INPUT... -- kdasr tune args: skipped when OUT is newer than its inputs
-  local out=$1 inputs=(); shift
+  local out=$1 inputs=() name; shift
   while [ "$1" != -- ]; do inputs+=("$1"); shift; done; shift
   fresh "$out" "${inputs[@]}" && return 0
-  log "tune $(basename "$out" .json)"
+  name=$(basename "$out" .json)
+  log "tune $name (log $EXP/logs/tune-$name.log)"
   # shellcheck disable=SC2046
   $K tune --manifest "$DATA/dev.jsonl" --limit "$DEV_LIMIT" $(th) "$@" --out "$out" --table "${out%.json}.md" \
-    >> "$EXP/logs/tune.log" 2>&1 || { tail -5 "$EXP/logs/tune.log" >&2; die "kdasr tune failed ($out)"; }
+    > "$EXP/logs/tune-$name.log" 2>&1 || { tail -5 "$EXP/logs/tune-$name.log" >&2; die "kdasr tune failed ($out)"; }
 }
-tune() {
-  need_systems
-  local s b=$EXP/models/baseline lm=$EXP/models/teachers t=$EXP/tune
-  for s in $(systems); do
-    tune_one "$t/$s.json" "$EXP/models/$s/model.json" -- --model "$EXP/models/$s" --system "$s" \
-      --grid "beam=$TUNE_BEAMS" --grid "ctc_weight=$TUNE_CTC"
-  done
-  # fusion and rescoring search with the baseline's dev-chosen CTC weight, at a beam of at least NBEST
-  local fixed
+tune_student() {  # system: beam and CTC weight on dev
+  tune_one "$EXP/tune/$1.json" "$EXP/models/$1/model.json" -- --model "$EXP/models/$1" --system "$1" \
+    --grid "beam=$TUNE_BEAMS" --grid "ctc_weight=$TUNE_CTC"
+}
+tune_alternative() {  # fusion | rescore-lm | rescore-bert, on the baseline at its dev-chosen CTC weight
+  local b=$EXP/models/baseline lm=$EXP/models/teachers t=$EXP/tune fixed
+  # a beam of at least NBEST: fusion and rescoring need that many hypotheses
   fixed=$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1]))["decoding"]
 print("--set beam=%d --set ctc_weight=%r" % (max(d["beam"], int(sys.argv[2])), d["ctc_weight"]))' \
-    "$t/baseline.json" "$NBEST")
+    "$t/baseline.json" "$NBEST") || die "$t/baseline.json: no tuned decoding"
   # shellcheck disable=SC2086
-  tune_one "$t/fusion.json" "$b/model.json" "$lm/lm.json" "$t/baseline.json" -- --model "$b" --lm "$lm" $fixed \
-    --system baseline+fusion --grid "lm_weight=$TUNE_LM_WEIGHTS" --grid "length_bonus=$TUNE_LENGTH_BONUS"
-  local r
-  for r in $RESCORERS; do
-    # shellcheck disable=SC2086
-    tune_one "$t/rescore-$r.json" "$b/model.json" "$lm/$r.json" "$t/baseline.json" -- --model "$b" --lm "$lm" \
-      $fixed --set "nbest=$NBEST" --set "rescore=$r" --system "baseline+rescore-$r" \
-      --grid "rescore_weight=$TUNE_RESCORE_WEIGHTS"
-  done
+  case $1 in
+    fusion) tune_one "$t/fusion.json" "$b/model.json" "$lm/lm.json" "$t/baseline.json" -- --model "$b" --lm "$lm" \
+      $fixed --system baseline+fusion --grid "lm_weight=$TUNE_LM_WEIGHTS" --grid "length_bonus=$TUNE_LENGTH_BONUS" ;;
+    rescore-*) tune_one "$t/$1.json" "$b/model.json" "$lm/${1#rescore-}.json" "$t/baseline.json" -- --model "$b" \
+      --lm "$lm" $fixed --set "nbest=$NBEST" --set "rescore=${1#rescore-}" --system "baseline+$1" \
+      --grid "rescore_weight=$TUNE_RESCORE_WEIGHTS" ;;
+  esac
+}
+tune() {  # the students side by side, then (they need the baseline's choice) fusion and rescoring
+  need_systems
+  local r alternatives=(fusion)
+  # shellcheck disable=SC2046
+  run_parallel tune_student $(systems)
+  for r in $RESCORERS; do alternatives+=("rescore-$r"); done
+  run_parallel tune_alternative "${alternatives[@]}"
 }
 
 systems_with_options() {  # NAME MODEL OPTIONS lines: the table's systems
@@ -369,30 +374,28 @@ systems_with_options() {  # NAME MODEL OPTIONS lines: the table's systems
   for r in $RESCORERS; do echo "baseline+rescore-$r $EXP/models/baseline $EXP/tune/rescore-$r.json"; done
 }
 
-decode() {
+decode_one() {  # NAME MODEL OPTIONS SET: one system on one set (MODEL "-": the whisper reference)
+  local name=$1 model=$2 opts=$3 set=$4 f="$EXP/results/$1/$4.json" logf="$EXP/logs/decode-$1-$4.log"
+  if [ "$model" = - ]; then [ -f "$f" ] && return 0; else fresh "$f" "$opts" "$model/model.json" && return 0; fi
+  mkdir -p "$(dirname "$f")"
+  log "decode $name on $set (log $logf)"
+  if [ "$model" = - ]; then
+    $K eval-reference --manifest "$DATA/$set.jsonl" --threads "${THREADS:-1}" --json "$f" > "$logf" 2>&1 \
+      || { tail -5 "$logf" >&2; die "kdasr eval-reference failed ($set)"; }
+  else
+    # shellcheck disable=SC2046
+    $K eval --model "$model" --manifest "$DATA/$set.jsonl" --options "$opts" $(th) --system "$name" --json "$f" \
+      < /dev/null > "$logf" 2>&1 || { tail -5 "$logf" >&2; die "kdasr eval failed ($name, $set)"; }
+  fi
+}
+decode() {  # every (system, set), $JOBS at a time
   need_systems
-  local name model opts set f lines
-  lines=$(systems_with_options)
+  local name model opts set jobs=()
   while read -r name model opts; do
-    for set in $SETS; do
-      f="$EXP/results/$name/$set.json"
-      fresh "$f" "$opts" "$model/model.json" && continue
-      mkdir -p "$(dirname "$f")"
-      log "decode $name on $set"
-      # shellcheck disable=SC2046
-      $K eval --model "$model" --manifest "$DATA/$set.jsonl" --options "$opts" $(th) --system "$name" --json "$f" \
-        < /dev/null >> "$EXP/logs/decode.log" 2>&1 || { tail -5 "$EXP/logs/decode.log" >&2; die "kdasr eval failed ($name, $set)"; }
-    done
-  done <<< "$lines"
-  [ "$SKIP_REFERENCE" = 1 ] && return 0
-  for set in $SETS; do
-    f="$EXP/results/whisper-tiny.en/$set.json"
-    [ -f "$f" ] && continue
-    mkdir -p "$(dirname "$f")"
-    log "decode whisper tiny.en on $set"
-    $K eval-reference --manifest "$DATA/$set.jsonl" --threads "${THREADS:-1}" --json "$f" \
-      >> "$EXP/logs/decode.log" 2>&1 || { tail -5 "$EXP/logs/decode.log" >&2; die "kdasr eval-reference failed ($set)"; }
-  done
+    for set in $SETS; do jobs+=("$name $model $opts $set"); done
+  done <<< "$(systems_with_options)"
+  if [ "$SKIP_REFERENCE" != 1 ]; then for set in $SETS; do jobs+=("whisper-tiny.en - - $set"); done; fi
+  run_parallel decode_one "${jobs[@]}"
 }
 
 bench() {
