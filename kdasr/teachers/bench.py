@@ -189,8 +189,8 @@ def _write_report(
         "padded to the longest row, the full model with the MLM head over every position and the whole "
         "vocabulary. *fast* = masked copies of equal-length windows batched together without padding, "
         "BERT's last layer (beyond its keys/values) and the MLM head only at the masked position. "
-        "*fast + dedup* = also computing each distinct window once "
-        "(the demo corpus speaks every sentence in two voices).",
+        "*fast + dedup* = also computing each distinct window once (identical windows come from one "
+        "sentence spoken by several voices: the table's distinct count says how many this corpus has).",
         "",
         "| mode | tokens | windows (distinct) | mean window | straightforward tok/s | fast tok/s "
         "| fast + dedup tok/s | speed-up "
