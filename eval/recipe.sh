@@ -269,11 +269,21 @@ curves() {  # learning curves of every run; skipped when the CSV is newer than e
   for d in "$EXP"/baseline "$EXP"/kd-*; do [ -d "$d" ] && runs+=("$d"); done
   for d in "${runs[@]}"; do for f in "$d"/epoch-*.pt; do [ -e "$f" ] && cks+=("$f"); done; done
   [ -f "$CURVES_PLOT" ] && fresh "$EXP/curves.csv" "${cks[@]}" && return 0
-  mkdir -p "$(dirname "$CURVES_PLOT")"
+  mkdir -p "$(dirname "$CURVES_PLOT")" "$EXP/curves-parts"
+  # each checkpoint's decode is cached beside it: fill the caches one run per job, then the call below
+  # that draws every run decodes nothing new
+  [ "$JOBS" -gt 1 ] && run_parallel curves_of "${runs[@]}"
   # shellcheck disable=SC2046
   $K curves "${runs[@]}" --dev "$DATA/dev.jsonl" --limit "$DEV_LIMIT" --feature-cache "$DATA/feats" $(th) \
     --no-progress --out "$EXP/curves.csv" --plot "$CURVES_PLOT" >> "$EXP/logs/curves.log" 2>&1 \
     || { tail -5 "$EXP/logs/curves.log" >&2; die "kdasr curves failed"; }
+}
+
+curves_of() {  # RUN: decode its epoch checkpoints into their caches (the CSV of one run is a by-product)
+  # shellcheck disable=SC2046
+  $K curves "$1" --dev "$DATA/dev.jsonl" --limit "$DEV_LIMIT" --feature-cache "$DATA/feats" $(th) --no-progress \
+    --out "$EXP/curves-parts/$(basename "$1").csv" >> "$EXP/logs/curves-$(basename "$1").log" 2>&1 \
+    || { tail -5 "$EXP/logs/curves-$(basename "$1").log" >&2; die "kdasr curves failed ($1)"; }
 }
 
 chosen_lambda() {  # mode -> the lambda with the lowest dev greedy-attention WER at epoch WARM+SWEEP
