@@ -23,7 +23,7 @@ def eval_reference(
 ) -> None:
     """Score the reference recogniser whisper tiny.en (faster-whisper, int8) on MANIFEST.
 
-    Needs the `reference` extra: pip install 'kdasr[reference]'. Its hypotheses have numbers
+    Needs the `reference` extra: pip install 'kdasr\\[reference]'. Its hypotheses have numbers
     spelled out and pass the same text normaliser as kdasr's references, so WERs compare.
 
     Example: kdasr eval-reference --manifest data/v2/test_noisy.jsonl --limit 200 --threads 1 --json w.json

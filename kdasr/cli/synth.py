@@ -42,7 +42,7 @@ def synth(
 
     Needs: make setup-data (Debian: espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k
     festvox-us-slt-hts sox sword-text-web sword-comm-tdavid libsword-utils r-cran-janeaustenr;
-    npm; PyPI: pip install 'kdasr[data]')
+    npm; PyPI: pip install 'kdasr\\[data]')
 
     Example: kdasr data synth data/demo --jobs 2 --max-train-sentences 200 --max-eval-sentences 50
     """

@@ -28,7 +28,7 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Teacher directory to 
 SizeOpt = Annotated[str, typer.Option(help="paper (6x512, 8 heads), demo (4x256, 4 heads) or tiny (2x32, tests).")]
 DevOpt = Annotated[Path | None, typer.Option(help="Dev text or manifest: perplexity reported after training.")]
 StepsOpt = Annotated[
-    int | None, typer.Option(help="Optimiser steps [default: 3000; no step limit when --minutes is given].")
+    int | None, typer.Option(help="Optimiser steps \\[default: 3000; no step limit when --minutes is given].")
 ]
 MinutesOpt = Annotated[float | None, typer.Option(help="Train for this many minutes (all resumed runs together).")]
 WarmupOpt = Annotated[int, typer.Option(help="Linear warmup steps.")]
@@ -104,10 +104,10 @@ def bert(
     window: Annotated[int, typer.Option(help="Tokens per training window (and the context window).")] = 256,
     steps: StepsOpt = None,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 16,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: 1e-3 modernbert, 5e-4 bert].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate \\[default: 1e-3 modernbert, 5e-4 bert].")] = None,
     warmup: WarmupOpt = 200,
     mask_prob: Annotated[float, typer.Option(help="Share of tokens predicted (80% <mask>, 10% random).")] = 0.15,
-    dropout: Annotated[float | None, typer.Option(help="Dropout [default: 0 modernbert, 0.1 bert].")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout \\[default: 0 modernbert, 0.1 bert].")] = None,
     minutes: MinutesOpt = None,
     threads: ThreadsOpt = None,
     dev: DevOpt = None,
