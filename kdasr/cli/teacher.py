@@ -104,7 +104,9 @@ def bert(
     window: Annotated[int, typer.Option(help="Tokens per training window (and the context window).")] = 256,
     steps: StepsOpt = None,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 16,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate \\[default: 1e-3 modernbert, 5e-4 bert].")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate \\[default: 1e-3 modernbert, 5e-4 bert].")
+    ] = None,
     warmup: WarmupOpt = 200,
     mask_prob: Annotated[float, typer.Option(help="Share of tokens predicted (80% <mask>, 10% random).")] = 0.15,
     dropout: Annotated[float | None, typer.Option(help="Dropout \\[default: 0 modernbert, 0.1 bert].")] = None,
