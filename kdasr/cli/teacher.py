@@ -222,14 +222,13 @@ def soft_labels(
     Example: kdasr teacher soft-labels data/demo/train.jsonl --tokenizer data/demo/tokenizer.model \\
     --teacher exp/teachers/bert --mode context --out exp/soft/bert-context
     """
+    from ..teachers.common import resolve_device
     from ..teachers.run import run_soft_labels
     from ..teachers.soft_labels import SoftLabelConfig
 
     if mode not in ("utterance", "context"):
         raise typer.BadParameter("--mode must be 'utterance' or 'context'")
     cfg = SoftLabelConfig(mode=mode, top_k=top_k, temperature=temperature, window=window, amp=_checked_amp(amp))
-    from ..teachers.common import resolve_device
-
     with user_errors():
         stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads, device=resolve_device(device))
     typer.echo(f"wrote {out}: {json.dumps(stats)}")

@@ -10,8 +10,6 @@ from pathlib import Path
 from ..errors import KdasrError, TextError
 from ..text import normalize_text
 
-DEVICE_HELP = "'auto' (a CUDA GPU when torch sees one, else the CPU), 'cpu', 'cuda' or 'cuda:N'."
-
 
 @dataclass(frozen=True)
 class TeacherTrainConfig:
@@ -49,7 +47,7 @@ def resolve_device(name: str) -> str:
         if ":" in name and int(name[5:]) >= torch.cuda.device_count():
             raise KdasrError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
         return name
-    raise KdasrError(f"--device {name!r}: expected {DEVICE_HELP}")
+    raise KdasrError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def read_documents(path: Path) -> list[list[str]]:
