@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from kdasr.cli.teacher import teacher_app
+from kdasr.errors import KdasrError
 from kdasr.teachers.common import TeacherTrainConfig, resolve_device
 from kdasr.teachers.train_loop import lr_at, progress_of
 from kdasr.text import train_tokenizer
@@ -87,5 +88,5 @@ def test_a_device_torch_cannot_use_is_one_line_naming_it(tmp_path, command):
     assert "--device cuda" in res.output and "sees no CUDA GPU" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "out").exists()  # refused before any work
     assert resolve_device("auto") == "cpu" and resolve_device("CPU") == "cpu"
-    with pytest.raises(Exception, match="expected auto, cpu"):
+    with pytest.raises(KdasrError, match="expected auto, cpu"):
         resolve_device("tpu")
