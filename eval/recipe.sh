@@ -273,17 +273,16 @@ curves() {  # learning curves of every run; skipped when the CSV is newer than e
   # each checkpoint's decode is cached beside it: fill the caches one run per job, then the call below
   # that draws every run decodes nothing new
   [ "$JOBS" -gt 1 ] && run_parallel curves_of "${runs[@]}"
-  # shellcheck disable=SC2046
-  $K curves "${runs[@]}" --dev "$DATA/dev.jsonl" --limit "$DEV_LIMIT" --feature-cache "$DATA/feats" $(th) \
-    --no-progress --out "$EXP/curves.csv" --plot "$CURVES_PLOT" >> "$EXP/logs/curves.log" 2>&1 \
-    || { tail -5 "$EXP/logs/curves.log" >&2; die "kdasr curves failed"; }
+  run_curves curves "$EXP/curves.csv" "${runs[@]}" --plot "$CURVES_PLOT"
 }
-
-curves_of() {  # RUN: decode its epoch checkpoints into their caches (the CSV of one run is a by-product)
+run_curves() {  # LOG CSV RUN... [--plot PNG]: kdasr curves on the first DEV_LIMIT dev utterances, logged to LOG
+  local logf=$EXP/logs/$1.log out=$2; shift 2
   # shellcheck disable=SC2046
-  $K curves "$1" --dev "$DATA/dev.jsonl" --limit "$DEV_LIMIT" --feature-cache "$DATA/feats" $(th) --no-progress \
-    --out "$EXP/curves-parts/$(basename "$1").csv" >> "$EXP/logs/curves-$(basename "$1").log" 2>&1 \
-    || { tail -5 "$EXP/logs/curves-$(basename "$1").log" >&2; die "kdasr curves failed ($1)"; }
+  $K curves "$@" --dev "$DATA/dev.jsonl" --limit "$DEV_LIMIT" --feature-cache "$DATA/feats" $(th) --no-progress \
+    --out "$out" >> "$logf" 2>&1 || { tail -5 "$logf" >&2; die "kdasr curves failed (log $logf)"; }
+}
+curves_of() {  # RUN: decode its epoch checkpoints into their caches (the CSV of one run is a by-product)
+  run_curves "curves-$(basename "$1")" "$EXP/curves-parts/$(basename "$1").csv" "$1"
 }
 
 chosen_lambda() {  # mode -> the lambda with the lowest dev greedy-attention WER at epoch WARM+SWEEP
@@ -353,18 +352,15 @@ tune_student() {  # system: beam and CTC weight on dev
   tune_one "$EXP/tune/$1.json" "$EXP/models/$1/model.json" -- --model "$EXP/models/$1" --system "$1" \
     --grid "beam=$TUNE_BEAMS" --grid "ctc_weight=$TUNE_CTC"
 }
-tune_alternative() {  # fusion | rescore-lm | rescore-bert, on the baseline at its dev-chosen CTC weight
-  local b=$EXP/models/baseline lm=$EXP/models/teachers t=$EXP/tune fixed
-  # a beam of at least NBEST: fusion and rescoring need that many hypotheses
-  fixed=$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1]))["decoding"]
-print("--set beam=%d --set ctc_weight=%r" % (max(d["beam"], int(sys.argv[2])), d["ctc_weight"]))' \
-    "$t/baseline.json" "$NBEST") || die "$t/baseline.json: no tuned decoding"
+tune_alternative() {  # fusion | rescore-lm | rescore-bert, on the baseline with BASELINE_SEARCH (set by tune)
+  local b=$EXP/models/baseline lm=$EXP/models/teachers t=$EXP/tune
   # shellcheck disable=SC2086
   case $1 in
     fusion) tune_one "$t/fusion.json" "$b/model.json" "$lm/lm.json" "$t/baseline.json" -- --model "$b" --lm "$lm" \
-      $fixed --system baseline+fusion --grid "lm_weight=$TUNE_LM_WEIGHTS" --grid "length_bonus=$TUNE_LENGTH_BONUS" ;;
+      $BASELINE_SEARCH --system baseline+fusion --grid "lm_weight=$TUNE_LM_WEIGHTS" \
+      --grid "length_bonus=$TUNE_LENGTH_BONUS" ;;
     rescore-*) tune_one "$t/$1.json" "$b/model.json" "$lm/${1#rescore-}.json" "$t/baseline.json" -- --model "$b" \
-      --lm "$lm" $fixed --set "nbest=$NBEST" --set "rescore=${1#rescore-}" --system "baseline+$1" \
+      --lm "$lm" $BASELINE_SEARCH --set "nbest=$NBEST" --set "rescore=${1#rescore-}" --system "baseline+$1" \
       --grid "rescore_weight=$TUNE_RESCORE_WEIGHTS" ;;
   esac
 }
@@ -373,6 +369,10 @@ tune() {  # the students side by side, then (they need the baseline's choice) fu
   local r alternatives=(fusion)
   # shellcheck disable=SC2046
   run_parallel tune_student $(systems)
+  # fusion and rescoring search with the baseline's dev-chosen CTC weight, at a beam of at least NBEST
+  BASELINE_SEARCH=$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1]))["decoding"]
+print("--set beam=%d --set ctc_weight=%r" % (max(d["beam"], int(sys.argv[2])), d["ctc_weight"]))' \
+    "$EXP/tune/baseline.json" "$NBEST") || die "$EXP/tune/baseline.json: no tuned decoding"
   for r in $RESCORERS; do alternatives+=("rescore-$r"); done
   run_parallel tune_alternative "${alternatives[@]}"
 }
