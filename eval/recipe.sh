@@ -5,7 +5,9 @@
 #   prep      the next three, which do not wait on each other, in two lanes side by side (JOBS >= 2; one
 #             after the other with JOBS=1): BERT, then its soft labels (context, utterance) | the baseline
 #             to epoch $WARM, then the LM, then its soft labels. On 2 cores this keeps both busy; stage by
-#             stage the baseline would train alone on one core
+#             stage the baseline would train alone on one core. With WARM=0 SWEEP=0 (the default): the
+#             teachers, a quality gate (the teachers alone beside the count baselines), then BERT context's
+#             soft labels and its student | the other soft labels, the baseline and the other KD students
 #   teachers  BERT (masked LM) and the left-to-right LM on the teacher text, side by side (one thread each)
 #   soft      soft labels for the whole train set: LM, BERT utterance, BERT context
 #   quality   teacher quality and the soft labels' reference-in-top-1/top-K shares beside count baselines;
@@ -13,7 +15,8 @@
 #   baseline  the CE student, from $WARM_START's weights (default the shipped model: CE on corpus v1; empty:
 #             from scratch), up to epoch $WARM (every epoch checkpoint kept)
 #   sweep     KD students branched from baseline epoch $WARM (same weights, Adam state, schedule position,
-#             data order, RNG: only the loss differs), $SWEEP epochs for each lambda in $LAMBDAS
+#             data order, RNG: only the loss differs), $SWEEP epochs for each lambda in $LAMBDAS (SWEEP=0:
+#             none, lambda from KD_LAMBDA)
 #   students  learning curves so far; lambda chosen per mode on dev (greedy attention WER of the first
 #             $DEV_LIMIT dev utterances at epoch WARM+SWEEP); the baseline and the chosen KD branch of each
 #             mode continued to epoch $EPOCHS (same budget); the learning curves again (CSV + PNG)
@@ -78,10 +81,21 @@ TEACHERS_FROM=${TEACHERS_FROM-$(if [ "$DATA" = data/v2 ]; then echo export/teach
 TEACHERS_OUT=${TEACHERS_OUT:-export/teachers}  # where ship_teachers puts them
 QUALITY_SENTENCES=${QUALITY_SENTENCES:-200}
 STRICT=${STRICT:-1}                        # 1: no KD unless every teacher beats the count baselines
-WARM=${WARM:-8}                            # KD students branch from baseline epoch-$WARM.pt
-SWEEP=${SWEEP:-1}                          # epochs of each lambda-sweep branch (1: the budget of 2 cores)
-EPOCHS=${EPOCHS:-16}                       # every student's final epoch (same budget)
-LAMBDAS=${LAMBDAS:-"0.1 0.3 0.5"}
+# Two protocols. The default fits one 180-minute session on 2 cores (exp/ may not outlive a session):
+# WARM=0 SWEEP=0, every student (baseline and KD) starts from $WARM_START's weights with one seed and data
+# order and trains to epoch $EPOCHS; lambda fixed per mode by KD_LAMBDA; the students train in the prep
+# stage's two lanes as soon as their soft labels exist. The branched protocol (e.g. WARM=8 SWEEP=1
+# EPOCHS=16, about 7 hours here): the baseline to epoch $WARM, KD students branched from that checkpoint,
+# a $SWEEP-epoch sweep over $LAMBDAS choosing lambda on dev, then baseline and chosen branches to $EPOCHS
+WARM=${WARM:-0}                            # KD students branch from baseline epoch-$WARM.pt (0: all start together)
+SWEEP=${SWEEP:-0}                          # epochs of each lambda-sweep branch (0: no sweep, KD_LAMBDA)
+EPOCHS=${EPOCHS:-2}                        # every student's final epoch (same budget)
+LAMBDAS=${LAMBDAS:-"0.1 0.3 0.5"}          # the sweep's candidates (SWEEP > 0)
+# lambda per mode without a sweep: the paper's for BERT (0.1 utterance, 0.3 context), and what the branched
+# protocol's 1-epoch sweep over 0.1/0.3/0.5 chose on corpus v2 for all three (eval/reports/paper-sweep.png)
+KD_LAMBDA=${KD_LAMBDA:-"lm=0.1 bert=0.1 bert-context=0.3"}
+KD_LAMBDA_WHY=${KD_LAMBDA_WHY-"the paper's for BERT, and what a 1-epoch sweep over 0.1/0.3/0.5 from baseline \
+epoch 8 chose on this corpus (eval/reports/paper-sweep.png)"}
 KD_MODES=${KD_MODES:-"lm bert bert-context"}
 DEV_LIMIT=${DEV_LIMIT:-300}
 THREADS=${THREADS-1}                       # torch / onnxruntime threads per job (empty: their defaults)
@@ -217,13 +231,7 @@ quality() {
       --sentences "$QUALITY_SENTENCES" --no-strict $(th) --report "$QUALITY_OUT" > "$EXP/logs/quality.log" 2>&1 \
       || { cat "$EXP/logs/quality.log" >&2; die "teacher quality failed"; }
   fi
-  if "$PY" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$json"; then
-    log "teacher quality: every teacher beats the count baselines ($QUALITY_OUT)"
-  elif [ "$STRICT" = 1 ]; then
-    die "a teacher does not beat the count baselines (see $QUALITY_OUT): no distillation from it (STRICT=0 overrides)"
-  else
-    log "WARNING: a teacher does not beat the count baselines ($QUALITY_OUT); going on because STRICT=0"
-  fi
+  passed_or_die "$json"
 }
 
 train_run() {  # out epochs [extra args]: done when OUT/epoch-EPOCHS.pt exists, else (re)started: it resumes
@@ -235,8 +243,9 @@ train_run() {  # out epochs [extra args]: done when OUT/epoch-EPOCHS.pt exists, 
     --feature-cache "$DATA/feats" --out "$out" $(th) --epochs "$epochs" "$@" >> "$EXP/logs/$(basename "$out").log" 2>&1
 }
 init() { if [ -n "$WARM_START" ]; then echo "--init-from $WARM_START"; fi; }
+together() { [ "$WARM" = 0 ] && [ "$SWEEP" = 0 ]; }  # the one-session protocol: students train in prep
 # shellcheck disable=SC2046
-baseline() { train_run "$EXP/baseline" "$WARM" $(init); }
+baseline() { if [ "$WARM" -gt 0 ]; then train_run "$EXP/baseline" "$WARM" $(init); fi; }
 
 # prep: BERT and its soft labels in one lane; the baseline, the LM and its soft labels in the other
 lane_bert() {
@@ -249,17 +258,67 @@ lane_ce() {
   lm_done || teacher_lm
   case " $KD_MODES " in *" lm "*) soft_one lm ;; esac
 }
+# with together: the teachers first, the gate, then BERT context's soft labels (the longest) and its
+# student in one lane; the other soft labels, the baseline and the other KD students in the other
+lane_context() {
+  case " $KD_MODES " in *" bert-context "*) ;; *) return 0 ;; esac
+  soft_one bert-context
+  student_full "kd-bert-context-$(fixed_lambda bert-context)"
+}
+lane_rest() {
+  local m
+  for m in $KD_MODES; do [ "$m" = bert-context ] || soft_one "$m"; done
+  student_full baseline
+  for m in $KD_MODES; do [ "$m" = bert-context ] || student_full "kd-$m-$(fixed_lambda "$m")"; done
+}
 lane() { "lane_$1"; }
-prep() { adopt_teachers; run_parallel lane bert ce; }
+prep() {
+  local m
+  adopt_teachers
+  if together; then
+    for m in $KD_MODES; do fixed_lambda "$m" > /dev/null; done  # a mode without a lambda fails here, not later
+    teachers
+    gate
+    run_parallel lane context rest
+  else
+    run_parallel lane bert ce
+  fi
+}
+gate() {  # the teachers alone beside the count baselines, before any KD (quality needs every soft label)
+  local json=$EXP/gate.json
+  fresh "$json" "$EXP/teachers/bert/config.json" "$EXP/teachers/lm/lm.pt" || {
+    # shellcheck disable=SC2046
+    $K teacher quality --tokenizer "$TOK" --dev "$DATA/dev.jsonl" --teacher-text "$DATA/teacher.txt" \
+      --bert "$EXP/teachers/bert" --lm "$EXP/teachers/lm" --sentences "$QUALITY_SENTENCES" --no-strict $(th) \
+      --report "$EXP/gate.md" > "$EXP/logs/gate.log" 2>&1 || { cat "$EXP/logs/gate.log" >&2; die "teacher quality failed"; }
+  }
+  passed_or_die "$json"
+}
+passed_or_die() {  # quality JSON: STRICT=1 stops unless every teacher beats the count baselines
+  if "$PY" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$1"; then
+    log "teacher quality: every teacher beats the count baselines (${1%.json}.md)"
+  elif [ "$STRICT" = 1 ]; then
+    die "a teacher does not beat the count baselines (see ${1%.json}.md): no distillation from it (STRICT=0 overrides)"
+  else
+    log "WARNING: a teacher does not beat the count baselines (${1%.json}.md); going on because STRICT=0"
+  fi
+}
 
-kd_run() {  # mode lambda epochs
-  [ -f "$EXP/baseline/epoch-$WARM.pt" ] || die "$EXP/baseline/epoch-$WARM.pt missing: run the baseline stage"
-  train_run "$EXP/kd-$1-$2" "$3" --branch-from "$EXP/baseline/epoch-$WARM.pt" --kd "$1" \
-    --soft-labels "$EXP/soft/$1" --kd-weight "$2"
+kd_run() {  # mode lambda epochs: from the baseline's epoch-WARM checkpoint, or (WARM=0) where the baseline starts
+  local start
+  if [ "$WARM" = 0 ]; then
+    start=$(init)
+  else
+    [ -f "$EXP/baseline/epoch-$WARM.pt" ] || die "$EXP/baseline/epoch-$WARM.pt missing: run the baseline stage"
+    start="--branch-from $EXP/baseline/epoch-$WARM.pt"
+  fi
+  # shellcheck disable=SC2086
+  train_run "$EXP/kd-$1-$2" "$3" $start --kd "$1" --soft-labels "$EXP/soft/$1" --kd-weight "$2"
 }
 kd_run_sweep() { kd_run "$1" "$2" $((WARM + SWEEP)); }
 sweep() {
   local jobs=() m l
+  if [ "$SWEEP" = 0 ]; then log "no lambda sweep (SWEEP=0): $KD_LAMBDA"; return 0; fi
   for m in $KD_MODES; do for l in $LAMBDAS; do jobs+=("$m $l"); done; done
   run_parallel kd_run_sweep "${jobs[@]}"
 }
@@ -285,7 +344,13 @@ curves_of() {  # RUN: decode its epoch checkpoints into their caches (the CSV of
   run_curves "curves-$(basename "$1")" "$EXP/curves-parts/$(basename "$1").csv" "$1"
 }
 
-chosen_lambda() {  # mode -> the lambda with the lowest dev greedy-attention WER at epoch WARM+SWEEP
+fixed_lambda() {  # mode -> its lambda in KD_LAMBDA
+  local pair
+  for pair in $KD_LAMBDA; do if [ "${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi; done
+  die "KD_LAMBDA ($KD_LAMBDA) has no lambda for KD mode $1"
+}
+chosen_lambda() {  # mode -> KD_LAMBDA's (SWEEP=0), else the lowest dev greedy-attention WER at epoch WARM+SWEEP
+  if [ "$SWEEP" = 0 ]; then fixed_lambda "$1"; return; fi
   "$PY" - "$EXP/curves.csv" "$1" $((WARM + SWEEP)) $LAMBDAS <<'EOF'
 import csv, sys
 path, mode, epoch, lambdas = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
@@ -301,7 +366,7 @@ EOF
 students() {
   curves
   local systems=(baseline) m l
-  for m in $KD_MODES; do l=$(chosen_lambda "$m"); systems+=("kd-$m-$l"); log "lambda for $m: $l"; done
+  for m in $KD_MODES; do l=$(chosen_lambda "$m") || die "no lambda for $m"; systems+=("kd-$m-$l"); log "lambda for $m: $l"; done
   write_if_changed "$EXP/systems.txt" "$(printf '%s\n' "${systems[@]}")"
   run_parallel student_full "${systems[@]}"
   curves
@@ -423,7 +488,7 @@ bench() {
 
 table() {
   need_systems
-  local records=() paper=() s sets from
+  local records=() paper=() s sets from start lambdas
   mapfile -t records < <(find "$EXP/results" -name '*.json' | sort)
   [ -f "$PLOT_OUT" ] && fresh "$TABLE_OUT" "$EXP/bench.json" "${records[@]}" && return 0
   for s in $(systems); do
@@ -433,11 +498,21 @@ table() {
   from=${WARM_START:+"$WARM_START's weights"}; from=${from:-"random weights (seed 0)"}
   mkdir -p "$(dirname "$TABLE_OUT")" "$(dirname "$PLOT_OUT")"
   # the protocol goes in a file: paper-table's Path(text).is_file() raises on a text longer than a file name
-  write_if_changed "$EXP/protocol.txt" "Every student starts from $from with one seed and data order. The baseline \
-(CE) trained to epoch $EPOCHS; the KD students branched from its epoch-$WARM checkpoint (weights, Adam state, \
-schedule, data order: only the loss differs) and trained to epoch $EPOCHS too. Lambda chosen per mode among \
-$LAMBDAS on the first $DEV_LIMIT dev utterances after $SWEEP branch epochs; every system's decoding tuned on those \
-dev utterances only (eval/recipe.sh)."
+  if [ "$WARM" = 0 ]; then
+    start="Every student (the CE baseline and the KD students alike) starts from $from with one seed and data \
+order and trains to epoch $EPOCHS: only the loss differs."
+  else
+    start="Every student starts from $from with one seed and data order. The baseline (CE) trained to epoch \
+$EPOCHS; the KD students branched from its epoch-$WARM checkpoint (weights, Adam state, schedule, data order: only \
+the loss differs) and trained to epoch $EPOCHS too."
+  fi
+  if [ "$SWEEP" = 0 ]; then
+    lambdas="Lambda fixed per mode beforehand, not tuned in this run: $KD_LAMBDA${KD_LAMBDA_WHY:+ ($KD_LAMBDA_WHY)}."
+  else
+    lambdas="Lambda chosen per mode among $LAMBDAS on the first $DEV_LIMIT dev utterances after $SWEEP branch epochs."
+  fi
+  write_if_changed "$EXP/protocol.txt" "$start $lambdas Every system's decoding tuned on the first $DEV_LIMIT dev \
+utterances only (eval/recipe.sh)."
   $K paper-table "$EXP/results" --baseline baseline --bench "$EXP/bench.json" --sets "$sets" --plot-set "$BENCH_SET" \
     "${paper[@]}" --protocol "$EXP/protocol.txt" --out "$TABLE_OUT" --plot "$PLOT_OUT"
 }

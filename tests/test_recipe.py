@@ -222,3 +222,29 @@ def test_shipped_teachers_are_adopted_only_for_their_own_text(recipe, tmp_path):
     assert other.returncode == 0, f"{other.stdout}\n{other.stderr}"
     assert "teacher lm: not adopting" in other.stdout and "] LM teacher" in other.stdout
     assert "teacher bert: adopted" in other.stdout
+
+
+def test_together_protocol_trains_every_student_in_prep_from_one_start(recipe, tmp_path):
+    """WARM=0 SWEEP=0 (the default, one-session protocol): no sweep, lambda from KD_LAMBDA, every
+    student starts where the baseline does (nothing branched) and trains in the prep stage's lanes,
+    after the teachers' quality gate; the students stage then only draws the curves."""
+    env = {**recipe["env"], "EXP": str(tmp_path / "exp"), "WARM": "0", "SWEEP": "0", "EPOCHS": "1",
+           "KD_LAMBDA": "lm=0.3 bert-context=0.1", "CURVES_PLOT": str(tmp_path / "curves.png")}
+    (tmp_path / "exp").mkdir()
+    for part in ("teachers", "soft"):  # what this test is not about, from the fixture's run
+        shutil.copytree(recipe["exp"] / part, tmp_path / "exp" / part)
+    missing = _run({**env, "KD_LAMBDA": "lm=0.3"}, "prep")
+    assert missing.returncode != 0 and "no lambda for KD mode bert-context" in missing.stderr
+    assert "] train " not in missing.stdout
+    done = _run(env, "prep", "sweep", "students")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    prep, after = done.stdout.split("stage sweep", 1)
+    trained = re.findall(r"\] train (\S+) to epoch 1", prep)
+    assert sorted(trained) == ["baseline", "kd-bert-context-0.1", "kd-lm-0.3"], prep
+    gate = re.search(r"teacher quality: every teacher|WARNING: a teacher", prep)  # STRICT=0 here: either
+    assert gate and gate.start() < prep.index("] train "), prep
+    assert "no lambda sweep" in after and "] train " not in after
+    assert (tmp_path / "exp" / "systems.txt").read_text().split() == ["baseline", "kd-lm-0.3", "kd-bert-context-0.1"]
+    with open(tmp_path / "exp" / "curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["run"] for r in rows} == set(trained) and not any(r["branched_from"] for r in rows)
