@@ -28,8 +28,8 @@
 #   table     $TABLE_OUT + $PLOT_OUT, generated from the records by `kdasr paper-table`
 #   ship      (only when named) the student with the lowest dev WER, exported from its epoch $EPOCHS
 #             checkpoint with its dev-tuned decoding as model.json's recommendation, into $SHIP_DIR, with
-#             MODEL_CARD.md by `kdasr model-card`. It refuses to write over $WARM_START: keep the warm start
-#             (e.g. `git mv export/demo-en export/demo-en-v1`, WARM_START=export/demo-en-v1) first
+#             MODEL_CARD.md by `kdasr model-card`. It refuses to write over $WARM_START (the default warm
+#             start is export/demo-en-v1, the model export/demo-en was before the paper run)
 #   ship_teachers  (only when named) the finished BERT and LM, without optimiser state, into $TEACHERS_OUT with
 #             the sha1 of the text they learnt and a quality report; a later run on the same corpus adopts
 #             them ($TEACHERS_FROM, default export/teachers for data/v2) instead of training them again
@@ -60,7 +60,9 @@ DATA=${DATA:-data/v2}
 EXP=${EXP:-exp/paper}
 SYNTH=${SYNTH:-1}                          # 1: build corpus v2 into DATA (resumable); 0: DATA is given
 SYNTH_ARGS=${SYNTH_ARGS:-"--voices-per-sentence 1 --jobs 2"}
-WARM_START=${WARM_START-export/demo-en}    # every student starts from these weights (empty: from scratch)
+WARM_START=${WARM_START-export/demo-en-v1} # every student starts from these weights (empty: from scratch);
+# demo-en-v1 is the model shipped before the paper run (CE on corpus v1), kept because export/demo-en is
+# now the run's best student
 TOK=${TOK:-${WARM_START:+$WARM_START/tokenizer.model}}; TOK=${TOK:-$DATA/tokenizer.model}
 VOCAB=${VOCAB:-256}                        # only when TOK has to be trained
 CONFIG=${CONFIG:-kdasr/configs/paper-v2.toml}
