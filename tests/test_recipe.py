@@ -248,3 +248,28 @@ def test_together_protocol_trains_every_student_in_prep_from_one_start(recipe, t
     with open(tmp_path / "exp" / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["run"] for r in rows} == set(trained) and not any(r["branched_from"] for r in rows)
+
+
+def test_reference_records_are_kept_and_adopted_only_for_the_same_set(recipe, tmp_path):
+    """The decode stage keeps whisper's record with its set's hash in REFERENCE_FROM; a later run adopts
+    it instead of decoding, but not when the hash differs (planted here: another record, a wrong hash)."""
+    import json
+
+    exp = tmp_path / "exp"
+    shutil.copytree(recipe["exp"], exp)
+    ref = tmp_path / "ref" / "whisper-tiny.en"
+    ref.mkdir(parents=True)
+    shutil.copy(exp / "results" / "baseline" / "dev.json", ref / "dev.json")
+    (ref / "dev.sha1").write_text("0" * 40 + "\n")
+    env = {**recipe["env"], "EXP": str(exp), "SETS": "dev", "BENCH_SET": "dev", "SKIP_REFERENCE": "0",
+           "REFERENCE_FROM": str(tmp_path / "ref")}
+    first = _run(env, "decode")
+    assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
+    assert "] decode whisper-tiny.en on dev (log" in first.stdout and "adopted" not in first.stdout
+    record = json.loads((exp / "results" / "whisper-tiny.en" / "dev.json").read_text())
+    assert record["system"].startswith("whisper-tiny.en") and json.loads((ref / "dev.json").read_text()) == record
+    (exp / "results" / "whisper-tiny.en" / "dev.json").unlink()
+    second = _run(env, "decode")
+    assert second.returncode == 0, f"{second.stdout}\n{second.stderr}"
+    assert "decode whisper-tiny.en on dev: adopted" in second.stdout and "(log" not in second.stdout
+    assert json.loads((exp / "results" / "whisper-tiny.en" / "dev.json").read_text()) == record
