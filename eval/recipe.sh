@@ -543,9 +543,24 @@ the loss differs) and trained to epoch $EPOCHS too."
     lambdas="Lambda chosen per mode among $LAMBDAS on the first $DEV_LIMIT dev utterances after $SWEEP branch epochs."
   fi
   write_if_changed "$EXP/protocol.txt" "$start $lambdas Every system's decoding tuned on the first $DEV_LIMIT dev \
-utterances only (eval/recipe.sh)."
+utterances only (eval/recipe.sh).$(wall_times)"
   $K paper-table "$EXP/results" --baseline baseline --bench "$EXP/bench.json" --sets "$sets" --plot-set "$BENCH_SET" \
     "${paper[@]}" --protocol "$EXP/protocol.txt" --out "$TABLE_OUT" --plot "$PLOT_OUT"
+}
+
+wall_times() {  # " Wall time ...": the stages' last working runs (EXP/times) and the corpus synthesis
+  "$PY" - "$EXP/times" "$DATA/build_info.json" "$STAGES" <<'EOF'
+import json, os, sys
+from pathlib import Path
+from kdasr.machine import cpu_model
+times, info, stages = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split()
+minutes = {s: int((times / s).read_text()) / 60 for s in stages if (times / s).is_file()}
+if info.is_file() and "synthesis_seconds" in (built := json.loads(info.read_text())):
+    minutes["corpus"] = built["synthesis_seconds"] / 60  # the corpus stage only checks a built corpus
+if minutes:
+    parts = ", ".join(f"{s} {minutes[s]:.0f}" for s in stages if s in minutes)
+    print(f" Wall time in minutes on {os.cpu_count()} cores of {cpu_model()}: {parts}; total {sum(minutes.values()):.0f}.")
+EOF
 }
 
 best_student() {  # the student (not fusion/rescoring: those need an LM at run time) with the lowest dev WER
@@ -607,15 +622,18 @@ ship_teachers() {  # the finished teachers (no optimiser state) into TEACHERS_OU
 
 main() {
   case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
-  local stages=${*:-$STAGES} s
+  local stages=${*:-$STAGES} s fn t0
   for s in $stages; do
     case " $STAGES $PARTS $OPTIONAL curves export_all " in *" $s "*) ;;
       *) die "unknown stage '$s' (stages: $STAGES $PARTS $OPTIONAL curves)" ;; esac
   done
   for s in $stages; do
-    [ "$s" != export ] || s=export_all
-    log "stage $s"
-    $s
+    fn=$s; [ "$s" != export ] || fn=export_all
+    log "stage $fn"
+    t0=$SECONDS
+    $fn
+    # the wall time of a stage that worked (a skipped one takes seconds): the table states them
+    if [ $((SECONDS - t0)) -ge 60 ]; then mkdir -p "$EXP/times" && write_if_changed "$EXP/times/$s" $((SECONDS - t0)); fi
   done
   case " $stages " in *" table "*) log "done: $TABLE_OUT" ;; *) log "done: $stages" ;; esac
 }
