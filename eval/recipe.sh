@@ -74,9 +74,10 @@ LM_STEPS=${LM_STEPS:-}
 BERT_ARGS=${BERT_ARGS:-"--arch modernbert --window 256 --batch-size 8"}
 LM_ARGS=${LM_ARGS:-}                       # e.g. "--batch-size 32"
 TEACHER_EVAL_EVERY=${TEACHER_EVAL_EVERY:-500}
-# teachers and soft labels under bf16 autocast where the CPU has AMX (1.6-2.3x measured); fp32 elsewhere,
-# where bf16 is emulated and slower. Students stay fp32 (their gain is smaller, and all four must match)
-TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_amx; print("bf16" if cpu_has_amx() else "none")')}
+# teachers and soft labels under bf16 autocast where the CPU has native bf16 (AMX or AVX-512 BF16; 1.6-2.3x
+# measured with AMX); fp32 elsewhere, where bf16 is emulated and slower. Students stay fp32 (their gain is
+# smaller, and all four must match)
+TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_fast_bf16; print("bf16" if cpu_has_fast_bf16() else "none")')}
 # finished teachers to adopt instead of training them: used only when EXP has no such teacher yet and the
 # shipped one was trained on this DATA's teacher.txt (its teacher_text.sha1) with the units of $TOK
 TEACHERS_FROM=${TEACHERS_FROM-$(if [ "$DATA" = data/v2 ]; then echo export/teachers; fi)}
@@ -124,7 +125,7 @@ TABLE_OUT=${TABLE_OUT:-eval/reports/paper-table.md}
 PLOT_OUT=${PLOT_OUT:-${TABLE_OUT%.md}.png}
 SHIP_DIR=${SHIP_DIR:-export/demo-en}       # where the ship stage puts the best student
 STAGES="corpus prep quality sweep students export tune decode bench table"
-PARTS="teachers soft baseline"  # prep's parts, which can be run as stages of their own
+PARTS="teachers soft baseline reference"  # parts of prep and decode, which can be run as stages of their own
 OPTIONAL="ship ship_teachers"   # run only when named
 
 th() { if [ -n "$THREADS" ]; then echo "--threads $THREADS"; fi; }
@@ -495,14 +496,18 @@ decode_one() {  # NAME MODEL OPTIONS SET: one system on one set (MODEL "-": the 
 }
 decode() {  # every (system, set), $JOBS at a time
   need_systems
-  local name model opts set jobs=()
+  local name model opts set jobs=() whisper=()
   while read -r name model opts; do
     for set in $SETS; do jobs+=("$name $model $opts $set"); done
   done <<< "$(systems_with_options)"
   # whisper first: its decodes are the longest jobs, and the longest first ends the queue soonest
-  if [ "$SKIP_REFERENCE" != 1 ]; then for set in $SETS; do jobs=("whisper-tiny.en - - $set" "${jobs[@]}"); done; fi
-  run_parallel decode_one "${jobs[@]}"
+  mapfile -t whisper < <(reference_jobs)
+  run_parallel decode_one "${whisper[@]}" "${jobs[@]}"
 }
+reference_jobs() { if [ "$SKIP_REFERENCE" != 1 ]; then for set in $SETS; do echo "whisper-tiny.en - - $set"; done; fi; }
+# whisper on every set (part of decode; on its own it needs no student, e.g. on a core the prep stage
+# leaves idle: JOBS=1 bash eval/recipe.sh reference)
+reference() { local jobs=(); mapfile -t jobs < <(reference_jobs); run_parallel decode_one "${jobs[@]}"; }
 
 bench() {
   need_systems

@@ -251,8 +251,9 @@ def test_together_protocol_trains_every_student_in_prep_from_one_start(recipe, t
 
 
 def test_reference_records_are_kept_and_adopted_only_for_the_same_set(recipe, tmp_path):
-    """The decode stage keeps whisper's record with its set's hash in REFERENCE_FROM; a later run adopts
-    it instead of decoding, but not when the hash differs (planted here: another record, a wrong hash)."""
+    """The decode stage (here its `reference` part) keeps whisper's record with its set's hash in
+    REFERENCE_FROM; a later run adopts it instead of decoding, but not when the hash differs (planted
+    here: another record, a wrong hash)."""
     import json
 
     exp = tmp_path / "exp"
@@ -263,7 +264,7 @@ def test_reference_records_are_kept_and_adopted_only_for_the_same_set(recipe, tm
     (ref / "dev.sha1").write_text("0" * 40 + "\n")
     env = {**recipe["env"], "EXP": str(exp), "SETS": "dev", "BENCH_SET": "dev", "SKIP_REFERENCE": "0",
            "REFERENCE_FROM": str(tmp_path / "ref")}
-    first = _run(env, "decode")
+    first = _run(env, "reference")  # decode's whisper part on its own
     assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
     assert "] decode whisper-tiny.en on dev (log" in first.stdout and "adopted" not in first.stdout
     record = json.loads((exp / "results" / "whisper-tiny.en" / "dev.json").read_text())
