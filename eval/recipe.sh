@@ -105,11 +105,13 @@ THREADS=${THREADS-1}                       # torch / onnxruntime threads per job
 JOBS=${JOBS:-2}                            # jobs side by side (two 1-thread jobs beat one 2-thread job here)
 SETS=${SETS:-"dev test test_heldout test_neural_heldout test_noisy"}
 EXPORT_ARGS=${EXPORT_ARGS:-"--check --quantize int8"}
+# the dev grids, sized for the one-session protocol on 2 cores; kdasr tune caches every point, so a wider
+# grid later decodes only its new points
 TUNE_BEAMS=${TUNE_BEAMS:-1,10}
-TUNE_CTC=${TUNE_CTC:-0,0.2,0.3,0.5}
-TUNE_LM_WEIGHTS=${TUNE_LM_WEIGHTS:-0.1,0.2,0.3,0.5}
-TUNE_LENGTH_BONUS=${TUNE_LENGTH_BONUS:-0,0.5,1}
-TUNE_RESCORE_WEIGHTS=${TUNE_RESCORE_WEIGHTS:-0.1,0.3,0.5,1}
+TUNE_CTC=${TUNE_CTC:-0,0.2,0.5}
+TUNE_LM_WEIGHTS=${TUNE_LM_WEIGHTS:-0.1,0.3,0.5}
+TUNE_LENGTH_BONUS=${TUNE_LENGTH_BONUS:-0,1}
+TUNE_RESCORE_WEIGHTS=${TUNE_RESCORE_WEIGHTS:-0.1,0.3,1}
 NBEST=${NBEST:-10}                         # n-best size (and least beam) of fusion and rescoring
 RESCORERS=${RESCORERS:-"lm bert"}
 SKIP_REFERENCE=${SKIP_REFERENCE:-0}        # 1: no whisper tiny.en row (it needs the `reference` extra)
@@ -388,25 +390,28 @@ need_systems() { [ -f "$EXP/systems.txt" ] || die "$EXP/systems.txt missing: run
 systems() { cat "$EXP/systems.txt"; }
 
 export_into() {  # DIR COMMAND...: write into DIR.tmp, moved to DIR when complete (a dir that exists is done)
-  local dir=$1; shift
+  local dir=$1 logf="$EXP/logs/export-$(basename "$1").log"; shift
   rm -rf "$dir.tmp"
-  "$@" --out "$dir.tmp" >> "$EXP/logs/export.log" 2>&1 || { tail -5 "$EXP/logs/export.log" >&2; die "export of $dir failed"; }
+  "$@" --out "$dir.tmp" >> "$logf" 2>&1 || { tail -5 "$logf" >&2; die "export of $dir failed (log $logf)"; }
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+export_one() {  # system | teachers (the LM and BERT, for fusion and rescoring)
+  if [ "$1" = teachers ]; then
+    fresh "$EXP/models/teachers/lm.json" "$EXP/teachers/lm/lm.pt" && \
+      fresh "$EXP/models/teachers/bert.json" "$EXP/teachers/bert/config.json" && return 0
+    log "export the LM and BERT"
+    export_into "$EXP/models/teachers" $K export-lm --lm "$EXP/teachers/lm" --bert "$EXP/teachers/bert" --check
+    return
+  fi
+  fresh "$EXP/models/$1/model.json" "$EXP/$1/epoch-$EPOCHS.pt" && return 0
+  log "export $1"
+  # shellcheck disable=SC2086
+  export_into "$EXP/models/$1" $K export "$EXP/$1/epoch-$EPOCHS.pt" $EXPORT_ARGS
 }
 export_all() {
   need_systems
-  local s
-  for s in $(systems); do
-    fresh "$EXP/models/$s/model.json" "$EXP/$s/epoch-$EPOCHS.pt" && continue
-    log "export $s"
-    # shellcheck disable=SC2086
-    export_into "$EXP/models/$s" $K export "$EXP/$s/epoch-$EPOCHS.pt" $EXPORT_ARGS
-  done
-  if ! { fresh "$EXP/models/teachers/lm.json" "$EXP/teachers/lm/lm.pt" && \
-         fresh "$EXP/models/teachers/bert.json" "$EXP/teachers/bert/config.json"; }; then
-    log "export the LM and BERT"
-    export_into "$EXP/models/teachers" $K export-lm --lm "$EXP/teachers/lm" --bert "$EXP/teachers/bert" --check
-  fi
+  # shellcheck disable=SC2046
+  run_parallel export_one teachers $(systems)
 }
 
 tune_one() {  # OUT INPUT... -- kdasr tune args: skipped when OUT is newer than its inputs
@@ -497,9 +502,9 @@ decode_one() {  # NAME MODEL OPTIONS SET: one system on one set (MODEL "-": the 
 decode() {  # every (system, set), $JOBS at a time
   need_systems
   local name model opts set jobs=() whisper=()
-  while read -r name model opts; do
-    for set in $SETS; do jobs+=("$name $model $opts $set"); done
-  done <<< "$(systems_with_options)"
+  for set in $SETS; do  # set by set: dev (which ship needs) for every system first
+    while read -r name model opts; do jobs+=("$name $model $opts $set"); done <<< "$(systems_with_options)"
+  done
   # whisper first: its decodes are the longest jobs, and the longest first ends the queue soonest
   mapfile -t whisper < <(reference_jobs)
   run_parallel decode_one "${whisper[@]}" "${jobs[@]}"
