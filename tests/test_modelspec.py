@@ -1,4 +1,4 @@
-"""ModelSpec, the model-dir contract: format 1 (the shipped export/demo-en) and formats 2-3 parse into
+"""ModelSpec, the model-dir contract: format 1 (export/demo-en-v1, the model shipped before the paper run) and formats 2-3 parse into
 the same typed objects, what export writes round-trips through model.json and ONNX metadata_props,
 and the runtime checks the real graphs against it with one line naming the file and the mismatch."""
 
@@ -18,21 +18,21 @@ from kdasr.modelspec import BATCH, FORMAT_VERSION, FRAMES, STEPS, ModelSpec, Sta
 from kdasr.runtime import DecodeOptions, Transcriber
 from kdasr.runtime.scorers import initial_state
 
-SHIPPED = Path(__file__).resolve().parents[1] / "export" / "demo-en"
+V1 = Path(__file__).resolve().parents[1] / "export" / "demo-en-v1"  # shipped before the paper run, format 1
 SAMPLE = Path(__file__).resolve().parents[1] / "eval" / "samples"
 
 
 def _v2_copy(tmp_path: Path) -> tuple[Path, ModelSpec]:
-    """The shipped model with its format-1 model.json rewritten in today's format by the export writer."""
+    """demo-en-v1 with its format-1 model.json rewritten in today's format by the export writer."""
     from kdasr.export.model_dir import write_model_json
 
     d = tmp_path / "v2"
-    shutil.copytree(SHIPPED, d)
-    return d, write_model_json(d, load_model_spec(SHIPPED))
+    shutil.copytree(V1, d)
+    return d, write_model_json(d, load_model_spec(V1))
 
 
-def test_shipped_format_1_parses_into_the_spec():
-    spec = load_model_spec(SHIPPED)
+def test_format_1_parses_into_the_spec():
+    spec = load_model_spec(V1)
     assert spec.format_version == 1 and spec.sample_rate == 16000 and spec.vocab_size == 256
     assert (spec.special_ids.bos, spec.special_ids.eos, spec.special_ids.blank) == (2, 3, 0)
     assert spec.decoding == DecodeOptions(beam=10, ctc_weight=0.2)
@@ -50,14 +50,14 @@ def test_todays_format_round_trips_through_model_json_and_onnx_metadata(tmp_path
     d, spec = _v2_copy(tmp_path)
     again = load_model_spec(d)
     assert again.format_version == FORMAT_VERSION
-    assert again == replace(load_model_spec(SHIPPED), format_version=FORMAT_VERSION) == spec
+    assert again == replace(load_model_spec(V1), format_version=FORMAT_VERSION) == spec
     for file in ("encoder.onnx", "decoder.int8.onnx"):  # every graph file, variants too, carries the spec
         props = ort.InferenceSession(str(d / file), providers=["CPUExecutionProvider"]).get_modelmeta()
         assert ModelSpec.from_metadata(props.custom_metadata_map, file) == spec
     # the same decoding, the same n-best: the format changes nothing the runtime does
     wav = str(SAMPLE / json.loads((SAMPLE / "manifest.jsonl").read_text().splitlines()[0])["audio"])
     opts = DecodeOptions(beam=3, nbest=3, ctc_weight=0.2)
-    a, b = (Transcriber(m, threads=1).transcribe([wav], opts)[0] for m in (SHIPPED, d))
+    a, b = (Transcriber(m, threads=1).transcribe([wav], opts)[0] for m in (V1, d))
     assert [(n.tokens, n.score) for n in a.nbest] == [(n.tokens, n.score) for n in b.nbest]
 
 
@@ -80,7 +80,7 @@ def test_todays_format_round_trips_through_model_json_and_onnx_metadata(tmp_path
     ],
 )
 def test_bad_specs_are_one_line_naming_the_file(tmp_path, edit, message):
-    d = load_model_spec(SHIPPED).to_dict()
+    d = load_model_spec(V1).to_dict()
     edit(d)
     with pytest.raises(ModelError) as e:
         ModelSpec.from_dict(json.loads(json.dumps(d)), "x/model.json")
