@@ -1,6 +1,7 @@
-"""ModelSpec, the model-dir contract: format 1 (export/demo-en-v1, the model shipped before the paper run) and formats 2-3 parse into
-the same typed objects, what export writes round-trips through model.json and ONNX metadata_props,
-and the runtime checks the real graphs against it with one line naming the file and the mismatch."""
+"""ModelSpec, the model-dir contract: format 1 (export/demo-en-v1, shipped before the paper run) and
+formats 2-3 parse into the same typed objects, what export writes round-trips through model.json and
+ONNX metadata_props, and the runtime checks the real graphs against it with one line naming the file
+and the mismatch."""
 
 from __future__ import annotations
 
