@@ -225,6 +225,13 @@ soft_one() {  # mode
 }
 soft() { run_parallel soft_one $KD_MODES; }
 
+teacher_quality() {  # LOG BERT LM REPORT [ARG...]: kdasr teacher quality on the dev text, beside count baselines
+  local logf=$EXP/logs/$1.log bert=$2 lm=$3 report=$4; shift 4
+  # shellcheck disable=SC2046
+  $K teacher quality --tokenizer "$TOK" --dev "$DATA/dev.jsonl" --teacher-text "$DATA/teacher.txt" --bert "$bert" \
+    --lm "$lm" "$@" --sentences "$QUALITY_SENTENCES" --no-strict $(th) --report "$report" > "$logf" 2>&1 \
+    || { tail -5 "$logf" >&2; die "teacher quality failed (log $logf)"; }
+}
 quality() {
   local soft=() inputs=("$EXP/teachers/bert/config.json" "$EXP/teachers/lm/lm.pt") m json=${QUALITY_OUT%.md}.json
   for m in $KD_MODES; do
@@ -233,11 +240,7 @@ quality() {
   done
   if ! fresh "$json" "${inputs[@]}"; then
     mkdir -p "$(dirname "$QUALITY_OUT")"
-    # shellcheck disable=SC2046
-    $K teacher quality --tokenizer "$TOK" --dev "$DATA/dev.jsonl" --teacher-text "$DATA/teacher.txt" \
-      --bert "$EXP/teachers/bert" --lm "$EXP/teachers/lm" "${soft[@]}" --train "$DATA/train.jsonl" \
-      --sentences "$QUALITY_SENTENCES" --no-strict $(th) --report "$QUALITY_OUT" > "$EXP/logs/quality.log" 2>&1 \
-      || { cat "$EXP/logs/quality.log" >&2; die "teacher quality failed"; }
+    teacher_quality quality "$EXP/teachers/bert" "$EXP/teachers/lm" "$QUALITY_OUT" "${soft[@]}" --train "$DATA/train.jsonl"
   fi
   passed_or_die "$json"
 }
@@ -294,12 +297,8 @@ prep() {
 }
 gate() {  # the teachers alone beside the count baselines, before any KD (quality needs every soft label)
   local json=$EXP/gate.json
-  fresh "$json" "$EXP/teachers/bert/config.json" "$EXP/teachers/lm/lm.pt" || {
-    # shellcheck disable=SC2046
-    $K teacher quality --tokenizer "$TOK" --dev "$DATA/dev.jsonl" --teacher-text "$DATA/teacher.txt" \
-      --bert "$EXP/teachers/bert" --lm "$EXP/teachers/lm" --sentences "$QUALITY_SENTENCES" --no-strict $(th) \
-      --report "$EXP/gate.md" > "$EXP/logs/gate.log" 2>&1 || { cat "$EXP/logs/gate.log" >&2; die "teacher quality failed"; }
-  }
+  fresh "$json" "$EXP/teachers/bert/config.json" "$EXP/teachers/lm/lm.pt" \
+    || teacher_quality gate "$EXP/teachers/bert" "$EXP/teachers/lm" "$EXP/gate.md"
   passed_or_die "$json"
 }
 passed_or_die() {  # quality JSON: STRICT=1 stops unless every teacher beats the count baselines
@@ -462,13 +461,12 @@ systems_with_options() {  # NAME MODEL OPTIONS lines: the table's systems
 
 set_fingerprint() {  # SET: sha1 over its manifest and the bytes of every audio file it lists
   "$PY" - "$DATA/$1.jsonl" <<'EOF'
-import hashlib, json, sys
+import hashlib, sys
 from pathlib import Path
-manifest = Path(sys.argv[1])
-h = hashlib.sha1(manifest.read_bytes())
-for line in manifest.read_text(encoding="utf-8").splitlines():
-    if line.strip():
-        h.update((manifest.parent / json.loads(line)["audio"]).read_bytes())
+from kdasr.data.manifest import read_manifest
+h = hashlib.sha1(Path(sys.argv[1]).read_bytes())
+for utt in read_manifest(sys.argv[1]):
+    h.update(Path(utt.audio).read_bytes())
 print(h.hexdigest())
 EOF
 }
@@ -501,9 +499,10 @@ decode_one() {  # NAME MODEL OPTIONS SET: one system on one set (MODEL "-": the 
 }
 decode() {  # every (system, set), $JOBS at a time
   need_systems
-  local name model opts set jobs=() whisper=()
+  local line set jobs=() whisper=() listed=()
+  mapfile -t listed < <(systems_with_options)
   for set in $SETS; do  # set by set: dev (which ship needs) for every system first
-    while read -r name model opts; do jobs+=("$name $model $opts $set"); done <<< "$(systems_with_options)"
+    for line in "${listed[@]}"; do jobs+=("$line $set"); done
   done
   # whisper first: its decodes are the longest jobs, and the longest first ends the queue soonest
   mapfile -t whisper < <(reference_jobs)
@@ -622,11 +621,7 @@ ship_teachers() {  # the finished teachers (no optimiser state) into TEACHERS_OU
     sha1_of "$DATA/teacher.txt" > "$TEACHERS_OUT/$t.tmp/teacher_text.sha1"
     rm -rf "$TEACHERS_OUT/$t" && mv "$TEACHERS_OUT/$t.tmp" "$TEACHERS_OUT/$t"
   done
-  # shellcheck disable=SC2046
-  $K teacher quality --tokenizer "$TOK" --dev "$DATA/dev.jsonl" --teacher-text "$DATA/teacher.txt" \
-    --bert "$TEACHERS_OUT/bert" --lm "$TEACHERS_OUT/lm" --sentences "$QUALITY_SENTENCES" --no-strict $(th) \
-    --report "$TEACHERS_OUT/QUALITY.md" > "$EXP/logs/ship-teachers.log" 2>&1 \
-    || { tail -5 "$EXP/logs/ship-teachers.log" >&2; die "teacher quality failed"; }
+  teacher_quality ship-teachers "$TEACHERS_OUT/bert" "$TEACHERS_OUT/lm" "$TEACHERS_OUT/QUALITY.md"
   log "teachers shipped to $TEACHERS_OUT ($(du -sh "$TEACHERS_OUT" | cut -f1)); quality in $TEACHERS_OUT/QUALITY.md"
 }
 
