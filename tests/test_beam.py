@@ -160,8 +160,29 @@ def test_rescoring_scores_equal_torch(model_with_lm):
     for s, got in zip(seqs, pll):
         ref = -len(s) * np.log(pseudo_perplexity(teacher, [list(s)]))
         assert abs(ref - got) < 1e-3
+    # a token budget of 16 splits the 12 masked rows (width 8) into calls of 2 rows: same scores
+    bert = t.teacher("bert")
+    calls = []
+    bert.session = _Spy(bert.session, calls)
+    bert.max_tokens = 16
+    assert np.allclose(bert.sequence_scores(seqs), pll, atol=1e-4)
+    assert len(calls) == 6 and all(ids.size <= 16 for ids in calls)
     res = t.transcribe(_waves_from(model_dir), DecodeOptions(beam=3, nbest=3, rescore="bert"))
     assert all(len(r.nbest) == 3 and r.nbest[0].score >= r.nbest[-1].score for r in res)
+
+
+class _Spy:
+    """A real session that records the input_ids of every call."""
+
+    def __init__(self, session, calls):
+        self.session, self.calls = session, calls
+
+    def get_outputs(self):
+        return self.session.get_outputs()
+
+    def run(self, names, feeds):
+        self.calls.append(feeds["input_ids"])
+        return self.session.run(names, feeds)
 
 
 def _waves_from(model_dir):

@@ -86,7 +86,10 @@ class OnnxLM:
 class OnnxBert:
     spec: BertSpec
     session: ort.InferenceSession
-    max_rows: int = 4096  # rows (hypothesis x masked position) per graph call
+    # Tokens (rows x padded length) per graph call. Every row is a full forward pass over its
+    # hypothesis, so the activations grow with rows x length: a fixed row count (4096 here before)
+    # took ~20 GB at a 140-unit width. A token budget keeps the peak flat whatever the lengths.
+    max_tokens: int = 16384
 
     @classmethod
     def load(cls, path, model: ModelSpec, device: str = "cpu", threads: int | None = None, precision: str = "fp32"):
@@ -108,8 +111,9 @@ class OnnxBert:
         att = np.zeros((len(seqs), width), np.int64)
         for i, s in enumerate(seqs):
             base[i, : len(s)], att[i, : len(s)] = s, 1
-        for a in range(0, len(owner), self.max_rows):
-            o, p = owner[a : a + self.max_rows], pos[a : a + self.max_rows]
+        rows = max(1, self.max_tokens // width)
+        for a in range(0, len(owner), rows):
+            o, p = owner[a : a + rows], pos[a : a + rows]
             ids = base[o].copy()
             targets = ids[np.arange(len(o)), p].copy()
             ids[np.arange(len(o)), p] = io.mask_id
