@@ -118,12 +118,24 @@ def _decode(
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale is 1.0)
 
 
+def header_mismatch(f: sf.SoundFile) -> str:
+    """libsndfile's own complaint when a chunk size in the header exceeds the file ("data : 32000
+    (should be 15978)"), else "". It then reads only what is there and reports that as the
+    length, so a WAV cut short (an interrupted copy or recording) would otherwise pass unnoticed.
+    A stream-written WAV whose header was never finalised shows up here too: decoded all the same."""
+    for line in f.extra_info.splitlines():
+        if "(should be" in line:
+            return " ".join(line.split())
+    return ""
+
+
 class AudioStats:
     """Level statistics gathered while a file is read: peak, RMS, share of clipped samples."""
 
     def __init__(self) -> None:
         self.samples = self.clipped = 0
         self.peak = self.sumsq = 0.0
+        self.header_mismatch = ""  # the header's sizes disagree with the file (cut short?)
 
     def add(self, raw: np.ndarray) -> None:  # raw: [frames, channels] at the file's rate
         mag = np.abs(raw)
@@ -161,6 +173,8 @@ def iter_audio_blocks(
     try:
         with sf.SoundFile(name) as f:
             sr, total, first = _seek_start(f, name, start)
+            if stats is not None:
+                stats.header_mismatch = header_mismatch(f)
             left = total - first if duration is None else min(total - first, round(duration * sr))
             stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32") if sr != sample_rate else None
             block, emitted = max(1, int(block_seconds * sr)), 0

@@ -289,6 +289,18 @@ def test_clipped_and_nearly_silent_inputs_warn_but_are_transcribed(tmp_path):
     assert not any(line.startswith("error:") for line in proc.stderr.splitlines())
 
 
+def test_truncated_wav_warns_and_the_rest_is_transcribed(tmp_path):
+    # libsndfile reads a WAV cut short without complaint, reporting the shorter length
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, load_audio(SAMPLES[2]), SR, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    proc = run_kdasr("transcribe", str(cut), str(whole), *FAST)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(cut) in warnings[0] and "truncated?" in warnings[0], proc.stderr
+
+
 # -- item 5: long files in bounded memory (structure, not timing) -----------------------------------
 
 

@@ -49,6 +49,9 @@ class Prepared:
 
 def level_warnings(stats: AudioStats) -> tuple[str, ...]:
     out = []
+    if stats.header_mismatch:
+        out.append(f"truncated? the header promises more than the file holds ({stats.header_mismatch}); "
+                   "decoded what is there")
     if stats.clipped_fraction >= CLIPPED_WARN:
         out.append(f"heavily clipped: {100 * stats.clipped_fraction:.1f} % of samples at full scale")
     if stats.dbfs(stats.peak) < QUIET_WARN_DBFS:
