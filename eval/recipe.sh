@@ -75,9 +75,13 @@ BERT_ARGS=${BERT_ARGS:-"--arch modernbert --window 256 --batch-size 8"}
 LM_ARGS=${LM_ARGS:-}                       # e.g. "--batch-size 32"
 TEACHER_EVAL_EVERY=${TEACHER_EVAL_EVERY:-500}
 # teachers and soft labels under bf16 autocast where the CPU has native bf16 (AMX or AVX-512 BF16; 1.6-2.3x
-# measured with AMX); fp32 elsewhere, where bf16 is emulated and slower. Students stay fp32 (their gain is
-# smaller, and all four must match)
+# measured with AMX); fp32 elsewhere, where bf16 is emulated and slower
 TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_fast_bf16; print("bf16" if cpu_has_fast_bf16() else "none")')}
+# the students' forward pass: fp32 by default ("none"). "bf16" halves a step where the CPU has native bf16
+# (kdasr teacher bench's KD-step rows: 3.20 s fp32, 1.65 s bf16 on a 2-core AMD EPYC, paper-v2, batch 16).
+# All four students must use the same; a change in a resumed run goes into PROTOCOL_NOTE for the table
+STUDENT_AMP=${STUDENT_AMP:-none}
+PROTOCOL_NOTE=${PROTOCOL_NOTE:-}           # free text appended to the table's protocol line
 # finished teachers to adopt instead of training them: used only when EXP has no such teacher yet and the
 # shipped one was trained on this DATA's teacher.txt (its teacher_text.sha1) with the units of $TOK
 TEACHERS_FROM=${TEACHERS_FROM-$(if [ "$DATA" = data/v2 ]; then echo export/teachers; fi)}
@@ -251,7 +255,7 @@ train_run() {  # out epochs [extra args]: done when OUT/epoch-EPOCHS.pt exists, 
   log "train $(basename "$out") to epoch $epochs (log $EXP/logs/$(basename "$out").log)"
   # shellcheck disable=SC2046
   $LAUNCH train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --config "$CONFIG" --tokenizer "$TOK" \
-    --feature-cache "$DATA/feats" --out "$out" $(th) --epochs "$epochs" "$@" >> "$EXP/logs/$(basename "$out").log" 2>&1
+    --feature-cache "$DATA/feats" --out "$out" $(th) --epochs "$epochs" --amp "$STUDENT_AMP" "$@" >> "$EXP/logs/$(basename "$out").log" 2>&1
 }
 init() { if [ -n "$WARM_START" ]; then echo "--init-from $WARM_START"; fi; }
 together() { [ "$WARM" = 0 ] && [ "$SWEEP" = 0 ]; }  # the one-session protocol: students train in prep
@@ -528,7 +532,7 @@ bench() {
 
 table() {
   need_systems
-  local records=() paper=() s sets from start lambdas
+  local records=() paper=() s sets from start lambdas precision
   mapfile -t records < <(find "$EXP/results" -name '*.json' | sort)
   [ -f "$PLOT_OUT" ] && fresh "$TABLE_OUT" "$EXP/bench.json" "${records[@]}" && return 0
   for s in $(systems); do
@@ -551,8 +555,9 @@ the loss differs) and trained to epoch $EPOCHS too."
   else
     lambdas="Lambda chosen per mode among $LAMBDAS on the first $DEV_LIMIT dev utterances after $SWEEP branch epochs."
   fi
+  case $STUDENT_AMP in none) precision=fp32 ;; *) precision="$STUDENT_AMP autocast" ;; esac
   write_if_changed "$EXP/protocol.txt" "$start $lambdas Every system's decoding tuned on the first $DEV_LIMIT dev \
-utterances only (eval/recipe.sh).$(wall_times)"
+utterances only (eval/recipe.sh). Students' forward pass: $precision.${PROTOCOL_NOTE:+ $PROTOCOL_NOTE}$(wall_times)"
   $K paper-table "$EXP/results" --baseline baseline --bench "$EXP/bench.json" --sets "$sets" --plot-set "$BENCH_SET" \
     "${paper[@]}" --protocol "$EXP/protocol.txt" --out "$TABLE_OUT" --plot "$PLOT_OUT"
 }

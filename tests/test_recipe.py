@@ -129,6 +129,7 @@ def test_table_has_every_system(recipe):
     assert all("not in the bench run" not in r for r in cost_rows)
     relative = _section(table, "Relative WER change")
     assert len(relative) == len(systems) - 1
+    assert "Students' forward pass: fp32." in table  # STUDENT_AMP's default, stated in the protocol
     for png in (env["PLOT_OUT"], env["CURVES_PLOT"]):
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(env["QUALITY_OUT"]).is_file() and Path(env["QUALITY_OUT"]).with_suffix(".json").is_file()
