@@ -79,9 +79,10 @@ TEACHER_EVAL_EVERY=${TEACHER_EVAL_EVERY:-500}
 TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_fast_bf16; print("bf16" if cpu_has_fast_bf16() else "none")')}
 # the students' forward pass: fp32 by default ("none"). "bf16" halves a step where the CPU has native bf16
 # (kdasr teacher bench's KD-step rows: 3.20 s fp32, 1.65 s bf16 on a 2-core AMD EPYC, paper-v2, batch 16).
-# All four students must use the same; a change in a resumed run goes into PROTOCOL_NOTE for the table
-STUDENT_AMP=${STUDENT_AMP:-none}
-PROTOCOL_NOTE=${PROTOCOL_NOTE:-}           # free text appended to the table's protocol line
+# All four students must use the same; a change in a resumed run goes into PROTOCOL_NOTE for the table.
+# Both are kept in EXP by the first stage that trains, so a later `make recipe` without them goes on alike
+STUDENT_AMP=${STUDENT_AMP:-$(cat "$EXP/student_amp" 2>/dev/null || echo none)}
+PROTOCOL_NOTE=${PROTOCOL_NOTE-$(cat "$EXP/protocol_note" 2>/dev/null)}  # free text for the protocol line
 # finished teachers to adopt instead of training them: used only when EXP has no such teacher yet and the
 # shipped one was trained on this DATA's teacher.txt (its teacher_text.sha1) with the units of $TOK
 TEACHERS_FROM=${TEACHERS_FROM-$(if [ "$DATA" = data/v2 ]; then echo export/teachers; fi)}
@@ -252,6 +253,8 @@ quality() {
 train_run() {  # out epochs [extra args]: done when OUT/epoch-EPOCHS.pt exists, else (re)started: it resumes
   local out=$1 epochs=$2; shift 2
   [ -f "$out/epoch-$epochs.pt" ] && return 0
+  write_if_changed "$EXP/student_amp" "$STUDENT_AMP"
+  write_if_changed "$EXP/protocol_note" "$PROTOCOL_NOTE"
   log "train $(basename "$out") to epoch $epochs (log $EXP/logs/$(basename "$out").log)"
   # shellcheck disable=SC2046
   $LAUNCH train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --config "$CONFIG" --tokenizer "$TOK" \

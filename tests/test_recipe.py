@@ -245,6 +245,7 @@ def test_together_protocol_trains_every_student_in_prep_from_one_start(recipe, t
     gate = re.search(r"teacher quality: every teacher|WARNING: a teacher", prep)  # STRICT=0 here: either
     assert gate and gate.start() < prep.index("] train "), prep
     assert "no lambda sweep" in after and "] train " not in after
+    assert (tmp_path / "exp" / "student_amp").read_text() == "none\n"  # kept for a later resume
     assert (tmp_path / "exp" / "systems.txt").read_text().split() == ["baseline", "kd-lm-0.3", "kd-bert-context-0.1"]
     with open(tmp_path / "exp" / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
