@@ -82,7 +82,7 @@ TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_fast_bf
 # All four students must use the same; a change in a resumed run goes into PROTOCOL_NOTE for the table.
 # Both are kept in EXP by the first stage that trains, so a later `make recipe` without them goes on alike
 STUDENT_AMP=${STUDENT_AMP:-$(cat "$EXP/student_amp" 2>/dev/null || echo none)}
-PROTOCOL_NOTE=${PROTOCOL_NOTE-$(cat "$EXP/protocol_note" 2>/dev/null)}  # free text for the protocol line
+PROTOCOL_NOTE=${PROTOCOL_NOTE-$(cat "$EXP/protocol_note" 2>/dev/null || true)}  # free text for the protocol line
 # finished teachers to adopt instead of training them: used only when EXP has no such teacher yet and the
 # shipped one was trained on this DATA's teacher.txt (its teacher_text.sha1) with the units of $TOK
 TEACHERS_FROM=${TEACHERS_FROM-$(if [ "$DATA" = data/v2 ]; then echo export/teachers; fi)}
@@ -537,7 +537,6 @@ table() {
   need_systems
   local records=() paper=() s sets from start lambdas precision
   mapfile -t records < <(find "$EXP/results" -name '*.json' | sort)
-  [ -f "$PLOT_OUT" ] && fresh "$TABLE_OUT" "$EXP/bench.json" "${records[@]}" && return 0
   for s in $(systems); do
     case $s in kd-bert-context-*) paper+=(--paper "$s=bert-context") ;; kd-bert-[0-9]*) paper+=(--paper "$s=bert-utterance") ;; esac
   done
@@ -561,6 +560,7 @@ the loss differs) and trained to epoch $EPOCHS too."
   case $STUDENT_AMP in none) precision=fp32 ;; *) precision="$STUDENT_AMP autocast" ;; esac
   write_if_changed "$EXP/protocol.txt" "$start $lambdas Every system's decoding tuned on the first $DEV_LIMIT dev \
 utterances only (eval/recipe.sh). Students' forward pass: $precision.${PROTOCOL_NOTE:+ $PROTOCOL_NOTE}$(wall_times)"
+  [ -f "$PLOT_OUT" ] && fresh "$TABLE_OUT" "$EXP/protocol.txt" "$EXP/bench.json" "${records[@]}" && return 0
   $K paper-table "$EXP/results" --baseline baseline --bench "$EXP/bench.json" --sets "$sets" --plot-set "$BENCH_SET" \
     "${paper[@]}" --protocol "$EXP/protocol.txt" --out "$TABLE_OUT" --plot "$PLOT_OUT"
 }
