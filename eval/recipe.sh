@@ -80,7 +80,7 @@ TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_fast_bf
 # the students' forward pass: fp32 by default ("none"). "bf16" halves a step where the CPU has native bf16
 # (kdasr teacher bench's KD-step rows: 3.20 s fp32, 1.65 s bf16 on a 2-core AMD EPYC, paper-v2, batch 16).
 # All four students must use the same; a change in a resumed run goes into PROTOCOL_NOTE for the table.
-# Both are kept in EXP by the first stage that trains, so a later `make recipe` without them goes on alike
+# Both are kept in EXP by every run, so a later `make recipe` without them goes on alike
 STUDENT_AMP=${STUDENT_AMP:-$(cat "$EXP/student_amp" 2>/dev/null || echo none)}
 PROTOCOL_NOTE=${PROTOCOL_NOTE-$(cat "$EXP/protocol_note" 2>/dev/null || true)}  # free text for the protocol line
 # finished teachers to adopt instead of training them: used only when EXP has no such teacher yet and the
@@ -253,8 +253,6 @@ quality() {
 train_run() {  # out epochs [extra args]: done when OUT/epoch-EPOCHS.pt exists, else (re)started: it resumes
   local out=$1 epochs=$2; shift 2
   [ -f "$out/epoch-$epochs.pt" ] && return 0
-  write_if_changed "$EXP/student_amp" "$STUDENT_AMP"
-  write_if_changed "$EXP/protocol_note" "$PROTOCOL_NOTE"
   log "train $(basename "$out") to epoch $epochs (log $EXP/logs/$(basename "$out").log)"
   # shellcheck disable=SC2046
   $LAUNCH train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --config "$CONFIG" --tokenizer "$TOK" \
@@ -636,6 +634,9 @@ ship_teachers() {  # the finished teachers (no optimiser state) into TEACHERS_OU
 main() {
   case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
   local stages=${*:-$STAGES} s fn t0
+  mkdir -p "$EXP"  # here, not in the lanes that train: two writers of one file race
+  write_if_changed "$EXP/student_amp" "$STUDENT_AMP"
+  write_if_changed "$EXP/protocol_note" "$PROTOCOL_NOTE"
   for s in $stages; do
     case " $STAGES $PARTS $OPTIONAL curves export_all " in *" $s "*) ;;
       *) die "unknown stage '$s' (stages: $STAGES $PARTS $OPTIONAL curves)" ;; esac
