@@ -78,7 +78,7 @@ TEACHER_EVAL_EVERY=${TEACHER_EVAL_EVERY:-500}
 # measured with AMX); fp32 elsewhere, where bf16 is emulated and slower
 TEACHER_AMP=${TEACHER_AMP:-$("$PY" -c 'from kdasr.machine import cpu_has_fast_bf16; print("bf16" if cpu_has_fast_bf16() else "none")')}
 # the students' forward pass: fp32 by default ("none"). "bf16" halves a step where the CPU has native bf16
-# (kdasr teacher bench's KD-step rows: 3.20 s fp32, 1.65 s bf16 on a 2-core AMD EPYC, paper-v2, batch 16).
+# (kdasr.training.kd_bench step, paper-v2, batch 16, beside a decode job: 3.20 s fp32, 1.65 s bf16, AMD EPYC).
 # All four students must use the same; a change in a resumed run goes into PROTOCOL_NOTE for the table.
 # Both are kept in EXP by every run, so a later `make recipe` without them goes on alike
 STUDENT_AMP=${STUDENT_AMP:-$(cat "$EXP/student_amp" 2>/dev/null || echo none)}

@@ -130,7 +130,7 @@ def header_mismatch(f: sf.SoundFile) -> str:
 
 
 class AudioStats:
-    """Level statistics gathered while a file is read: peak, RMS, share of clipped samples."""
+    """What reading a file showed: peak, RMS, share of clipped samples, a header longer than the file."""
 
     def __init__(self) -> None:
         self.samples = self.clipped = 0
