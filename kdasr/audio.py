@@ -118,15 +118,20 @@ def _decode(
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale is 1.0)
 
 
-def header_mismatch(f: sf.SoundFile) -> str:
-    """libsndfile's own complaint when a chunk size in the header exceeds the file ("data : 32000
-    (should be 15978)"), else "". It then reads only what is there and reports that as the
-    length, so a WAV cut short (an interrupted copy or recording) would otherwise pass unnoticed.
-    A stream-written WAV whose header was never finalised shows up here too: decoded all the same."""
-    for line in f.extra_info.splitlines():
+def header_mismatch(extra_info: str) -> str:
+    """libsndfile's own complaint (in a file's `extra_info`) when a chunk size in the header exceeds
+    the file ("data : 32000 (should be 15978)"), else "". It then reads only what is there and
+    reports that as the length, so a WAV cut short (an interrupted copy or recording) would
+    otherwise pass unnoticed. A stream-written WAV whose header was never finalised shows up here
+    too: decoded all the same."""
+    for line in extra_info.splitlines():
         if "(should be" in line:
             return " ".join(line.split())
     return ""
+
+
+def truncation_warning(mismatch: str) -> str:
+    return f"truncated? the header promises more than the file holds ({mismatch}); decoded what is there"
 
 
 class AudioStats:
@@ -174,7 +179,7 @@ def iter_audio_blocks(
         with sf.SoundFile(name) as f:
             sr, total, first = _seek_start(f, name, start)
             if stats is not None:
-                stats.header_mismatch = header_mismatch(f)
+                stats.header_mismatch = header_mismatch(f.extra_info)
             left = total - first if duration is None else min(total - first, round(duration * sr))
             stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32") if sr != sample_rate else None
             block, emitted = max(1, int(block_seconds * sr)), 0

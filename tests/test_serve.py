@@ -123,6 +123,20 @@ def test_openai_form_raw_multipart(main_server):
     assert vtt.status == 200 and vtt.body.decode().startswith("WEBVTT\n\n00:00:00.000 --> ")
 
 
+def test_truncated_wav_upload_is_transcribed_with_a_warning(main_server):
+    _, c = main_server
+    buf = io.BytesIO()
+    sf.write(buf, sf.read(SAMPLES[0], dtype="float32")[0], 16000, format="WAV", subtype="PCM_16")
+    whole = buf.getvalue()
+    cut = whole[: len(whole) * 2 // 3]
+    raw = c.transcribe_raw(cut, beam=1, name="cut.wav")
+    assert raw.status == 200, raw.body
+    assert len(raw.json()["warnings"]) == 1 and raw.json()["warnings"][0].startswith("truncated?")
+    verbose = c.transcribe_form(cut, response_format="verbose_json", beam="1")
+    assert verbose.status == 200 and verbose.json()["warnings"] == raw.json()["warnings"]
+    assert "warnings" not in c.transcribe_raw(whole, beam=1).json()
+
+
 def test_request_errors_are_json_with_the_reason(main_server):
     proc, c = main_server
     good = SAMPLES[2].read_bytes()

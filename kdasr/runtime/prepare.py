@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import AudioStats, iter_audio_blocks
+from ..audio import AudioStats, iter_audio_blocks, truncation_warning
 from ..errors import AudioError
 from .options import DecodeOptions
 from .segment import EnergyMeter, plan_pieces
@@ -50,8 +50,7 @@ class Prepared:
 def level_warnings(stats: AudioStats) -> tuple[str, ...]:
     out = []
     if stats.header_mismatch:
-        out.append(f"truncated? the header promises more than the file holds ({stats.header_mismatch}); "
-                   "decoded what is there")
+        out.append(truncation_warning(stats.header_mismatch))
     if stats.clipped_fraction >= CLIPPED_WARN:
         out.append(f"heavily clipped: {100 * stats.clipped_fraction:.1f} % of samples at full scale")
     if stats.dbfs(stats.peak) < QUIET_WARN_DBFS:

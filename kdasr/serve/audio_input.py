@@ -8,13 +8,14 @@ import io
 import numpy as np
 import soundfile as sf
 
-from ..audio import load_audio_bytes
+from ..audio import header_mismatch, load_audio_bytes, truncation_warning
 from ..errors import AudioError
 from .errors import ApiError
 
 
-def decode_upload(data: bytes, name: str, sample_rate: int, max_seconds: float) -> np.ndarray:
-    """The duration is read from the header first, so a too-long file is refused before decoding."""
+def decode_upload(data: bytes, name: str, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(waveform, warnings about the file itself: a header longer than the file). The duration is
+    read from the header first, so a too-long file is refused before decoding."""
     if not data:
         raise ApiError(400, f"{name}: empty file (0 bytes)", "invalid_audio", "file")
     try:
@@ -35,7 +36,8 @@ def decode_upload(data: bytes, name: str, sample_rate: int, max_seconds: float) 
         raise ApiError(400, f"{name}: {e.reason}", "invalid_audio", "file") from None
     if len(wave) / sample_rate > max_seconds:  # headers can understate (streams without a frame count)
         raise _too_long(name, len(wave) / sample_rate, max_seconds)
-    return wave
+    mismatch = header_mismatch(info.extra_info)
+    return wave, ((truncation_warning(mismatch),) if mismatch else ())
 
 
 def _too_long(name: str, seconds: float, max_seconds: float) -> ApiError:

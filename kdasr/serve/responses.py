@@ -15,7 +15,8 @@ MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "
 
 def verbose_json(r: Result, language: str, with_nbest: bool) -> dict:
     """OpenAI's verbose_json. Fields this model cannot honestly give (avg_logprob, compression_ratio,
-    no_speech_prob) are left out rather than invented; `nbest` (kdasr's) is added when asked."""
+    no_speech_prob) are left out rather than invented; `nbest` (kdasr's) is added when asked, and
+    `warnings` (kdasr's: clipped, nearly silent, truncated) when there are any."""
     d = {
         "task": "transcribe",
         "language": LANGUAGE_NAMES.get(language, language),
@@ -29,6 +30,8 @@ def verbose_json(r: Result, language: str, with_nbest: bool) -> dict:
     }
     if with_nbest and r.nbest:
         d["nbest"] = [{"text": n.text, "tokens": n.tokens, "score": round(n.score, 4)} for n in r.nbest]
+    if r.warnings:
+        d["warnings"] = list(r.warnings)
     return d
 
 

@@ -92,8 +92,10 @@ class Service:
         if not self.ready.is_set():
             raise overloaded("model is warming up; retry shortly", self.config.retry_after_s)
         # decoding a compressed upload is CPU work: off the event loop
-        wave = await run_in_threadpool(decode_upload, data, name, self.sample_rate, self.config.max_audio_seconds)
+        wave, notes = await run_in_threadpool(
+            decode_upload, data, name, self.sample_rate, self.config.max_audio_seconds
+        )
         result = await self.batcher.transcribe(wave, opts, self.config.request_timeout_s)
         self.metrics.audio_seconds.inc(result.duration)
-        return dataclasses.replace(result, source=name)
+        return dataclasses.replace(result, source=name, warnings=notes + result.warnings)
 
