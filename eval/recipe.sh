@@ -219,6 +219,7 @@ teachers() {  # a finished teacher is a saved model (config.json is moved in las
 }
 
 soft_done() { [ -f "$EXP/soft/$1/summary.json" ]; }  # written at the end (meta.json is written first)
+all_soft_done() { local m; for m in $KD_MODES; do soft_done "$m" || return 1; done; }
 soft_one() {  # mode
   local teacher=bert mode=utterance
   case $1 in lm) teacher=lm ;; bert-context) mode=context ;; esac
@@ -295,7 +296,13 @@ prep() {
     for m in $KD_MODES; do fixed_lambda "$m" > /dev/null; done  # a mode without a lambda fails here, not later
     teachers
     gate
-    run_parallel lane context rest
+    if all_soft_done; then
+      # a finished run whose EPOCHS was raised: the lanes would train three of the four one after the other
+      # shellcheck disable=SC2046
+      run_parallel student_full baseline $(for m in $KD_MODES; do echo "kd-$m-$(fixed_lambda "$m")"; done)
+    else
+      run_parallel lane context rest
+    fi
   else
     run_parallel lane bert ce
   fi

@@ -228,12 +228,14 @@ def test_shipped_teachers_are_adopted_only_for_their_own_text(recipe, tmp_path):
 def test_together_protocol_trains_every_student_in_prep_from_one_start(recipe, tmp_path):
     """WARM=0 SWEEP=0 (the default, one-session protocol): no sweep, lambda from KD_LAMBDA, every
     student starts where the baseline does (nothing branched) and trains in the prep stage's lanes,
-    after the teachers' quality gate; the students stage then only draws the curves."""
+    after the teachers' quality gate; the students stage then only draws the curves. Raising EPOCHS
+    afterwards trains them on, in prep, JOBS at a time (the soft labels all exist)."""
     env = {**recipe["env"], "EXP": str(tmp_path / "exp"), "WARM": "0", "SWEEP": "0", "EPOCHS": "1",
            "KD_LAMBDA": "lm=0.3 bert-context=0.1", "CURVES_PLOT": str(tmp_path / "curves.png")}
     (tmp_path / "exp").mkdir()
     for part in ("teachers", "soft"):  # what this test is not about, from the fixture's run
         shutil.copytree(recipe["exp"] / part, tmp_path / "exp" / part)
+    shutil.rmtree(tmp_path / "exp" / "soft" / "lm")  # made again in a lane, before its student
     missing = _run({**env, "KD_LAMBDA": "lm=0.3"}, "prep")
     assert missing.returncode != 0 and "no lambda for KD mode bert-context" in missing.stderr
     assert "] train " not in missing.stdout
@@ -250,6 +252,12 @@ def test_together_protocol_trains_every_student_in_prep_from_one_start(recipe, t
     with open(tmp_path / "exp" / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["run"] for r in rows} == set(trained) and not any(r["branched_from"] for r in rows)
+    assert "soft labels: lm" in prep and prep.index("soft labels: lm") < prep.index("] train kd-lm-0.3")
+    more = _run({**env, "EPOCHS": "2"}, "prep")
+    assert more.returncode == 0, f"{more.stdout}\n{more.stderr}"
+    assert sorted(re.findall(r"\] train (\S+) to epoch 2", more.stdout)) == sorted(trained)
+    assert "soft labels:" not in more.stdout
+    assert all((tmp_path / "exp" / run / "epoch-2.pt").is_file() for run in trained)
 
 
 def test_reference_records_are_kept_and_adopted_only_for_the_same_set(recipe, tmp_path):
