@@ -47,7 +47,7 @@ class Prepared:
     warnings: tuple[str, ...]
 
 
-def level_warnings(stats: AudioStats) -> tuple[str, ...]:
+def input_warnings(stats: AudioStats) -> tuple[str, ...]:
     out = []
     if stats.header_mismatch:
         out.append(truncation_warning(stats.header_mismatch))
@@ -98,7 +98,7 @@ def prepare(
     gap = vad_opts.merge_gap_s if stream is not None else 0.0
     pieces = plan_pieces(regions, meter.smoothed(), rate, opts.max_segment_seconds, opts.min_segment_seconds, gap)
     wave = None if kept is None else (kept[0] if len(kept) == 1 else np.concatenate(kept))
-    return Prepared(index, name, total, pieces, wave, None if wave is not None else src, level_warnings(stats))
+    return Prepared(index, name, total, pieces, wave, None if wave is not None else src, input_warnings(stats))
 
 
 def iter_pieces(prep: Prepared, rate: int) -> Iterator[np.ndarray]:
