@@ -280,26 +280,26 @@ lane_ce() {
 lane_context() {
   case " $KD_MODES " in *" bert-context "*) ;; *) return 0 ;; esac
   soft_one bert-context
-  student_full "kd-bert-context-$(fixed_lambda bert-context)"
+  student_full "$(fixed_student bert-context)"
 }
 lane_rest() {
   local m
   for m in $KD_MODES; do [ "$m" = bert-context ] || soft_one "$m"; done
   student_full baseline
-  for m in $KD_MODES; do [ "$m" = bert-context ] || student_full "kd-$m-$(fixed_lambda "$m")"; done
+  for m in $KD_MODES; do [ "$m" = bert-context ] || student_full "$(fixed_student "$m")"; done
 }
 lane() { "lane_$1"; }
 prep() {
   local m
   adopt_teachers
   if together; then
-    for m in $KD_MODES; do fixed_lambda "$m" > /dev/null; done  # a mode without a lambda fails here, not later
+    for m in $KD_MODES; do fixed_student "$m" > /dev/null; done  # a mode without a lambda fails here, not later
     teachers
     gate
     if all_soft_done; then
       # a finished run whose EPOCHS was raised: the lanes would train three of the four one after the other
       # shellcheck disable=SC2046
-      run_parallel student_full baseline $(for m in $KD_MODES; do echo "kd-$m-$(fixed_lambda "$m")"; done)
+      run_parallel student_full baseline $(for m in $KD_MODES; do fixed_student "$m"; done)
     else
       run_parallel lane context rest
     fi
@@ -368,6 +368,7 @@ fixed_lambda() {  # mode -> its lambda in KD_LAMBDA
   for pair in $KD_LAMBDA; do if [ "${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi; done
   die "KD_LAMBDA ($KD_LAMBDA) has no lambda for KD mode $1"
 }
+fixed_student() { echo "kd-$1-$(fixed_lambda "$1")"; }  # mode -> the run name of its student at KD_LAMBDA's lambda
 chosen_lambda() {  # mode -> KD_LAMBDA's (SWEEP=0), else the lowest dev greedy-attention WER at epoch WARM+SWEEP
   if [ "$SWEEP" = 0 ]; then fixed_lambda "$1"; return; fi
   "$PY" - "$EXP/curves.csv" "$1" $((WARM + SWEEP)) $LAMBDAS <<'EOF'
@@ -641,13 +642,13 @@ ship_teachers() {  # the finished teachers (no optimiser state) into TEACHERS_OU
 main() {
   case " $SETS " in *" $BENCH_SET "*) ;; *) die "BENCH_SET $BENCH_SET is not one of SETS ($SETS)" ;; esac
   local stages=${*:-$STAGES} s fn t0
-  mkdir -p "$EXP"  # here, not in the lanes that train: two writers of one file race
-  write_if_changed "$EXP/student_amp" "$STUDENT_AMP"
-  write_if_changed "$EXP/protocol_note" "$PROTOCOL_NOTE"
-  for s in $stages; do
+  for s in $stages; do  # before anything is written: a typo in a stage name leaves EXP as it was
     case " $STAGES $PARTS $OPTIONAL curves export_all " in *" $s "*) ;;
       *) die "unknown stage '$s' (stages: $STAGES $PARTS $OPTIONAL curves)" ;; esac
   done
+  mkdir -p "$EXP"  # here, not in the lanes that train: two writers of one file race
+  write_if_changed "$EXP/student_amp" "$STUDENT_AMP"
+  write_if_changed "$EXP/protocol_note" "$PROTOCOL_NOTE"
   for s in $stages; do
     fn=$s; [ "$s" != export ] || fn=export_all
     log "stage $fn"

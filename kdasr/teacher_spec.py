@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .modelspec import (
+from .graph_spec import (
     BATCH,
     FORMAT_VERSION,
     READABLE_FORMATS,

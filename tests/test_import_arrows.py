@@ -1,6 +1,6 @@
 """Stages import forward only (DESIGN.md §5): data → teachers → training → export → runtime →
 eval/serve. A stage may import the shared modules (models/ and the top-level kdasr/*.py utilities:
-text, audio, errors, io_utils, modelspec, ...) and any earlier stage, never a later one; the shared
+text, audio, errors, io_utils, modelspec, graph_spec, ...) and any earlier stage, never a later one; the shared
 modules import no stage; no stage imports the front ends (kdasr/cli/, the package root, which
 re-exports the runtime's API). Every import statement counts, also the lazy ones inside
 functions, read from the source with ast (nothing is imported)."""
@@ -96,5 +96,5 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     assert "kdasr.teachers.storage" in found  # a lazy import inside check_soft_labels
     assert "kdasr.models.student_io" in found and "kdasr.training.checkpoint" in found
     assert rank("kdasr.export.pipeline") > rank("kdasr.training.recipe") > rank("kdasr.teachers.bench")
-    assert rank("kdasr.modelspec")[0] == rank("kdasr.models.student")[0] == SHARED
+    assert rank("kdasr.modelspec")[0] == rank("kdasr.graph_spec")[0] == rank("kdasr.models.student")[0] == SHARED
     assert rank("kdasr.inputs") == rank("kdasr.runtime.prepare")

@@ -15,7 +15,8 @@ import onnxruntime as ort
 import pytest
 
 from kdasr.errors import ModelError
-from kdasr.modelspec import BATCH, FORMAT_VERSION, FRAMES, STEPS, ModelSpec, StateTensor, load_model_spec
+from kdasr.graph_spec import BATCH, FORMAT_VERSION, FRAMES, STEPS, StateTensor
+from kdasr.modelspec import ModelSpec, load_model_spec
 from kdasr.runtime import DecodeOptions, Transcriber
 from kdasr.runtime.scorers import initial_state
 

@@ -177,9 +177,12 @@ def test_strict_quality_gate(recipe):
 
 
 def test_unknown_stage_refused(recipe):
-    bad = _run(recipe["env"], "baseline", "tables")
+    amp = Path(recipe["env"]["EXP"]) / "student_amp"
+    before = amp.read_text()
+    bad = _run({**recipe["env"], "STUDENT_AMP": "bf16"}, "baseline", "tables")
     assert bad.returncode != 0 and "unknown stage 'tables'" in bad.stderr
     assert "stage baseline" not in bad.stdout  # refused before any stage runs
+    assert amp.read_text() == before  # and before the sticky settings are written: EXP is as it was
 
 
 def test_ship_exports_the_best_student_on_dev_with_its_tuned_decoding(recipe, tmp_path):

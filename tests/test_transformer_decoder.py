@@ -115,7 +115,8 @@ def _waves(corpus, n):
 
 
 def test_model_dir_declares_the_kv_cache_and_cross_attention_inputs(tf_model):
-    from kdasr.modelspec import FRAMES, STEPS, load_model_spec
+    from kdasr.graph_spec import FRAMES, STEPS
+    from kdasr.modelspec import load_model_spec
     from kdasr.runtime.onnx_model import OnnxStudent
 
     spec = load_model_spec(tf_model)

@@ -5,7 +5,8 @@
 #           1.24 M vs 1.23 M decoder parameters at 256 units), ONE thread each, both encoders and CTC heads
 #           from $INIT_ENCODER (--init-encoder-from; empty: from scratch), decoders from scratch. Budget
 #           $BUDGET: by default $MINUTES minutes side by side (equal time only if each gets a core: an idle
-#           machine); BUDGET="--max-steps N" JOBS=1 trains them one after the other to equal steps instead
+#           machine); BUDGET="--max-steps N" JOBS=1 trains them one after the other to equal steps instead;
+#           AMP=bf16 autocasts both forward passes (about twice the steps per minute here)
 #   export  both with --check (parity vs torch) and int8 variants; recommended decoding beam 10 + CTC $CTC
 #   decode  dev and test WER, greedy attention and the recommended beam, JSON result records
 #   bench   both systems' decoding cost side by side in one `kdasr bench` run
@@ -24,6 +25,7 @@ LABEL=${LABEL:-"${BUDGET#--}"}           # how the budget is named in the result
 INIT_ENCODER=${INIT_ENCODER-export/demo-en}
 JOBS=${JOBS:-2}
 CTC=${CTC:-0.5}
+AMP=${AMP:-none}
 SETS=${SETS:-"dev test"}
 declare -A CONFIG=([lstm]=paper-v2 [transformer]=paper-v2-transformer)
 mkdir -p "$OUT/results"
@@ -33,7 +35,7 @@ train_one() {
   # shellcheck disable=SC2086
   $K train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --tokenizer "$TOK" \
     --config "kdasr/configs/${CONFIG[$1]}.toml" --feature-cache "$DATA/feats" --out "$OUT/$1" \
-    --threads 1 $BUDGET ${INIT_ENCODER:+--init-encoder-from "$INIT_ENCODER"} >> "$OUT/train-$1.log" 2>&1 \
+    --threads 1 --amp "$AMP" $BUDGET ${INIT_ENCODER:+--init-encoder-from "$INIT_ENCODER"} >> "$OUT/train-$1.log" 2>&1 \
     && touch "$OUT/$1/done"
 }
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import onnx
 
 from ..decode_options import DecodeOptions
+from ..graph_spec import FORMAT_VERSION, SpecialIds
 from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..models.config import ModelConfig
-from ..modelspec import FORMAT_VERSION, ModelSpec, SpecialIds, parse_decoding
+from ..modelspec import ModelSpec, parse_decoding
 from ..text import Tokenizer
 from .graphs import decoder_kind, graph_specs
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ModelError
+from ..graph_spec import GraphSpec, SpecialIds
 from ..io_utils import atomic_write_bytes, atomic_write_text
-from ..modelspec import GraphSpec, SpecialIds
 from ..teacher_spec import BertSpec, LMSpec, metadata
 from ..text import Tokenizer
 from .check import GraphCheck, check_on_dummy_inputs

@@ -8,11 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.config import ModelConfig
-from ..models.decoder import DecoderState
-from ..models.encoder import padding_mask
-from ..models.student import Seq2SeqStudent
-from ..modelspec import (
+from ..graph_spec import (
     BATCH,
     FRAMES,
     UTTERANCES,
@@ -23,6 +19,10 @@ from ..modelspec import (
     StateTensor,
     TensorSpec,
 )
+from ..models.config import ModelConfig
+from ..models.decoder import DecoderState
+from ..models.encoder import padding_mask
+from ..models.student import Seq2SeqStudent
 
 
 def dynamic_axes_of(tensors: list[TensorSpec]) -> dict[str, dict[int, str]]:

@@ -9,7 +9,7 @@ import torch
 
 from ..ctc import ctc_best_paths
 from ..decode_options import DecodeOptions
-from ..modelspec import SpecialIds
+from ..graph_spec import SpecialIds
 from .encoder import padding_mask
 from .student import Seq2SeqStudent
 

@@ -10,15 +10,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
-from ..modelspec import (
-    FORMAT_VERSION,
-    PRECISIONS,
-    READABLE_FORMATS,
-    GraphSpec,
-    ModelSpec,
-    load_model_spec,
-    read_spec_json,
-)
+from ..graph_spec import FORMAT_VERSION, PRECISIONS, READABLE_FORMATS, GraphSpec, read_spec_json
+from ..modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
 
 SUPPORTED_FORMAT = FORMAT_VERSION  # what export writes; READABLE_FORMATS load

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ModelError
-from ..modelspec import BATCH, FRAMES, STEPS, StateTensor, TensorSpec
+from ..graph_spec import BATCH, FRAMES, STEPS, StateTensor, TensorSpec
 from .onnx_model import OnnxStudent
 
 

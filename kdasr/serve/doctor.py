@@ -14,7 +14,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import KdasrError
-from ..modelspec import FORMAT_VERSION, READABLE_FORMATS, READS, GraphSpec, ModelSpec, read_spec_json
+from ..graph_spec import FORMAT_VERSION, READABLE_FORMATS, READS, GraphSpec, read_spec_json
+from ..modelspec import ModelSpec
 from ..runtime.onnx_model import check_tensors
 
 # Distributions that all install the same `onnxruntime` package folder: two of them overwrite each
