@@ -127,3 +127,31 @@ def test_tune_fusion_and_rescoring(model_with_teachers, dev, tmp_path):
     assert {(r["decoding"]["rescore"], r["decoding"]["rescore_weight"]) for r in records} == {
         ("lm", 0.3), ("lm", 1.0), ("bert", 0.3), ("bert", 1.0)}
     assert "rescore" in proc.stdout
+
+
+def test_remembered_rescores_score_each_hypothesis_once_and_change_nothing(model_with_teachers, dev):
+    """What `kdasr tune` turns on: across rescore weights the BERT teacher scores each distinct
+    hypothesis once, and the n-best lists equal those of a Transcriber that scores afresh."""
+    import numpy as np
+    import soundfile as sf
+
+    from kdasr.runtime import Transcriber
+
+    rows = [json.loads(line) for line in dev.read_text().splitlines()][:3]
+    waves = [sf.read(r["audio"], dtype="float32")[0] for r in rows]
+    fresh, tuned = Transcriber(model_with_teachers, threads=1), Transcriber(model_with_teachers, threads=1)
+    tuned.remember_rescores()
+    bert = tuned.teacher("bert")
+    scored: list[tuple[int, ...]] = []
+    real = bert.sequence_scores
+    bert.sequence_scores = lambda seqs: (scored.extend(seqs), real(seqs))[1]
+    for weight in (0.3, 1.0, 3.0):
+        opts = fresh.recommended_options(beam=3, nbest=3, rescore="bert", rescore_weight=weight)
+        want, got = fresh.decode_hypotheses(waves, opts), tuned.decode_hypotheses(waves, opts)
+        assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
+        np.testing.assert_allclose([h.score for nb in got for h in nb], [h.score for nb in want for h in nb],
+                                   rtol=1e-5, atol=1e-4)
+        if weight == 0.3:
+            first = len(scored)
+            assert first >= len(waves)  # the first weight scored every hypothesis
+    assert len(scored) == len(set(scored)) == first  # the later weights scored nothing new

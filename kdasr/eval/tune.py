@@ -146,6 +146,7 @@ def run_tune(cfg: TuneConfig, progress: Callable[[str], None] = lambda m: None) 
     points = grid_points(cfg.fixed, cfg.grid)
     t = Transcriber(cfg.model_dir, threads=cfg.threads, precision=cfg.precision, lm=cfg.lm_dir, bert=cfg.lm_dir)
     t.model.remember_encodings()  # every point decodes the same dev batches: encode them once
+    t.remember_rescores()  # and a rescoring teacher meets the same n-best at every weight: score them once
     try:
         options = [t.recommended_options(**given) for given in points]
     except ValueError as e:

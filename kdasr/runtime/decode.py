@@ -23,6 +23,23 @@ class SequenceScorer(Protocol):
     def sequence_scores(self, seqs: list[tuple[int, ...]]) -> np.ndarray: ...
 
 
+class RememberedScores:
+    """A SequenceScorer that scores each distinct sequence once and answers again from memory. A grid
+    search over rescore_weight (`kdasr tune`) meets the same n-best lists at every weight, and the
+    teacher's score of a sequence does not depend on the weight: BERT's pseudo-log-likelihood (one
+    forward pass per unit) then runs once per hypothesis, not once per grid point."""
+
+    def __init__(self, scorer: SequenceScorer) -> None:
+        self.scorer = scorer
+        self.scores: dict[tuple[int, ...], float] = {}
+
+    def sequence_scores(self, seqs: list[tuple[int, ...]]) -> np.ndarray:
+        new = list(dict.fromkeys(s for s in seqs if s not in self.scores))
+        if new:
+            self.scores.update(zip(new, map(float, self.scorer.sequence_scores(new))))
+        return np.array([self.scores[s] for s in seqs], np.float64)
+
+
 class FusionLM(Protocol):
     def scorer(self) -> FullScorer: ...
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import AudioError, ModelError
 from .beam import Hypothesis
-from .decode import decode_encoded
+from .decode import RememberedScores, decode_encoded
 from .onnx_model import OnnxStudent
 from .options import DecodeOptions
 from .prepare import AudioSlice, Prepared, iter_pieces, prepare
@@ -107,6 +107,7 @@ class Transcriber:
         }
         self._session_args = (device, threads, precision)
         self._teachers: dict[str, object] = {}
+        self._rescore_memo: dict[str, RememberedScores] | None = None  # see remember_rescores()
 
     def recommended_options(self, **overrides) -> DecodeOptions:
         """The decoding the model dir recommends (ModelSpec.decoding: DecodeOptions' defaults with
@@ -127,6 +128,17 @@ class Transcriber:
                 self._teachers[kind] = cls.load(path, self.model.spec, *self._session_args)
         return self._teachers[kind]
 
+    def remember_rescores(self) -> None:
+        """From now on every rescoring teacher scores each distinct hypothesis once (RememberedScores):
+        for a grid search that decodes one dev set at many rescore weights (`kdasr tune`)."""
+        self._rescore_memo = {}
+
+    def _rescorer(self, kind: str):
+        scorer = self.teacher(kind)
+        if scorer is None or self._rescore_memo is None:
+            return scorer
+        return self._rescore_memo.setdefault(kind, RememberedScores(scorer))
+
     def _decode_safe(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis] | str]:
         """Decode in length-sorted batches (less padding); n-best lists return in input order. A batch
         that onnxruntime rejects is retried one piece at a time, and a piece that fails alone gets
@@ -135,7 +147,7 @@ class Transcriber:
         out: list[list[Hypothesis] | str | None] = [None] * len(waves)
         max_samples = opts.max_batch_seconds * self.sample_rate
         lm = self.teacher("lm") if "lm" in opts.weights() else None
-        rescorer = self.teacher(opts.rescore) if opts.rescore != "none" else None
+        rescorer = self._rescorer(opts.rescore) if opts.rescore != "none" else None
         start = 0
         while start < len(order):
             end = start + 1
