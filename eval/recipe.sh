@@ -368,7 +368,11 @@ fixed_lambda() {  # mode -> its lambda in KD_LAMBDA
   for pair in $KD_LAMBDA; do if [ "${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi; done
   die "KD_LAMBDA ($KD_LAMBDA) has no lambda for KD mode $1"
 }
-fixed_student() { echo "kd-$1-$(fixed_lambda "$1")"; }  # mode -> the run name of its student at KD_LAMBDA's lambda
+fixed_student() {  # mode -> the run name of its student at KD_LAMBDA's lambda
+  local lam
+  lam=$(fixed_lambda "$1") || exit 1  # a bare $(...) inside echo would hide fixed_lambda's failure
+  echo "kd-$1-$lam"
+}
 chosen_lambda() {  # mode -> KD_LAMBDA's (SWEEP=0), else the lowest dev greedy-attention WER at epoch WARM+SWEEP
   if [ "$SWEEP" = 0 ]; then fixed_lambda "$1"; return; fi
   "$PY" - "$EXP/curves.csv" "$1" $((WARM + SWEEP)) $LAMBDAS <<'EOF'
