@@ -65,3 +65,27 @@ def test_encoder_output_does_not_depend_on_batch_padding():
     n = int(alone_lens[0])
     assert int(both_lens[0]) == n
     np.testing.assert_allclose(both[0, :n].numpy(), alone[0].numpy(), atol=1e-5)
+
+
+def test_exported_lstm_step_computes_the_training_step():
+    """The LSTM decoder's export wrapper rearranges the step for onnxruntime (embedding folded into
+    the gate table, query inside the location product); on shapes unlike its export dummies it
+    gives the training step's outputs, and a changed weight changes them (the table is not stale
+    only by accident: it is built from the weights when the wrapper is made)."""
+    from kdasr.export.wrappers import DecoderStepGraph
+
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    graph = DecoderStepGraph(model).eval()
+    with torch.no_grad():
+        for case in [(1, 17, 1), (3, 40, 4), (2, 9, 2)]:
+            inputs = graph.dummy_inputs(*case)
+            for got, ref in zip(graph(*inputs), graph.reference(*inputs)):
+                assert got.shape == ref.shape
+                torch.testing.assert_close(got, ref, rtol=0, atol=1e-5)
+        inputs = graph.dummy_inputs(2, 30, 3)
+        model.decoder.embed.weight.add_(1.0)
+        stale = graph(*inputs)[0]
+        assert not torch.allclose(stale, graph.reference(*inputs)[0], atol=1e-3)
+        torch.testing.assert_close(DecoderStepGraph(model).eval()(*inputs)[0], graph.reference(*inputs)[0],
+                                   rtol=0, atol=1e-5)
