@@ -377,8 +377,8 @@ def test_encoding_a_batch_in_smaller_calls_changes_no_result(tiny_model, tiny_co
 
 
 def test_step_calls_capped_in_rows_change_no_result(tiny_model, tiny_corpus, monkeypatch):
-    """On the CPU a step call takes at most CPU_DECODER_ROWS hypothesis rows (whole utterances):
-    the same n-best and scores as all rows in one call, in more calls."""
+    """On the CPU a step call takes at most CPU_DECODER_ROW_FRAMES hypothesis rows x frames (whole
+    utterances, at least one): the same n-best and scores as all rows in one call, in more calls."""
     import kdasr.runtime.scorers as scorers
 
     assert [(c.start, c.stop) for c in scorers._chunks(slice(3, 10), 3)] == [(3, 5), (5, 7), (7, 10)]
@@ -388,13 +388,14 @@ def test_step_calls_capped_in_rows_change_no_result(tiny_model, tiny_corpus, mon
     monkeypatch.setattr(scorers, "SPLIT_GAIN", 2.0)  # no calls split by frames: only the row cap splits
     calls, runs = {}, {}
     step = t.model.decoder_step
-    for rows in (1000, 4):
-        monkeypatch.setattr(scorers, "CPU_DECODER_ROWS", rows)
-        calls[rows] = []
-        monkeypatch.setattr(t.model, "decoder_step", lambda f, r=rows: calls[r].append(len(f["tokens"])) or step(f))
-        runs[rows] = t.decode_hypotheses(waves, opts)
-    assert max(calls[4]) <= 4 < max(calls[1000])  # the first step has a row per utterance, then 3
-    assert len(calls[4]) > len(calls[1000])
-    assert [[h.tokens for h in nb] for nb in runs[4]] == [[h.tokens for h in nb] for nb in runs[1000]]
-    np.testing.assert_allclose([h.score for nb in runs[4] for h in nb], [h.score for nb in runs[1000] for h in nb],
+    for budget in (10**9, 1):  # everything in one call; one utterance a call (the least)
+        monkeypatch.setattr(scorers, "CPU_DECODER_ROW_FRAMES", budget)
+        calls[budget] = []
+        monkeypatch.setattr(t.model, "decoder_step", lambda f, b=budget: calls[b].append(len(f["tokens"])) or step(f))
+        runs[budget] = t.decode_hypotheses(waves, opts)
+    big, small = 10**9, 1
+    assert max(calls[small]) <= 3 < max(calls[big])  # beam 3: one utterance's rows a call
+    assert len(calls[small]) > len(calls[big])
+    assert [[h.tokens for h in nb] for nb in runs[small]] == [[h.tokens for h in nb] for nb in runs[big]]
+    np.testing.assert_allclose([h.score for nb in runs[small] for h in nb], [h.score for nb in runs[big] for h in nb],
                                rtol=0, atol=1e-4)

@@ -42,11 +42,11 @@ def initial_state(t: StateTensor, n: int, lens: np.ndarray, frames: int) -> np.n
 
 SPLIT_GAIN = 0.1  # a step call is split in two where that saves this share of its rows x frames
 MAX_CALLS = 4  # step calls per step at most (frame_groups; CPU_DECODER_ROWS may split them further)
-# Hypothesis rows per step call on the CPU. The step's attention makes several passes over an
-# [N, T, A] tensor; at 160 rows (beam 10 x 16 utterances) it no longer stays in the core's cache:
-# 47.8 us per row at 160 x 135 frames, 36.3 at 40, 37.5 at 10 (demo-en, 1 thread, best of 7 x 30
-# calls). A GPU gets all rows in one call.
-CPU_DECODER_ROWS = 40
+# Hypothesis rows x frames per step call on the CPU. The step's attention makes several passes over
+# an [N, T, A] tensor, fastest while it stays in the core's cache: per hypothesis at 135 frames,
+# 37-40 us in calls of 20 rows, 43-49 at 40, ~60 at 160; at 250 frames 65-79 us at 10-20 rows, 88
+# at 40 (demo-en, 1 thread, best of 7 x 30 calls). A GPU gets all rows in one call.
+CPU_DECODER_ROW_FRAMES = 2700
 
 
 def frame_groups(lens: np.ndarray) -> list[slice]:
@@ -105,7 +105,7 @@ class DecoderScorer:
     every step, and cuts every frames axis to the longest live utterance of its
     call: padding frames carry zero attention, so dropping them changes nothing but the cost (a
     step is O(rows x frames)); rows of much shorter utterances go in a call of their own
-    (`frame_groups`), at most CPU_DECODER_ROWS rows a call on the CPU, and the outputs are joined
+    (`frame_groups`), at most CPU_DECODER_ROW_FRAMES rows x frames a call on the CPU, and the outputs are joined
     with zero attention on the frames cut."""
 
     def __init__(self, model: OnnxStudent, enc: dict[str, np.ndarray]) -> None:
@@ -129,8 +129,8 @@ class DecoderScorer:
             self._groups = []
             utts, k = hypothesis_blocks(rows) if self._shared and len(rows) else (rows, 1)
             lens = self.lens[utts]
-            per_call = max(1, CPU_DECODER_ROWS // k) if self.model.device == "cpu" else len(utts)
-            for g in (c for f in frame_groups(lens) for c in _chunks(f, per_call)) if len(rows) else []:
+            groups = frame_groups(lens) if len(rows) else []
+            for g in (c for f in groups for c in _chunks(f, self._per_call(lens[f], k))):
                 t, hyps = int(lens[g].max()), slice(g.start * k, g.stop * k)
                 # cut to the live frames before the gather: one copy of what the step reads, not two
                 feeds = {m.name: np.take(_cut(self.enc[m.source], m, t, copy=False),
@@ -138,6 +138,12 @@ class DecoderScorer:
                          for m in self.spec.memory}
                 self._groups.append((hyps, t, feeds))
         return self._groups
+
+    def _per_call(self, lens: np.ndarray, k: int) -> int:
+        """Utterances per step call for a group of these frame lengths with k hypotheses each."""
+        if self.model.device != "cpu":
+            return len(lens)
+        return max(1, CPU_DECODER_ROW_FRAMES // (k * max(int(lens.max()), 1)))
 
     def score(self, tokens: np.ndarray, state: dict, rows: np.ndarray) -> tuple[np.ndarray, dict]:
         outs = []
