@@ -68,10 +68,9 @@ def test_encoder_output_does_not_depend_on_batch_padding():
 
 
 def test_exported_lstm_step_computes_the_training_step():
-    """The LSTM decoder's export wrapper rearranges the step for onnxruntime (embedding folded into
-    the gate table, query inside the location product); on shapes unlike its export dummies it
-    gives the training step's outputs, and a changed weight changes them (the table is not stale
-    only by accident: it is built from the weights when the wrapper is made)."""
+    """The LSTM decoder's export wrapper rearranges the step for onnxruntime (the query inside the
+    location product); on shapes unlike its export dummies it gives the training step's outputs,
+    and it reads the live weights (a changed weight changes both alike)."""
     from kdasr.export.wrappers import DecoderStepGraph
 
     torch.manual_seed(0)
@@ -84,8 +83,8 @@ def test_exported_lstm_step_computes_the_training_step():
                 assert got.shape == ref.shape
                 torch.testing.assert_close(got, ref, rtol=0, atol=1e-5)
         inputs = graph.dummy_inputs(2, 30, 3)
-        model.decoder.embed.weight.add_(1.0)
-        stale = graph(*inputs)[0]
-        assert not torch.allclose(stale, graph.reference(*inputs)[0], atol=1e-3)
-        torch.testing.assert_close(DecoderStepGraph(model).eval()(*inputs)[0], graph.reference(*inputs)[0],
-                                   rtol=0, atol=1e-5)
+        before = graph(*inputs)[0]
+        model.decoder.location.weight.add_(0.5)
+        after = graph(*inputs)[0]
+        assert not torch.allclose(before, after, atol=1e-3)
+        torch.testing.assert_close(after, graph.reference(*inputs)[0], rtol=0, atol=1e-5)

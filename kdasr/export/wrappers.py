@@ -99,14 +99,6 @@ class DecoderStepGraph(StepGraphSpec, nn.Module):
         # forward's argument order: tokens, the state (h, c, context, attention), the memory inputs
         self.input_names = list(spec.graph.inputs)
         self.output_names = list(spec.graph.outputs)
-        d = model.decoder
-        with torch.no_grad():
-            w_embed, w_context = d.cell.weight_ih.split([d.embed.embedding_dim, d.d_model], dim=1)
-            # the embedding's share of the LSTM input gates, per token (with both gate biases): a row
-            # lookup instead of a [N, embed] x [embed, 4H] product every step
-            self.register_buffer("gate_table", d.embed.weight @ w_embed.T + d.cell.bias_ih + d.cell.bias_hh)
-            self.register_buffer("w_context", w_context.T.contiguous())  # [D, 4H]
-            self.register_buffer("w_hidden", d.cell.weight_hh.T.contiguous())  # [H, 4H]
 
     @staticmethod
     def state_tensors(cfg: ModelConfig) -> tuple[StateTensor, ...]:
@@ -134,20 +126,23 @@ class DecoderStepGraph(StepGraphSpec, nn.Module):
         attention's [N, T, A] element-wise passes are most of a step's time (72 % of the graph,
         profiled at 160 hypotheses x 135 frames): the query is added inside the location product
         (one batched MatMul of [location features, 1] by [W_location; query] per hypothesis), which
-        saves one full [N, T, A] pass and the broadcast Add that was the graph's costliest node.
-        With the embedding's gate table: 61.4 -> 47.8 us per hypothesis at 160 x 135, 48.9 -> 36.3 at
-        40 x 135 (demo-en, 1 thread, best of 7 x 30 calls)."""
+        saves one full [N, T, A] pass and the broadcast Add that was the graph's costliest node:
+        58-59 -> 50-52 us per hypothesis at 160 x 135, 43-45 -> 38-39 at 20 x 135 (demo-en, 1 thread,
+        best of 7 x 30 calls, two runs). Every parameter stays a graph initializer under its own
+        name, so the torch student can still be read back from the model dir (models/onnx_weights.py);
+        folding the embedding into the LSTM's input gates (a [V, 4H] table) saved another ~8 % but
+        would lose the embedding and W_ih as such."""
         d = self.decoder
         mask = padding_mask(memory_lens, memory.shape[1])
-        gates = self.gate_table[tokens] + context @ self.w_context + h @ self.w_hidden
-        i, f, g, o = gates.chunk(4, dim=1)  # nn.LSTMCell's gate order
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        h, c = d.cell(torch.cat([d.embed(tokens), context], dim=-1), (h, c))
         b, t, n = memory.shape[0], memory.shape[1], h.shape[0]
         features = d.location_conv(attention.unsqueeze(1)).transpose(1, 2)  # [N, T, C]
         features = torch.cat([features, torch.ones_like(features[:, :, :1])], dim=-1)  # [N, T, C + 1]
-        weights = torch.cat([d.location.weight.T.expand(n, -1, -1), d.query(h).unsqueeze(1)], dim=1)  # [N, C + 1, A]
-        located = torch.bmm(features, weights)  # [N, T, A]: location term + query
+        # [N, A, C + 1]; the weight is expanded before any transpose so that the graph keeps it as
+        # the initializer decoder.location.weight (a transposed copy would be folded into an
+        # anonymous constant, which the read-back cannot name)
+        weights = torch.cat([d.location.weight.expand(n, -1, -1), d.query(h).unsqueeze(2)], dim=2)
+        located = torch.bmm(features, weights.transpose(1, 2))  # [N, T, A]: location term + query
         e = d.energy(torch.tanh(memory_keys.unsqueeze(1) + located.reshape(b, -1, t, located.shape[-1])))
         att = torch.softmax(e.squeeze(-1).masked_fill(~mask.unsqueeze(1), -1e4), dim=-1)  # [B, K, T]
         context = torch.matmul(att, memory).reshape(n, -1)
