@@ -91,3 +91,25 @@ def test_train_init_encoder_from_takes_the_encoder_and_ctc_head_only(tiny_corpus
     both = run_kdasr("train", *args, "--config", "tiny", "--out", str(tmp_path / "both"),
                      "--init-encoder-from", str(tiny_model), "--init-from", str(tiny_model), check=False)
     assert both.returncode != 0 and "exclude each other" in both.stderr and "Traceback" not in both.stderr
+
+
+def test_export_check_fails_when_a_parameter_cannot_be_read_back(tiny_model, tmp_path):
+    """export --check reads the torch student back from the dir it wrote. A graph that folds a
+    parameter into an anonymous constant (here the embedding, scaled by 1 before its lookup)
+    computes the same values, so it passes the graph parity, but fails the read-back: an export
+    that would break train --init-from DIR is caught when it is made."""
+    from kdasr.export.check import check_model_dir
+    from kdasr.export.model_dir import write_model_dir
+    from kdasr.export.onnx_export import export_student
+
+    model, tok, _ = load_student_from_model_dir(tiny_model)
+    checks = {c.graph: c for c in check_model_dir(model, tiny_model)}
+    assert checks["weights read back"].max_error == 0.0
+
+    embed = model.decoder.embed
+    embed.forward = lambda t: torch.nn.functional.embedding(t, embed.weight * 1.0)
+    export_student(model, tmp_path)
+    write_model_dir(tmp_path, model.cfg, tok, {}, {})
+    checks = {c.graph: c for c in check_model_dir(model, tmp_path)}
+    assert checks["decoder"].ok(1e-4) and checks["encoder"].ok(1e-4)
+    assert not checks["weights read back"].ok(1e-4)

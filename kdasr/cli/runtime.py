@@ -260,7 +260,7 @@ def _print_checks(checks, tolerance: float) -> bool:
     for c in checks:
         verdict = "reported" if c.informational else ("ok" if c.ok(tolerance) else "FAIL")
         typer.echo(
-            f"check {c.graph}: max |torch - onnx| = {c.max_error:.2e} over {c.cases} shapes "
+            f"check {c.graph}: max |torch - onnx| = {c.max_error:.2e} over {c.cases} {c.unit} "
             f"({verdict}, tolerance {tolerance:g})"
         )
     return all(c.ok(tolerance) for c in checks)

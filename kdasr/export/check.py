@@ -9,7 +9,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ..errors import ModelError
 from ..models.encoder import padding_mask
+from ..models.onnx_weights import load_student_from_model_dir
 from ..models.student import Seq2SeqStudent
 from .graphs import student_graphs
 
@@ -24,6 +26,7 @@ class GraphCheck:
     max_error: float
     cases: int
     informational: bool = False  # reduced-precision variants: reported, not held to the fp32 tolerance
+    unit: str = "shapes"  # what `cases` counts
 
     def ok(self, tol: float) -> bool:
         return self.informational or self.max_error <= tol
@@ -80,9 +83,25 @@ def check_decoder(model: Seq2SeqStudent, path: Path, seed: int = 0) -> GraphChec
     return check_on_dummy_inputs(graph, path, getattr(graph, "check_cases", DECODER_CASES), "decoder", seed)
 
 
+def check_weights_read_back(model: Seq2SeqStudent, out_dir: Path) -> GraphCheck:
+    """The torch student read back from the written dir (train --init-from DIR, bench --checkpoint
+    DIR, export DIR) against the exported one: every parameter, worst difference; inf when the
+    graphs no longer hold a parameter under a name the read-back finds."""
+    try:
+        back, _, _ = load_student_from_model_dir(out_dir)
+    except ModelError:
+        return GraphCheck("weights read back", float("inf"), 0, unit="parameter tensors")
+    ours, theirs = model.state_dict(), back.state_dict()
+    worst = max((float((theirs[k].double() - v.double()).abs().max()) for k, v in ours.items() if v.numel()),
+                default=0.0)
+    return GraphCheck("weights read back", worst, len(ours), unit="parameter tensors")
+
+
 def check_model_dir(model: Seq2SeqStudent, out_dir: Path, graphs: dict | None = None) -> list[GraphCheck]:
-    """fp32 graphs against torch; int8 variants (when listed in `graphs`) reported beside them."""
-    checks = [check_encoder(model, out_dir / "encoder.onnx"), check_decoder(model, out_dir / "decoder.onnx")]
+    """fp32 graphs against torch, and the weights read back from them; int8 variants (when listed
+    in `graphs`) reported beside them."""
+    checks = [check_encoder(model, out_dir / "encoder.onnx"), check_decoder(model, out_dir / "decoder.onnx"),
+              check_weights_read_back(model, out_dir)]
     for name, fn in (("encoder", check_encoder), ("decoder", check_decoder)):
         variant = (graphs or {}).get(name, {}).get("int8")
         if variant:
