@@ -83,8 +83,8 @@ def test_exported_lstm_step_computes_the_training_step():
                 assert got.shape == ref.shape
                 torch.testing.assert_close(got, ref, rtol=0, atol=1e-5)
         inputs = graph.dummy_inputs(2, 30, 3)
-        before = graph(*inputs)[0]
-        model.decoder.location.weight.add_(0.5)
-        after = graph(*inputs)[0]
-        assert not torch.allclose(before, after, atol=1e-3)
-        torch.testing.assert_close(after, graph.reference(*inputs)[0], rtol=0, atol=1e-5)
+        before = graph(*inputs)[4]  # the attention weights, which the location term moves
+        model.decoder.location.weight.mul_(20.0)
+        after = graph(*inputs)[4]
+        assert not torch.allclose(before, after, atol=1e-4)
+        torch.testing.assert_close(after, graph.reference(*inputs)[4], rtol=0, atol=1e-5)

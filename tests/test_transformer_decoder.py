@@ -101,8 +101,9 @@ def tf_model(tiny_corpus, tmp_path_factory):
     )
     proc = run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check", "--quantize", "int8")
     checks = {line.split(":")[0]: line for line in proc.stdout.splitlines() if line.startswith("check")}
-    assert set(checks) == {"check encoder", "check decoder", "check encoder.int8", "check decoder.int8"}, proc.stdout
-    for name in ("check encoder", "check decoder"):
+    assert set(checks) == {"check encoder", "check decoder", "check weights read back", "check encoder.int8",
+                           "check decoder.int8"}, proc.stdout
+    for name in ("check encoder", "check decoder", "check weights read back"):
         assert float(checks[name].split("=")[1].split()[0]) < 1e-4 and "ok" in checks[name]
     return exp / "model"
 
