@@ -113,3 +113,4 @@ def test_export_check_fails_when_a_parameter_cannot_be_read_back(tiny_model, tmp
     checks = {c.graph: c for c in check_model_dir(model, tmp_path)}
     assert checks["decoder"].ok(1e-4) and checks["encoder"].ok(1e-4)
     assert not checks["weights read back"].ok(1e-4)
+    assert "decoder.embed.weight" in checks["weights read back"].detail  # the failure names what is lost

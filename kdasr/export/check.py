@@ -27,6 +27,7 @@ class GraphCheck:
     cases: int
     informational: bool = False  # reduced-precision variants: reported, not held to the fp32 tolerance
     unit: str = "shapes"  # what `cases` counts
+    detail: str = ""  # why a check could not be made at all (printed with it)
 
     def ok(self, tol: float) -> bool:
         return self.informational or self.max_error <= tol
@@ -87,11 +88,12 @@ def check_weights_read_back(model: Seq2SeqStudent, out_dir: Path) -> GraphCheck:
     """The torch student read back from the written dir (train --init-from DIR, bench --checkpoint
     DIR, export DIR) against the exported one: every parameter, worst difference; inf when the
     graphs no longer hold a parameter under a name the read-back finds."""
+    ours = model.state_dict()
     try:
         back, _, _ = load_student_from_model_dir(out_dir)
-    except ModelError:
-        return GraphCheck("weights read back", float("inf"), 0, unit="parameter tensors")
-    ours, theirs = model.state_dict(), back.state_dict()
+    except ModelError as e:
+        return GraphCheck("weights read back", float("inf"), len(ours), unit="parameter tensors", detail=str(e))
+    theirs = back.state_dict()
     worst = max((float((theirs[k].double() - v.double()).abs().max()) for k, v in ours.items() if v.numel()),
                 default=0.0)
     return GraphCheck("weights read back", worst, len(ours), unit="parameter tensors")
