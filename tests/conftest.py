@@ -12,6 +12,14 @@ import pytest
 KDASR = [sys.executable, "-m", "kdasr"]
 
 
+def corpus_waves(corpus: Path, n: int = 4) -> list:
+    """The first n waves of a corpus's test manifest, as the runtime takes them."""
+    from kdasr.audio import load_audio
+    from kdasr.data.manifest import read_manifest
+
+    return [load_audio(u.audio) for u in read_manifest(corpus / "test.jsonl")[:n]]
+
+
 def run_kdasr(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run([*KDASR, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:

@@ -4,37 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import corpus_waves
 
-from kdasr.audio import load_audio
-from kdasr.data.manifest import read_manifest
 from kdasr.export.pipeline import load_student
 from kdasr.models.reference_decode import torch_greedy
 from kdasr.runtime import DecodeOptions, Failure, Result, Transcriber
-
-
-def _waves(corpus, n=4):
-    return [load_audio(u.audio) for u in read_manifest(corpus / "test.jsonl")[:n]]
 
 
 def test_ort_greedy_equals_torch_reference(tiny_corpus, tiny_model):
     model, _ = load_student([tiny_model.parent / "last.pt"])
     t = Transcriber(tiny_model)
     ids = t.model.spec.special_ids
-    for wave in _waves(tiny_corpus):
+    for wave in corpus_waves(tiny_corpus):
         ref = torch_greedy(model, torch.from_numpy(wave), ids.bos, ids.eos, ids.blank)
         got = t.transcribe([wave])[0]
         assert isinstance(got, Result)
         assert got.tokens == ref
     # the reference takes the same DecodeOptions: tighter limits cut both the same way
     tight = DecodeOptions(max_len_ratio=0.05, ctc_length_ratio=0.5, ctc_length_slack=1)
-    for wave in _waves(tiny_corpus, 2):
+    for wave in corpus_waves(tiny_corpus, 2):
         ref = torch_greedy(model, torch.from_numpy(wave), ids.bos, ids.eos, ids.blank, tight)
         assert t.transcribe([wave], tight)[0].tokens == ref
 
 
 def test_batched_equals_one_by_one(tiny_corpus, tiny_model):
     t = Transcriber(tiny_model)
-    waves = _waves(tiny_corpus, 5)
+    waves = corpus_waves(tiny_corpus, 5)
     for method in ("attention", "ctc"):
         batched = t.transcribe(waves, DecodeOptions(method=method, batch_size=16))
         single = [t.transcribe([w], DecodeOptions(method=method, batch_size=1))[0] for w in waves]

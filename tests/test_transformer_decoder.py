@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import run_kdasr
+from conftest import corpus_waves, run_kdasr
 
 from kdasr.models.config import ModelConfig
 from kdasr.models.encoder import padding_mask
@@ -108,13 +108,6 @@ def tf_model(tiny_corpus, tmp_path_factory):
     return exp / "model"
 
 
-def _waves(corpus, n):
-    from kdasr.audio import load_audio
-    from kdasr.data.manifest import read_manifest
-
-    return [load_audio(u.audio) for u in read_manifest(corpus / "test.jsonl")[:n]]
-
-
 def test_model_dir_declares_the_kv_cache_and_cross_attention_inputs(tf_model):
     from kdasr.graph_spec import FRAMES, STEPS
     from kdasr.modelspec import load_model_spec
@@ -152,7 +145,7 @@ def test_ort_beam_equals_torch_reference(tiny_corpus, tf_model, opts):
     model, _ = load_student([tf_model.parent / "last.pt"])
     t = Transcriber(tf_model, threads=1)
     ids = t.model.spec.special_ids
-    waves = _waves(tiny_corpus, 2)
+    waves = corpus_waves(tiny_corpus, 2)
     for wave, got in zip(waves, t.transcribe(waves, opts)):
         ref = torch_beam_search(model, torch.from_numpy(wave), ids.bos, ids.eos, ids.blank, opts)
         assert len(ref) == 3 and [n.tokens for n in got.nbest] == [r[0] for r in ref]
@@ -169,7 +162,7 @@ def test_greedy_equals_torch_and_batch_does_not_matter(tiny_corpus, tf_model):
     model, _ = load_student([tf_model.parent / "last.pt"])
     t = Transcriber(tf_model, threads=1)
     ids = t.model.spec.special_ids
-    waves = _waves(tiny_corpus, 4)
+    waves = corpus_waves(tiny_corpus, 4)
     greedy = DecodeOptions(beam=1, ctc_weight=0.0, method="attention")
     for wave, got in zip(waves, t.transcribe(waves, replace(greedy, batch_size=16))):
         ref = torch_greedy(model, torch.from_numpy(wave), ids.bos, ids.eos, ids.blank, greedy)
@@ -212,7 +205,7 @@ def test_lm_fusion_and_rescoring_run_on_the_transformer_decoder(tiny_corpus, tf_
     model, _ = load_student([tf_model.parent / "last.pt"])
     t = Transcriber(model_dir, threads=1)
     ids = t.model.spec.special_ids
-    wave = _waves(tiny_corpus, 1)[0]
+    wave = corpus_waves(tiny_corpus, 1)[0]
     opts = DecodeOptions(beam=3, nbest=2, lm_weight=0.5, length_bonus=0.3)
     got = t.transcribe([wave], opts)[0]
     with torch.no_grad():
