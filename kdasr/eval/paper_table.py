@@ -214,8 +214,9 @@ def build_table(records: list[dict], bench: dict | None, cfg: TableConfig) -> Ta
         out += ["", f"Bench run {bench.get('run')}: first {bench['utterances']} utterances of `{bench['manifest']}` "
                 f"({bench['seconds_audio']:.1f} s), {bench['threads']} onnxruntime thread(s), "
                 f"{bench['repeats']} round(s). {bench['method']}. Latency / baseline = p50 latency over the "
-                f"baseline's ({cfg.baseline}) in the same run: a KD student runs the baseline's graphs, so its ratio "
-                "shows the run's noise (expected 1.00 ± 0.03); fusion and rescoring pay for the LM / BERT calls.",
+                f"baseline's ({cfg.baseline}) in the same run: a KD student runs graphs of the baseline's size (the "
+                "same cost per search step), so its ratio differs from 1 only by the run's noise and by how many "
+                "steps the search over its own hypotheses takes; fusion and rescoring pay for the LM / BERT calls.",
                 "", "Machine:", *bench.get("machine_lines", []), ""]
         if bench.get("command"):
             out += [f"Bench command: `{bench['command']}`", ""]
