@@ -217,6 +217,31 @@ def test_ctc_prefix_scores_equal_textbook_recursion():
         prefixes = [p + [int(cand[i, c])] for i, (p, c) in enumerate(zip(prefixes, col))]
 
 
+@pytest.mark.parametrize("frames", [1, 2, 3, 4, 5, 16, 17, 130])
+def test_blocked_forward_recursion_equals_frame_loop(frames):
+    """The blocked CTC forward recursion (sqrt(T) blocks) against the frame-by-frame loop it
+    replaces, in float64; -inf drives (frames before a prefix can end) and -inf starts included."""
+    from kdasr.runtime.ctc_prefix import forward_recursion
+
+    rng = np.random.default_rng(frames)
+    s = 7
+    drive = (rng.standard_normal((frames, s)) * 5 - 10).astype(np.float32)
+    drive[: frames // 3, :3] = -np.inf
+    x = (np.log(rng.random((frames, s))) * 3).astype(np.float32)
+    init = np.array([-np.inf, -np.inf, 0.0, -2.0, -np.inf, -30.0, 1.0], np.float32)
+    want = np.empty((frames, s))
+    prev = init.astype(np.float64)
+    for t in range(frames):
+        prev = np.logaddexp(prev, drive[t].astype(np.float64)) + x[t]
+        want[t] = prev
+    got = forward_recursion(drive, x, init)
+    assert got.shape == (frames, s) and got.dtype == np.float32
+    assert np.array_equal(np.isneginf(got), np.isneginf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-4)
+    assert forward_recursion(drive[:, :0], x[:, :0], init[:0]).shape == (frames, 0)
+
+
 def test_candidate_tokens_equal_stable_full_sort():
     from kdasr.runtime.beam import candidate_tokens
 

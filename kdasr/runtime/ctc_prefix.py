@@ -9,6 +9,7 @@ CTC log-probability of the prefix minus psi(prefix)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,14 +103,19 @@ class CTCPrefixScorer:
         start = max(1, prefix_len)  # a prefix of L labels + c cannot end before frame L
         # frames past the longest live utterance are never read (states keep only t_max of them)
         r_sum = logaddexp(state.r[: max(t_max, 1), :, 0], state.r[: max(t_max, 1), :, 1])  # [t_max, N]
-        same = cand == state.last[:, None]
         if t_max > start:
-            # phi[t-1] + x_c[t] over frames [start, t_max): phi is r_sum, or r_b for a repeated label
-            xct = np.ascontiguousarray(self.xt[rows[:, None], cand, start:t_max].transpose(2, 0, 1))  # [t, N, M]
-            terms = xct + r_sum[start - 1 : t_max - 1, :, None]
-            i, j = np.nonzero(same)
-            terms[:, i, j] = xct[:, i, j] + state.r[start - 1 : t_max - 1, i, 1]
-            np.copyto(terms, NEG_INF, where=~self.valid[start:t_max, rows][:, :, None])
+            # phi[t-1] + x_c[t] over frames [start, t_max): phi is r_sum, or r_b for a repeated label.
+            # Frames past an utterance's end are -inf in the small [t, N] phi term, so no mask pass
+            # over the t x N x M terms is needed; time leads, so the log-sum-exp over it reduces
+            # whole [N, M] planes at a time
+            valid = self.valid[start:t_max, rows]  # [t, N]
+            phi = np.where(valid, r_sum[start - 1 : t_max - 1], NEG_INF)
+            gathered = self.xt[rows[:, None], cand, start:t_max]  # [N, M, t]
+            i, j = np.nonzero(cand == state.last[:, None])
+            repeat = gathered[i, j].T + np.where(valid[:, i], state.r[start - 1 : t_max - 1, i, 1], NEG_INF)
+            terms = np.ascontiguousarray(gathered.transpose(2, 0, 1))  # [t, N, M]
+            np.add(terms, phi[:, :, None], out=terms)
+            terms[:, i, j] = repeat
         else:
             terms = np.full((0, n, m), NEG_INF, np.float32)
         if prefix_len == 0:
@@ -136,17 +142,42 @@ class CTCPrefixScorer:
             r[0, 0] = self.xt[urow, tok, 0]
         if p.t_max > p.start:
             t0, t1 = p.start, p.t_max
-            xct = np.ascontiguousarray(self.xt[urow, tok, t0:t1].T)  # [t, S]
+            xc = self.xt[urow, tok, t0:t1].T  # [t, S]
             xb = self.x[t0:t1, urow, self.blank]  # [t, S]
             same = tok == p.state.last[src]
-            # per frame, the second operand (phi[t-1], r_b[t-1]), stacked
-            pair = np.empty((t1 - t0, 2, s), np.float32)
-            pair[:, 0] = np.where(same[None], p.state.r[t0 - 1 : t1 - 1, src, 1], p.r_sum[t0 - 1 : t1 - 1, src])
-            buf = np.empty((2, s), np.float32)
-            with np.errstate(invalid="ignore"):
-                for i, t in enumerate(range(t0, t1)):
-                    pair[i, 1] = r[t - 1, 1]
-                    _logaddexp(r[t - 1, 0], pair[i], out=buf)
-                    np.add(buf[0], xct[i], out=r[t, 0])
-                    np.add(buf[1], xb[i], out=r[t, 1])
+            phi = np.where(same[None], p.state.r[t0 - 1 : t1 - 1, src, 1], p.r_sum[t0 - 1 : t1 - 1, src])
+            r[t0:t1, 0] = forward_recursion(phi, xc, r[t0 - 1, 0])
+            # r_b is driven by r_n of the frame before, now known for every frame
+            r[t0:t1, 1] = forward_recursion(r[t0 - 1 : t1 - 1, 0], xb, r[t0 - 1, 1])
         return CTCState(np.ascontiguousarray(r.transpose(0, 2, 1)), p.log_psi[src, col], tok)
+
+
+def forward_recursion(drive: np.ndarray, x: np.ndarray, init: np.ndarray) -> np.ndarray:
+    """out[t] = lae(out[t-1], drive[t]) + x[t] for t = 0..T-1, with out[-1] = init; [T, S] float32.
+
+    Unrolled, out[t] = lae(init + C[0..t], W[t]), where C sums x and W is the same recursion from
+    -inf. Frames are cut into blocks of about sqrt(T): W and the in-block sums of x are computed
+    for every block at once (a loop over the frames of one block), then the blocks are chained
+    (a loop over blocks). ~2 sqrt(T) vectorised steps instead of T frame by frame: the frame loop
+    was overhead-bound (~10 numpy calls on a few hundred floats per frame)."""
+    t, s = x.shape
+    size = max(1, math.isqrt(t))
+    n_blocks = -(-t // size)
+    pad = n_blocks * size - t  # padding frames at the end: their outputs are dropped
+    d = np.concatenate([drive, np.full((pad, s), NEG_INF, np.float32)]).reshape(n_blocks, size, s)
+    xs = np.concatenate([x, np.zeros((pad, s), np.float32)]).reshape(n_blocks, size, s)
+    w = np.empty_like(d)  # the recursion from -inf inside each block
+    c = np.empty_like(d)  # x summed from each block's first frame (np.cumsum over this axis is slower)
+    with np.errstate(invalid="ignore"):
+        np.add(d[:, 0], xs[:, 0], out=w[:, 0])
+        c[:, 0] = xs[:, 0]
+        for k in range(1, size):
+            np.add(_logaddexp(w[:, k - 1], d[:, k]), xs[:, k], out=w[:, k])
+            np.add(c[:, k - 1], xs[:, k], out=c[:, k])
+        # chain the blocks on their last frames only, then every frame of every block at once
+        into = np.empty((n_blocks, s), np.float32)  # out[-1] of each block: the frame before it
+        into[0] = init
+        for b in range(1, n_blocks):
+            _logaddexp(into[b - 1] + c[b - 1, -1], w[b - 1, -1], out=into[b])
+        out = _logaddexp(into[:, None] + c, w)
+    return out.reshape(n_blocks * size, s)[:t]

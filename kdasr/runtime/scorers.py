@@ -179,10 +179,19 @@ def _rows(x: np.ndarray, t: TensorSpec, g: slice) -> np.ndarray:
 
 def _join(parts: list[np.ndarray], t: TensorSpec) -> np.ndarray:
     """State outputs of several calls joined along the batch axis; a frames axis padded with zeros
-    to the longest (the frames a call was cut to have zero attention)."""
-    axis = t.axis(FRAMES)
-    if axis is not None:
-        most = max(p.shape[axis] for p in parts)
-        parts = [np.pad(p, [(0, most - p.shape[axis]) if a == axis else (0, 0) for a in range(p.ndim)])
-                 for p in parts]
-    return np.concatenate(parts, axis=t.batch_axis)
+    to the longest (the frames a call was cut to have zero attention). One copy of each part into
+    a zeroed array: np.pad then np.concatenate copied twice, at ~50 us of np.pad overhead a part."""
+    axis, batch = t.axis(FRAMES), t.batch_axis
+    if axis is None:
+        return np.concatenate(parts, axis=batch)
+    shape = list(parts[0].shape)
+    shape[axis] = max(p.shape[axis] for p in parts)
+    shape[batch] = sum(p.shape[batch] for p in parts)
+    out = np.zeros(shape, parts[0].dtype)
+    at = 0
+    for p in parts:
+        where = [slice(None)] * p.ndim
+        where[batch], where[axis] = slice(at, at + p.shape[batch]), slice(0, p.shape[axis])
+        out[tuple(where)] = p
+        at += p.shape[batch]
+    return out
