@@ -137,19 +137,19 @@ class CTCPrefixScorer:
         urow = p.rows[src]
         s = len(src)
         # the next step's rows are among these, so no later step reads frames past t_max
-        r = np.full((max(p.t_max, 1), 2, s), NEG_INF, np.float32)
+        r = np.full((max(p.t_max, 1), s, 2), NEG_INF, np.float32)
         if p.prefix_len == 0:
-            r[0, 0] = self.xt[urow, tok, 0]
+            r[0, :, 0] = self.xt[urow, tok, 0]
         if p.t_max > p.start:
             t0, t1 = p.start, p.t_max
             xc = self.xt[urow, tok, t0:t1].T  # [t, S]
             xb = self.x[t0:t1, urow, self.blank]  # [t, S]
             same = tok == p.state.last[src]
             phi = np.where(same[None], p.state.r[t0 - 1 : t1 - 1, src, 1], p.r_sum[t0 - 1 : t1 - 1, src])
-            r[t0:t1, 0] = forward_recursion(phi, xc, r[t0 - 1, 0])
+            r[t0:t1, :, 0] = forward_recursion(phi, xc, r[t0 - 1, :, 0])
             # r_b is driven by r_n of the frame before, now known for every frame
-            r[t0:t1, 1] = forward_recursion(r[t0 - 1 : t1 - 1, 0], xb, r[t0 - 1, 1])
-        return CTCState(np.ascontiguousarray(r.transpose(0, 2, 1)), p.log_psi[src, col], tok)
+            r[t0:t1, :, 1] = forward_recursion(r[t0 - 1 : t1 - 1, :, 0], xb, r[t0 - 1, :, 1])
+        return CTCState(r, p.log_psi[src, col], tok)
 
 
 def forward_recursion(drive: np.ndarray, x: np.ndarray, init: np.ndarray) -> np.ndarray:
