@@ -62,14 +62,15 @@ def package_version(root: Path) -> str:
         return "unknown"
 
 
-def decode_clips(archive: QueenArchive, out: Path, progress) -> tuple[list[Clip], dict[str, str]]:
-    """Every *.SB clip as 16 kHz mono FLAC under out/audio (kept when already there)."""
+def decode_clips(archive: QueenArchive, out: Path, progress, limit: int | None = None
+                 ) -> tuple[list[Clip], dict[str, str]]:
+    """Every *.SB clip (the first `limit` by name) as 16 kHz mono FLAC under out/audio (kept when there)."""
     import soundfile as sf
 
     audio_dir = out / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     clips, failed = [], {}
-    names = archive.names(".SB")
+    names = archive.names(".SB")[:limit]
     for name in progress(names, "decode clips"):
         path = audio_dir / f"{name[:-3]}.flac"
         try:
@@ -142,8 +143,10 @@ def pair(clips: list[Clip], lines: dict[str, list[Line]], transcripts: dict[str,
     return paired
 
 
-def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int = 1, progress=None) -> dict:
-    """Build the corpus under `out`; returns the build info written to out/build_info.json."""
+def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int = 1, progress=None,
+                 limit: int | None = None) -> dict:
+    """Build the corpus under `out`; returns the build info written to out/build_info.json.
+    `limit`: only the first clips by name (a quick check of the pipeline, not a corpus)."""
     started = time.time()
     progress = progress or (lambda items, _label: items)
     path = root / ARCHIVE
@@ -152,7 +155,7 @@ def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int
     archive = QueenArchive(path)
     lines = read_lines(archive)
     out.mkdir(parents=True, exist_ok=True)
-    clips, failed = decode_clips(archive, out, progress)
+    clips, failed = decode_clips(archive, out, progress, limit)
     counts: Counter = Counter({f"dropped: {r}": 1 for r in failed.values()})
     open_clips = [c for c in clips if len(lines.get(c.name, [])) != 1]
     transcripts = recognise(open_clips, out / "recogniser.jsonl", threads, progress) if recogniser else {}
@@ -187,7 +190,7 @@ def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int
         "licence": LICENCE, "pairing": {"max_cer": MAX_CER, "recogniser": "whisper tiny.en (faster-whisper "
                                         "int8, beam 5)" if recogniser else None},
         "counts": dict(sorted(counts.items())), "splits": _split_stats(splits), "split_plan": plan,
-        "wall_seconds": round(time.time() - started, 1), "threads": threads,
+        "wall_seconds": round(time.time() - started, 1), "threads": threads, "limit": limit,
     }
     atomic_write_text(out / "build_info.json", json.dumps(info, indent=2) + "\n")
     return info
