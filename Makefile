@@ -20,7 +20,7 @@ FULL_EXP ?= exp/demo
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
-.PHONY: setup setup-data setup-games real-corpus corpus demo test train-demo recipe continue-demo bench lint clean
+.PHONY: setup setup-data setup-games setup-noise real-corpus corpus demo test train-demo recipe continue-demo bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -42,6 +42,12 @@ setup-data: setup-games
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# recorded sound for the real-corpus mix: sound effects (noise) and unlabelled game voices (babble); not part
+# of setup-data, which CI runs: hedgewars-data alone is a 145 MB download that only `make real-corpus` needs
+NOISE_PACKAGES := sonic-pi-samples hedgewars-data
+setup-noise:
+	@$(MAKE) --no-print-directory setup-games GAME_PACKAGES="$(NOISE_PACKAGES)"
+
 setup-games:
 	@mkdir -p data/packages; for p in $(GAME_PACKAGES); do \
 	  [ -d data/packages/$$p/usr ] && continue; \
@@ -52,7 +58,7 @@ setup-games:
 	done
 
 # the real-speech corpus from the games' voice acting (kdasr data import-game; ~1 min + the recogniser's pass)
-real-corpus: setup
+real-corpus: setup setup-noise
 	$(KDASR) data import-game fotaq data/packages/flight-of-the-amazon-queen data/real/fotaq
 
 demo: setup
