@@ -97,6 +97,8 @@ def test_import_writes_manifests_and_build_info(tmp_path):
     assert total == sum(v for k, v in info["counts"].items() if k.startswith("paired"))
     held = set(info["split_plan"]["held_out"]["test_real"])
     assert not held & {u.speaker for u in read_manifest(out / "train.jsonl")}
+    report = run_kdasr("data", "report", str(out)).stdout
+    assert "| test_real |" in report and "paired: format" in report and "no fee" in report
     # a second run reuses the decoded clips and writes the same manifests
     before = (out / "train.jsonl").read_bytes()
     run_kdasr(*args)
