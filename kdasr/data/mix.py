@@ -96,7 +96,8 @@ def build_mix(out: Path, synthetic: Path, real: Path, packages: Path, *, seed: i
     hours = {"synthetic": sum(u.duration for u in synth_train) / 3600,
              "real": sum(u.duration for u in real_train) / 3600 * (1 + real_copies)}
     info = {
-        "corpus": "mix", "seed": seed, "synthetic": str(synthetic), "real": str(real),
+        "corpus": "mix", "corpus_version": "mix (synthetic + real)", "seed": seed,
+        "synthetic": str(synthetic), "real": str(real),
         "train_hours": {k: round(v, 3) for k, v in hours.items()},
         "real_share_of_train_hours": round(hours["real"] / sum(hours.values()), 3),
         "band_limit": {"share": band_limit_share, "rate_hz": GAME_RATE, "utterances": limited},
@@ -104,9 +105,41 @@ def build_mix(out: Path, synthetic: Path, real: Path, packages: Path, *, seed: i
                                                           "babble_snr_db": BABBLE_SNR_DB},
         "noise_sources": bank.sources if bank else None,
         "licences": _licences(synthetic, real, bank), "wall_seconds": round(time.time() - started, 1),
+        # the keys model cards read (kdasr.eval.model_card_facts.load_corpus): splits, sources and licences
+        "speech": _speech(out), "sources": _sources(synthetic, real, bank),
     }
     atomic_write_text(out / "build_info.json", json.dumps(info, indent=2) + "\n")
     return info
+
+
+def _read_info(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "build_info.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _speech(out: Path) -> dict:
+    stats = {}
+    for path in sorted(out.glob("*.jsonl")):
+        utts = read_manifest(path)
+        stats[path.stem] = {"utterances": len(utts), "hours": round(sum(u.duration for u in utts) / 3600, 3),
+                            "speakers": len({u.speaker for u in utts})}
+    return stats
+
+
+def _sources(synthetic: Path, real: Path, bank) -> dict:
+    """The synthetic corpus's sources (voices, texts, conditions) plus the real speech and the noise."""
+    sources = {k: dict(v) for k, v in _read_info(synthetic).get("sources", {}).items()}
+    built = _read_info(real)
+    if built:
+        sources["real speech"] = {built.get("corpus", real.name): {
+            "from": f"Debian {built.get('package')} {built.get('package_version')} (voice acting)",
+            "licence": built.get("licence", "")}}
+    if bank:
+        sources["recorded noise"] = {s["package"]: {"from": f"Debian {s['package']}", "licence": s["licence"]}
+                                     for s in bank.sources.values()}
+    return sources
 
 
 def _licences(synthetic: Path, real: Path, bank) -> list[str]:
