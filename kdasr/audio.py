@@ -5,9 +5,10 @@ Torch-free (numpy, soundfile, soxr only): the deployment runtime and the HTTP se
 
 from __future__ import annotations
 
+import errno
 import io
 import os
-from pathlib import Path
+import stat
 
 import numpy as np
 import soundfile as sf
@@ -59,14 +60,29 @@ def audio_duration(path: str | os.PathLike) -> float:
 
 
 def _check_path(path: str | os.PathLike) -> None:
-    # Checked before libsndfile, whose messages for these cases are cryptic ("System error").
-    p = Path(path)
-    if p.is_dir():
+    # Checked before libsndfile, whose messages for these cases are cryptic ("System error"). One
+    # stat, so a path the OS refuses (too long, a NUL byte) is this file's error, not a traceback;
+    # devices and FIFOs are named as such (a FIFO would block the open, /dev/zero never end).
+    try:
+        st = os.stat(path)
+    except ValueError:
+        raise AudioError(path, "path contains a NUL byte") from None
+    except OSError as e:
+        reason = {errno.ENOENT: "no such file", errno.ENOTDIR: "no such file (a parent is not a folder)",
+                  errno.ENAMETOOLONG: "path too long for the file system"}.get(e.errno, e.strerror or str(e))
+        raise AudioError(path, reason) from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(path, "is a directory, not an audio file")
-    if not p.exists():
-        raise AudioError(path, "no such file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(path, f"is a {_file_kind(st.st_mode)}, not an audio file")
+    if st.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _short(e: Exception) -> str:

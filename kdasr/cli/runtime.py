@@ -103,10 +103,12 @@ def transcribe(
     Example (resumable, 4 jobs): kdasr transcribe corpus/ --output-dir out --skip-existing --shard 0/4
     """
     import sys
+    from dataclasses import replace
 
-    from ..inputs import expand_inputs, parse_shard
+    from ..inputs import expand_inputs, parse_shard, shown
     from ..inputs import shard as take_shard
-    from ..runtime.batch_io import check_writable, is_done, output_paths
+    from ..io_utils import remove_orphan_temps_of
+    from ..runtime.batch_io import check_writable, is_done, output_paths, output_problem
     from ..runtime.batch_run import run_batch
     from ..runtime.formats import FORMATS, SUBTITLES
     from ..runtime.vad import VadOptions
@@ -127,6 +129,12 @@ def transcribe(
         if output_dir is not None:
             outputs = output_paths(items, output_dir, format)
             check_writable(output_dir)  # before the model loads and anything is decoded
+            # an output no file system can name: that input's failure, not the batch's stop at it
+            items = [it if it.error or not (why := output_problem(p)) else replace(it, error=why)
+                     for it, p in zip(items, outputs)]
+            # a killed run's half-written outputs (only those of this run's outputs)
+            if (orphans := remove_orphan_temps_of(outputs)) and not quiet:
+                typer.echo(f"removed {orphans} unfinished temp file(s) left by an interrupted run", err=True)
             if skip_existing:
                 keep = [k for k, p in enumerate(outputs) if not is_done(p)]
                 skipped = len(items) - len(keep)
@@ -145,9 +153,9 @@ def transcribe(
             def on_result(item, r) -> None:
                 if not hasattr(r, "reason"):
                     for w in [] if quiet else r.warnings:
-                        advance.echo(f"warning: {r.source}: {w}")
+                        advance.echo(shown(f"warning: {r.source}: {w}"))
                 else:
-                    advance.echo(f"error: {r.source}: {r.reason}")
+                    advance.echo(shown(f"error: {r.source}: {r.reason}"))
                 advance()
 
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool

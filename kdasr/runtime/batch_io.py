@@ -12,17 +12,27 @@ Torch-free, decoding-free."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path, PurePath
 
 from ..errors import KdasrError
 from ..inputs import InputItem
-from ..io_utils import atomic_write_text
+from ..io_utils import NAME_MAX, atomic_write_text
+
+PATH_MAX = 4096  # bytes (Linux)
+# write errors that concern one output's name, not the folder or the disk: that input fails, the batch goes on
+PER_FILE_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EINVAL, errno.EILSEQ})
 
 
 class OutputError(KdasrError):
-    """An output cannot be named or written; one line naming the path and the reason."""
+    """An output cannot be named or written; one line naming the path and the reason. `per_file`:
+    only this output is affected (its name), so a batch records the input as failed and goes on."""
+
+    def __init__(self, message: str, per_file: bool = False) -> None:
+        super().__init__(message)
+        self.per_file = per_file
 
 
 def extension(fmt: str) -> str:
@@ -57,6 +67,18 @@ def output_paths(items: list[InputItem], out_dir: str | os.PathLike, fmt: str) -
     return paths
 
 
+def output_problem(path: str | os.PathLike) -> str | None:
+    """Why no file system could hold an output at `path` (a name over NAME_MAX bytes, a path over
+    PATH_MAX), else None: that input fails in one line before anything is decoded for it."""
+    raw = os.fsencode(os.path.abspath(path))
+    longest = max(len(part) for part in raw.split(b"/"))
+    if longest > NAME_MAX:
+        return f"its output name would be {longest} bytes long (the limit is {NAME_MAX}); rename the input"
+    if len(raw) >= PATH_MAX:
+        return f"its output path would be {len(raw)} bytes long (the limit is {PATH_MAX - 1})"
+    return None
+
+
 def check_writable(folder: str | os.PathLike) -> None:
     """Create `folder` if needed and prove a file can be created in it; else one-line OutputError."""
     folder = Path(folder)
@@ -80,12 +102,15 @@ def check_writable_file(path: str | os.PathLike) -> None:
 
 def is_done(path: str | os.PathLike) -> bool:
     """Outputs are only ever renamed into place whole, so one that exists is complete."""
-    return Path(path).is_file()
+    return os.path.isfile(path)  # False, not an error, for a name the OS refuses
 
 
 def write_output(path: str | os.PathLike, text: str) -> None:
-    """Atomic write; a failure (disk full, permissions) leaves no partial file and raises OutputError."""
+    """Atomic write; a failure (disk full, permissions) leaves no partial file and raises OutputError
+    (`per_file` when only this output's name is the problem)."""
     try:
         atomic_write_text(path, text)
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}", e.errno in PER_FILE_ERRNOS) from None
+    except ValueError as e:  # a NUL byte in the name
+        raise OutputError(f"cannot write {path!r}: {e}", per_file=True) from None
