@@ -38,7 +38,13 @@ def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **
     try:
         return t, t.recommended_options(**{k: v for k, v in decode.items() if v is not None})
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        _bad_decoding(e)
+
+
+def _bad_decoding(e: ValueError):
+    """DecodeOptions' refusal of a flag (NaN, out of range): one line and the usage exit status."""
+    typer.echo(f"error: invalid decoding option: {e}", err=True)
+    raise typer.Exit(2)
 
 
 def _check_recommended_decoding(decoding: dict) -> None:
@@ -47,7 +53,7 @@ def _check_recommended_decoding(decoding: dict) -> None:
     try:
         DecodeOptions(**decoding)
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        _bad_decoding(e)
 
 
 @with_decode_flags(*TRANSCRIBE_FLAGS)
