@@ -240,11 +240,13 @@ def evaluate(
     Example: kdasr eval --manifest data/demo/test_heldout.jsonl --beam 5 --ctc-weight 0.3
     """
     from ..eval.run import evaluate_manifest, problem_lines, summary_line
+    from ..io_utils import remove_orphan_temps_of
     from ..runtime.batch_io import check_writable_file
 
     with user_errors():
         if hyps is not None:
             check_writable_file(hyps)  # before any decoding (the file itself is written atomically)
+            remove_orphan_temps_of([hyps])  # what a killed run's write of it left
         decode = decode or {}
         if options is not None:
             from .paper import options_file_under_flags

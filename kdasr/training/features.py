@@ -81,10 +81,12 @@ def compute_features(
             path = cache_dir / f"feats-{_shard_key(shard, frontend_desc)}.npz"
             if not path.exists():
                 arrays = _compute(frontend, shard, sample_rate)
-                with atomic_open(path, "wb") as f:
-                    np.savez(
-                        f, ids=np.array(list(arrays), dtype=str), **{f"a{i}": a for i, a in enumerate(arrays.values())}
-                    )
+                try:
+                    with atomic_open(path, "wb") as f:
+                        np.savez(f, ids=np.array(list(arrays), dtype=str),
+                                 **{f"a{i}": a for i, a in enumerate(arrays.values())})
+                except OSError as e:  # a full disk: one line; atomic_open left no partial shard
+                    raise KdasrError(f"cannot write the feature cache {path}: {e.strerror or e}") from None
             result.update(_read_shard(path))
             progress.advance(task, len(shard))
     ids = [u.id for u in utts if u.id in result]
