@@ -109,12 +109,10 @@ def transcribe(
     Example (resumable, 4 jobs): kdasr transcribe corpus/ --output-dir out --skip-existing --shard 0/4
     """
     import sys
-    from dataclasses import replace
 
     from ..inputs import expand_inputs, parse_shard, shown
     from ..inputs import shard as take_shard
-    from ..io_utils import remove_orphan_temps_of
-    from ..runtime.batch_io import check_writable, is_done, output_paths, output_problem
+    from ..runtime.batch_io import prepare_outputs
     from ..runtime.batch_run import run_batch
     from ..runtime.formats import FORMATS, SUBTITLES
     from ..runtime.vad import VadOptions
@@ -132,19 +130,10 @@ def transcribe(
         if format in SUBTITLES and len(items) > 1 and output_dir is None:
             raise typer.BadParameter(f"--format {format} with several inputs needs --output-dir")
         outputs, skipped = None, 0
-        if output_dir is not None:
-            outputs = output_paths(items, output_dir, format)
-            check_writable(output_dir)  # before the model loads and anything is decoded
-            # an output no file system can name: that input's failure, not the batch's stop at it
-            items = [it if it.error or not (why := output_problem(p)) else replace(it, error=why)
-                     for it, p in zip(items, outputs)]
-            # a killed run's half-written outputs (only those of this run's outputs)
-            if (orphans := remove_orphan_temps_of(outputs)) and not quiet:
+        if output_dir is not None:  # named, checked and resumed before the model loads
+            items, outputs, skipped, orphans = prepare_outputs(items, output_dir, format, skip_existing)
+            if orphans and not quiet:
                 typer.echo(f"removed {orphans} unfinished temp file(s) left by an interrupted run", err=True)
-            if skip_existing:
-                keep = [k for k, p in enumerate(outputs) if not is_done(p)]
-                skipped = len(items) - len(keep)
-                items, outputs = [items[k] for k in keep], [outputs[k] for k in keep]
         t, opts = _transcriber_and_options(
             model,
             device,

@@ -7,7 +7,9 @@ the Ray path and anything else that must write the same files.
 - Every output is written atomically (temp file in the same folder + fsync + rename) as soon as
   its input is finished, so an output that exists is complete: `--skip-existing` trusts that,
   and a killed batch rerun with the same command loses and duplicates nothing.
-- The folder's writability is checked before any decoding starts.
+- The folder's writability is checked before any decoding starts; an output name too long for
+  any file system fails that input alone, and the temp files a killed run left for these outputs
+  are removed (`prepare_outputs`).
 Torch-free, decoding-free."""
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path, PurePath
 
 from ..errors import KdasrError
 from ..inputs import InputItem
-from ..io_utils import NAME_MAX, atomic_write_text
+from ..io_utils import NAME_MAX, atomic_write_text, remove_orphan_temps_of
 
 PATH_MAX = 4096  # bytes (Linux)
 # write errors that concern one output's name, not the folder or the disk: that input fails, the batch goes on
@@ -65,6 +68,26 @@ def output_paths(items: list[InputItem], out_dir: str | os.PathLike, fmt: str) -
         owner[fold] = it.source
         paths.append(p)
     return paths
+
+
+def prepare_outputs(
+    items: list[InputItem], out_dir: str | os.PathLike, fmt: str, skip_existing: bool
+) -> tuple[list[InputItem], list[Path], int, int]:
+    """(items, their output paths, number skipped, orphan temp files removed) for a batch writing to
+    `out_dir`: the folder proven writable; an input whose output no file system can name gets that
+    as its error (it fails alone, the batch goes on); the temp files a killed run left for these
+    outputs removed (others' are left alone); with `skip_existing`, inputs whose output exists dropped."""
+    outputs = output_paths(items, out_dir, fmt)
+    check_writable(out_dir)
+    items = [it if it.error or not (why := output_problem(p)) else replace(it, error=why)
+             for it, p in zip(items, outputs)]
+    orphans = remove_orphan_temps_of(outputs)
+    skipped = 0
+    if skip_existing:
+        keep = [k for k, p in enumerate(outputs) if not is_done(p)]
+        skipped = len(items) - len(keep)
+        items, outputs = [items[k] for k in keep], [outputs[k] for k in keep]
+    return items, outputs, skipped, orphans
 
 
 def output_problem(path: str | os.PathLike) -> str | None:
