@@ -31,7 +31,7 @@ def load_audio(
     Raises AudioError naming the file and the reason.
     """
     _check_path(path)
-    return _decode(str(path), str(path), sample_rate, start, duration)
+    return _decode(os.fsencode(path), str(path), sample_rate, start, duration)
 
 
 def load_audio_bytes(
@@ -51,7 +51,7 @@ def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the file header (no decoding); same errors as `load_audio`."""
     _check_path(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: any name the OS allows, UTF-8 or not
     except sf.SoundFileError as e:
         raise AudioError(path, f"not a readable audio file: {_short(e)}") from None
     if info.frames <= 0 or info.samplerate <= 0:
@@ -111,7 +111,7 @@ def _seek_start(f: sf.SoundFile, name: str, start: float) -> tuple[int, int, int
 
 
 def _decode(
-    src: str | io.BytesIO, name: str, sample_rate: int, start: float, duration: float | None
+    src: bytes | io.BytesIO, name: str, sample_rate: int, start: float, duration: float | None
 ) -> np.ndarray:
     _check_slice(name, start, duration)
     try:
@@ -192,7 +192,7 @@ def iter_audio_blocks(
     name = str(path)
     _check_slice(name, start, duration)
     try:
-        with sf.SoundFile(name) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: libsndfile opens names that are not UTF-8
             sr, total, first = _seek_start(f, name, start)
             if stats is not None:
                 stats.header_mismatch = header_mismatch(f.extra_info)

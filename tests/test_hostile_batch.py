@@ -65,20 +65,23 @@ def test_long_input_names_with_output_dir_finish_and_resume(tmp_path):
 
 
 def test_hostile_stdin_and_argument_paths_fail_one_line_each(tmp_path):
-    lines = [b"y" * 5000, b"bin\x00ary", b"\xff\xfe\x01garbage\x1b[31m", str(SAMPLE).encode()]
+    latin1 = os.fsencode(tmp_path) + b"/caf\xe9.flac"  # a real file whose name is not UTF-8
+    shutil.copy(SAMPLE, latin1)
+    lines = [b"y" * 5000, b"bin\x00ary", b"\xff\xfe\x01garbage\x1b[31m", latin1, str(SAMPLE).encode()]
     # strict decoding is what a UTF-8 locale gives; it used to kill the batch (UnicodeDecodeError)
-    proc = _kdasr("transcribe", "-", "z" * 300, *FAST, "--format", "jsonl", stdin=b"\n".join(lines) + b"\n",
+    proc = _kdasr("transcribe", "-", "z" * 300, *FAST, stdin=b"\n".join(lines) + b"\n",
                   env={"PYTHONIOENCODING": "utf-8:strict"})
-    out, errors = _lines(proc)
-    assert proc.returncode == 1
-    assert [json.loads(line)["path"] for line in out] == [str(SAMPLE)]
+    errors = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr.decode(), proc.stderr
+    # transcribed, and printed as the bytes of its name
+    assert [line.split(b"\t")[0] for line in proc.stdout.splitlines()] == [latin1, str(SAMPLE).encode()]
     assert len(errors) == 4, errors
     by_start = {e[7:12]: e for e in errors}
     assert "path too long" in by_start["y" * 5] and "path too long" in by_start["z" * 5]
     assert by_start["bin\\x"].startswith("error: bin\\x00ary: path contains a NUL byte")
     assert by_start["\\udcf"].startswith("error: \\udcff\\udcfe\\x01garbage\\x1b[31m: ")
     assert all(e.isprintable() for e in errors)  # control characters are escaped, never written raw
-    assert "4 of 5 files failed" in proc.stderr.decode()
+    assert "4 of 6 files failed" in proc.stderr.decode()
 
 
 def test_manifest_ids_with_nul_are_refused_and_nul_paths_fail_alone(tmp_path):

@@ -159,9 +159,10 @@ def transcribe(
                 spec = RaySpec(ray, ray_actors, threads or 1)
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
                                               precision=precision, lm=lm, bert=lm, vad=t.vad_options))
-            summary = run_batch(
-                t, items, opts, format, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped
-            )
+            # a file name that is not UTF-8 is printed as its own bytes (surrogateescape), never a crash
+            summary = run_batch(t, items, opts, format, outputs,
+                                lambda text: typer.echo(text.encode("utf-8", "surrogateescape"), nl=False),
+                                on_result, skipped)
     if not quiet:
         typer.echo(summary.line(), err=True)
     if summary.failed:
