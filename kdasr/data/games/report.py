@@ -28,7 +28,7 @@ def game_corpus_report(corpus: Path, info: dict) -> str:
                      f"{sum(len(u.text.split()) for u in utts)} | {span} |")
     plan = info["split_plan"]
     lines += ["", f"Rule: {plan['rule']}", ""]
-    lines += [f"- {split}: {', '.join(s.removeprefix('fotaq-') for s in voices)}"
+    lines += [f"- {split}: {', '.join(s.split('-', 1)[1] for s in voices)}"
               for split, voices in plan["held_out"].items()]
     lines += ["", "## Pairing and text policy", "",
               f"Pairing from the archive's clip names, else the reference recogniser ({info['pairing']['recogniser']}) "
