@@ -79,13 +79,13 @@ def test_whisper_hears_the_paired_lines(disk):
 
 def test_import_writes_train_only_manifests_and_build_info(tmp_path):
     out = tmp_path / "bass"
-    args = ("data", "import-game", "bass", str(ROOT), str(out), "--no-recogniser", "--limit", "120")
+    args = ("data", "import-game", "bass", str(ROOT), str(out), "--no-recogniser", "--limit", "60")
     proc = run_kdasr(*args)
     assert "train" in proc.stdout
     info = json.loads((out / "build_info.json").read_text())
     assert info["corpus"] == "bass" and info["package_version"] == "0.0372-8"
     assert info["archive"] == {"version": "0.0372", "clips": 3491} and "Revolution" in info["licence"]
-    assert info["counts"]["paired: format"] >= 100
+    assert info["counts"]["paired: format"] >= 50
     assert info["splits"]["dev_real"]["clips"] == info["splits"]["test_real"]["clips"] == 0
     total = 0
     for split in ("train", "dev_real_seen"):

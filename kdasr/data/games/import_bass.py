@@ -2,8 +2,8 @@
 
 The same stages and layout as `import_fotaq` (decode every clip to 16 kHz FLAC, kept when present; pair
 it with its line, the reference recogniser where the format leaves it open; text policy; splits;
-manifests and `build_info.json`). What differs is the speaker: the game's data files do not say who
-speaks a line (see kdasr.data.games.sky), so every clip's speaker is `bass-unknown`. A clip of an
+manifests and `build_info.json`). What differs is the speaker: the game's text and speech files do not
+say who speaks a line (see kdasr.data.games.sky), so every clip's speaker is `bass-unknown`. A clip of an
 unknown voice cannot be placed on either side of a speaker-held-out split, so Beneath a Steel Sky gives
 training data only: all of it goes to train, except whole blocks of 32 neighbouring lines (a scene's
 lines) drawn into dev_real_seen; dev_real and test_real stay empty. Torch-free.
@@ -114,8 +114,9 @@ def import_bass(root: Path, out: Path, *, recogniser: bool = True, threads: int 
             ))
     utts = _number_within_docs(utts)
     splits, plan = assign_splits(utts, always_train={UNKNOWN_SPEAKER})
-    plan["speakers"] = ("unknown: the data files do not say who speaks a line, so no voice is held out "
-                        "and dev_real/test_real are empty")
+    plan["speakers"] = ("unknown: the text and speech files do not name who speaks a line (the game's scripts "
+                        "do, mostly through a variable set at run time), so no voice is held out and "
+                        "dev_real/test_real are empty; scenes for dev_real_seen are blocks of 32 text numbers")
     for split, items in splits.items():
         write_manifest(out / f"{split}.jsonl", items)
     info = {
