@@ -107,3 +107,13 @@ def test_missing_package_is_one_line_naming_it(tmp_path):
     assert proc.returncode == 1
     assert "beneath-a-steel-sky" in proc.stderr and "make setup-data" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_damaged_game_data_is_one_line_naming_the_file(tmp_path):
+    folder = tmp_path / DATA_DIR
+    folder.mkdir(parents=True)
+    (folder / "sky.dnr").write_bytes((ROOT / DATA_DIR / "sky.dnr").read_bytes())
+    (folder / "sky.dsk").write_bytes(b"\0" * 1000)  # a cut download
+    proc = run_kdasr("data", "import-game", "bass", str(tmp_path), str(tmp_path / "out"), check=False)
+    assert proc.returncode == 1 and "sky.dsk" in proc.stderr and "truncated" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -142,6 +142,8 @@ def unpack(data: bytes, check_crc: bool = True) -> bytes:
             else:  # the match overlaps what it writes: repeat the period
                 period = out[start:]
                 out += (period * (size // back + 1))[:size]
+            if len(out) > unpacked_size:  # a damaged stream is stopped before it can fill memory
+                raise RncError(f"unpacks past the {unpacked_size} bytes the header says")
     if len(out) != unpacked_size:
         raise RncError(f"unpacked {len(out)} bytes, header says {unpacked_size}")
     if check_crc and crc16(out) != unpacked_crc:

@@ -153,7 +153,11 @@ def _decode(bits: str, start: int) -> str:
 
 def section_texts(disk: SkyDisk, section: int) -> dict[int, str]:
     """text number -> line of one section (text.cpp getText, for every number the file's tables cover)."""
-    data = disk.read(TEXT_FILE + section)
+    try:
+        data = disk.read(TEXT_FILE + section)
+    except (KeyError, RncError) as e:
+        raise KdasrError(f"{disk.folder / 'sky.dsk'}: the text of section {section} (file {TEXT_FILE + section}) "
+                         f"cannot be read: {e}") from None
     skips_at, bits_at = struct.unpack_from("<HH", data, 0)
     blocks = (skips_at - 4) // 2
     bits = "".join(f"{b:08b}" for b in data[bits_at:])
