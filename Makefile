@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 # Debian TTS engines and public-domain texts for the synthetic corpus (DATA-SOURCES.md), and the freeware
 # talkie games whose voice acting is the real-speech corpus: downloaded and unpacked under data/packages
 # (never installed: the games' engine is not needed, only their data files)
-GAME_PACKAGES := flight-of-the-amazon-queen
+GAME_PACKAGES := flight-of-the-amazon-queen beneath-a-steel-sky
 setup-data: setup-games
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -57,9 +57,11 @@ setup-games:
 	  || { echo "error: could not download the Debian package $$p (needs Debian's package registry)" >&2; exit 1; }; \
 	done
 
-# the real-speech corpus from the games' voice acting (kdasr data import-game; ~1 min + the recogniser's pass)
+# the real-speech corpus from the games' voice acting (kdasr data import-game; ~1 min + the recogniser's pass
+# for fotaq; bass: ~2 CPU-minutes, its RNC unpacking is pure Python)
 real-corpus: setup setup-noise
 	$(KDASR) data import-game fotaq data/packages/flight-of-the-amazon-queen data/real/fotaq
+	$(KDASR) data import-game bass data/packages/beneath-a-steel-sky data/real/bass
 
 demo: setup
 	$(KDASR) transcribe eval/samples/*.flac

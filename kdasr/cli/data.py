@@ -139,13 +139,13 @@ def train(
         typer.echo(f"wrote {path} (vocab size {Tokenizer(path).vocab_size})")
 
 
-GAMES = {"fotaq": "flight-of-the-amazon-queen"}
+GAMES = {"fotaq": "flight-of-the-amazon-queen", "bass": "beneath-a-steel-sky"}
 
 
 @data_app.command("import-game")
 def import_game(
-    game: Annotated[str, typer.Argument(help="Which game: fotaq (Flight of the Amazon Queen). "
-                                              "bass (Beneath a Steel Sky) is not readable yet.")],
+    game: Annotated[str, typer.Argument(help="Which game: fotaq (Flight of the Amazon Queen) or bass (Beneath "
+                                              "a Steel Sky; its speakers are unknown, so it gives train data only).")],
     package_root: Annotated[Path, typer.Argument(help="Where the game's Debian package is unpacked "
                                                       "(`make setup-data` puts it in data/packages/PACKAGE; "
                                                       "an installed package is under /).")],
@@ -163,19 +163,21 @@ def import_game(
     recogniser transcripts are kept and reused.
 
     Example: kdasr data import-game fotaq data/packages/flight-of-the-amazon-queen data/real/fotaq
+             kdasr data import-game bass data/packages/beneath-a-steel-sky data/real/bass
     """
     from rich.progress import track
 
-    from kdasr.data.games.import_fotaq import import_fotaq
-
     with user_errors():
         if game not in GAMES:
-            raise KdasrError(f"unknown game {game!r}: choose one of {', '.join(GAMES)} "
-                             "(bass: its Huffman-coded text and speech are not decoded yet)")
+            raise KdasrError(f"unknown game {game!r}: choose one of {', '.join(GAMES)}")
+        if game == "bass":
+            from kdasr.data.games.import_bass import import_bass as import_one
+        else:
+            from kdasr.data.games.import_fotaq import import_fotaq as import_one
         progress = (lambda items, label: track(items, description=label, transient=True)) \
             if sys.stderr.isatty() else None
-        info = import_fotaq(package_root, out, recogniser=recogniser, threads=threads, progress=progress,
-                            limit=limit)
+        info = import_one(package_root, out, recogniser=recogniser, threads=threads, progress=progress,
+                          limit=limit)
         for what, n in info["counts"].items():
             typer.echo(f"{n:6d}  {what}")
         for split, s in info["splits"].items():

@@ -32,7 +32,7 @@ def corpus_report(corpus: Path, tokenizer: Path | None = None) -> str:
     if not info_path.exists():
         raise KdasrError(f"{info_path}: missing (built by `kdasr data synth`, corpus version 2)")
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    if info.get("corpus") == "fotaq":
+    if info.get("corpus") in ("fotaq", "bass"):
         from kdasr.data.games.report import game_corpus_report
 
         return game_corpus_report(corpus, info)

@@ -50,11 +50,11 @@ def missing_package(root: Path) -> KdasrError:
         f"(run `make setup-data`, or `apt-get download {PACKAGE} && dpkg-deb -x {PACKAGE}_*.deb {root}`)")
 
 
-def package_version(root: Path) -> str:
+def package_version(root: Path, package: str = PACKAGE) -> str:
     """The package version from its changelog's first line (works for an unpacked .deb, no dpkg db)."""
     import gzip
 
-    changelog = root / f"usr/share/doc/{PACKAGE}/changelog.Debian.gz"
+    changelog = root / f"usr/share/doc/{package}/changelog.Debian.gz"
     try:
         first = gzip.open(changelog, "rt", encoding="utf-8").readline()
         return first.split("(", 1)[1].split(")", 1)[0]

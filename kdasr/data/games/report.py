@@ -28,8 +28,10 @@ def game_corpus_report(corpus: Path, info: dict) -> str:
                      f"{sum(len(u.text.split()) for u in utts)} | {span} |")
     plan = info["split_plan"]
     lines += ["", f"Rule: {plan['rule']}", ""]
-    lines += [f"- {split}: {', '.join(s.removeprefix('fotaq-') for s in voices)}"
+    lines += [f"- {split}: {', '.join(s.split('-', 1)[1] for s in voices)}"
               for split, voices in plan["held_out"].items()]
+    if plan.get("speakers"):  # a game whose data does not name its speakers (bass)
+        lines += ["", f"Speakers: {plan['speakers']}."]
     lines += ["", "## Pairing and text policy", "",
               f"Pairing from the archive's clip names, else the reference recogniser ({info['pairing']['recogniser']}) "
               f"matched to the nearest game line, accepted within character error rate {info['pairing']['max_cer']}.",
