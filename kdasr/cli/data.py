@@ -190,7 +190,8 @@ def mix(
     out: Annotated[Path, typer.Argument(help="Corpus folder to write (train.jsonl + the dev/test manifests of both "
                                              "sources, build_info.json, augmented audio).")],
     synthetic: Annotated[Path, typer.Option(help="The synthetic corpus (kdasr data synth).")] = Path("data/v2"),
-    real: Annotated[Path, typer.Option(help="The real corpus (kdasr data import-game).")] = Path("data/real/fotaq"),
+    real: Annotated[list[Path] | None, typer.Option(help="A real corpus (kdasr data import-game); repeat for "
+                                                      "several [default: data/real/fotaq, data/real/bass]")] = None,
     packages: Annotated[Path, typer.Option(help="Where `make setup-noise` unpacked the recorded-noise packages "
                                                 "(sonic-pi-samples, hedgewars-data).")] = Path("data/packages"),
     band_limit_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of synthetic train utterances "
@@ -210,6 +211,7 @@ def mix(
     with user_errors():
         progress = (lambda items, label: track(items, description=label, transient=True)) \
             if sys.stderr.isatty() else None
+        real = real or [p for p in (Path("data/real/fotaq"), Path("data/real/bass")) if p.is_dir()]
         info = build_mix(out, synthetic, real, packages, seed=seed, band_limit_share=band_limit_share,
                          real_copies=real_copies, progress=progress)
         h = info["train_hours"]

@@ -49,7 +49,7 @@ def _write(path: Path, x: np.ndarray) -> None:
         sf.write(f, np.clip(x, -1, 1), 16000, format="FLAC", subtype="PCM_16")
 
 
-def build_mix(out: Path, synthetic: Path, real: Path, packages: Path, *, seed: int = 0,
+def build_mix(out: Path, synthetic: Path, real: list[Path], packages: Path, *, seed: int = 0,
               band_limit_share: float = 0.3, real_copies: int = 1, progress=None) -> dict:
     """Write out/train.jsonl (+ the dev/test manifests) and out/build_info.json; returns the build info."""
     from kdasr.data.real_noise import load_noise_bank
@@ -58,10 +58,11 @@ def build_mix(out: Path, synthetic: Path, real: Path, packages: Path, *, seed: i
         raise KdasrError(f"band-limit share must be within 0..1, got {band_limit_share}")
     started = time.time()
     progress = progress or (lambda items, _label: items)
-    for folder in (synthetic, real):
+    for folder in (synthetic, *real):
         if not (folder / "train.jsonl").is_file():
             raise KdasrError(f"{folder / 'train.jsonl'}: no such manifest (build that corpus first)")
-    synth_train, real_train = read_manifest(synthetic / "train.jsonl"), read_manifest(real / "train.jsonl")
+    synth_train = read_manifest(synthetic / "train.jsonl")
+    real_train = [u for folder in real for u in read_manifest(folder / "train.jsonl")]
     bank = load_noise_bank(packages) if real_copies else None
     train: list[Utterance] = []
     limited = 0
@@ -89,15 +90,16 @@ def build_mix(out: Path, synthetic: Path, real: Path, packages: Path, *, seed: i
             train.append(replace(u, id=f"{u.id}-aug{k}", audio=str(path.resolve()), start=0.0,
                                  extra={**u.extra, "noise": f"{kind}:{snr}dB"}))
     write_manifest(out / "train.jsonl", train)
-    for folder, sets in ((synthetic, SYNTHETIC_SETS), (real, REAL_SETS)):
-        for name in sets:
-            if (folder / f"{name}.jsonl").is_file():
-                write_manifest(out / f"{name}.jsonl", read_manifest(folder / f"{name}.jsonl"))
+    for folders, sets in (([synthetic], SYNTHETIC_SETS), (real, REAL_SETS)):
+        for name in sets:  # a set several real corpora have is their union (ids carry the corpus name)
+            parts = [read_manifest(f / f"{name}.jsonl") for f in folders if (f / f"{name}.jsonl").is_file()]
+            if any(parts):
+                write_manifest(out / f"{name}.jsonl", [u for part in parts for u in part])
     hours = {"synthetic": sum(u.duration for u in synth_train) / 3600,
              "real": sum(u.duration for u in real_train) / 3600 * (1 + real_copies)}
     info = {
         "corpus": "mix", "corpus_version": "mix (synthetic + real)", "seed": seed,
-        "synthetic": str(synthetic), "real": str(real),
+        "synthetic": str(synthetic), "real": [str(r) for r in real],
         "train_hours": {k: round(v, 3) for k, v in hours.items()},
         "real_share_of_train_hours": round(hours["real"] / sum(hours.values()), 3),
         "band_limit": {"share": band_limit_share, "rate_hz": GAME_RATE, "utterances": limited},
@@ -128,24 +130,24 @@ def _speech(out: Path) -> dict:
     return stats
 
 
-def _sources(synthetic: Path, real: Path, bank) -> dict:
+def _sources(synthetic: Path, real: list[Path], bank) -> dict:
     """The synthetic corpus's sources (voices, texts, conditions) plus the real speech and the noise."""
     sources = {k: dict(v) for k, v in _read_info(synthetic).get("sources", {}).items()}
-    built = _read_info(real)
-    if built:
-        sources["real speech"] = {built.get("corpus", real.name): {
-            "from": f"Debian {built.get('package')} {built.get('package_version')} (voice acting)",
-            "licence": built.get("licence", "")}}
+    for folder in real:
+        if built := _read_info(folder):
+            sources.setdefault("real speech", {})[built.get("corpus", folder.name)] = {
+                "from": f"Debian {built.get('package')} {built.get('package_version')} (voice acting)",
+                "licence": built.get("licence", "")}
     if bank:
         sources["recorded noise"] = {s["package"]: {"from": f"Debian {s['package']}", "licence": s["licence"]}
                                      for s in bank.sources.values()}
     return sources
 
 
-def _licences(synthetic: Path, real: Path, bank) -> list[str]:
+def _licences(synthetic: Path, real: list[Path], bank) -> list[str]:
     """What a model trained on the mix must carry: each source corpus's licences and the noise's."""
     out = []
-    for folder in (synthetic, real):
+    for folder in (synthetic, *real):
         try:
             built = json.loads((folder / "build_info.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):

@@ -91,7 +91,7 @@ def decode_clips(archive: QueenArchive, out: Path, progress, limit: int | None =
 def recognise(clips: list[Clip], cache: Path, threads: int, progress) -> dict[str, str]:
     """Normalised whisper tiny.en transcripts, cached line by line so an interrupted run resumes."""
     from kdasr.audio import load_audio
-    from kdasr.eval.reference import load_whisper, normalise_hypothesis
+    from kdasr.whisper_reference import load_whisper, normalise_hypothesis
 
     done = {}
     if cache.exists():
