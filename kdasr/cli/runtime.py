@@ -12,11 +12,13 @@ from typing import Annotated
 
 import typer
 
+from ..defaults import VAD_DEFAULT
 from .data import command_line, user_errors
 from .decode_flags import DECODING, with_decode_flags
 
 ModelOpt = Annotated[
-    Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
+    Path | None, typer.Option("--model", "-m", help="Model directory or installed model name (kdasr models; "
+                              "default: $KDASR_MODEL, else demo-en).")
 ]
 ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
 DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
@@ -30,11 +32,12 @@ EVAL_FLAGS = ("method", "beam", "ctc_weight", "lm_weight", "length_bonus", "leng
 
 def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **decode):
     """The Transcriber, and the decode flags given (DecodeOptions fields; None = not given) over
-    the model's recommended decoding. `vad`: VadOptions or None (off). Call inside `user_errors()`."""
+    the model's recommended decoding. `vad`: VadOptions or None (off: eval scores each manifest
+    slice whole). Call inside `user_errors()`."""
     from ..runtime import Transcriber
 
     teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
-    t = Transcriber(model, device=device, threads=threads, precision=precision, vad=vad, **teacher)
+    t = Transcriber(model, device=device, threads=threads, precision=precision, vad=vad or False, **teacher)
     try:
         return t, t.recommended_options(**{k: v for k, v in decode.items() if v is not None})
     except ValueError as e:
@@ -75,8 +78,9 @@ def transcribe(
         str | None, typer.Option(help="i/n: only every n-th input, starting at i (0 <= i < n): job arrays.")
     ] = None,
     vad: Annotated[
-        bool, typer.Option(help="Voice-activity detection (Silero): decode only speech; silence gives empty text.")
-    ] = True,
+        bool, typer.Option(help="Voice-activity detection (Silero): decode only speech; silence gives empty text. "
+                           "The library's default, the same for Transcriber(vad=...) and kdasr serve.")
+    ] = VAD_DEFAULT,
     vad_threshold: Annotated[float, typer.Option(help="Speech probability at which the VAD starts a region.")] = 0.5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary, no warnings.")] = False,
     lm: LmOpt = None,

@@ -2,7 +2,7 @@
 
 from .options import DecodeOptions
 from .prepare import AudioSlice
-from .transcriber import Failure, Result, Transcriber
+from .transcriber import Failure, NBest, Result, Segment, Transcriber
 from .vad import VadOptions
 
-__all__ = ["AudioSlice", "DecodeOptions", "Failure", "Result", "Transcriber", "VadOptions"]
+__all__ = ["AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions"]

@@ -3,8 +3,9 @@ recommends; pass DecodeOptions to decide otherwise.
 
 Torch-free (numpy + onnxruntime). Bad inputs never stop a batch: `transcribe` returns a
 `Failure` naming the input and the reason in its place (unreadable audio, or an onnxruntime error
-that this input alone causes), and decodes the rest. With `vad=VadOptions()` only speech regions
-are decoded (silence gives empty text). Inputs longer than `max_segment_seconds` are cut at pauses;
+that this input alone causes), and decodes the rest. By default (VAD_DEFAULT, the same for
+`kdasr transcribe` and `kdasr serve`) only speech regions are decoded (silence gives empty text);
+`vad=False` decodes the whole input. Inputs longer than `max_segment_seconds` are cut at pauses;
 the pieces of a group of inputs are decoded together in length-sorted batches and joined back,
 with their times kept. `transcribe_iter` yields each input's result as soon as it is finished and
 holds a bounded amount of audio whatever the inputs' number and length (see prepare.py)."""
@@ -16,16 +17,19 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 
 from ..errors import AudioError, ModelError
+from ..model_store import resolve_model
+from .arguments import as_inputs, decode_options, vad_options
 from .beam import Hypothesis
 from .decode import RememberedScores, decode_encoded
 from .onnx_model import OnnxStudent
 from .options import DecodeOptions
 from .prepare import AudioSlice, Prepared, iter_pieces, prepare
-from .vad import VAD_RATE, SileroVad, VadOptions
+from .vad import VAD_DEFAULT, VAD_RATE, SileroVad, VadOptions
 
 AudioInput = str | os.PathLike | np.ndarray | AudioSlice
 GROUP_BATCHES = 4  # inputs decoded together (and held in memory): this many batches' worth
@@ -33,6 +37,8 @@ MIN_PIECE_FRAMES = 16  # pieces shorter than this many encoder frames are padded
 
 @dataclass(frozen=True)
 class NBest:
+    """One hypothesis of a beam search: its text, token ids and search score (log-probability scale)."""
+
     text: str
     tokens: list[int]
     score: float
@@ -40,6 +46,8 @@ class NBest:
 
 @dataclass(frozen=True)
 class Segment:
+    """One decoded piece of an input (a speech region, or a cut of a long one), times in seconds."""
+
     start: float  # seconds from the start of the input
     end: float
     text: str
@@ -49,6 +57,11 @@ class Segment:
 
 @dataclass(frozen=True)
 class Result:
+    """A decoded input. source: its path or name (`<array N>` for arrays); text: the transcript;
+    tokens: its token ids; duration: seconds of audio; segments: the pieces decoded, with their
+    times; nbest: the hypotheses of a one-piece input (beam search); warnings: e.g. heavily
+    clipped or nearly silent (decoded anyway)."""
+
     source: str
     text: str
     tokens: list[int]
@@ -60,26 +73,28 @@ class Result:
 
 @dataclass(frozen=True)
 class Failure:
+    """An input that could not be decoded: source (its path or name) and the reason, one line. Returned in
+    the input's place, so one bad file never costs the others their results."""
+
     source: str
     reason: str
 
 
 def default_model_dir() -> Path:
-    """$KDASR_MODEL, else the shipped export/demo-en beside the package (a source checkout)."""
-    env = os.environ.get("KDASR_MODEL")
-    if env:
-        return Path(env)
-    shipped = Path(__file__).resolve().parents[2] / "export" / "demo-en"
-    if shipped.is_dir():
-        return shipped
-    raise ModelError("no model given: pass --model DIR or set KDASR_MODEL (export/demo-en is not here)")
+    """$KDASR_MODEL (a directory or an installed model's name), else the shipped demo-en."""
+    return resolve_model(None)
 
 
 class Transcriber:
-    """device: 'cpu' or 'cuda'; threads: intra-op threads per session; precision: 'fp32', 'int8'
-    (from `kdasr export --quantize int8`) or 'fp16' (GPU); lm / bert: exported teacher dirs
-    (`kdasr export-lm`) for shallow fusion and n-best rescoring; vad: voice-activity detection
-    options (None or enabled=False: decode the whole input)."""
+    """A loaded model: `Transcriber("demo-en").transcribe("talk.flac").text`.
+
+    model_dir: a model directory or an installed model's name (`kdasr models`; default
+    $KDASR_MODEL, else demo-en); device: 'cpu' or 'cuda'; threads: intra-op threads per session;
+    precision: 'fp32', 'int8' (from `kdasr export --quantize int8`) or 'fp16' (GPU); lm / bert:
+    exported teacher dirs (`kdasr export-lm`) for shallow fusion and n-best rescoring; vad:
+    voice-activity detection, True (the default, as `kdasr transcribe` and `kdasr serve`: decode
+    only speech regions; off for a model that is not 16 kHz), False (decode the whole input) or
+    VadOptions (thresholds, padding)."""
 
     def __init__(
         self,
@@ -89,11 +104,14 @@ class Transcriber:
         precision: str = "fp32",
         lm: str | Path | None = None,
         bert: str | Path | None = None,
-        vad: VadOptions | None = None,
+        vad: bool | VadOptions | None = VAD_DEFAULT,
     ) -> None:
-        self.model = OnnxStudent.load(model_dir or default_model_dir(), device, threads, precision)
+        chosen_vad = vad_options(vad)  # TypeError before the model loads
+        self.model = OnnxStudent.load(resolve_model(model_dir), device, threads, precision)
         self.sample_rate = self.model.sample_rate
-        self.vad_options = vad if vad is not None and vad.enabled else None
+        if vad is True and self.sample_rate != VAD_RATE:
+            chosen_vad = None  # the default asks for VAD where the model allows it; VadOptions insists
+        self.vad_options = chosen_vad
         if self.vad_options is not None and self.sample_rate != VAD_RATE:
             raise ModelError(f"voice-activity detection needs a {VAD_RATE} Hz model, not {self.sample_rate} Hz")
         self._vad = SileroVad() if self.vad_options is not None else None
@@ -228,12 +246,15 @@ class Transcriber:
         return self._result(prep, hyps + self._decode_safe(chunk, opts))
 
     def transcribe_iter(
-        self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None
+        self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None, **decode
     ) -> Iterator[tuple[int, Result | Failure]]:
         """(index into inputs, Result or Failure) for every input, each as soon as it is finished
         (not necessarily in input order: a long input finishes before the group it interrupts).
-        opts None: the model's recommended decoding (`recommended_options()`)."""
-        opts = self.model.spec.decoding if opts is None else opts
+        opts None: the model's recommended decoding (`recommended_options()`); keywords
+        (DecodeOptions fields) go over it."""
+        if isinstance(inputs, (str, os.PathLike, np.ndarray, AudioSlice)):
+            inputs = [inputs]  # one input, not a sequence of characters or rows
+        opts = decode_options(self.model.spec.decoding, opts, decode)
         group: list[Prepared] = []
         seconds = 0.0
         for i, item in enumerate(inputs):
@@ -252,21 +273,33 @@ class Transcriber:
                 group, seconds = [], 0.0
         yield from self._finish_group(group, opts)
 
+    @overload
     def transcribe(
-        self,
-        inputs: Sequence[AudioInput],
-        opts: DecodeOptions | None = None,
-        on_loaded: Callable[[int], None] | None = None,
-    ) -> list[Result | Failure]:
-        """One Result or Failure per input, in input order; `on_loaded(1)` after each is finished.
+        self, inputs: str | os.PathLike | np.ndarray | AudioSlice, opts: DecodeOptions | None = None,
+        on_loaded: Callable[[int], None] | None = None, **decode: Any,
+    ) -> Result | Failure: ...
+
+    @overload
+    def transcribe(
+        self, inputs: list[AudioInput] | tuple[AudioInput, ...], opts: DecodeOptions | None = None,
+        on_loaded: Callable[[int], None] | None = None, **decode: Any,
+    ) -> list[Result | Failure]: ...
+
+    def transcribe(self, inputs, opts=None, on_loaded=None, **decode):
+        """Decode one input (a path, an array of samples at the model's rate, an AudioSlice) into one
+        Result or Failure, or a list of inputs into a list of them, in input order; `on_loaded(1)`
+        after each is finished. Anything else is a TypeError.
 
         opts None (not given): the decoding the model recommends (model.json "decoding" over
-        DecodeOptions' defaults; `recommended_options()`), the same as `kdasr transcribe` without
-        decoding flags. Pass DecodeOptions() for the library defaults (greedy attention), or
-        `recommended_options(beam=5)` to change one field of the recommendation."""
-        results: list[Result | Failure | None] = [None] * len(inputs)
-        for i, r in self.transcribe_iter(inputs, opts):
+        DecodeOptions' defaults; `recommended_options()`), the same as `kdasr transcribe` and
+        `kdasr serve` without decoding flags. Keywords change fields of it (or of `opts`):
+        `transcribe("a.wav", beam=5, ctc_weight=0.3)`. Pass DecodeOptions() for the library
+        defaults (greedy attention)."""
+        items, single = as_inputs(inputs)
+        opts = decode_options(self.model.spec.decoding, opts, decode)
+        results: list[Result | Failure | None] = [None] * len(items)
+        for i, r in self.transcribe_iter(items, opts):
             results[i] = r
             if on_loaded:
                 on_loaded(1)
-        return results  # type: ignore[return-value]
+        return results[0] if single else results  # type: ignore[return-value]
