@@ -3,6 +3,7 @@ parse, call kdasr.serve, print. Torch-free; fastapi/uvicorn come from the `serve
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -92,8 +93,8 @@ def serve(
 
 def doctor(
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="Also check this model dir (default: $KDASR_MODEL or "
-                                  "export/demo-en when present).")
+        Path | None, typer.Option("--model", "-m", help="Also check this model (dir or installed name; default: "
+                                  "$KDASR_MODEL, else demo-en).")
     ] = None,
     device: Annotated[str, typer.Option(help="'cuda' also runs a real decode on the GPU (or says why it cannot).")] = (
         "cpu"
@@ -119,6 +120,10 @@ def doctor(
         except ModelError:
             checks.append(dr.Check("info", "model", "none given (--model DIR) and no default: skipped"))
     if model is not None:
+        from ..model_store import resolve_model
+
+        with contextlib.suppress(ModelError):  # a name (kdasr models); otherwise the checks say what is wrong
+            model = resolve_model(model)
         checks.append(dr.Check("info", "model", str(model)))
         checks += dr.model_checks(model)
     if device == "cuda":
