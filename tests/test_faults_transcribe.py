@@ -156,7 +156,7 @@ def test_same_stem_inputs_get_distinct_outputs_or_a_clear_refusal(tmp_path):
     run_kdasr("transcribe", str(a), str(b), *FAST, "--output-dir", str(tmp_path / "out"))
     assert sorted(_visible(tmp_path / "out")) == ["a/x.txt", "b/x.txt"]
     first, second = (tmp_path / "out/a/x.txt").read_text(), (tmp_path / "out/b/x.txt").read_text()
-    assert first.startswith(str(a)) and second.startswith(str(b)) and first != second
+    assert first.strip() and second.strip() and first != second  # each its own transcript (text alone)
 
     _write(tmp_path / "in/a/x.wav", wave)
     proc = run_kdasr("transcribe", str(tmp_path / "in/a"), *FAST, "--output-dir", str(tmp_path / "o2"), check=False)

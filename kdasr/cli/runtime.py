@@ -65,7 +65,15 @@ def transcribe(
         Path | None, typer.Option(help="Also transcribe a JSONL manifest's items ('audio', optional 'id', "
                                   "'start', 'duration'); outputs are named by id.")
     ] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="text, jsonl, json, srt or vtt.")] = "text",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="text (path<TAB>text), txt (transcript only), jsonl, json, srt, vtt, "
+                          "tsv; several joined by commas, or all (txt,vtt,srt,tsv,json): one file per format per "
+                          "input, needs --output-dir.")
+    ] = "text",
+    language: Annotated[
+        str | None, typer.Option(help="Language of the audio. Accepted when it is the model's (en for the shipped "
+                                 "models), refused otherwise: the models are not multilingual.")
+    ] = None,
     output_dir: Annotated[
         Path | None,
         typer.Option(help="Write one output per input here, each as soon as it is done (names mirror the inputs' "
@@ -112,11 +120,16 @@ def transcribe(
     from ..inputs import shard as take_shard
     from ..runtime.batch_io import check_writable, is_done, output_paths
     from ..runtime.batch_run import run_batch
-    from ..runtime.formats import FORMATS, SUBTITLES
+    from ..runtime.formats import SUBTITLES, parse_formats
     from ..runtime.vad import VadOptions
 
-    if format not in FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    try:
+        formats = parse_formats(format)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="'--format'") from None
+    if len(formats) > 1 and output_dir is None:
+        raise typer.BadParameter(f"several formats ({', '.join(formats)}) need --output-dir: one file per format "
+                                 "per input", param_hint="'--format'")
     if skip_existing and output_dir is None:
         raise typer.BadParameter("--skip-existing needs --output-dir")
     with user_errors():
@@ -125,14 +138,14 @@ def transcribe(
             raise typer.BadParameter("nothing to transcribe: give files, folders, patterns, '-' or --manifest")
         if shard is not None:
             items = take_shard(items, *parse_shard(shard))
-        if format in SUBTITLES and len(items) > 1 and output_dir is None:
-            raise typer.BadParameter(f"--format {format} with several inputs needs --output-dir")
+        if formats[0] in SUBTITLES and len(items) > 1 and output_dir is None:
+            raise typer.BadParameter(f"--format {formats[0]} with several inputs needs --output-dir")
         outputs, skipped = None, 0
         if output_dir is not None:
-            outputs = output_paths(items, output_dir, format)
+            outputs = list(zip(*(output_paths(items, output_dir, f) for f in formats)))  # a tuple per input
             check_writable(output_dir)  # before the model loads and anything is decoded
-            if skip_existing:
-                keep = [k for k, p in enumerate(outputs) if not is_done(p)]
+            if skip_existing:  # done when every format's file exists
+                keep = [k for k, ps in enumerate(outputs) if not all(is_done(p) for p in ps)]
                 skipped = len(items) - len(keep)
                 items, outputs = [items[k] for k in keep], [outputs[k] for k in keep]
         t, opts = _transcriber_and_options(
@@ -144,6 +157,7 @@ def transcribe(
             vad=VadOptions(threshold=vad_threshold) if vad else None,
             **(decode or {}),
         )
+        _check_language(language, t.model.spec.language)
         with _progress(len(items), quiet) as advance:
 
             def on_result(item, r) -> None:
@@ -161,13 +175,22 @@ def transcribe(
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
                                               precision=precision, lm=lm, bert=lm, vad=t.vad_options))
             summary = run_batch(
-                t, items, opts, format, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped
+                t, items, opts, formats, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped
             )
     if not quiet:
         typer.echo(summary.line(), err=True)
     if summary.failed:
         typer.echo(f"{summary.failed} of {summary.inputs} files failed", err=True)
         raise typer.Exit(1)
+
+
+LANGUAGE_NAMES = {"en": "english"}  # what whisper-style clients send besides the code
+
+
+def _check_language(given: str | None, model_language: str) -> None:
+    if given and given.strip().lower() not in (model_language, LANGUAGE_NAMES.get(model_language)):
+        raise typer.BadParameter(f"this model transcribes {model_language!r} only, not {given!r} (no multilingual "
+                                 "models: omit --language or give the model's)", param_hint="'--language'")
 
 
 class _Progress:

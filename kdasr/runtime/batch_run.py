@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ..inputs import InputItem
 from .batch_io import OutputError, write_output
-from .formats import render
+from .formats import render, render_file
 from .options import DecodeOptions
 from .transcriber import Failure, Result, Transcriber
 
-STREAMED = ("text", "jsonl")  # formats printed line by line as results arrive (in input order)
+STREAMED = ("text", "txt", "jsonl")  # formats printed line by line as results arrive (in input order)
 
 
 @dataclass
@@ -45,17 +45,20 @@ def run_batch(
     t: Transcriber,
     items: list[InputItem],
     opts: DecodeOptions,
-    fmt: str,
-    outputs: list[Path] | None,
+    fmt: str | tuple[str, ...],
+    outputs: list[Path] | list[tuple[Path, ...]] | None,
     emit: Callable[[str], None],
     on_result: Callable[[InputItem, Result | Failure], None] = lambda item, r: None,
     skipped: int = 0,
 ) -> BatchSummary:
-    """Transcribe `items`. With `outputs` (one path per item) each result is written to its path as
-    soon as it is finished; without, rendered text goes to `emit` (text/jsonl as results come, in
-    input order; json/srt/vtt at the end). An OutputError from writing stops the batch (the outputs
+    """Transcribe `items`. With `outputs` (one path per item, or a tuple of paths per item, one per
+    format of the tuple `fmt`) each result is written to its path(s) as soon as it is finished;
+    without, rendered text goes to `emit` (text/txt/jsonl as results come, in input order;
+    json/srt/vtt/tsv at the end). An OutputError from writing stops the batch (the outputs
     already written stay whole); it propagates to the caller."""
     with_nbest = opts.nbest > 1
+    formats = (fmt,) if isinstance(fmt, str) else tuple(fmt)
+    fmt = formats[0]  # the streamed format (several need outputs)
     summary = BatchSummary(inputs=len(items) + skipped, skipped=skipped)
     started = time.perf_counter()
     held: dict[int, Result | Failure] = {}
@@ -80,8 +83,10 @@ def run_batch(
         record(i, r)
         if outputs is not None:
             if isinstance(r, Result):
+                paths = outputs[i] if isinstance(outputs[i], tuple) else (outputs[i],)
                 try:
-                    write_output(outputs[i], render([r], fmt, with_nbest))
+                    for f, path in zip(formats, paths):
+                        write_output(path, render_file(r, f, with_nbest))
                 except OutputError as e:
                     raise OutputError(
                         f"{e} (stopped; the {summary.done - 1} outputs written before it are complete: "
