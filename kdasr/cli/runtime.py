@@ -26,6 +26,7 @@ PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (expo
 LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
 TRANSCRIBE_FLAGS = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
                     "rescore_weight", "max_segment", "batch_size")
+TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 EVAL_FLAGS = ("method", "beam", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
               "rescore_weight", "batch_size")
 
@@ -307,23 +308,55 @@ def export_cmd(
     ] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
     quantize: QuantizeOpt = None,
+    options: Annotated[
+        Path | None, typer.Option(help="Decoding tuned on dev (kdasr tune --out FILE) to record as the recommendation; "
+                                  f"decode flags given here win. Default: the run's {TUNED_FILE} beside the "
+                                  "checkpoint when there is one.")
+    ] = None,
     decode: dict | None = None,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
     tokenizer.model, model.json (and *.int8.onnx / *.fp16.onnx with --quantize).
+
+    model.json records the decoding transcribe/eval/serve use unless told: the decode flags given,
+    over --options (or the run's tuned.json, written by `kdasr tune --out CKPT_DIR/tuned.json`).
+    Without any, none is recorded and the model decodes greedy; the command says so.
 
     Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8 \\
     --beam 5 --ctc-weight 0.5
     """
     from ..export.pipeline import export_checkpoint
 
-    decoding = decode or {}
-    _check_recommended_decoding(decoding)
     with user_errors():
-        _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
+        decoding, source = _export_decoding(checkpoints, options, decode or {})
+        _check_recommended_decoding(decoding)
+        desc, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
     typer.echo(f"wrote {out_dir}")
+    recorded = desc.get("decoding") or {}
+    if recorded:
+        fields = ", ".join(f"{k}={v}" for k, v in recorded.items())
+        typer.echo(f"recommended decoding recorded in model.json: {fields}" + (f" (from {source})" if source else ""))
+    else:
+        ckpt_dir = Path(checkpoints[0]).parent
+        typer.echo(f"note: no decoding recorded: {out_dir} decodes greedy (beam 1, no CTC weight) unless told. "
+                   f"Tune it on dev (kdasr tune --model {out_dir} --manifest DEV.jsonl --grid beam=1,5,10 --grid "
+                   f"ctc_weight=0,0.3,0.5 --out {ckpt_dir / TUNED_FILE}) and export again, or give "
+                   "--beam/--ctc-weight.", err=True)
     if not _print_checks(checks, tolerance):
         raise typer.Exit(1)
+
+
+def _export_decoding(checkpoints: list[Path], options: Path | None, flags: dict) -> tuple[dict, str]:
+    """(the decoding export records, where it came from): flags over --options; without both, the
+    run's tuned.json beside the checkpoint when it exists."""
+    from ..eval.tune import read_options
+
+    tuned = Path(checkpoints[0]).parent / TUNED_FILE if checkpoints else None
+    if options is None and not flags and tuned is not None and tuned.is_file():
+        options = tuned
+    base = read_options(options).decoding if options is not None else {}
+    source = ", ".join(([f"{options}"] if options is not None else []) + (["flags"] if flags else []))
+    return {**base, **flags}, source
 
 
 def export_lm(
