@@ -384,10 +384,9 @@ def export_lm(
 def bench(
     ctx: typer.Context,
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest: the audio benchmarked (and its CER).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write (with --system, JSON beside "
+                                      "it); nothing else is written. The repository's is eval/reports/runtime.md.")],
     model: ModelOpt = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write.")] = Path(
-        "eval/reports/runtime.md"
-    ),
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -397,7 +396,7 @@ def bench(
     ] = None,
     lm: LmOpt = None,
     limit: Annotated[int, typer.Option(help="Utterances benchmarked.")] = 64,
-    threads: ThreadsOpt = 2,
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads of every engine benchmarked.")] = 2,
     long_file: Annotated[
         Path | None, typer.Option(help="A long recording for the segmentation timing and transcribe's peak RSS.")
     ] = None,
@@ -416,7 +415,7 @@ def bench(
     of `kdasr transcribe`. Torch is imported only for --checkpoint.
 
     Example: kdasr bench --model export/demo-en --checkpoint export/demo-en --manifest data/demo/test.jsonl
-    --threads 1
+    --threads 1 --out runtime.md
 
     Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
     --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md
