@@ -5,7 +5,6 @@ decoding in `_transcriber_and_options`."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +14,7 @@ import typer
 from ..defaults import VAD_DEFAULT
 from .data import command_line, user_errors
 from .decode_flags import DECODING, with_decode_flags
+from .progress import progress_bar
 
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", "-m", help="Model directory or installed model name (kdasr models; "
@@ -159,7 +159,7 @@ def transcribe(
             **(decode or {}),
         )
         _check_language(language, t.model.spec.language)
-        with _progress(len(items), quiet) as advance:
+        with progress_bar(items, quiet) as advance:
 
             def on_result(item, r) -> None:
                 if not hasattr(r, "reason"):
@@ -168,6 +168,10 @@ def transcribe(
                 else:
                     advance.echo(f"error: {r.source}: {r.reason}")
                 advance()
+                if ray is not None and not hasattr(r, "reason"):
+                    advance.audio(r.duration)  # no per-chunk hook across Ray actors: by file
+
+            t.progress = advance.audio  # the local Transcriber moves the bar as audio is decoded
 
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
                 from ..runtime.ray_batch import RaySpec, RayTranscriber
@@ -192,39 +196,6 @@ def _check_language(given: str | None, model_language: str) -> None:
     if given and given.strip().lower() not in (model_language, LANGUAGE_NAMES.get(model_language)):
         raise typer.BadParameter(f"this model transcribes {model_language!r} only, not {given!r} (no multilingual "
                                  "models: omit --language or give the model's)", param_hint="'--language'")
-
-
-class _Progress:
-    """Callable that advances the bar; `echo` prints a line above it (or plainly without a bar)."""
-
-    def __init__(self, bar, task) -> None:
-        self.bar, self.task = bar, task
-
-    def __call__(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def echo(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
-        else:
-            typer.echo(line, err=True)
-
-
-@contextlib.contextmanager
-def _progress(total: int, quiet: bool):
-    """A rich progress bar on stderr when it is a terminal (and not --quiet); otherwise none."""
-    import sys
-
-    if quiet or not sys.stderr.isatty():
-        yield _Progress(None, None)
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = ("transcribing", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        yield _Progress(bar, bar.add_task("transcribe", total=total))
 
 
 @with_decode_flags(*EVAL_FLAGS)

@@ -126,6 +126,13 @@ class Transcriber:
         self._session_args = (device, threads, precision)
         self._teachers: dict[str, object] = {}
         self._rescore_memo: dict[str, RememberedScores] | None = None  # see remember_rescores()
+        # progress hook: called with seconds of input audio finished as decoding goes (a long input
+        # advances chunk by chunk, not only at its end): progress bars by audio time
+        self.progress: Callable[[float], None] | None = None
+
+    def _advance(self, seconds: float) -> None:
+        if self.progress is not None and seconds > 0:
+            self.progress(seconds)
 
     def recommended_options(self, **overrides) -> DecodeOptions:
         """The decoding the model dir recommends (ModelSpec.decoding: DecodeOptions' defaults with
@@ -226,6 +233,7 @@ class Transcriber:
         pieces = [p for prep in group for p in iter_pieces(prep, self.sample_rate)]
         hyps, k = self._decode_safe(pieces, opts), 0
         for prep in group:
+            self._advance(prep.samples / self.sample_rate)
             yield prep.index, self._result(prep, hyps[k : k + len(prep.pieces)])
             k += len(prep.pieces)
 
@@ -234,6 +242,7 @@ class Transcriber:
         hyps: list[list[Hypothesis] | str] = []
         chunk: list[np.ndarray] = []
         held, most = 0, GROUP_BATCHES * opts.max_batch_seconds * self.sample_rate
+        reached = 0  # samples of the input finished (the end of the last piece decoded)
         try:
             for piece in iter_pieces(prep, self.sample_rate):
                 chunk.append(piece)
@@ -241,9 +250,14 @@ class Transcriber:
                 if len(chunk) == GROUP_BATCHES * opts.batch_size or held >= most:
                     hyps += self._decode_safe(chunk, opts)
                     chunk, held = [], 0
+                    end = prep.pieces[len(hyps) - 1][1]
+                    self._advance((end - reached) / self.sample_rate)
+                    reached = end
         except AudioError as e:
             return Failure(e.path, e.reason)
-        return self._result(prep, hyps + self._decode_safe(chunk, opts))
+        hyps += self._decode_safe(chunk, opts)
+        self._advance((prep.samples - reached) / self.sample_rate)
+        return self._result(prep, hyps)
 
     def transcribe_iter(
         self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None, **decode
