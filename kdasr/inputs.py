@@ -21,6 +21,8 @@ from .errors import KdasrError, ManifestError
 AUDIO_EXTENSIONS = frozenset(
     "wav wave flac ogg oga opus mp3 aif aiff aifc au snd caf w64 rf64 sph nist".split()
 )
+# media a folder scan finds but the loader (libsndfile) cannot read: reported, never skipped silently
+UNREADABLE_MEDIA = frozenset("m4a m4b mp4 aac wma webm mkv mka mov avi amr 3gp ac3 ape wv".split())
 _GLOB_CHARS = set("*?[")
 
 
@@ -49,21 +51,34 @@ def is_audio_name(name: str) -> bool:
     return name.rsplit(".", 1)[-1].lower() in AUDIO_EXTENSIONS if "." in name else False
 
 
-def _walk(folder: str) -> list[str]:
+def _unreadable(name: str) -> bool:
+    return "." in name and name.rsplit(".", 1)[-1].lower() in UNREADABLE_MEDIA
+
+
+def _walk(folder: str) -> list[InputItem]:
+    """Audio files under `folder`, and media files of formats the loader cannot read as failed items."""
     found = []
     for root, dirs, files in os.walk(folder):  # symlinked folders are not followed (no loops)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(root, f) for f in sorted(files) if not f.startswith(".") and is_audio_name(f)]
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            if is_audio_name(f):
+                found.append(InputItem(os.path.join(root, f)))
+            elif _unreadable(f):
+                ext = f.rsplit(".", 1)[-1]
+                found.append(InputItem(os.path.join(root, f), error=f"format .{ext} cannot be read (convert it, "
+                                       f"e.g. ffmpeg -i {f} {f.rsplit('.', 1)[0]}.flac)"))
     return found
 
 
 def _expand_path(arg: str) -> list[InputItem]:
     if os.path.isdir(arg):
-        files = _walk(arg)
-        if not files:
+        items = _walk(arg)
+        if not items:
             exts = ", ".join(f".{e}" for e in sorted(AUDIO_EXTENSIONS))
             return [InputItem(arg, error=f"is a directory with no audio files in it (looked for {exts})")]
-        return [InputItem(f) for f in files]
+        return items
     if not os.path.lexists(arg) and _GLOB_CHARS & set(arg):
         matches = sorted(glob.glob(arg, recursive=True))
         if not matches:
