@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +64,14 @@ def test_terminal_bar_counts_audio_seconds_and_files(tmp_path):
     assert proc.returncode == 0, text
     total = round(sf.info(path).duration + sf.info(SAMPLES[0]).duration)
     assert f"/{total} s of audio" in text and "/2 files" in text, text[-2000:]
+
+
+def test_teacher_bar_has_a_sensible_total():
+    pytest.importorskip("torch")
+    from kdasr.teachers.common import TeacherTrainConfig
+    from kdasr.teachers.train_loop import budget_label
+
+    by_time = TeacherTrainConfig(steps=10**9, minutes=10.0)
+    assert budget_label(1220, 150.0, by_time) == "step 1220, 25% of the budget of 10 min"
+    assert "1000000000" not in budget_label(1220, 150.0, by_time)
+    assert budget_label(300, 5.0, TeacherTrainConfig(steps=3000)) == "step 300/3000, 10% of the budget"
