@@ -65,8 +65,8 @@ def resolve_model(ref: str | os.PathLike | None = None) -> Path:
     if ref is None or str(ref) == "":
         ref = os.environ.get("KDASR_MODEL") or MODEL_DEFAULT
     path = Path(ref).expanduser()
-    if path.is_dir():
-        return path
+    if path.is_dir() or len(path.parts) != 1 or str(ref).startswith((".", "~")):
+        return path  # a path (not a bare name): the model loader says what is wrong with it
     for m in installed_models():
         if m.name == str(ref):
             return m.path
