@@ -60,6 +60,9 @@ def test_decoding_fields_as_keywords(t):
         (([CLIP, 3.5],), {}, "input 1 is a float"),
         ((CLIP, {"beam": 5}), {}, "opts must be a kdasr.DecodeOptions or None, not dict .*keywords"),
         ((CLIP,), {"beams": 5}, "unknown decoding option.*beams.*DecodeOptions fields are: method, beam"),
+        ((CLIP,), {"beam": "5"}, r"decoding option beam must be an int, not str \('5'\)"),
+        ((CLIP,), {"ctc_weight": None}, "decoding option ctc_weight must be a float, not NoneType"),
+        ((CLIP,), {"method": 1}, "decoding option method must be a str, not int"),
     ],
 )
 def test_misuse_is_a_clear_type_error(t, args, kwargs, message):

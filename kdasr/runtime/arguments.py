@@ -44,8 +44,20 @@ def decode_options(base: DecodeOptions, opts, overrides: dict) -> DecodeOptions:
     if unknown:
         raise TypeError(f"unknown decoding option(s) {', '.join(unknown)}; DecodeOptions fields are: "
                         f"{', '.join(FIELDS)}")
+    for name, value in overrides.items():
+        _check_type(name, value)
     chosen = base if opts is None else opts
     return dataclasses.replace(chosen, **overrides) if overrides else chosen
+
+
+def _check_type(name: str, value) -> None:
+    kind = type(getattr(DecodeOptions(), name))  # every field has a default of its type
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise TypeError(f"decoding option {name} must be {'a' if kind is not int else 'an'} {kind.__name__}, "
+                        f"not {type(value).__name__} ({value!r})")
 
 
 def vad_options(vad) -> VadOptions | None:
