@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs (py.typed); at run time the names load lazily below
-    from .runtime import AudioSlice, DecodeOptions, Failure, NBest, Result, Segment, Transcriber, VadOptions
+    from .runtime import AudioSlice, DecodeOptions, Failure, NBest, Result, Segment, Transcriber, VadOptions, Word
 
 __all__ = [
-    "AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions", "__version__",
+    "AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions", "Word",
+    "__version__",
 ]
-_RUNTIME = {"AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions"}
+_RUNTIME = {"AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions", "Word"}
 
 
 def __getattr__(name: str):

@@ -15,7 +15,7 @@ import kdasr
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "eval" / "samples" / "web_matthew_6-026.flac"
-PUBLIC = ("AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions")
+PUBLIC = ("AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions", "Word")
 
 
 @pytest.fixture(scope="module")

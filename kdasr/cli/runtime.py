@@ -91,6 +91,10 @@ def transcribe(
                            "The library's default, the same for Transcriber(vad=...) and kdasr serve.")
     ] = VAD_DEFAULT,
     vad_threshold: Annotated[float, typer.Option(help="Speech probability at which the VAD starts a region.")] = 0.5,
+    word_timestamps: Annotated[
+        bool, typer.Option(help="Word start/end times and probabilities from the CTC head's alignment, in json/jsonl "
+                           "segments ('words').")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary, no warnings.")] = False,
     lm: LmOpt = None,
     threads: ThreadsOpt = None,
@@ -173,6 +177,8 @@ def transcribe(
 
             t.progress = advance.audio  # the local Transcriber moves the bar as audio is decoded
 
+            if ray is not None and word_timestamps:
+                raise typer.BadParameter("--word-timestamps is not available with --ray")
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
                 from ..runtime.ray_batch import RaySpec, RayTranscriber
 
@@ -180,7 +186,8 @@ def transcribe(
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
                                               precision=precision, lm=lm, bert=lm, vad=t.vad_options))
             summary = run_batch(
-                t, items, opts, formats, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped
+                t, items, opts, formats, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped,
+                word_timestamps,
             )
     if not quiet:
         typer.echo(summary.line(), err=True)

@@ -50,6 +50,7 @@ def run_batch(
     emit: Callable[[str], None],
     on_result: Callable[[InputItem, Result | Failure], None] = lambda item, r: None,
     skipped: int = 0,
+    word_timestamps: bool = False,
 ) -> BatchSummary:
     """Transcribe `items`. With `outputs` (one path per item, or a tuple of paths per item, one per
     format of the tuple `fmt`) each result is written to its path(s) as soon as it is finished;
@@ -78,7 +79,8 @@ def run_batch(
         if it.error is not None:
             held[i] = Failure(it.audio, it.error)
             record(i, held[i])
-    for k, r in t.transcribe_iter([items[i].transcriber_input() for i in todo], opts):
+    words = {"word_timestamps": True} if word_timestamps else {}  # (json/jsonl show them)
+    for k, r in t.transcribe_iter([items[i].transcriber_input() for i in todo], opts, **words):
         i = todo[k]
         record(i, r)
         if outputs is not None:

@@ -43,6 +43,9 @@ def result_dict(r: Result, with_nbest: bool = False) -> dict:
     segments = []
     for s in r.segments:
         seg = {"start": s.start, "end": s.end, "text": s.text}
+        if s.words:  # word_timestamps: the CTC head's alignment
+            seg["words"] = [{"start": w.start, "end": w.end, "word": w.word, "probability": w.probability}
+                            for w in s.words]
         if with_nbest and s.nbest and len(r.segments) > 1:
             seg["nbest"] = _nbest(s.nbest)
         segments.append(seg)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import AudioError, ModelError
 from ..model_store import resolve_model
+from .align import Word, ctc_align, words_of
 from .arguments import as_inputs, decode_options, vad_options
 from .beam import Hypothesis
 from .decode import RememberedScores, decode_encoded
@@ -53,6 +54,7 @@ class Segment:
     text: str
     tokens: list[int]
     nbest: list[NBest] = field(default_factory=list)  # beam search: this segment's hypotheses, best first
+    words: list[Word] = field(default_factory=list)  # with word_timestamps=True: its words, times and CTC probability
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ class Transcriber:
             return scorer
         return self._rescore_memo.setdefault(kind, RememberedScores(scorer))
 
-    def _decode_safe(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis] | str]:
+    def _decode_safe(
+        self, waves: list[np.ndarray], opts: DecodeOptions, words: bool = False
+    ) -> list[list[Hypothesis] | str]:
         """Decode in length-sorted batches (less padding); n-best lists return in input order. A batch
         that onnxruntime rejects is retried one piece at a time, and a piece that fails alone gets
         the error message in its place, so one bad input never costs the others their results."""
@@ -184,24 +188,35 @@ class Transcriber:
                 end += 1
             idx = order[start:end]
             try:
-                for i, nb in zip(idx, self._decode_batch([waves[i] for i in idx], opts, lm, rescorer)):
+                for i, nb in zip(idx, self._decode_batch([waves[i] for i in idx], opts, lm, rescorer, words)):
                     out[i] = nb
             except Exception as e:  # onnxruntime raises its own types (Fail, InvalidArgument, ...)
                 for i in idx:
                     try:
-                        out[i] = self._decode_batch([waves[i]], opts, lm, rescorer)[0] if len(idx) > 1 else str(e)
+                        one = self._decode_batch([waves[i]], opts, lm, rescorer, words)[0] if len(idx) > 1 else None
+                        out[i] = str(e) if one is None else one
                     except Exception as e1:
                         out[i] = str(e1)
             start = end
         return out  # type: ignore[return-value]
 
-    def _decode_batch(self, waves: list[np.ndarray], opts: DecodeOptions, lm, rescorer) -> list[list[Hypothesis]]:
+    def _decode_batch(
+        self, waves: list[np.ndarray], opts: DecodeOptions, lm, rescorer, words: bool = False
+    ) -> list[list[Hypothesis]]:
         # pieces below the frontend's minimum are padded with silence (ORT rejects a too-short batch)
         lens = np.array([max(len(w), self.min_piece) for w in waves], dtype=np.int64)
         batch = np.zeros((len(waves), lens.max()), dtype=np.float32)
         for row, w in enumerate(waves):
             batch[row, : len(w)] = w
-        return decode_encoded(self.model, self.model.encode(batch, lens), opts, lm, rescorer)
+        enc = self.model.encode(batch, lens)
+        hyps = decode_encoded(self.model, enc, opts, lm, rescorer)
+        if words:  # the best hypothesis of each piece, aligned to the piece's CTC posteriors
+            io, blank = self.model.spec.encoder, self.model.spec.special_ids.blank
+            for row, nb in enumerate(hyps):
+                if nb:
+                    spans = ctc_align(enc[io.ctc_logprobs][row], int(enc[io.lens][row]), nb[0].tokens, blank)
+                    nb[0] = dataclasses.replace(nb[0], alignment=spans)
+        return hyps
 
     def decode_hypotheses(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis]]:
         """N-best lists in input order; raises ModelError if onnxruntime fails on a wave."""
@@ -223,21 +238,25 @@ class Transcriber:
         for (a, b), nb in zip(prep.pieces, hyps):
             ids = list(nb[0].tokens) if nb else []
             alts = [NBest(tok.decode(h.tokens), list(h.tokens), h.score) for h in nb]
-            segments.append(Segment(round(a / sr, 3), round(b / sr, 3), tok.decode(ids), ids, alts))
+            words = (words_of(nb[0].tokens, nb[0].alignment, tok, self.model.spec.frame_shift_s, a / sr, b / sr)
+                     if nb and nb[0].alignment else [])
+            segments.append(Segment(round(a / sr, 3), round(b / sr, 3), tok.decode(ids), ids, alts, words))
             all_tokens += ids
         nbest = segments[0].nbest if len(segments) == 1 else []
         text = " ".join(s.text for s in segments if s.text)
         return Result(prep.name, text, all_tokens, prep.samples / sr, segments, nbest, prep.warnings)
 
-    def _finish_group(self, group: list[Prepared], opts: DecodeOptions) -> Iterator[tuple[int, Result | Failure]]:
+    def _finish_group(
+        self, group: list[Prepared], opts: DecodeOptions, words: bool
+    ) -> Iterator[tuple[int, Result | Failure]]:
         pieces = [p for prep in group for p in iter_pieces(prep, self.sample_rate)]
-        hyps, k = self._decode_safe(pieces, opts), 0
+        hyps, k = self._decode_safe(pieces, opts, words), 0
         for prep in group:
             self._advance(prep.samples / self.sample_rate)
             yield prep.index, self._result(prep, hyps[k : k + len(prep.pieces)])
             k += len(prep.pieces)
 
-    def _finish_long(self, prep: Prepared, opts: DecodeOptions) -> Result | Failure:
+    def _finish_long(self, prep: Prepared, opts: DecodeOptions, words: bool) -> Result | Failure:
         """A long input: its pieces are read again and decoded a group at a time."""
         hyps: list[list[Hypothesis] | str] = []
         chunk: list[np.ndarray] = []
@@ -248,24 +267,26 @@ class Transcriber:
                 chunk.append(piece)
                 held += len(piece)
                 if len(chunk) == GROUP_BATCHES * opts.batch_size or held >= most:
-                    hyps += self._decode_safe(chunk, opts)
+                    hyps += self._decode_safe(chunk, opts, words)
                     chunk, held = [], 0
                     end = prep.pieces[len(hyps) - 1][1]
                     self._advance((end - reached) / self.sample_rate)
                     reached = end
         except AudioError as e:
             return Failure(e.path, e.reason)
-        hyps += self._decode_safe(chunk, opts)
+        hyps += self._decode_safe(chunk, opts, words)
         self._advance((prep.samples - reached) / self.sample_rate)
         return self._result(prep, hyps)
 
     def transcribe_iter(
-        self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None, **decode
+        self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None, word_timestamps: bool = False,
+        **decode,
     ) -> Iterator[tuple[int, Result | Failure]]:
         """(index into inputs, Result or Failure) for every input, each as soon as it is finished
         (not necessarily in input order: a long input finishes before the group it interrupts).
         opts None: the model's recommended decoding (`recommended_options()`); keywords
-        (DecodeOptions fields) go over it."""
+        (DecodeOptions fields) go over it. word_timestamps: Segment.words from the CTC head's alignment."""
+        words = bool(word_timestamps)
         if isinstance(inputs, (str, os.PathLike, np.ndarray, AudioSlice)):
             inputs = [inputs]  # one input, not a sequence of characters or rows
         opts = decode_options(self.model.spec.decoding, opts, decode)
@@ -278,28 +299,28 @@ class Transcriber:
                 yield i, Failure(e.path, e.reason)
                 continue
             if prep.wave is None:
-                yield i, self._finish_long(prep, opts)
+                yield i, self._finish_long(prep, opts, words)
                 continue
             group.append(prep)
             seconds += prep.samples / self.sample_rate
             if len(group) >= GROUP_BATCHES * opts.batch_size or seconds >= GROUP_BATCHES * opts.max_batch_seconds:
-                yield from self._finish_group(group, opts)
+                yield from self._finish_group(group, opts, words)
                 group, seconds = [], 0.0
-        yield from self._finish_group(group, opts)
+        yield from self._finish_group(group, opts, words)
 
     @overload
     def transcribe(
         self, inputs: str | os.PathLike | np.ndarray | AudioSlice, opts: DecodeOptions | None = None,
-        on_loaded: Callable[[int], None] | None = None, **decode: Any,
+        on_loaded: Callable[[int], None] | None = None, word_timestamps: bool = False, **decode: Any,
     ) -> Result | Failure: ...
 
     @overload
     def transcribe(
         self, inputs: list[AudioInput] | tuple[AudioInput, ...], opts: DecodeOptions | None = None,
-        on_loaded: Callable[[int], None] | None = None, **decode: Any,
+        on_loaded: Callable[[int], None] | None = None, word_timestamps: bool = False, **decode: Any,
     ) -> list[Result | Failure]: ...
 
-    def transcribe(self, inputs, opts=None, on_loaded=None, **decode):
+    def transcribe(self, inputs, opts=None, on_loaded=None, word_timestamps=False, **decode):
         """Decode one input (a path, an array of samples at the model's rate, an AudioSlice) into one
         Result or Failure, or a list of inputs into a list of them, in input order; `on_loaded(1)`
         after each is finished. Anything else is a TypeError.
@@ -308,11 +329,12 @@ class Transcriber:
         DecodeOptions' defaults; `recommended_options()`), the same as `kdasr transcribe` and
         `kdasr serve` without decoding flags. Keywords change fields of it (or of `opts`):
         `transcribe("a.wav", beam=5, ctc_weight=0.3)`. Pass DecodeOptions() for the library
-        defaults (greedy attention)."""
+        defaults (greedy attention). word_timestamps=True: each Segment's `words` (start, end,
+        word, probability) from the CTC head's alignment of the decoded tokens."""
         items, single = as_inputs(inputs)
         opts = decode_options(self.model.spec.decoding, opts, decode)
         results: list[Result | Failure | None] = [None] * len(items)
-        for i, r in self.transcribe_iter(items, opts):
+        for i, r in self.transcribe_iter(items, opts, word_timestamps):
             results[i] = r
             if on_loaded:
                 on_loaded(1)
