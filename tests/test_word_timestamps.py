@@ -30,6 +30,15 @@ def test_ctc_align_follows_the_best_path():
     assert all(abs(s[2] - 0.92) < 1e-9 for s in spans)
     assert ctc_align(lp, 2, (2, 3, 3), blank=0) == ()  # three tokens (one repeat) need four frames
     assert ctc_align(lp, len(path), (), blank=0) == ()
+    # a long piece (more than 127 CTC states): 100 tokens, each on the third of its three frames
+    tokens = tuple(5 + (k % 7) for k in range(100))
+    probs = np.full((300, 16), 0.01)
+    probs[:, 0] = 0.9
+    for k, tok in enumerate(tokens):
+        probs[3 * k + 2] = 0.01
+        probs[3 * k + 2, tok] = 0.9
+    spans = ctc_align(np.log(probs), 300, tokens, blank=0)
+    assert [s[:2] for s in spans] == [(3 * k + 2, 3 * k + 3) for k in range(100)]
 
 
 def test_words_match_the_text_and_lie_in_their_segment(tmp_path):

@@ -54,7 +54,7 @@ def ctc_align(logprobs: np.ndarray, frames: int, tokens: tuple[int, ...], blank:
     states = np.empty(frames, dtype=np.int64)
     for t in range(frames - 1, -1, -1):
         states[t] = s
-        s -= back[t, s]
+        s -= int(back[t, s])
     spans = []
     for k in range(n):
         where = np.flatnonzero(states == 2 * k + 1)
