@@ -43,7 +43,7 @@ setup-data:
 	fi
 
 # the runtime alone, installed as a user would (not editable: the model comes from the installed package)
-$(DEMO_VENV)/.installed: pyproject.toml
+$(DEMO_VENV)/.installed: pyproject.toml $(shell find kdasr -name '*.py')  # a copy: reinstall when the code changes
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/pip install -q .
 	touch $@
