@@ -1,5 +1,7 @@
 # kdasr: thin wrappers over the CLI, in stages like a Kaldi run.sh.
-#   make demo        set up the runtime, transcribe the held-out samples with the shipped model, print WER
+#   make demo        a light runtime-only venv (.venv-demo: pip install ., no torch, no apt packages), then
+#                    transcribe the held-out samples with the shipped model (by name) and print the WER
+#   make setup       the full toolkit (.venv: train, serve, dev, data, reference extras; apt voices for corpora)
 #   make test        the test suite
 #   make train-demo  the whole path from nothing in ~25 min on 2 cores: corpus, tokenizer, train (config
 #                    demo-fast: 80 ms frames, CTC 0.5, lr 3e-3, the fastest learner measured), export, WER
@@ -10,6 +12,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
+DEMO_VENV ?= .venv-demo
 KDASR := $(VENV)/bin/kdasr
 APT_PACKAGES := sword-text-web sword-comm-tdavid libsword-utils r-cran-janeaustenr espeak-ng flite festival \
 	festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
@@ -63,9 +66,15 @@ real-corpus: setup setup-noise
 	$(KDASR) data import-game fotaq data/packages/flight-of-the-amazon-queen data/real/fotaq
 	$(KDASR) data import-game bass data/packages/beneath-a-steel-sky data/real/bass
 
-demo: setup
-	$(KDASR) transcribe eval/samples/*.flac
-	$(KDASR) eval --manifest eval/samples/manifest.jsonl
+# the runtime alone, installed as a user would (not editable: the model comes from the installed package)
+$(DEMO_VENV)/.installed: pyproject.toml $(shell find kdasr -name '*.py')  # a copy: reinstall when the code changes
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q .
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/kdasr transcribe eval/samples/*.flac -m demo-en
+	$(DEMO_VENV)/bin/kdasr eval --manifest eval/samples/manifest.jsonl -m demo-en
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
@@ -122,4 +131,4 @@ lint: setup
 	$(VENV)/bin/ruff check kdasr tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache

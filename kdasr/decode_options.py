@@ -16,6 +16,23 @@ RESCORERS = ("none", "lm", "bert")
 
 @dataclass(frozen=True)
 class DecodeOptions:
+    """How a model decodes. Without options, `Transcriber.transcribe` uses the model's recommendation
+    (model.json "decoding" over these defaults); change fields with keywords, `transcribe(x, beam=5)`.
+
+    method: "attention" (the seq2seq decoder) or "ctc" (the CTC head, greedy).
+    beam: beam size, 1 = greedy. nbest: hypotheses kept in Result.nbest (beam search).
+    max_len_ratio: hard cap on output tokens per encoder frame.
+    ctc_length_ratio, ctc_length_slack: the attention output is at most the CTC head's greedy
+        length * ratio + slack (small decoders otherwise loop).
+    ctc_weight: joint CTC/attention, weight of the CTC prefix score in [0, 1).
+    lm_weight: shallow fusion with the exported LM (lm.onnx). length_bonus: added per token.
+    length_penalty: rank by score / (len + 1) ** length_penalty; 0 = raw sum.
+    ctc_prebeam: CTC prefix scores only for the best ceil(ctc_prebeam * beam) tokens.
+    rescore: n-best rescoring, "none", "lm" or "bert"; rescore_weight: its weight.
+    batch_size: pieces per batch; max_batch_seconds: padded audio per encoder call.
+    max_segment_seconds, min_segment_seconds: longer inputs are cut at pauses into pieces of at
+        most max (and where possible at least min) seconds."""
+
     method: str = "attention"  # "attention" (the seq2seq decoder) or "ctc" (the auxiliary head, greedy)
     beam: int = 1  # 1 = greedy (unless a CTC or LM weight asks for the scored search)
     nbest: int = 1  # hypotheses kept per utterance in Result.nbest (beam search only)

@@ -21,6 +21,8 @@ from .errors import KdasrError, ManifestError
 AUDIO_EXTENSIONS = frozenset(
     "wav wave flac ogg oga opus mp3 aif aiff aifc au snd caf w64 rf64 sph nist".split()
 )
+# media a folder scan finds but the loader (libsndfile) cannot read: reported, never skipped silently
+UNREADABLE_MEDIA = frozenset("m4a m4b mp4 aac wma webm mkv mka mov avi amr 3gp ac3 ape wv".split())
 _GLOB_CHARS = set("*?[")
 
 
@@ -55,11 +57,24 @@ def is_audio_name(name: str) -> bool:
     return name.rsplit(".", 1)[-1].lower() in AUDIO_EXTENSIONS if "." in name else False
 
 
-def _walk(folder: str) -> list[str]:
+def _unreadable(name: str) -> bool:
+    return "." in name and name.rsplit(".", 1)[-1].lower() in UNREADABLE_MEDIA
+
+
+def _walk(folder: str) -> list[InputItem]:
+    """Audio files under `folder`, and media files of formats the loader cannot read as failed items."""
     found = []
     for root, dirs, files in os.walk(folder):  # symlinked folders are not followed (no loops)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(root, f) for f in sorted(files) if not f.startswith(".") and is_audio_name(f)]
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            if is_audio_name(f):
+                found.append(InputItem(os.path.join(root, f)))
+            elif _unreadable(f):
+                ext = f.rsplit(".", 1)[-1]
+                found.append(InputItem(os.path.join(root, f), error=f"format .{ext} cannot be read (convert it, "
+                                       f"e.g. ffmpeg -i {f} {f.rsplit('.', 1)[0]}.flac)"))
     return found
 
 
@@ -80,34 +95,35 @@ def _glob(pattern: str) -> list[str]:
     return sorted(str(p) for p in found)
 
 
-def _unique_files(paths: list[str]) -> list[str]:
-    """Each file once: paths that resolve to one file (through symlinks) keep the shortest."""
+def _unique_files(items: list[InputItem]) -> list[InputItem]:
+    """Each file once: paths that resolve to one file (through symlinks) keep the shortest; failed
+    items (formats the loader cannot read) are kept as they are."""
     seen, keep = set(), set()
-    for p in sorted(paths, key=lambda p: (len(p), p)):
+    for p in sorted((i.audio for i in items if i.error is None), key=lambda p: (len(p), p)):
         real = os.path.realpath(p)
         if real not in seen:
             seen.add(real)
             keep.add(p)
-    return [p for p in paths if p in keep]
+    return [i for i in items if i.error is not None or i.audio in keep]
 
 
 def _expand_path(arg: str) -> list[InputItem]:
     if "\0" in arg:
         return [InputItem(arg, error="path contains a NUL byte")]
     if os.path.isdir(arg):
-        files = _unique_files(_walk(arg))
-        if not files:
+        items = _unique_files(_walk(arg))
+        if not items:
             exts = ", ".join(f".{e}" for e in sorted(AUDIO_EXTENSIONS))
             return [InputItem(arg, error=f"is a directory with no audio files in it (looked for {exts})")]
-        return [InputItem(f) for f in files]
+        return items
     if not os.path.lexists(arg) and _GLOB_CHARS & set(arg):
         matches = _glob(arg)
         if not matches:
             return [InputItem(arg, error="no files match this pattern")]
-        files = []
+        items = []
         for m in matches:
-            files += _walk(m) if os.path.isdir(m) else [m]
-        return [InputItem(f) for f in _unique_files(files)]
+            items += _walk(m) if os.path.isdir(m) else [InputItem(m)]
+        return _unique_files(items)
     return [InputItem(arg)]  # missing or unreadable files are reported when they are read
 
 

@@ -76,7 +76,7 @@ def _reference(model, t, wave, opts, lm_step=None):
 )
 def test_ort_beam_equals_torch_reference(tiny_corpus, tiny_model, opts):
     model, _ = load_student([tiny_model.parent / "last.pt"])
-    t = Transcriber(tiny_model)
+    t = Transcriber(tiny_model, vad=False)
     waves = corpus_waves(tiny_corpus, 2)
     for wave, got in zip(waves, t.transcribe(waves, opts)):
         ref = _reference(model, t, wave, opts)
@@ -93,7 +93,7 @@ def test_ort_fusion_equals_torch_reference(tiny_corpus, tiny_model, model_with_l
         logits, cache = lm.step(tokens, cache)
         return torch.log_softmax(logits, -1), cache
 
-    t = Transcriber(model_dir)
+    t = Transcriber(model_dir, vad=False)
     opts = DecodeOptions(beam=3, nbest=2, lm_weight=0.5, length_bonus=0.3)
     wave = corpus_waves(tiny_corpus, 1)[0]
     got = t.transcribe([wave], opts)[0]
@@ -103,7 +103,7 @@ def test_ort_fusion_equals_torch_reference(tiny_corpus, tiny_model, model_with_l
 
 
 def test_mixed_length_batch_equals_one_by_one(tiny_corpus, model_with_lm):
-    t = Transcriber(model_with_lm[0])
+    t = Transcriber(model_with_lm[0], vad=False)
     waves = corpus_waves(tiny_corpus, 5)
     assert len({len(w) for w in waves}) > 1
     for opts in (DecodeOptions(beam=4, nbest=4, ctc_weight=0.3), DecodeOptions(beam=3, nbest=3, lm_weight=0.3)):
@@ -113,7 +113,7 @@ def test_mixed_length_batch_equals_one_by_one(tiny_corpus, model_with_lm):
 
 
 def test_beam_one_is_greedy_and_lm_weight_zero_changes_nothing(tiny_corpus, model_with_lm):
-    t = Transcriber(model_with_lm[0])
+    t = Transcriber(model_with_lm[0], vad=False)
     waves = corpus_waves(tiny_corpus, 4)
     lens = np.array([len(w) for w in waves])
     batch = np.zeros((len(waves), lens.max()), np.float32)
@@ -140,7 +140,7 @@ def test_rescoring_scores_equal_torch(model_with_lm):
     from kdasr.teachers.bert import load_bert_teacher, pseudo_perplexity
 
     model_dir, root = model_with_lm
-    t = Transcriber(model_dir)
+    t = Transcriber(model_dir, vad=False)
     ids = t.model.spec.special_ids
     seqs = [(10, 11, 12), (7,), (20, 21, 22, 23, 24, 25, 26, 27)]
     lm, tok = load_lm(root / "lm", None)

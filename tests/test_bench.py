@@ -25,7 +25,7 @@ def _data(corpus, n):
 
 def test_torch_engine_matches_ort_greedy(tiny_corpus, tiny_model):
     waves, refs = _data(tiny_corpus, 3)
-    ort_engine = OrtEngine(Transcriber(tiny_model, threads=1), "ORT fp32")
+    ort_engine = OrtEngine(Transcriber(tiny_model, threads=1, vad=False), "ORT fp32")
     opts = DecodeOptions(batch_size=1)
     got = ort_engine.transcribe(waves, opts)
     # from the checkpoint and from the exported model dir (weights read back from its ONNX graphs)
@@ -39,7 +39,7 @@ def test_torch_engine_matches_ort_greedy(tiny_corpus, tiny_model):
 
 def test_measure_gives_stages_and_encoder_only_row(tiny_corpus, tiny_model):
     waves, refs = _data(tiny_corpus, 3)
-    t = Transcriber(tiny_model, threads=1)
+    t = Transcriber(tiny_model, threads=1, vad=False)
     engine = OrtEngine(t, "ORT fp32")
     encode_calls = []
     real_encode = t.model.encode

@@ -58,10 +58,10 @@ def test_export_records_the_recommendation_and_the_api_uses_it(tiny_model, tiny_
               "--ctc-weight", "0.4")
     info = json.loads((out / "model.json").read_text())
     assert info["format_version"] == 3 and info["decoding"] == {"method": "ctc", "beam": 3, "ctc_weight": 0.4}
-    t = Transcriber(out)
+    t = Transcriber(out, vad=False)
     assert t.model.spec.decoding == DecodeOptions(method="ctc", beam=3, ctc_weight=0.4)
     assert t.recommended_options(beam=1).beam == 1  # an explicit choice wins
-    assert Transcriber(tiny_model).model.spec.decoding == DecodeOptions()  # no recommendation: the defaults
+    assert Transcriber(tiny_model, vad=False).model.spec.decoding == DecodeOptions()  # no recommendation: the defaults
     wav = str(sorted((tiny_corpus / "audio").rglob("*.flac"))[0])
     # transcribe() without options decodes as the model recommends
     assert t.transcribe([wav])[0].tokens == t.transcribe([wav], DecodeOptions(method="ctc"))[0].tokens
@@ -116,5 +116,5 @@ def test_every_recommended_field_is_used_unless_a_flag_is_given(with_lm, tiny_co
         used = json.loads((tmp_path / f"{name}.json").read_text())["decoding"]
         assert {k: used[k] for k in want} == want
     # the Python API: transcribe() without options is the recommendation
-    got = Transcriber(rec).transcribe([wav])[0]
+    got = Transcriber(rec, vad=False).transcribe([wav])[0]
     assert [round(n.score, 4) for n in got.nbest] == [n["score"] for n in recommended]

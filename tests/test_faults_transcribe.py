@@ -156,7 +156,7 @@ def test_same_stem_inputs_get_distinct_outputs_or_a_clear_refusal(tmp_path):
     run_kdasr("transcribe", str(a), str(b), *FAST, "--output-dir", str(tmp_path / "out"))
     assert sorted(_visible(tmp_path / "out")) == ["a/x.txt", "b/x.txt"]
     first, second = (tmp_path / "out/a/x.txt").read_text(), (tmp_path / "out/b/x.txt").read_text()
-    assert first.startswith(str(a)) and second.startswith(str(b)) and first != second
+    assert first.strip() and second.strip() and first != second  # each its own transcript (text alone)
 
     _write(tmp_path / "in/a/x.wav", wave)
     proc = run_kdasr("transcribe", str(tmp_path / "in/a"), *FAST, "--output-dir", str(tmp_path / "o2"), check=False)
@@ -263,7 +263,7 @@ def test_ten_ms_input_alone_in_a_batch(tmp_path):
 def test_onnxruntime_failure_is_that_inputs_failure_not_the_batchs():
     from kdasr.runtime import DecodeOptions, Failure, Result, Transcriber
 
-    t = Transcriber(MODEL, threads=1)
+    t = Transcriber(MODEL, threads=1, vad=False)
     t.min_piece = 0  # switch the padding off: a 10 ms input alone makes onnxruntime fail for real
     good = load_audio(SAMPLES[1])
     out = t.transcribe([good, good[:160], good], DecodeOptions(batch_size=1))

@@ -23,7 +23,7 @@ def test_frame_groups_split_where_it_saves_and_join_exactly(tiny_corpus, tiny_mo
     groups = scorers.frame_groups(lens)
     assert [(g.start, g.stop) for g in groups] == [(0, 6), (6, 12)]
     assert scorers.frame_groups(np.repeat([50, 51, 52], 3)) == [slice(0, 9)]  # nothing to save
-    t = Transcriber(tiny_model)
+    t = Transcriber(tiny_model, vad=False)
     waves = sorted(corpus_waves(tiny_corpus, 5), key=len)
     waves = [waves[0][: len(waves[0]) // 3], *waves[1:]]  # one much shorter utterance
     lens = np.array([len(w) for w in waves])
@@ -70,7 +70,7 @@ def test_memory_shared_per_utterance_gives_the_nbest_of_copies_per_hypothesis(ti
     (copies / "model.json").write_text(json.dumps(spec))
     waves = corpus_waves(tiny_corpus, 4)
     opts = DecodeOptions(beam=4, nbest=4, ctc_weight=0.3)
-    shared, copied = (Transcriber(d, threads=1).decode_hypotheses(waves, opts) for d in (tiny_model, copies))
+    shared, copied = (Transcriber(d, threads=1, vad=False).decode_hypotheses(waves, opts) for d in (tiny_model, copies))
     assert [[h.tokens for h in nb] for nb in shared] == [[h.tokens for h in nb] for nb in copied]
     np.testing.assert_allclose([h.score for nb in shared for h in nb], [h.score for nb in copied for h in nb],
                                rtol=0, atol=1e-4)
@@ -86,7 +86,7 @@ def test_encoding_a_batch_in_smaller_calls_changes_no_result(tiny_model, tiny_co
 
     waves = corpus_waves(tiny_corpus, 5)
     opts = DecodeOptions(beam=3, nbest=3, ctc_weight=0.3, batch_size=5)
-    t = Transcriber(tiny_model, threads=1)
+    t = Transcriber(tiny_model, threads=1, vad=False)
     runs = {}
     for rows in (1000, 2):
         monkeypatch.setattr(onnx_model, "CPU_ENCODER_ROWS", rows)
@@ -119,7 +119,7 @@ def test_step_calls_capped_in_rows_change_no_result(tiny_model, tiny_corpus, mon
     assert [(c.start, c.stop) for c in scorers._chunks(slice(3, 10), 3)] == [(3, 5), (5, 7), (7, 10)]
     waves = corpus_waves(tiny_corpus, 5)
     opts = DecodeOptions(beam=3, nbest=3, ctc_weight=0.3, batch_size=5)
-    t = Transcriber(tiny_model, threads=1)
+    t = Transcriber(tiny_model, threads=1, vad=False)
     monkeypatch.setattr(scorers, "SPLIT_GAIN", 2.0)  # no calls split by frames: only the row cap splits
     calls, runs = {}, {}
     step = t.model.decoder_step

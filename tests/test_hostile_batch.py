@@ -48,17 +48,17 @@ def test_temp_names_fit_name_max_whatever_the_output_name():
 def test_long_input_names_with_output_dir_finish_and_resume(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    fits = shutil.copy(SAMPLE, inputs / ("x" * 245 + ".flac"))  # output 249 bytes: its temp name was 263
+    shutil.copy(SAMPLE, inputs / ("x" * 245 + ".flac"))  # output 249 bytes: its temp name was 263
     unnameable = shutil.copy(SAMPLE, inputs / ("y" * 252 + ".au"))  # 255 bytes; its output would be 256
-    ok = shutil.copy(SAMPLE, inputs / "ok.flac")
+    shutil.copy(SAMPLE, inputs / "ok.flac")
     out = tmp_path / "out"
     for attempt in ("first", "resume"):
         proc = _kdasr("transcribe", str(inputs), *FAST, "--output-dir", str(out), "--skip-existing")
         _, errors = _lines(proc)
         assert proc.returncode == 1
         assert len(errors) == 1 and Path(unnameable).name in errors[0] and "256 bytes" in errors[0], errors
-        assert (out / ("x" * 245 + ".txt")).read_text().startswith(str(fits))
-        assert (out / "ok.txt").read_text().startswith(str(ok))
+        # a per-file .txt holds the transcript alone (whisper's layout), the same for both inputs
+        assert (out / ("x" * 245 + ".txt")).read_text().strip() == (out / "ok.txt").read_text().strip() != ""
         if attempt == "resume":
             assert "2 skipped" in proc.stderr.decode()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

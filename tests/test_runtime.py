@@ -13,7 +13,7 @@ from kdasr.runtime import DecodeOptions, Failure, Result, Transcriber
 
 def test_ort_greedy_equals_torch_reference(tiny_corpus, tiny_model):
     model, _ = load_student([tiny_model.parent / "last.pt"])
-    t = Transcriber(tiny_model)
+    t = Transcriber(tiny_model, vad=False)
     ids = t.model.spec.special_ids
     for wave in corpus_waves(tiny_corpus):
         ref = torch_greedy(model, torch.from_numpy(wave), ids.bos, ids.eos, ids.blank)
@@ -28,7 +28,7 @@ def test_ort_greedy_equals_torch_reference(tiny_corpus, tiny_model):
 
 
 def test_batched_equals_one_by_one(tiny_corpus, tiny_model):
-    t = Transcriber(tiny_model)
+    t = Transcriber(tiny_model, vad=False)
     waves = corpus_waves(tiny_corpus, 5)
     for method in ("attention", "ctc"):
         batched = t.transcribe(waves, DecodeOptions(method=method, batch_size=16))
@@ -37,7 +37,7 @@ def test_batched_equals_one_by_one(tiny_corpus, tiny_model):
 
 
 def test_bad_array_is_a_failure_not_an_exception(tiny_model):
-    t = Transcriber(tiny_model)
+    t = Transcriber(tiny_model, vad=False)
     out = t.transcribe([np.zeros(0, np.float32), np.full(1600, np.nan, np.float32), np.zeros(16000, np.float32)])
     assert isinstance(out[0], Failure) and isinstance(out[1], Failure)
     assert isinstance(out[2], Result)

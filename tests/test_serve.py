@@ -150,7 +150,6 @@ def test_request_errors_are_json_with_the_reason(main_server):
         (c.transcribe_raw(good, format="docx"), 400, "invalid_value"),
         (c.transcribe_form(good, model="gpt-9"), 404, "model_not_found"),
         (c.transcribe_form(good, language="fr"), 400, "unsupported_language"),
-        (c.transcribe_form(good, prompt="Kdasr, BERT"), 400, "unsupported_parameter"),
         (c.transcribe_form(good, response_format="xml"), 400, "invalid_value"),
         (c.transcribe_raw(long_wav(14.0)), 413, "audio_too_long"),  # 0.45 MB: under the upload limit
         (c.transcribe_raw(os.urandom(600_000)), 413, "upload_too_large"),  # declared Content-Length

@@ -143,7 +143,7 @@ def test_ort_beam_equals_torch_reference(tiny_corpus, tf_model, opts):
 
     opts = DecodeOptions(**opts)
     model, _ = load_student([tf_model.parent / "last.pt"])
-    t = Transcriber(tf_model, threads=1)
+    t = Transcriber(tf_model, threads=1, vad=False)
     ids = t.model.spec.special_ids
     waves = corpus_waves(tiny_corpus, 2)
     for wave, got in zip(waves, t.transcribe(waves, opts)):
@@ -160,7 +160,7 @@ def test_greedy_equals_torch_and_batch_does_not_matter(tiny_corpus, tf_model):
     from kdasr.runtime import DecodeOptions, Transcriber
 
     model, _ = load_student([tf_model.parent / "last.pt"])
-    t = Transcriber(tf_model, threads=1)
+    t = Transcriber(tf_model, threads=1, vad=False)
     ids = t.model.spec.special_ids
     waves = corpus_waves(tiny_corpus, 4)
     greedy = DecodeOptions(beam=1, ctc_weight=0.0, method="attention")
@@ -203,7 +203,7 @@ def test_lm_fusion_and_rescoring_run_on_the_transformer_decoder(tiny_corpus, tf_
         return torch.log_softmax(logits, -1), cache
 
     model, _ = load_student([tf_model.parent / "last.pt"])
-    t = Transcriber(model_dir, threads=1)
+    t = Transcriber(model_dir, threads=1, vad=False)
     ids = t.model.spec.special_ids
     wave = corpus_waves(tiny_corpus, 1)[0]
     opts = DecodeOptions(beam=3, nbest=2, lm_weight=0.5, length_bonus=0.3)

@@ -139,7 +139,7 @@ def test_remembered_rescores_score_each_hypothesis_once_and_change_nothing(model
 
     rows = [json.loads(line) for line in dev.read_text().splitlines()][:3]
     waves = [sf.read(r["audio"], dtype="float32")[0] for r in rows]
-    fresh, tuned = Transcriber(model_with_teachers, threads=1), Transcriber(model_with_teachers, threads=1)
+    fresh, tuned = (Transcriber(model_with_teachers, threads=1, vad=False) for _ in range(2))
     tuned.remember_rescores()
     bert = tuned.teacher("bert")
     scored: list[tuple[int, ...]] = []

@@ -12,6 +12,8 @@ import typer
 from .card import register as register_card
 from .data import data_app, tokenizer_app, user_errors
 from .experiments import register as register_experiments
+from .extras import missing_extra_line
+from .models import models_app
 from .paper import register as register_paper
 from .reports import register as register_reports
 from .runtime import register as register_runtime
@@ -19,11 +21,43 @@ from .serve import register as register_serve
 from .synth import register as register_synth
 from .teacher import teacher_app
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The command tree; a module missing from a runtime-only install becomes one line naming the extra."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except ModuleNotFoundError as e:
+            line = missing_extra_line(e, sys.argv[1:])
+            if line is None:
+                raise
+            print(line, file=sys.stderr)
+            sys.exit(2)
+
+
+app = _App(
     help="kdasr: seq2seq speech recognition distilled from BERT, exported to ONNX, run without torch.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"kdasr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """kdasr: seq2seq speech recognition distilled from BERT, exported to ONNX, run without torch."""
 register_synth(data_app)
 app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -32,6 +66,7 @@ register_reports(app)
 register_paper(app)
 register_serve(app)
 app.add_typer(teacher_app, name="teacher")
+app.add_typer(models_app, name="models")
 register_experiments(app)
 register_card(app)
 

@@ -5,18 +5,20 @@ decoding in `_transcriber_and_options`."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..defaults import VAD_DEFAULT
 from .data import command_line, user_errors
 from .decode_flags import DECODING, with_decode_flags
+from .progress import progress_bar
 
 ModelOpt = Annotated[
-    Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
+    Path | None, typer.Option("--model", "-m", help="Model directory or installed model name (kdasr models; "
+                              "default: $KDASR_MODEL, else demo-en).")
 ]
 ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
 DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
@@ -24,17 +26,19 @@ PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (expo
 LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
 TRANSCRIBE_FLAGS = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
                     "rescore_weight", "max_segment", "batch_size")
+TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 EVAL_FLAGS = ("method", "beam", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
               "rescore_weight", "batch_size")
 
 
 def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **decode):
     """The Transcriber, and the decode flags given (DecodeOptions fields; None = not given) over
-    the model's recommended decoding. `vad`: VadOptions or None (off). Call inside `user_errors()`."""
+    the model's recommended decoding. `vad`: VadOptions or None (off: eval scores each manifest
+    slice whole). Call inside `user_errors()`."""
     from ..runtime import Transcriber
 
     teacher = {"lm": lm, "bert": lm}  # one dir may hold lm.json and bert.json; each loads on first use
-    t = Transcriber(model, device=device, threads=threads, precision=precision, vad=vad, **teacher)
+    t = Transcriber(model, device=device, threads=threads, precision=precision, vad=vad or False, **teacher)
     try:
         return t, t.recommended_options(**{k: v for k, v in decode.items() if v is not None})
     except ValueError as e:
@@ -68,7 +72,15 @@ def transcribe(
         Path | None, typer.Option(help="Also transcribe a JSONL manifest's items ('audio', optional 'id', "
                                   "'start', 'duration'); outputs are named by id.")
     ] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="text, jsonl, json, srt or vtt.")] = "text",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="text (path<TAB>text), txt (transcript only), jsonl, json, srt, vtt, "
+                          "tsv; several joined by commas, or all (txt,vtt,srt,tsv,json): one file per format per "
+                          "input, needs --output-dir.")
+    ] = "text",
+    language: Annotated[
+        str | None, typer.Option(help="Language of the audio. Accepted when it is the model's (en for the shipped "
+                                 "models), refused otherwise: the models are not multilingual.")
+    ] = None,
     output_dir: Annotated[
         Path | None,
         typer.Option(help="Write one output per input here, each as soon as it is done (names mirror the inputs' "
@@ -81,9 +93,14 @@ def transcribe(
         str | None, typer.Option(help="i/n: only every n-th input, starting at i (0 <= i < n): job arrays.")
     ] = None,
     vad: Annotated[
-        bool, typer.Option(help="Voice-activity detection (Silero): decode only speech; silence gives empty text.")
-    ] = True,
+        bool, typer.Option(help="Voice-activity detection (Silero): decode only speech; silence gives empty text. "
+                           "The library's default, the same for Transcriber(vad=...) and kdasr serve.")
+    ] = VAD_DEFAULT,
     vad_threshold: Annotated[float, typer.Option(help="Speech probability at which the VAD starts a region.")] = 0.5,
+    word_timestamps: Annotated[
+        bool, typer.Option(help="Word start/end times and probabilities from the CTC head's alignment, in json/jsonl "
+                           "segments ('words').")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary, no warnings.")] = False,
     lm: LmOpt = None,
     threads: ThreadsOpt = None,
@@ -114,11 +131,16 @@ def transcribe(
     from ..inputs import shard as take_shard
     from ..runtime.batch_io import prepare_outputs
     from ..runtime.batch_run import run_batch
-    from ..runtime.formats import FORMATS, SUBTITLES
+    from ..runtime.formats import SUBTITLES, parse_formats
     from ..runtime.vad import VadOptions
 
-    if format not in FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    try:
+        formats = parse_formats(format)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="'--format'") from None
+    if len(formats) > 1 and output_dir is None:
+        raise typer.BadParameter(f"several formats ({', '.join(formats)}) need --output-dir: one file per format "
+                                 "per input", param_hint="'--format'")
     if skip_existing and output_dir is None:
         raise typer.BadParameter("--skip-existing needs --output-dir")
     with user_errors():
@@ -127,11 +149,11 @@ def transcribe(
             raise typer.BadParameter("nothing to transcribe: give files, folders, patterns, '-' or --manifest")
         if shard is not None:
             items = take_shard(items, *parse_shard(shard))
-        if format in SUBTITLES and len(items) > 1 and output_dir is None:
-            raise typer.BadParameter(f"--format {format} with several inputs needs --output-dir")
+        if formats[0] in SUBTITLES and len(items) > 1 and output_dir is None:
+            raise typer.BadParameter(f"--format {formats[0]} with several inputs needs --output-dir")
         outputs, skipped = None, 0
         if output_dir is not None:  # named, checked and resumed before the model loads
-            items, outputs, skipped, orphans = prepare_outputs(items, output_dir, format, skip_existing)
+            items, outputs, skipped, orphans = prepare_outputs(items, output_dir, formats, skip_existing)
             if orphans and not quiet:
                 typer.echo(f"removed {orphans} unfinished temp file(s) left by an interrupted run", err=True)
         t, opts = _transcriber_and_options(
@@ -143,7 +165,8 @@ def transcribe(
             vad=VadOptions(threshold=vad_threshold) if vad else None,
             **(decode or {}),
         )
-        with _progress(len(items), quiet) as advance:
+        _check_language(language, t.model.spec.language)
+        with progress_bar(items, quiet) as advance:
 
             def on_result(item, r) -> None:
                 if not hasattr(r, "reason"):
@@ -152,7 +175,13 @@ def transcribe(
                 else:
                     advance.echo(shown(f"error: {r.source}: {r.reason}"))
                 advance()
+                if ray is not None and not hasattr(r, "reason"):
+                    advance.audio(r.duration)  # no per-chunk hook across Ray actors: by file
 
+            t.progress = advance.audio  # the local Transcriber moves the bar as audio is decoded
+
+            if ray is not None and word_timestamps:
+                raise typer.BadParameter("--word-timestamps is not available with --ray")
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
                 from ..runtime.ray_batch import RaySpec, RayTranscriber
 
@@ -160,9 +189,9 @@ def transcribe(
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
                                               precision=precision, lm=lm, bert=lm, vad=t.vad_options))
             # a file name that is not UTF-8 is printed as its own bytes (surrogateescape), never a crash
-            summary = run_batch(t, items, opts, format, outputs,
+            summary = run_batch(t, items, opts, formats, outputs,
                                 lambda text: typer.echo(text.encode("utf-8", "surrogateescape"), nl=False),
-                                on_result, skipped)
+                                on_result, skipped, word_timestamps)
     if not quiet:
         typer.echo(summary.line(), err=True)
     if summary.failed:
@@ -170,37 +199,13 @@ def transcribe(
         raise typer.Exit(1)
 
 
-class _Progress:
-    """Callable that advances the bar; `echo` prints a line above it (or plainly without a bar)."""
-
-    def __init__(self, bar, task) -> None:
-        self.bar, self.task = bar, task
-
-    def __call__(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def echo(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
-        else:
-            typer.echo(line, err=True)
+LANGUAGE_NAMES = {"en": "english"}  # what whisper-style clients send besides the code
 
 
-@contextlib.contextmanager
-def _progress(total: int, quiet: bool):
-    """A rich progress bar on stderr when it is a terminal (and not --quiet); otherwise none."""
-    import sys
-
-    if quiet or not sys.stderr.isatty():
-        yield _Progress(None, None)
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = ("transcribing", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        yield _Progress(bar, bar.add_task("transcribe", total=total))
+def _check_language(given: str | None, model_language: str) -> None:
+    if given and given.strip().lower() not in (model_language, LANGUAGE_NAMES.get(model_language)):
+        raise typer.BadParameter(f"this model transcribes {model_language!r} only, not {given!r} (no multilingual "
+                                 "models: omit --language or give the model's)", param_hint="'--language'")
 
 
 @with_decode_flags(*EVAL_FLAGS)
@@ -286,23 +291,55 @@ def export_cmd(
     ] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
     quantize: QuantizeOpt = None,
+    options: Annotated[
+        Path | None, typer.Option(help="Decoding tuned on dev (kdasr tune --out FILE) to record as the recommendation; "
+                                  f"decode flags given here win. Default: the run's {TUNED_FILE} beside the "
+                                  "checkpoint when there is one.")
+    ] = None,
     decode: dict | None = None,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
     tokenizer.model, model.json (and *.int8.onnx / *.fp16.onnx with --quantize).
+
+    model.json records the decoding transcribe/eval/serve use unless told: the decode flags given,
+    over --options (or the run's tuned.json, written by `kdasr tune --out CKPT_DIR/tuned.json`).
+    Without any, none is recorded and the model decodes greedy; the command says so.
 
     Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8 \\
     --beam 5 --ctc-weight 0.5
     """
     from ..export.pipeline import export_checkpoint
 
-    decoding = decode or {}
-    _check_recommended_decoding(decoding)
     with user_errors():
-        _, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
+        decoding, source = _export_decoding(checkpoints, options, decode or {})
+        _check_recommended_decoding(decoding)
+        desc, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
     typer.echo(f"wrote {out_dir}")
+    recorded = desc.get("decoding") or {}
+    if recorded:
+        fields = ", ".join(f"{k}={v}" for k, v in recorded.items())
+        typer.echo(f"recommended decoding recorded in model.json: {fields}" + (f" (from {source})" if source else ""))
+    else:
+        ckpt_dir = Path(checkpoints[0]).parent
+        typer.echo(f"note: no decoding recorded: {out_dir} decodes greedy (beam 1, no CTC weight) unless told. "
+                   f"Tune it on dev (kdasr tune --model {out_dir} --manifest DEV.jsonl --grid beam=1,5,10 --grid "
+                   f"ctc_weight=0,0.3,0.5 --out {ckpt_dir / TUNED_FILE}) and export again, or give "
+                   "--beam/--ctc-weight.", err=True)
     if not _print_checks(checks, tolerance):
         raise typer.Exit(1)
+
+
+def _export_decoding(checkpoints: list[Path], options: Path | None, flags: dict) -> tuple[dict, str]:
+    """(the decoding export records, where it came from): flags over --options; without both, the
+    run's tuned.json beside the checkpoint when it exists."""
+    from ..eval.tune import read_options
+
+    tuned = Path(checkpoints[0]).parent / TUNED_FILE if checkpoints else None
+    if options is None and not flags and tuned is not None and tuned.is_file():
+        options = tuned
+    base = read_options(options).decoding if options is not None else {}
+    source = ", ".join(([f"{options}"] if options is not None else []) + (["flags"] if flags else []))
+    return {**base, **flags}, source
 
 
 def export_lm(
@@ -330,10 +367,9 @@ def export_lm(
 def bench(
     ctx: typer.Context,
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest: the audio benchmarked (and its CER).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write (with --system, JSON beside "
+                                      "it); nothing else is written. The repository's is eval/reports/runtime.md.")],
     model: ModelOpt = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write.")] = Path(
-        "eval/reports/runtime.md"
-    ),
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -343,7 +379,7 @@ def bench(
     ] = None,
     lm: LmOpt = None,
     limit: Annotated[int, typer.Option(help="Utterances benchmarked.")] = 64,
-    threads: ThreadsOpt = 2,
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads of every engine benchmarked.")] = 2,
     long_file: Annotated[
         Path | None, typer.Option(help="A long recording for the segmentation timing and transcribe's peak RSS.")
     ] = None,
@@ -362,7 +398,7 @@ def bench(
     of `kdasr transcribe`. Torch is imported only for --checkpoint.
 
     Example: kdasr bench --model export/demo-en --checkpoint export/demo-en --manifest data/demo/test.jsonl
-    --threads 1
+    --threads 1 --out runtime.md
 
     Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
     --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md

@@ -3,11 +3,13 @@ parse, call kdasr.serve, print. Torch-free; fastapi/uvicorn come from the `serve
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..defaults import VAD_DEFAULT
 from .data import user_errors
 
 
@@ -17,7 +19,8 @@ def _opt(help: str, envvar: str | None = None):
 
 def serve(
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="Model directory (default: $KDASR_MODEL or export/demo-en).")
+        Path | None, typer.Option("--model", "-m", help="Model directory or installed model name (kdasr models; "
+                                  "default: $KDASR_MODEL, else demo-en).")
     ] = None,
     host: Annotated[str, _opt("Address to bind; 0.0.0.0 to accept other machines (containers).", "KDASR_HOST")] = (
         "127.0.0.1"
@@ -41,6 +44,11 @@ def serve(
                            "malloc_trim); off keeps onnxruntime's default arena.")
     ] = True,
     log_level: Annotated[str, _opt("debug, info, warning, error.")] = "info",
+    vad: Annotated[
+        bool, typer.Option(envvar="KDASR_VAD", help="Voice-activity detection (Silero): decode only speech. The "
+                           "library's default, the same for kdasr transcribe and Transcriber(vad=...).")
+    ] = VAD_DEFAULT,
+    vad_threshold: Annotated[float, _opt("Speech probability at which the VAD starts a region.")] = 0.5,
 ) -> None:
     """Serve a model over HTTP: the OpenAI audio API (POST /v1/audio/transcriptions), raw bytes
     (POST /v1/transcribe), /v1/models, /healthz, /readyz, /metrics (Prometheus). Concurrent requests
@@ -58,10 +66,14 @@ def serve(
     except ImportError as e:
         typer.echo(f"error: kdasr serve needs the serve extra (pip install 'kdasr[serve]'): {e}", err=True)
         raise typer.Exit(2) from None
-    from ..runtime import Transcriber
+    from ..runtime import Transcriber, VadOptions
 
     with user_errors():
-        t = Transcriber(model, device=device, threads=threads, precision=precision)
+        try:
+            vad_opts = VadOptions(threshold=vad_threshold) if vad else False
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        t = Transcriber(model, device=device, threads=threads, precision=precision, vad=vad_opts)
         try:
             config = ServeConfig(
                 model_name=model_name or t.model.model_dir.resolve().name,
@@ -81,8 +93,8 @@ def serve(
 
 def doctor(
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="Also check this model dir (default: $KDASR_MODEL or "
-                                  "export/demo-en when present).")
+        Path | None, typer.Option("--model", "-m", help="Also check this model (dir or installed name; default: "
+                                  "$KDASR_MODEL, else demo-en).")
     ] = None,
     device: Annotated[str, typer.Option(help="'cuda' also runs a real decode on the GPU (or says why it cannot).")] = (
         "cpu"
@@ -108,6 +120,10 @@ def doctor(
         except ModelError:
             checks.append(dr.Check("info", "model", "none given (--model DIR) and no default: skipped"))
     if model is not None:
+        from ..model_store import resolve_model
+
+        with contextlib.suppress(ModelError):  # a name (kdasr models); otherwise the checks say what is wrong
+            model = resolve_model(model)
         checks.append(dr.Check("info", "model", str(model)))
         checks += dr.model_checks(model)
     if device == "cuda":

@@ -144,9 +144,9 @@ def run_bench(
     ]
     if reference is not None and cfg.reference:
         lines += [f"Reference engine `{reference.name}` built from `{cfg.reference}`.", ""]
-    fp32 = Transcriber(model_dir, threads=cfg.threads, lm=cfg.lm_dir, bert=cfg.lm_dir)
+    fp32 = Transcriber(model_dir, threads=cfg.threads, lm=cfg.lm_dir, bert=cfg.lm_dir, vad=False)  # as kdasr eval
     has_int8 = all("int8" in g.files for g in fp32.model.spec.graphs.values())
-    int8 = Transcriber(model_dir, threads=cfg.threads, precision="int8") if has_int8 else None
+    int8 = Transcriber(model_dir, threads=cfg.threads, precision="int8", vad=False) if has_int8 else None
     e32 = OrtEngine(fp32, "ORT fp32")
     e8 = OrtEngine(int8, "ORT int8") if int8 is not None else None
     greedy = DecodeOptions()

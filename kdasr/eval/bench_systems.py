@@ -83,7 +83,7 @@ def _load(spec: SystemSpec, threads: int) -> _Loaded:
     if spec.options_file is not None:
         doc = read_options(spec.options_file)
         decoding, lm = doc.decoding, doc.lm
-    t = Transcriber(spec.model_dir, threads=threads, lm=lm, bert=lm)
+    t = Transcriber(spec.model_dir, threads=threads, lm=lm, bert=lm, vad=False)  # as kdasr eval
     try:
         opts = t.recommended_options(**decoding)
     except ValueError as e:

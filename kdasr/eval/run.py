@@ -89,7 +89,7 @@ def evaluate_manifest(
     failed: list[Problem] = []
     ids, refs, hyps, seconds = [], [], [], 0.0
     if scored:
-        t = transcriber or Transcriber(model_dir, device=device, threads=threads)
+        t = transcriber or Transcriber(model_dir, device=device, threads=threads, vad=False)  # manifest slices: whole
         # the manifest's slice of each file, read by the runtime itself (only that part is decoded)
         inputs = [AudioSlice(u.audio, u.start, u.duration, name=u.audio) for u in scored]
         results = t.transcribe(inputs, opts or DecodeOptions(method=method))

@@ -26,7 +26,8 @@ def results_table(records: list[dict], sets: list[str] | None = None) -> str:
         audio = sum(r["seconds_audio"] for r in speeds)
         secs = sum(r["decode_seconds"] for r in speeds)
         threads = {r.get("threads") for r in speeds}
-        rtfx = f"{audio / secs:.1f} ({'/'.join(str(t) for t in threads)})" if secs else "–"
+        shown = sorted(str(t) if t else "all cores" for t in threads)  # None: onnxruntime's default, every core
+        rtfx = f"{audio / secs:.1f} ({'/'.join(shown)})" if secs else "–"
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {rtfx} |")
     utts = {name: sorted({r["utterances"] for r in records if r["set"] == name}) for name in sets}
     lines += ["", "Utterances scored per set: " + ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in utts.items())

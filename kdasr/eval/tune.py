@@ -144,7 +144,8 @@ def run_tune(cfg: TuneConfig, progress: Callable[[str], None] = lambda m: None) 
     if not Path(cfg.manifest).is_file():
         raise KdasrError(f"{cfg.manifest}: no such manifest")
     points = grid_points(cfg.fixed, cfg.grid)
-    t = Transcriber(cfg.model_dir, threads=cfg.threads, precision=cfg.precision, lm=cfg.lm_dir, bert=cfg.lm_dir)
+    t = Transcriber(cfg.model_dir, threads=cfg.threads, precision=cfg.precision, lm=cfg.lm_dir, bert=cfg.lm_dir,
+                    vad=False)  # scored like kdasr eval: each manifest slice whole
     t.model.remember_encodings()  # every point decodes the same dev batches: encode them once
     t.remember_rescores()  # and a rescoring teacher meets the same n-best at every weight: score them once
     try:

@@ -1,8 +1,9 @@
 """Torch-free inference: onnxruntime sessions, batched search, the Transcriber API."""
 
+from .align import Word
 from .options import DecodeOptions
 from .prepare import AudioSlice
-from .transcriber import Failure, Result, Transcriber
+from .transcriber import Failure, NBest, Result, Segment, Transcriber
 from .vad import VadOptions
 
-__all__ = ["AudioSlice", "DecodeOptions", "Failure", "Result", "Transcriber", "VadOptions"]
+__all__ = ["AudioSlice", "DecodeOptions", "Failure", "NBest", "Result", "Segment", "Transcriber", "VadOptions", "Word"]

@@ -71,20 +71,21 @@ def output_paths(items: list[InputItem], out_dir: str | os.PathLike, fmt: str) -
 
 
 def prepare_outputs(
-    items: list[InputItem], out_dir: str | os.PathLike, fmt: str, skip_existing: bool
-) -> tuple[list[InputItem], list[Path], int, int]:
-    """(items, their output paths, number skipped, orphan temp files removed) for a batch writing to
-    `out_dir`: the folder proven writable; an input whose output no file system can name gets that
-    as its error (it fails alone, the batch goes on); the temp files a killed run left for these
-    outputs removed (others' are left alone); with `skip_existing`, inputs whose output exists dropped."""
-    outputs = output_paths(items, out_dir, fmt)
+    items: list[InputItem], out_dir: str | os.PathLike, formats: tuple[str, ...], skip_existing: bool
+) -> tuple[list[InputItem], list[tuple[Path, ...]], int, int]:
+    """(items, their output paths (one per format), number skipped, orphan temp files removed) for a
+    batch writing to `out_dir`: the folder proven writable; an input whose output no file system can
+    name gets that as its error (it fails alone, the batch goes on); the temp files a killed run left
+    for these outputs removed (others' are left alone); with `skip_existing`, inputs whose every
+    format's output exists dropped."""
+    outputs = list(zip(*(output_paths(items, out_dir, f) for f in formats)))  # a tuple per input
     check_writable(out_dir)
-    items = [it if it.error or not (why := output_problem(p)) else replace(it, error=why)
-             for it, p in zip(items, outputs)]
-    orphans = remove_orphan_temps_of(outputs)
+    items = [it if it.error or not (why := next(filter(None, map(output_problem, ps)), None))
+             else replace(it, error=why) for it, ps in zip(items, outputs)]
+    orphans = remove_orphan_temps_of([p for ps in outputs for p in ps])
     skipped = 0
     if skip_existing:
-        keep = [k for k, p in enumerate(outputs) if not is_done(p)]
+        keep = [k for k, ps in enumerate(outputs) if not all(is_done(p) for p in ps)]
         skipped = len(items) - len(keep)
         items, outputs = [items[k] for k in keep], [outputs[k] for k in keep]
     return items, outputs, skipped, orphans

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ..inputs import InputItem
 from .batch_io import OutputError, write_output
-from .formats import render
+from .formats import render, render_file
 from .options import DecodeOptions
 from .transcriber import Failure, Result, Transcriber
 
-STREAMED = ("text", "jsonl")  # formats printed line by line as results arrive (in input order)
+STREAMED = ("text", "txt", "jsonl")  # formats printed line by line as results arrive (in input order)
 
 
 @dataclass
@@ -45,18 +45,22 @@ def run_batch(
     t: Transcriber,
     items: list[InputItem],
     opts: DecodeOptions,
-    fmt: str,
-    outputs: list[Path] | None,
+    fmt: str | tuple[str, ...],
+    outputs: list[Path] | list[tuple[Path, ...]] | None,
     emit: Callable[[str], None],
     on_result: Callable[[InputItem, Result | Failure], None] = lambda item, r: None,
     skipped: int = 0,
+    word_timestamps: bool = False,
 ) -> BatchSummary:
-    """Transcribe `items`. With `outputs` (one path per item) each result is written to its path as
-    soon as it is finished; without, rendered text goes to `emit` (text/jsonl as results come, in
-    input order; json/srt/vtt at the end). An OutputError from writing stops the batch (the outputs
+    """Transcribe `items`. With `outputs` (one path per item, or a tuple of paths per item, one per
+    format of the tuple `fmt`) each result is written to its path(s) as soon as it is finished;
+    without, rendered text goes to `emit` (text/txt/jsonl as results come, in input order;
+    json/srt/vtt/tsv at the end). An OutputError from writing stops the batch (the outputs
     already written stay whole) and propagates to the caller, unless only that output's name is
     the problem: then that input is recorded as failed."""
     with_nbest = opts.nbest > 1
+    formats = (fmt,) if isinstance(fmt, str) else tuple(fmt)
+    fmt = formats[0]  # the streamed format (several need outputs)
     summary = BatchSummary(inputs=len(items) + skipped, skipped=skipped)
     started = time.perf_counter()
     held: dict[int, Result | Failure] = {}
@@ -76,12 +80,15 @@ def run_batch(
         if it.error is not None:
             held[i] = Failure(it.audio, it.error)
             record(i, held[i])
-    for k, r in t.transcribe_iter([items[i].transcriber_input() for i in todo], opts):
+    words = {"word_timestamps": True} if word_timestamps else {}  # (json/jsonl show them)
+    for k, r in t.transcribe_iter([items[i].transcriber_input() for i in todo], opts, **words):
         i = todo[k]
         if outputs is not None:
             if isinstance(r, Result):
+                paths = outputs[i] if isinstance(outputs[i], tuple) else (outputs[i],)
                 try:
-                    write_output(outputs[i], render([r], fmt, with_nbest))
+                    for f, path in zip(formats, paths):
+                        write_output(path, render_file(r, f, with_nbest))
                 except OutputError as e:
                     if not e.per_file:
                         raise OutputError(

@@ -31,6 +31,7 @@ class Hypothesis:
     tokens: tuple[int, ...]
     score: float  # ranking score: search score after length normalisation
     search_score: float  # summed weighted scorer scores
+    alignment: tuple = ()  # word timestamps asked: per token (first frame, end frame, CTC posterior); align.py
 
 
 def final_score(raw: float, length: int, length_penalty: float) -> float:

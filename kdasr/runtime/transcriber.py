@@ -3,8 +3,9 @@ recommends; pass DecodeOptions to decide otherwise.
 
 Torch-free (numpy + onnxruntime). Bad inputs never stop a batch: `transcribe` returns a
 `Failure` naming the input and the reason in its place (unreadable audio, or an onnxruntime error
-that this input alone causes), and decodes the rest. With `vad=VadOptions()` only speech regions
-are decoded (silence gives empty text). Inputs longer than `max_segment_seconds` are cut at pauses;
+that this input alone causes), and decodes the rest. By default (VAD_DEFAULT, the same for
+`kdasr transcribe` and `kdasr serve`) only speech regions are decoded (silence gives empty text);
+`vad=False` decodes the whole input. Inputs longer than `max_segment_seconds` are cut at pauses;
 the pieces of a group of inputs are decoded together in length-sorted batches and joined back,
 with their times kept. `transcribe_iter` yields each input's result as soon as it is finished and
 holds a bounded amount of audio whatever the inputs' number and length (see prepare.py)."""
@@ -16,16 +17,20 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 
 from ..errors import AudioError, ModelError
+from ..model_store import resolve_model
+from .align import Word, ctc_align, words_of
+from .arguments import as_inputs, decode_options, vad_options
 from .beam import Hypothesis
 from .decode import RememberedScores, decode_encoded
 from .onnx_model import OnnxStudent
 from .options import DecodeOptions
 from .prepare import AudioSlice, Prepared, iter_pieces, prepare
-from .vad import VAD_RATE, SileroVad, VadOptions
+from .vad import VAD_DEFAULT, VAD_RATE, SileroVad, VadOptions
 
 AudioInput = str | os.PathLike | np.ndarray | AudioSlice
 GROUP_BATCHES = 4  # inputs decoded together (and held in memory): this many batches' worth
@@ -33,6 +38,8 @@ MIN_PIECE_FRAMES = 16  # pieces shorter than this many encoder frames are padded
 
 @dataclass(frozen=True)
 class NBest:
+    """One hypothesis of a beam search: its text, token ids and search score (log-probability scale)."""
+
     text: str
     tokens: list[int]
     score: float
@@ -40,15 +47,23 @@ class NBest:
 
 @dataclass(frozen=True)
 class Segment:
+    """One decoded piece of an input (a speech region, or a cut of a long one), times in seconds."""
+
     start: float  # seconds from the start of the input
     end: float
     text: str
     tokens: list[int]
     nbest: list[NBest] = field(default_factory=list)  # beam search: this segment's hypotheses, best first
+    words: list[Word] = field(default_factory=list)  # with word_timestamps=True: its words, times and CTC probability
 
 
 @dataclass(frozen=True)
 class Result:
+    """A decoded input. source: its path or name (`<array N>` for arrays); text: the transcript;
+    tokens: its token ids; duration: seconds of audio; segments: the pieces decoded, with their
+    times; nbest: the hypotheses of a one-piece input (beam search); warnings: e.g. heavily
+    clipped or nearly silent (decoded anyway)."""
+
     source: str
     text: str
     tokens: list[int]
@@ -60,26 +75,28 @@ class Result:
 
 @dataclass(frozen=True)
 class Failure:
+    """An input that could not be decoded: source (its path or name) and the reason, one line. Returned in
+    the input's place, so one bad file never costs the others their results."""
+
     source: str
     reason: str
 
 
 def default_model_dir() -> Path:
-    """$KDASR_MODEL, else the shipped export/demo-en beside the package (a source checkout)."""
-    env = os.environ.get("KDASR_MODEL")
-    if env:
-        return Path(env)
-    shipped = Path(__file__).resolve().parents[2] / "export" / "demo-en"
-    if shipped.is_dir():
-        return shipped
-    raise ModelError("no model given: pass --model DIR or set KDASR_MODEL (export/demo-en is not here)")
+    """$KDASR_MODEL (a directory or an installed model's name), else the shipped demo-en."""
+    return resolve_model(None)
 
 
 class Transcriber:
-    """device: 'cpu' or 'cuda'; threads: intra-op threads per session; precision: 'fp32', 'int8'
-    (from `kdasr export --quantize int8`) or 'fp16' (GPU); lm / bert: exported teacher dirs
-    (`kdasr export-lm`) for shallow fusion and n-best rescoring; vad: voice-activity detection
-    options (None or enabled=False: decode the whole input)."""
+    """A loaded model: `Transcriber("demo-en").transcribe("talk.flac").text`.
+
+    model_dir: a model directory or an installed model's name (`kdasr models`; default
+    $KDASR_MODEL, else demo-en); device: 'cpu' or 'cuda'; threads: intra-op threads per session;
+    precision: 'fp32', 'int8' (from `kdasr export --quantize int8`) or 'fp16' (GPU); lm / bert:
+    exported teacher dirs (`kdasr export-lm`) for shallow fusion and n-best rescoring; vad:
+    voice-activity detection, True (the default, as `kdasr transcribe` and `kdasr serve`: decode
+    only speech regions; off for a model that is not 16 kHz), False (decode the whole input) or
+    VadOptions (thresholds, padding)."""
 
     def __init__(
         self,
@@ -89,11 +106,14 @@ class Transcriber:
         precision: str = "fp32",
         lm: str | Path | None = None,
         bert: str | Path | None = None,
-        vad: VadOptions | None = None,
+        vad: bool | VadOptions | None = VAD_DEFAULT,
     ) -> None:
-        self.model = OnnxStudent.load(model_dir or default_model_dir(), device, threads, precision)
+        chosen_vad = vad_options(vad)  # TypeError before the model loads
+        self.model = OnnxStudent.load(resolve_model(model_dir), device, threads, precision)
         self.sample_rate = self.model.sample_rate
-        self.vad_options = vad if vad is not None and vad.enabled else None
+        if vad is True and self.sample_rate != VAD_RATE:
+            chosen_vad = None  # the default asks for VAD where the model allows it; VadOptions insists
+        self.vad_options = chosen_vad
         if self.vad_options is not None and self.sample_rate != VAD_RATE:
             raise ModelError(f"voice-activity detection needs a {VAD_RATE} Hz model, not {self.sample_rate} Hz")
         self._vad = SileroVad() if self.vad_options is not None else None
@@ -108,6 +128,13 @@ class Transcriber:
         self._session_args = (device, threads, precision)
         self._teachers: dict[str, object] = {}
         self._rescore_memo: dict[str, RememberedScores] | None = None  # see remember_rescores()
+        # progress hook: called with seconds of input audio finished as decoding goes (a long input
+        # advances chunk by chunk, not only at its end): progress bars by audio time
+        self.progress: Callable[[float], None] | None = None
+
+    def _advance(self, seconds: float) -> None:
+        if self.progress is not None and seconds > 0:
+            self.progress(seconds)
 
     def recommended_options(self, **overrides) -> DecodeOptions:
         """The decoding the model dir recommends (ModelSpec.decoding: DecodeOptions' defaults with
@@ -139,7 +166,9 @@ class Transcriber:
             return scorer
         return self._rescore_memo.setdefault(kind, RememberedScores(scorer))
 
-    def _decode_safe(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis] | str]:
+    def _decode_safe(
+        self, waves: list[np.ndarray], opts: DecodeOptions, words: bool = False
+    ) -> list[list[Hypothesis] | str]:
         """Decode in length-sorted batches (less padding); n-best lists return in input order. A batch
         that onnxruntime rejects is retried one piece at a time, and a piece that fails alone gets
         the error message in its place, so one bad input never costs the others their results."""
@@ -159,24 +188,35 @@ class Transcriber:
                 end += 1
             idx = order[start:end]
             try:
-                for i, nb in zip(idx, self._decode_batch([waves[i] for i in idx], opts, lm, rescorer)):
+                for i, nb in zip(idx, self._decode_batch([waves[i] for i in idx], opts, lm, rescorer, words)):
                     out[i] = nb
             except Exception as e:  # onnxruntime raises its own types (Fail, InvalidArgument, ...)
                 for i in idx:
                     try:
-                        out[i] = self._decode_batch([waves[i]], opts, lm, rescorer)[0] if len(idx) > 1 else str(e)
+                        one = self._decode_batch([waves[i]], opts, lm, rescorer, words)[0] if len(idx) > 1 else None
+                        out[i] = str(e) if one is None else one
                     except Exception as e1:
                         out[i] = str(e1)
             start = end
         return out  # type: ignore[return-value]
 
-    def _decode_batch(self, waves: list[np.ndarray], opts: DecodeOptions, lm, rescorer) -> list[list[Hypothesis]]:
+    def _decode_batch(
+        self, waves: list[np.ndarray], opts: DecodeOptions, lm, rescorer, words: bool = False
+    ) -> list[list[Hypothesis]]:
         # pieces below the frontend's minimum are padded with silence (ORT rejects a too-short batch)
         lens = np.array([max(len(w), self.min_piece) for w in waves], dtype=np.int64)
         batch = np.zeros((len(waves), lens.max()), dtype=np.float32)
         for row, w in enumerate(waves):
             batch[row, : len(w)] = w
-        return decode_encoded(self.model, self.model.encode(batch, lens), opts, lm, rescorer)
+        enc = self.model.encode(batch, lens)
+        hyps = decode_encoded(self.model, enc, opts, lm, rescorer)
+        if words:  # the best hypothesis of each piece, aligned to the piece's CTC posteriors
+            io, blank = self.model.spec.encoder, self.model.spec.special_ids.blank
+            for row, nb in enumerate(hyps):
+                if nb:
+                    spans = ctc_align(enc[io.ctc_logprobs][row], int(enc[io.lens][row]), nb[0].tokens, blank)
+                    nb[0] = dataclasses.replace(nb[0], alignment=spans)
+        return hyps
 
     def decode_hypotheses(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis]]:
         """N-best lists in input order; raises ModelError if onnxruntime fails on a wave."""
@@ -198,42 +238,58 @@ class Transcriber:
         for (a, b), nb in zip(prep.pieces, hyps):
             ids = list(nb[0].tokens) if nb else []
             alts = [NBest(tok.decode(h.tokens), list(h.tokens), h.score) for h in nb]
-            segments.append(Segment(round(a / sr, 3), round(b / sr, 3), tok.decode(ids), ids, alts))
+            words = (words_of(nb[0].tokens, nb[0].alignment, tok, self.model.spec.frame_shift_s, a / sr, b / sr)
+                     if nb and nb[0].alignment else [])
+            segments.append(Segment(round(a / sr, 3), round(b / sr, 3), tok.decode(ids), ids, alts, words))
             all_tokens += ids
         nbest = segments[0].nbest if len(segments) == 1 else []
         text = " ".join(s.text for s in segments if s.text)
         return Result(prep.name, text, all_tokens, prep.samples / sr, segments, nbest, prep.warnings)
 
-    def _finish_group(self, group: list[Prepared], opts: DecodeOptions) -> Iterator[tuple[int, Result | Failure]]:
+    def _finish_group(
+        self, group: list[Prepared], opts: DecodeOptions, words: bool
+    ) -> Iterator[tuple[int, Result | Failure]]:
         pieces = [p for prep in group for p in iter_pieces(prep, self.sample_rate)]
-        hyps, k = self._decode_safe(pieces, opts), 0
+        hyps, k = self._decode_safe(pieces, opts, words), 0
         for prep in group:
+            self._advance(prep.samples / self.sample_rate)
             yield prep.index, self._result(prep, hyps[k : k + len(prep.pieces)])
             k += len(prep.pieces)
 
-    def _finish_long(self, prep: Prepared, opts: DecodeOptions) -> Result | Failure:
+    def _finish_long(self, prep: Prepared, opts: DecodeOptions, words: bool) -> Result | Failure:
         """A long input: its pieces are read again and decoded a group at a time."""
         hyps: list[list[Hypothesis] | str] = []
         chunk: list[np.ndarray] = []
         held, most = 0, GROUP_BATCHES * opts.max_batch_seconds * self.sample_rate
+        reached = 0  # samples of the input finished (the end of the last piece decoded)
         try:
             for piece in iter_pieces(prep, self.sample_rate):
                 chunk.append(piece)
                 held += len(piece)
                 if len(chunk) == GROUP_BATCHES * opts.batch_size or held >= most:
-                    hyps += self._decode_safe(chunk, opts)
+                    hyps += self._decode_safe(chunk, opts, words)
                     chunk, held = [], 0
+                    end = prep.pieces[len(hyps) - 1][1]
+                    self._advance((end - reached) / self.sample_rate)
+                    reached = end
         except AudioError as e:
             return Failure(e.path, e.reason)
-        return self._result(prep, hyps + self._decode_safe(chunk, opts))
+        hyps += self._decode_safe(chunk, opts, words)
+        self._advance((prep.samples - reached) / self.sample_rate)
+        return self._result(prep, hyps)
 
     def transcribe_iter(
-        self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None
+        self, inputs: Sequence[AudioInput], opts: DecodeOptions | None = None, word_timestamps: bool = False,
+        **decode,
     ) -> Iterator[tuple[int, Result | Failure]]:
         """(index into inputs, Result or Failure) for every input, each as soon as it is finished
         (not necessarily in input order: a long input finishes before the group it interrupts).
-        opts None: the model's recommended decoding (`recommended_options()`)."""
-        opts = self.model.spec.decoding if opts is None else opts
+        opts None: the model's recommended decoding (`recommended_options()`); keywords
+        (DecodeOptions fields) go over it. word_timestamps: Segment.words from the CTC head's alignment."""
+        words = bool(word_timestamps)
+        if isinstance(inputs, (str, os.PathLike, np.ndarray, AudioSlice)):
+            inputs = [inputs]  # one input, not a sequence of characters or rows
+        opts = decode_options(self.model.spec.decoding, opts, decode)
         group: list[Prepared] = []
         seconds = 0.0
         for i, item in enumerate(inputs):
@@ -243,30 +299,43 @@ class Transcriber:
                 yield i, Failure(e.path, e.reason)
                 continue
             if prep.wave is None:
-                yield i, self._finish_long(prep, opts)
+                yield i, self._finish_long(prep, opts, words)
                 continue
             group.append(prep)
             seconds += prep.samples / self.sample_rate
             if len(group) >= GROUP_BATCHES * opts.batch_size or seconds >= GROUP_BATCHES * opts.max_batch_seconds:
-                yield from self._finish_group(group, opts)
+                yield from self._finish_group(group, opts, words)
                 group, seconds = [], 0.0
-        yield from self._finish_group(group, opts)
+        yield from self._finish_group(group, opts, words)
 
+    @overload
     def transcribe(
-        self,
-        inputs: Sequence[AudioInput],
-        opts: DecodeOptions | None = None,
-        on_loaded: Callable[[int], None] | None = None,
-    ) -> list[Result | Failure]:
-        """One Result or Failure per input, in input order; `on_loaded(1)` after each is finished.
+        self, inputs: str | os.PathLike | np.ndarray | AudioSlice, opts: DecodeOptions | None = None,
+        on_loaded: Callable[[int], None] | None = None, word_timestamps: bool = False, **decode: Any,
+    ) -> Result | Failure: ...
+
+    @overload
+    def transcribe(
+        self, inputs: list[AudioInput] | tuple[AudioInput, ...], opts: DecodeOptions | None = None,
+        on_loaded: Callable[[int], None] | None = None, word_timestamps: bool = False, **decode: Any,
+    ) -> list[Result | Failure]: ...
+
+    def transcribe(self, inputs, opts=None, on_loaded=None, word_timestamps=False, **decode):
+        """Decode one input (a path, an array of samples at the model's rate, an AudioSlice) into one
+        Result or Failure, or a list of inputs into a list of them, in input order; `on_loaded(1)`
+        after each is finished. Anything else is a TypeError.
 
         opts None (not given): the decoding the model recommends (model.json "decoding" over
-        DecodeOptions' defaults; `recommended_options()`), the same as `kdasr transcribe` without
-        decoding flags. Pass DecodeOptions() for the library defaults (greedy attention), or
-        `recommended_options(beam=5)` to change one field of the recommendation."""
-        results: list[Result | Failure | None] = [None] * len(inputs)
-        for i, r in self.transcribe_iter(inputs, opts):
+        DecodeOptions' defaults; `recommended_options()`), the same as `kdasr transcribe` and
+        `kdasr serve` without decoding flags. Keywords change fields of it (or of `opts`):
+        `transcribe("a.wav", beam=5, ctc_weight=0.3)`. Pass DecodeOptions() for the library
+        defaults (greedy attention). word_timestamps=True: each Segment's `words` (start, end,
+        word, probability) from the CTC head's alignment of the decoded tokens."""
+        items, single = as_inputs(inputs)
+        opts = decode_options(self.model.spec.decoding, opts, decode)
+        results: list[Result | Failure | None] = [None] * len(items)
+        for i, r in self.transcribe_iter(items, opts, word_timestamps):
             results[i] = r
             if on_loaded:
                 on_loaded(1)
-        return results  # type: ignore[return-value]
+        return results[0] if single else results  # type: ignore[return-value]

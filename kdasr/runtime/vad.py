@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..defaults import VAD_DEFAULT  # noqa: F401  (re-exported: the runtime's default)
 from ..errors import ModelError
 
 MODEL_FILE = Path(__file__).with_name("vad_model") / "silero_vad_16k_sequence.onnx"

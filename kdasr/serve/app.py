@@ -28,6 +28,9 @@ log = logging.getLogger("kdasr.serve")
 ROUTES = {"/v1/audio/transcriptions", "/v1/transcribe", "/v1/models", "/healthz", "/readyz", "/metrics"}
 
 
+PROMPT_IGNORED = "prompt ignored: this model has no prompt conditioning"
+
+
 def _respond(body: dict | str, fmt: str) -> Response:
     if isinstance(body, dict):
         return JSONResponse(body)
@@ -72,7 +75,7 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
         response_format: Annotated[str, Form()] = "json",
         language: Annotated[str | None, Form(description="Checked: must be the model's language")] = None,
         temperature: Annotated[float | None, Form(description="Accepted and ignored (search is deterministic)")] = None,
-        prompt: Annotated[str | None, Form(description="Refused when non-empty (no prompt conditioning)")] = None,
+        prompt: Annotated[str | None, Form(description="Accepted and ignored, with a note (no conditioning)")] = None,
         beam: Annotated[int | None, Form()] = None,
         nbest: Annotated[int | None, Form(description="verbose_json lists this many hypotheses")] = None,
         ctc_weight: Annotated[float | None, Form()] = None,
@@ -85,12 +88,17 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
                            "unsupported_parameter", "stream")
         svc.check_model(model)
         svc.check_language(language)
-        if prompt:
-            raise ApiError(400, "prompt is not supported: this model has no prompt conditioning; omit it",
-                           "unsupported_parameter", "prompt")
         opts = svc.options(beam=beam, nbest=nbest, ctc_weight=ctc_weight, method=method)
         result = await svc.transcribe(await file.read(), file.filename or "upload", opts)
-        return _respond(openai_body(result, response_format, svc.language, opts.nbest > 1), response_format)
+        body = openai_body(result, response_format, svc.language, opts.nbest > 1)
+        if not prompt:
+            return _respond(body, response_format)
+        # clients that always send a prompt keep working (as with other OpenAI-compatible servers); it is noted
+        if isinstance(body, dict):
+            body["warnings"] = [*body.get("warnings", []), PROMPT_IGNORED]
+        response = _respond(body, response_format)
+        response.headers["X-Kdasr-Warning"] = PROMPT_IGNORED
+        return response
 
     @app.post("/v1/transcribe", summary="Raw audio bytes in the body; options as query parameters")
     async def transcribe_raw(

@@ -181,7 +181,7 @@ def cuda_checks(model_dir: Path | None) -> list[Check]:
     from ..runtime import DecodeOptions, Transcriber
 
     try:
-        t = Transcriber(model_dir, device="cuda")
+        t = Transcriber(model_dir, device="cuda", vad=False)
         used = t.model.encoder.get_providers()[0]
         wave = (0.01 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
         t.transcribe([wave], DecodeOptions(method="attention", beam=1, max_len_ratio=0.05))

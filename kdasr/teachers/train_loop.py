@@ -54,6 +54,14 @@ def progress_of(step: int, elapsed: float, cfg: TeacherTrainConfig) -> float:
     return p
 
 
+def budget_label(step: int, elapsed: float, cfg: TeacherTrainConfig) -> str:
+    """What the progress bar shows: the step (of the step budget, when that is the limit) and the
+    share of the budget spent; a --minutes run has no step total (its bar read 1220/1000000000)."""
+    of = f"/{cfg.steps}" if cfg.minutes is None else ""
+    limit = f" of {cfg.minutes:g} min" if cfg.minutes is not None else ""
+    return f"step {step}{of}, {100 * min(1.0, progress_of(step, elapsed, cfg)):.0f}% of the budget{limit}"
+
+
 def lr_at(step: int, progress: float, cfg: TeacherTrainConfig) -> float:
     """Warmup (by steps), constant peak, then linear decay to 10 % over the last decay_frac."""
     if step < cfg.warmup_steps:
@@ -154,7 +162,7 @@ def train_steps(
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[where]}"),
         TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"),
     ]
@@ -166,7 +174,9 @@ def train_steps(
 
     model.train()
     with Progress(*columns) as bar:
-        task = bar.add_task(desc, total=cfg.steps, completed=step, info="")
+        # the bar is the share of the budget (steps or minutes, whichever runs out first)
+        task = bar.add_task(desc, total=1.0, completed=progress_of(step, time.time() - t_start, cfg), info="",
+                            where=budget_label(step, time.time() - t_start, cfg))
         while progress_of(step, time.time() - t_start, cfg) < 1.0:
             lr = lr_at(step, progress_of(step, time.time() - t_start, cfg), cfg)
             for g in opt.param_groups:
@@ -190,7 +200,8 @@ def train_steps(
                 bar.update(task, info=f"loss {ema:.3f}" + (f" dev {dev}" if dev else ""))
                 if log_path is not None and time.time() - last_save < cfg.save_every_s:
                     _write_log(log_path, rows)
-            bar.update(task, completed=step)
+            spent = time.time() - t_start
+            bar.update(task, completed=min(1.0, progress_of(step, spent, cfg)), where=budget_label(step, spent, cfg))
             if time.time() - last_save >= cfg.save_every_s:
                 save()
                 last_save = time.time()
