@@ -62,6 +62,13 @@ class WhisperEncoder(nn.Module):
     """log-mel [B, T, 80] (WhisperFrontend) + lengths -> states [B, T', d_model] + lengths, with
     T' = ceil(T / 2) // r."""
 
+    # The export parity check (kdasr/export/check.py) feeds loud white noise, on which whisper's
+    # encoder magnifies rounding ~600x (tiny.en: features moved by 1e-5 move its output by 6.6e-3),
+    # so ORT and torch differ by up to ~8e-4 there, as torch does with itself between a batch and a
+    # lone utterance (3.5e-4); on speech they differ by ~3e-5. The check holds it to 10x tolerance.
+    parity_tolerance_factor = 10.0
+    parity_note = "whisper's encoder magnifies rounding on white noise: held to 10x tolerance"
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.encoder_type not in WHISPER_DIMS:
