@@ -47,7 +47,13 @@ class Seq2SeqStudent(nn.Module):
         self.ctc_head = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.decoder = build_decoder(cfg)
 
+    # what forward/encode_features take: "features" (the frontend's output) or "encoder_prefix" (a
+    # pretrained encoder's frozen part's output, from kdasr.training.encoder_cache)
+    input_kind = "features"
+
     def encode_features(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.input_kind == "encoder_prefix":
+            return self.encoder.from_prefix(feats, lens)
         return self.encoder(feats, lens)
 
     def encode_waveform(self, wave: torch.Tensor, wave_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +64,7 @@ class Seq2SeqStudent(nn.Module):
         self, feats: torch.Tensor, feat_lens: torch.Tensor, tokens_in: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training forward on precomputed features: (attention logits, CTC logits, encoder lengths)."""
-        memory, lens = self.encoder(feats, feat_lens)
+        memory, lens = self.encode_features(feats, feat_lens)
         mask = padding_mask(lens, memory.shape[1])
         return self.decoder(memory, mask, tokens_in), self.ctc_head(memory), lens
 

@@ -106,7 +106,16 @@ class WhisperEncoder(nn.Module):
             self.conv2.requires_grad_(True)
         self.trainable_layers = n
 
+    @property
+    def frozen_layers(self) -> int:
+        return len(self.layers) - self.trainable_layers
+
     def forward(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.from_prefix(*self.frozen_prefix(feats, lens))
+
+    def frozen_prefix(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The part that does not train: conv stem, positions and the frozen layers (and the final
+        norm when every layer is frozen) -> [B, T', width], lengths. What the encoder cache holds."""
         x = feats.transpose(1, 2)  # [B, 80, T]
         mask1 = padding_mask(lens, x.shape[2]).unsqueeze(1).to(x.dtype)
         x = nn.functional.gelu(self.conv1(x * mask1)) * mask1
@@ -117,18 +126,26 @@ class WhisperEncoder(nn.Module):
             raise ValueError(f"{self.name}: input of {t * 0.02:.1f} s is over whisper's {MAX_SECONDS:.0f} s "
                              f"({self.dims.positions} positions); cut it into shorter pieces")
         x = x + self.positions[:t]
-        mask = padding_mask(lens, t)
-        bias = torch.zeros(x.shape[0], 1, 1, t, dtype=x.dtype, device=x.device).masked_fill(
-            ~mask[:, None, None, :], -1e4)
-        for layer in self.layers:
-            x = layer(x, bias)
-        x = self.norm(x)
+        return self._layers(x, lens, self.layers[: self.frozen_layers], final_norm=self.trainable_layers == 0), lens
+
+    def from_prefix(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trainable rest: top layers, final norm and the frame-rate reduction/projection."""
+        if self.trainable_layers:
+            x = self._layers(x, lens, self.layers[self.frozen_layers :], final_norm=True)
         if self.reduction > 1:
             x = self.reduce(x.transpose(1, 2)).transpose(1, 2)
             lens = torch.div(lens, self.reduction, rounding_mode="floor")
         else:
             x = self.reduce(x)
         return x, lens
+
+    def _layers(self, x: torch.Tensor, lens: torch.Tensor, layers, final_norm: bool) -> torch.Tensor:
+        t = x.shape[1]
+        bias = torch.zeros(x.shape[0], 1, 1, t, dtype=x.dtype, device=x.device).masked_fill(
+            ~padding_mask(lens, t)[:, None, None, :], -1e4)
+        for layer in layers:
+            x = layer(x, bias)
+        return self.norm(x) if final_norm else x
 
     def load_checkpoint(self, ckpt: CT2Checkpoint) -> None:
         """Copy a CT2 WhisperSpec's encoder weights into this module (fp16 -> fp32)."""

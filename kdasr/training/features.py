@@ -16,7 +16,6 @@ from ..audio import load_audio
 from ..data.manifest import Utterance
 from ..errors import AudioError
 from ..io_utils import atomic_open
-from ..models.frontend import LogMelFrontend
 
 SHARD_SIZE = 1000
 
@@ -35,7 +34,7 @@ def _shard_key(utts: list[Utterance], frontend_desc: str) -> str:
 
 
 @torch.no_grad()
-def _compute(frontend: LogMelFrontend, utts: list[Utterance], sample_rate: int) -> dict[str, np.ndarray]:
+def _compute(frontend: torch.nn.Module, utts: list[Utterance], sample_rate: int) -> dict[str, np.ndarray]:
     out = {}
     for u in utts:
         try:
@@ -51,10 +50,12 @@ def _compute(frontend: LogMelFrontend, utts: list[Utterance], sample_rate: int) 
 
 
 def compute_features(
-    utts: list[Utterance], cache_dir: Path, frontend: LogMelFrontend, sample_rate: int, desc: str = "features"
+    utts: list[Utterance], cache_dir: Path, frontend: torch.nn.Module, sample_rate: int, desc: str = "features"
 ) -> FeatureSet:
     cache_dir.mkdir(parents=True, exist_ok=True)
     frontend_desc = f"{frontend.n_fft}/{frontend.hop_length}/{frontend.mel.shape[1]}"
+    if tag := getattr(frontend, "cache_tag", ""):  # another kind of features (whisper's log-mel)
+        frontend_desc += f"/{tag}"
     shards = [utts[i : i + SHARD_SIZE] for i in range(0, len(utts), SHARD_SIZE)]
     result: dict[str, np.ndarray] = {}
     with Progress() as progress:

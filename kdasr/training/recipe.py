@@ -9,13 +9,13 @@ from pathlib import Path
 from ..data.manifest import read_manifest
 from ..errors import KdasrError
 from ..models.config import ModelConfig
-from ..models.frontend import LogMelFrontend
-from ..models.student import build_model
+from ..models.student import build_frontend, build_model
 from ..models.student_io import load_student
 from ..text import Tokenizer
 from .checkpoint import check_branchable, check_resumable, load_checkpoint
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
+from .encoder_cache import compute_encoder_cache, prefix_model
 from .features import compute_features
 from .presets import load_preset
 from .trainer import train
@@ -67,7 +67,7 @@ def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) ->
     }
     if missing:
         print(f"warning: {missing} of {len(ex.ids)} training utterances have no soft labels (hard labels only)")
-    return Examples(ex.ids, ex.feats, ex.tokens, ex.texts, soft), info
+    return Examples(ex.ids, ex.feats, ex.tokens, ex.texts, soft, ex.frame_scale), info
 
 
 def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict, dict]:
@@ -150,17 +150,25 @@ def run_training(
     if branch_from is not None:
         branch = prepare_branch(Path(branch_from), resumed, out_dir, model_cfg, train_cfg, tok, preset)
     info = init_distributed()
-    frontend = LogMelFrontend(model_cfg.sample_rate, model_cfg.n_fft, model_cfg.hop_length, model_cfg.n_mels)
+    frontend = build_frontend(model_cfg)  # whisper encoders: whisper's own log-mel
     cache = feature_cache or out_dir / "feats"
+    # a frozen pretrained encoder part: its output cached once per utterance (training/encoder_cache.py)
+    prefix = prefix_model(model_cfg, (resumed or branch or {}).get("model") or init_weights) \
+        if train_cfg.encoder_cache else None
     sets = {}
     for name, manifest in (("train", train_manifest), ("dev", dev_manifest)):
         utts = read_manifest(manifest)
         if not info.main:
             barrier(info)  # rank 0 computes the feature cache first; the others then read it
-        feats = compute_features(utts, cache / name, frontend, model_cfg.sample_rate, desc=f"{name} features")
+        if prefix is not None:
+            feats, _ = compute_encoder_cache(utts, cache / name, prefix, desc=f"{name} encoder cache")
+        else:
+            feats = compute_features(utts, cache / name, frontend, model_cfg.sample_rate, desc=f"{name} features")
         if info.main:
             barrier(info)
-        sets[name] = (utts, make_examples(utts, feats, tok))
+        ex = make_examples(utts, feats, tok)
+        ex.frame_scale = 2 if prefix is not None else 1  # whisper states are 20 ms frames
+        sets[name] = (utts, ex)
     train_ex = sets["train"][1]
     kd_info = {}
     if kd != "none":
