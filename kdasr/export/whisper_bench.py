@@ -1,11 +1,12 @@
 """Issue 27's measurements for the whisper encoders, one thread:
-  python -m kdasr.training.whisper_bench [whisper-tiny.en|whisper-base] [SAMPLES_DIR]
+  python -m kdasr.export.whisper_bench [whisper-tiny.en|whisper-base] [SAMPLES_DIR]
 1. the encoder graph (front end + encoder, as exported) on 5 s of audio, unpadded against padded
    to 30 s as whisper does, in torch eager and in onnxruntime;
 2. one training step (forward, backward, Adam; CE + CTC; LSTM attention decoder, 25 Hz) on the
    sample clips from the frozen encoder's cache, against a full step from the features with the
    encoder frozen and with all of it fine-tuned.
-Audio: the clips in SAMPLES_DIR (default eval/samples), concatenated for item 1."""
+Audio: the clips in SAMPLES_DIR (default eval/samples), concatenated for item 1. (In the export
+stage because it exports the encoder graph and uses the training stage's step.)"""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import torch
 from ..audio import load_audio
 from ..models.config import ModelConfig
 from ..models.student import build_model, load_pretrained
-from .encoder_cache import step_seconds
+from ..training.encoder_cache import step_seconds
+from .graphs import student_graphs
+from .onnx_export import export_graph
 
 
 def _best(fn, repeats: int = 5) -> float:
@@ -44,9 +47,6 @@ def student(name: str, trainable: int, vocab: int = 500) -> torch.nn.Module:
 
 def encoder_times(name: str, audio: np.ndarray) -> dict[str, float]:
     import onnxruntime as ort
-
-    from ..export.graphs import student_graphs
-    from ..export.onnx_export import export_graph
 
     model = student(name, 0).eval()
     graph = student_graphs(model)[0]
