@@ -20,7 +20,7 @@ FULL_EXP ?= exp/demo
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
-.PHONY: setup setup-data corpus demo test train-demo recipe continue-demo bench lint clean
+.PHONY: setup setup-data setup-games setup-noise real-corpus corpus demo test train-demo recipe continue-demo bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -31,13 +31,35 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[train,serve,dev,data,reference]'
 	touch $@
 
-# Debian TTS engines and public-domain texts for the synthetic corpus (DATA-SOURCES.md)
-setup-data:
+# Debian TTS engines and public-domain texts for the synthetic corpus (DATA-SOURCES.md), and the freeware
+# talkie games whose voice acting is the real-speech corpus: downloaded and unpacked under data/packages
+# (never installed: the games' engine is not needed, only their data files)
+GAME_PACKAGES := flight-of-the-amazon-queen
+setup-data: setup-games
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# recorded sound for the real-corpus mix: sound effects (noise) and unlabelled game voices (babble); not part
+# of setup-data, which CI runs: hedgewars-data alone is a 145 MB download that only `make real-corpus` needs
+NOISE_PACKAGES := sonic-pi-samples hedgewars-data
+setup-noise:
+	@$(MAKE) --no-print-directory setup-games GAME_PACKAGES="$(NOISE_PACKAGES)"
+
+setup-games:
+	@mkdir -p data/packages; for p in $(GAME_PACKAGES); do \
+	  [ -d data/packages/$$p/usr ] && continue; \
+	  ( cd data/packages && rm -f $${p}_*.deb && { apt-get download -qq $$p 2>/dev/null || \
+	    { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && apt-get download -qq $$p; }; } \
+	    && dpkg-deb -x $${p}_*.deb $$p.partial && mv $$p.partial $$p && rm -f $${p}_*.deb ) \
+	  || { echo "error: could not download the Debian package $$p (needs Debian's package registry)" >&2; exit 1; }; \
+	done
+
+# the real-speech corpus from the games' voice acting (kdasr data import-game; ~1 min + the recogniser's pass)
+real-corpus: setup setup-noise
+	$(KDASR) data import-game fotaq data/packages/flight-of-the-amazon-queen data/real/fotaq
 
 demo: setup
 	$(KDASR) transcribe eval/samples/*.flac

@@ -5,9 +5,10 @@ Torch-free (numpy, soundfile, soxr only): the deployment runtime and the HTTP se
 
 from __future__ import annotations
 
+import errno
 import io
 import os
-from pathlib import Path
+import stat
 
 import numpy as np
 import soundfile as sf
@@ -30,7 +31,7 @@ def load_audio(
     Raises AudioError naming the file and the reason.
     """
     _check_path(path)
-    return _decode(str(path), str(path), sample_rate, start, duration)
+    return _decode(os.fsencode(path), str(path), sample_rate, start, duration)
 
 
 def load_audio_bytes(
@@ -50,7 +51,7 @@ def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the file header (no decoding); same errors as `load_audio`."""
     _check_path(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: any name the OS allows, UTF-8 or not
     except sf.SoundFileError as e:
         raise AudioError(path, f"not a readable audio file: {_short(e)}") from None
     if info.frames <= 0 or info.samplerate <= 0:
@@ -59,14 +60,29 @@ def audio_duration(path: str | os.PathLike) -> float:
 
 
 def _check_path(path: str | os.PathLike) -> None:
-    # Checked before libsndfile, whose messages for these cases are cryptic ("System error").
-    p = Path(path)
-    if p.is_dir():
+    # Checked before libsndfile, whose messages for these cases are cryptic ("System error"). One
+    # stat, so a path the OS refuses (too long, a NUL byte) is this file's error, not a traceback;
+    # devices and FIFOs are named as such (a FIFO would block the open, /dev/zero never end).
+    try:
+        st = os.stat(path)
+    except ValueError:
+        raise AudioError(path, "path contains a NUL byte") from None
+    except OSError as e:
+        reason = {errno.ENOENT: "no such file", errno.ENOTDIR: "no such file (a parent is not a folder)",
+                  errno.ENAMETOOLONG: "path too long for the file system"}.get(e.errno, e.strerror or str(e))
+        raise AudioError(path, reason) from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(path, "is a directory, not an audio file")
-    if not p.exists():
-        raise AudioError(path, "no such file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(path, f"is a {_file_kind(st.st_mode)}, not an audio file")
+    if st.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _short(e: Exception) -> str:
@@ -95,7 +111,7 @@ def _seek_start(f: sf.SoundFile, name: str, start: float) -> tuple[int, int, int
 
 
 def _decode(
-    src: str | io.BytesIO, name: str, sample_rate: int, start: float, duration: float | None
+    src: bytes | io.BytesIO, name: str, sample_rate: int, start: float, duration: float | None
 ) -> np.ndarray:
     _check_slice(name, start, duration)
     try:
@@ -176,7 +192,7 @@ def iter_audio_blocks(
     name = str(path)
     _check_slice(name, start, duration)
     try:
-        with sf.SoundFile(name) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: libsndfile opens names that are not UTF-8
             sr, total, first = _seek_start(f, name, start)
             if stats is not None:
                 stats.header_mismatch = header_mismatch(f.extra_info)

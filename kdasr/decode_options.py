@@ -7,6 +7,7 @@ embeds the recommended decoding, and export, which writes the spec, must not imp
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 METHODS = ("attention", "ctc")
@@ -43,6 +44,9 @@ class DecodeOptions:
     min_segment_seconds: float = 5.0
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # NaN passes every range check below; inf breaks int()
+            if f.type == "float" and not math.isfinite(getattr(self, f.name)):
+                raise ValueError(f"{f.name} must be a finite number, got {getattr(self, f.name)}")
         if self.method not in METHODS:
             raise ValueError(f"method must be 'attention' or 'ctc', not {self.method!r}")
         if self.beam < 1 or self.nbest < 1:

@@ -265,6 +265,10 @@ def read_spec_json(path, what: str = "model") -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         _fail(str(path), f"invalid JSON ({e})")
+    except RecursionError:  # json's C parser recurses once per nesting level
+        _fail(str(path), "invalid JSON (nested too deeply)")
+    except OSError as e:
+        _fail(str(path), f"cannot read it: {e.strerror or e}")
     if not isinstance(data, dict):
         _fail(str(path), f"expected a JSON object, got {type(data).__name__}")
     return data

@@ -45,6 +45,12 @@ class InputItem:
         return AudioSlice(self.audio, self.start, self.duration, self.source)
 
 
+def shown(text: str) -> str:
+    """`text` safe to print as one line: control characters (NUL, newlines, escapes) and the
+    surrogates standing for undecodable bytes of a file name are written as escapes."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def is_audio_name(name: str) -> bool:
     return name.rsplit(".", 1)[-1].lower() in AUDIO_EXTENSIONS if "." in name else False
 
@@ -57,21 +63,51 @@ def _walk(folder: str) -> list[str]:
     return found
 
 
+def _glob(pattern: str) -> list[str]:
+    """Sorted matches of a pattern. `**` goes through pathlib, which never descends into a symlinked
+    folder (glob.glob's recursive walk follows them: a link to a parent folder loops until the
+    paths overflow, repeating every file); hidden names are skipped like glob.glob and _walk do."""
+    parts = Path(pattern).parts
+    if "**" not in parts:
+        return sorted(glob.glob(pattern))  # a fixed depth: loops cannot make it endless
+    fixed = next(k for k, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    root = Path(*parts[:fixed]) if fixed else Path()
+    rest = Path(*parts[fixed:]).as_posix()
+    try:
+        found = [p for p in root.glob(rest) if not any(q.startswith(".") for q in p.relative_to(root).parts)]
+    except (OSError, ValueError):
+        return []
+    return sorted(str(p) for p in found)
+
+
+def _unique_files(paths: list[str]) -> list[str]:
+    """Each file once: paths that resolve to one file (through symlinks) keep the shortest."""
+    seen, keep = set(), set()
+    for p in sorted(paths, key=lambda p: (len(p), p)):
+        real = os.path.realpath(p)
+        if real not in seen:
+            seen.add(real)
+            keep.add(p)
+    return [p for p in paths if p in keep]
+
+
 def _expand_path(arg: str) -> list[InputItem]:
+    if "\0" in arg:
+        return [InputItem(arg, error="path contains a NUL byte")]
     if os.path.isdir(arg):
-        files = _walk(arg)
+        files = _unique_files(_walk(arg))
         if not files:
             exts = ", ".join(f".{e}" for e in sorted(AUDIO_EXTENSIONS))
             return [InputItem(arg, error=f"is a directory with no audio files in it (looked for {exts})")]
         return [InputItem(f) for f in files]
     if not os.path.lexists(arg) and _GLOB_CHARS & set(arg):
-        matches = sorted(glob.glob(arg, recursive=True))
+        matches = _glob(arg)
         if not matches:
             return [InputItem(arg, error="no files match this pattern")]
-        out = []
+        files = []
         for m in matches:
-            out += _expand_path(m) if os.path.isdir(m) else [InputItem(m)]
-        return out
+            files += _walk(m) if os.path.isdir(m) else [m]
+        return [InputItem(f) for f in _unique_files(files)]
     return [InputItem(arg)]  # missing or unreadable files are reported when they are read
 
 
@@ -99,6 +135,8 @@ def read_input_manifest(path: str | os.PathLike) -> list[InputItem]:
         uid = d.get("id")
         if uid is not None and (not isinstance(uid, str) or not uid.strip()):
             raise ManifestError(path, n, "id", "must be a non-empty string")
+        if uid is not None and not uid.isprintable():  # it names the output file
+            raise ManifestError(path, n, "id", f"contains a control character ({ascii(uid)[:60]}); ids name files")
         if uid in seen:
             raise ManifestError(path, n, "id", f"duplicate id {uid!r} (first on line {seen[uid]})")
         seen[uid] = n
@@ -119,7 +157,10 @@ def expand_inputs(args: Iterable[str], manifest: str | os.PathLike | None = None
         if arg == "-":
             if stdin is None:
                 raise KdasrError("'-' given but there is no standard input to read paths from")
-            for line in stdin:
+            # bytes, decoded like the OS decodes file names: any byte sequence is some path (or
+            # that line's error), never a UnicodeDecodeError for the whole batch
+            for raw in getattr(stdin, "buffer", stdin):
+                line = os.fsdecode(raw) if isinstance(raw, bytes) else raw
                 line = line.rstrip("\r\n")
                 if line.strip():
                     items += _expand_path(line)

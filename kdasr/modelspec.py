@@ -148,9 +148,14 @@ def parse_decoding(d: object, where: str, base: DecodeOptions = DecodeOptions())
     """model.json "decoding": DecodeOptions field names over DecodeOptions' defaults."""
     if not isinstance(d, Mapping):
         _fail(where, f"'decoding' must be an object, got {json.dumps(d)[:60]}")
-    known = {f.name for f in fields(DecodeOptions)}
-    if unknown := sorted(set(d) - known):
-        _fail(where, f"decoding: {', '.join(unknown)} not a decoding option (known: {', '.join(sorted(known))})")
+    kinds = {f.name: f.type for f in fields(DecodeOptions)}  # "int", "float", "str" (postponed annotations)
+    if unknown := sorted(set(d) - set(kinds)):
+        _fail(where, f"decoding: {', '.join(unknown)} not a decoding option (known: {', '.join(sorted(kinds))})")
+    for key, value in d.items():  # JSON types, checked once here: `beam: 2.5` would fail every file later
+        want = {"int": (int,), "float": (int, float), "str": (str,)}.get(kinds[key], (object,))
+        if isinstance(value, bool) or not isinstance(value, want):
+            what = {"int": "an integer", "float": "a number", "str": "a string"}.get(kinds[key], kinds[key])
+            _fail(where, f"decoding: {key} must be {what}, got {json.dumps(value)[:40]}")
     try:
         return replace(base, **d)
     except (ValueError, TypeError) as e:

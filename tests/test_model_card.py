@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -149,6 +150,28 @@ def test_card_from_real_records_bench_and_corpus(card_inputs):
     assert "No real recorded speech was measured" in lim and "English only" in lim
     assert "Generic (not measured for this model)" in lim
     assert "Distillation: none" in card and "kdasr export last.pt" in card
+
+
+def test_card_of_a_model_trained_on_real_speech_carries_its_licence(card_inputs, tmp_path):
+    """A corpus build info with real speech (the `kdasr data mix` schema): its licence and origin reach
+    the card, and the card no longer claims synthetic voices only."""
+    c = card_inputs
+    info = json.loads(c["corpus"].read_text())
+    info["sources"]["real speech"] = {"fotaq": {
+        "from": "Debian flight-of-the-amazon-queen 1.0.0-9 (voice acting)",
+        "licence": "Flight of the Amazon Queen licence: no fee for the game itself"}}
+    info["train_hours"] = {"real": 3.22, "synthetic": 8.7}
+    corpus = tmp_path / "build_info.json"
+    corpus.write_text(json.dumps(info))
+    model = tmp_path / "model"
+    shutil.copytree(c["model"], model)
+    _kdasr(c["env"], "model-card", str(model), "--results", str(c["results"]), "--corpus", str(corpus))
+    card = (model / "MODEL_CARD.md").read_text()
+    assert "| fotaq | real speech | Debian flight-of-the-amazon-queen 1.0.0-9 (voice acting) |" in card
+    assert "no fee for the game itself" in _section(card, "Data and licences")
+    lim = _section(card, "Limitations")
+    assert "Real and synthetic speech: 3.22 h of voice acting" in lim and "Synthetic voices only" not in lim
+    assert "No real recorded speech was measured" not in lim
 
 
 def _card(*args: str):

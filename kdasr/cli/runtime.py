@@ -38,7 +38,13 @@ def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **
     try:
         return t, t.recommended_options(**{k: v for k, v in decode.items() if v is not None})
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        _bad_decoding(e)
+
+
+def _bad_decoding(e: ValueError):
+    """DecodeOptions' refusal of a flag (NaN, out of range): one line and the usage exit status."""
+    typer.echo(f"error: invalid decoding option: {e}", err=True)
+    raise typer.Exit(2)
 
 
 def _check_recommended_decoding(decoding: dict) -> None:
@@ -47,7 +53,7 @@ def _check_recommended_decoding(decoding: dict) -> None:
     try:
         DecodeOptions(**decoding)
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        _bad_decoding(e)
 
 
 @with_decode_flags(*TRANSCRIBE_FLAGS)
@@ -104,9 +110,9 @@ def transcribe(
     """
     import sys
 
-    from ..inputs import expand_inputs, parse_shard
+    from ..inputs import expand_inputs, parse_shard, shown
     from ..inputs import shard as take_shard
-    from ..runtime.batch_io import check_writable, is_done, output_paths
+    from ..runtime.batch_io import prepare_outputs
     from ..runtime.batch_run import run_batch
     from ..runtime.formats import FORMATS, SUBTITLES
     from ..runtime.vad import VadOptions
@@ -124,13 +130,10 @@ def transcribe(
         if format in SUBTITLES and len(items) > 1 and output_dir is None:
             raise typer.BadParameter(f"--format {format} with several inputs needs --output-dir")
         outputs, skipped = None, 0
-        if output_dir is not None:
-            outputs = output_paths(items, output_dir, format)
-            check_writable(output_dir)  # before the model loads and anything is decoded
-            if skip_existing:
-                keep = [k for k, p in enumerate(outputs) if not is_done(p)]
-                skipped = len(items) - len(keep)
-                items, outputs = [items[k] for k in keep], [outputs[k] for k in keep]
+        if output_dir is not None:  # named, checked and resumed before the model loads
+            items, outputs, skipped, orphans = prepare_outputs(items, output_dir, format, skip_existing)
+            if orphans and not quiet:
+                typer.echo(f"removed {orphans} unfinished temp file(s) left by an interrupted run", err=True)
         t, opts = _transcriber_and_options(
             model,
             device,
@@ -145,9 +148,9 @@ def transcribe(
             def on_result(item, r) -> None:
                 if not hasattr(r, "reason"):
                     for w in [] if quiet else r.warnings:
-                        advance.echo(f"warning: {r.source}: {w}")
+                        advance.echo(shown(f"warning: {r.source}: {w}"))
                 else:
-                    advance.echo(f"error: {r.source}: {r.reason}")
+                    advance.echo(shown(f"error: {r.source}: {r.reason}"))
                 advance()
 
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
@@ -156,9 +159,10 @@ def transcribe(
                 spec = RaySpec(ray, ray_actors, threads or 1)
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
                                               precision=precision, lm=lm, bert=lm, vad=t.vad_options))
-            summary = run_batch(
-                t, items, opts, format, outputs, lambda text: typer.echo(text, nl=False), on_result, skipped
-            )
+            # a file name that is not UTF-8 is printed as its own bytes (surrogateescape), never a crash
+            summary = run_batch(t, items, opts, format, outputs,
+                                lambda text: typer.echo(text.encode("utf-8", "surrogateescape"), nl=False),
+                                on_result, skipped)
     if not quiet:
         typer.echo(summary.line(), err=True)
     if summary.failed:
@@ -226,11 +230,13 @@ def evaluate(
     Example: kdasr eval --manifest data/demo/test_heldout.jsonl --beam 5 --ctc-weight 0.3
     """
     from ..eval.run import evaluate_manifest, problem_lines, summary_line
+    from ..io_utils import remove_orphan_temps_of
     from ..runtime.batch_io import check_writable_file
 
     with user_errors():
         if hyps is not None:
             check_writable_file(hyps)  # before any decoding (the file itself is written atomically)
+            remove_orphan_temps_of([hyps])  # what a killed run's write of it left
         decode = decode or {}
         if options is not None:
             from .paper import options_file_under_flags

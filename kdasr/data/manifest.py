@@ -124,10 +124,55 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     return utts
 
 
+# Read speech stays near 25 characters per second at most (the FOTAQ train set's fastest clip:
+# 25.2; eval/samples: 21.7); far above it the transcript belongs to other audio or the duration is wrong.
+MAX_CHARS_PER_SECOND = 40.0
+LENGTH_SLACK_CHARS = 10  # very short clips
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return repr(text) if len(text) <= n else repr(text[:n]) + f"... ({len(text)} characters)"
+
+
+def text_problems(u: Utterance) -> list[tuple[str, str]]:
+    """(field, reason) for each way an utterance breaks the training text policy: text that
+    `normalize_text` refuses (digits) or would change, or far more text than its duration can hold."""
+    problems = []
+    try:
+        if (norm := normalize_text(u.text)) != u.text:
+            problems.append(("text", f"not normalised; expected {_clip(norm)}"))
+    except TextError:
+        problems.append(("text", f"transcript contains digits (spell numbers out in words): {_clip(u.text)}"))
+    if len(u.text) > MAX_CHARS_PER_SECOND * u.duration + LENGTH_SLACK_CHARS:
+        problems.append(("text", f"{len(u.text)} characters for {u.duration:.2f} s of audio (over "
+                         f"{MAX_CHARS_PER_SECOND:g} a second: another clip's transcript, or a wrong duration?)"))
+    return problems
+
+
+def read_training_manifest(path: str | os.PathLike, strict: bool = False) -> tuple[list[Utterance], list[str]]:
+    """The utterances of a manifest that pass `text_problems` (what `validate_manifest` reports), and
+    one line per utterance left out. Malformed lines raise ManifestError as in `read_manifest`;
+    `strict`: so does the first utterance that breaks the text policy."""
+    path = Path(path)
+    utts, skipped = [], []
+    for n, item in _parse(path):
+        if isinstance(item, ManifestError):
+            raise item
+        if problems := text_problems(item):
+            error = ManifestError(path, n, *problems[0])
+            if strict:
+                raise error
+            skipped.append(f"{error} (skipped)")
+            continue
+        utts.append(item)
+    return utts, skipped
+
+
 def validate_manifest(path: str | os.PathLike, check_audio: bool = False) -> list[str]:
     """Every problem in a manifest as a one-line message (empty list = valid).
 
-    Beyond what `read_manifest` checks, reports text that `normalize_text` would change and, with
+    Beyond what `read_manifest` checks, reports `text_problems` (text that `normalize_text` refuses or
+    would change, more characters than the duration can hold; training skips these) and, with
     `check_audio`, audio files that are missing or unreadable or shorter than start + duration.
     """
     path = Path(path)
@@ -137,11 +182,7 @@ def validate_manifest(path: str | os.PathLike, check_audio: bool = False) -> lis
             problems.append(str(item))
             continue
         count += 1
-        try:
-            if (norm := normalize_text(item.text)) != item.text:
-                problems.append(str(ManifestError(path, n, "text", f"not normalised; expected {norm!r}")))
-        except TextError as e:
-            problems.append(str(ManifestError(path, n, "text", str(e))))
+        problems += [str(ManifestError(path, n, *p)) for p in text_problems(item)]
         if check_audio:
             try:
                 length = audio_duration(item.audio)

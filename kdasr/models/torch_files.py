@@ -48,8 +48,15 @@ def save_torch_file(path: Path, payload: dict) -> None:
     if bad := _first_unsafe(payload):
         # a programming error, caught before any bytes are written
         raise TypeError(f"{path}: refusing to save {bad}: only tensors and plain data load with weights_only")
-    with atomic_open(path, "wb") as f:
-        torch.save(payload, f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(payload, f)
+    except (OSError, RuntimeError) as e:
+        # a full disk surfaces as OSError, or as torch's zip writer's RuntimeError about the short
+        # write; atomic_open has removed the temp file, so the previous file at `path` is intact
+        cause = e if isinstance(e, OSError) else e.__context__ if isinstance(e.__context__, OSError) else None
+        reason = cause.strerror if cause is not None and cause.strerror else (str(e).splitlines() or [""])[0][:160]
+        raise ModelError(f"cannot write {path}: {reason} (the file it would replace, if any, is unchanged)") from None
 
 
 def load_torch_file(path: Path, what: str = "kdasr checkpoint") -> dict:

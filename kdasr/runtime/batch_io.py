@@ -7,22 +7,35 @@ the Ray path and anything else that must write the same files.
 - Every output is written atomically (temp file in the same folder + fsync + rename) as soon as
   its input is finished, so an output that exists is complete: `--skip-existing` trusts that,
   and a killed batch rerun with the same command loses and duplicates nothing.
-- The folder's writability is checked before any decoding starts.
+- The folder's writability is checked before any decoding starts; an output name too long for
+  any file system fails that input alone, and the temp files a killed run left for these outputs
+  are removed (`prepare_outputs`).
 Torch-free, decoding-free."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path, PurePath
 
 from ..errors import KdasrError
 from ..inputs import InputItem
-from ..io_utils import atomic_write_text
+from ..io_utils import NAME_MAX, atomic_write_text, remove_orphan_temps_of
+
+PATH_MAX = 4096  # bytes (Linux)
+# write errors that concern one output's name, not the folder or the disk: that input fails, the batch goes on
+PER_FILE_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EINVAL, errno.EILSEQ})
 
 
 class OutputError(KdasrError):
-    """An output cannot be named or written; one line naming the path and the reason."""
+    """An output cannot be named or written; one line naming the path and the reason. `per_file`:
+    only this output is affected (its name), so a batch records the input as failed and goes on."""
+
+    def __init__(self, message: str, per_file: bool = False) -> None:
+        super().__init__(message)
+        self.per_file = per_file
 
 
 def extension(fmt: str) -> str:
@@ -57,6 +70,38 @@ def output_paths(items: list[InputItem], out_dir: str | os.PathLike, fmt: str) -
     return paths
 
 
+def prepare_outputs(
+    items: list[InputItem], out_dir: str | os.PathLike, fmt: str, skip_existing: bool
+) -> tuple[list[InputItem], list[Path], int, int]:
+    """(items, their output paths, number skipped, orphan temp files removed) for a batch writing to
+    `out_dir`: the folder proven writable; an input whose output no file system can name gets that
+    as its error (it fails alone, the batch goes on); the temp files a killed run left for these
+    outputs removed (others' are left alone); with `skip_existing`, inputs whose output exists dropped."""
+    outputs = output_paths(items, out_dir, fmt)
+    check_writable(out_dir)
+    items = [it if it.error or not (why := output_problem(p)) else replace(it, error=why)
+             for it, p in zip(items, outputs)]
+    orphans = remove_orphan_temps_of(outputs)
+    skipped = 0
+    if skip_existing:
+        keep = [k for k, p in enumerate(outputs) if not is_done(p)]
+        skipped = len(items) - len(keep)
+        items, outputs = [items[k] for k in keep], [outputs[k] for k in keep]
+    return items, outputs, skipped, orphans
+
+
+def output_problem(path: str | os.PathLike) -> str | None:
+    """Why no file system could hold an output at `path` (a name over NAME_MAX bytes, a path over
+    PATH_MAX), else None: that input fails in one line before anything is decoded for it."""
+    raw = os.fsencode(os.path.abspath(path))
+    longest = max(len(part) for part in raw.split(b"/"))
+    if longest > NAME_MAX:
+        return f"its output name would be {longest} bytes long (the limit is {NAME_MAX}); rename the input"
+    if len(raw) >= PATH_MAX:
+        return f"its output path would be {len(raw)} bytes long (the limit is {PATH_MAX - 1})"
+    return None
+
+
 def check_writable(folder: str | os.PathLike) -> None:
     """Create `folder` if needed and prove a file can be created in it; else one-line OutputError."""
     folder = Path(folder)
@@ -80,12 +125,15 @@ def check_writable_file(path: str | os.PathLike) -> None:
 
 def is_done(path: str | os.PathLike) -> bool:
     """Outputs are only ever renamed into place whole, so one that exists is complete."""
-    return Path(path).is_file()
+    return os.path.isfile(path)  # False, not an error, for a name the OS refuses
 
 
 def write_output(path: str | os.PathLike, text: str) -> None:
-    """Atomic write; a failure (disk full, permissions) leaves no partial file and raises OutputError."""
+    """Atomic write; a failure (disk full, permissions) leaves no partial file and raises OutputError
+    (`per_file` when only this output's name is the problem)."""
     try:
         atomic_write_text(path, text)
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}", e.errno in PER_FILE_ERRNOS) from None
+    except ValueError as e:  # a NUL byte in the name
+        raise OutputError(f"cannot write {path!r}: {e}", per_file=True) from None

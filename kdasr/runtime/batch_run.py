@@ -54,7 +54,8 @@ def run_batch(
     """Transcribe `items`. With `outputs` (one path per item) each result is written to its path as
     soon as it is finished; without, rendered text goes to `emit` (text/jsonl as results come, in
     input order; json/srt/vtt at the end). An OutputError from writing stops the batch (the outputs
-    already written stay whole); it propagates to the caller."""
+    already written stay whole) and propagates to the caller, unless only that output's name is
+    the problem: then that input is recorded as failed."""
     with_nbest = opts.nbest > 1
     summary = BatchSummary(inputs=len(items) + skipped, skipped=skipped)
     started = time.perf_counter()
@@ -77,17 +78,20 @@ def run_batch(
             record(i, held[i])
     for k, r in t.transcribe_iter([items[i].transcriber_input() for i in todo], opts):
         i = todo[k]
-        record(i, r)
         if outputs is not None:
             if isinstance(r, Result):
                 try:
                     write_output(outputs[i], render([r], fmt, with_nbest))
                 except OutputError as e:
-                    raise OutputError(
-                        f"{e} (stopped; the {summary.done - 1} outputs written before it are complete: "
-                        "rerun with --skip-existing to continue)"
-                    ) from None
+                    if not e.per_file:
+                        raise OutputError(
+                            f"{e} (stopped; the {summary.done} outputs written before it are complete: "
+                            "rerun with --skip-existing to continue)"
+                        ) from None
+                    r = Failure(r.source, str(e))  # this output's name is the problem: the batch goes on
+            record(i, r)
             continue
+        record(i, r)
         held[i] = r
         if fmt in STREAMED:
             while next_out in held:

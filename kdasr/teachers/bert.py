@@ -245,6 +245,24 @@ class BertTeacher:
     path: str
 
 
+PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def _refuse_pickled_weights(path: Path) -> None:
+    """Teacher weights are read from safetensors only: a pytorch_model.bin is a pickle, and
+    unpickling runs whatever code the file names. Say so, instead of transformers' own advice."""
+    names = sorted(p.name for p in path.iterdir())
+    if any(n.endswith(".safetensors") for n in names):
+        return
+    pickled = [n for n in names if n.endswith(PICKLE_WEIGHTS)]
+    if pickled:
+        raise ModelError(
+            f"{path}: refused: its weights are in {pickled[0]}, a pickle file, and unpickling can run code "
+            "the file holds; kdasr reads teacher weights only from model.safetensors (what save_pretrained "
+            "writes by default): re-save the model as safetensors from a copy you trust"
+        )
+
+
 def load_bert_teacher(path: Path, tok: Tokenizer) -> BertTeacher:
     """Load a masked-LM directory and check it speaks the ASR's units."""
     path = Path(path)
@@ -266,10 +284,11 @@ def load_bert_teacher(path: Path, tok: Tokenizer) -> BertTeacher:
             same = False
         if not same:
             raise ModelError(f"{path}: tokenizer.model differs from the ASR tokenizer; soft labels need the same units")
+    _refuse_pickled_weights(path)
     from transformers import AutoModelForMaskedLM
 
     try:
-        model = AutoModelForMaskedLM.from_pretrained(path)
+        model = AutoModelForMaskedLM.from_pretrained(path, use_safetensors=True)
     except (OSError, ValueError) as e:
         raise ModelError(f"{path}: cannot load a masked LM ({e})") from e
     if model.config.vocab_size != tok.vocab_size:

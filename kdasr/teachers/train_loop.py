@@ -26,7 +26,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import KdasrError
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write_text, remove_orphan_temps
 from ..models.torch_files import load_torch_file, save_torch_file
 from .common import TeacherTrainConfig
 
@@ -144,6 +144,7 @@ def train_steps(
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         state_path, log_path = state_dir / STATE_FILE, state_dir / LOG_FILE
+        remove_orphan_temps(state_dir, {STATE_FILE, LOG_FILE}.__contains__)  # a killed save's temp files
         if state_path.is_file():
             step, elapsed, ema = _load_state(state_path, model, opt, rng, identity)
         rows = _read_log(log_path, step)

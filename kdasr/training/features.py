@@ -5,6 +5,8 @@ present, so a killed run resumes where it stopped."""
 from __future__ import annotations
 
 import hashlib
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +16,11 @@ from rich.progress import Progress
 
 from ..audio import load_audio
 from ..data.manifest import Utterance
-from ..errors import AudioError
+from ..errors import AudioError, KdasrError
 from ..io_utils import atomic_open
 
 SHARD_SIZE = 1000
+FEATURE_SHARD_NAME = re.compile(r"feats-[0-9a-f]{12}\.npz")
 
 
 @dataclass
@@ -49,6 +52,21 @@ def _compute(frontend: torch.nn.Module, utts: list[Utterance], sample_rate: int)
     return out
 
 
+def _read_shard(path: Path) -> dict[str, np.ndarray]:
+    """A cached shard; one line naming it when it is not what compute_features writes (numpy refuses
+    object arrays without allow_pickle, and unpickling a crafted file could run code: never allowed)."""
+    try:
+        with np.load(path) as z:
+            out = {str(uid): z[f"a{i}"] for i, uid in enumerate(z["ids"])}
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        why = "it holds object arrays, which kdasr never unpickles" if "allow_pickle" in str(e) else (
+            str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise KdasrError(f"{path}: not a usable feature cache shard ({why}); delete it to have it recomputed") from None
+    if any(a.dtype.kind not in "fiu" or a.ndim != 2 for a in out.values()):
+        raise KdasrError(f"{path}: not a usable feature cache shard (arrays are not 2-D numbers); delete it")
+    return out
+
+
 def compute_features(
     utts: list[Utterance], cache_dir: Path, frontend: torch.nn.Module, sample_rate: int, desc: str = "features"
 ) -> FeatureSet:
@@ -64,13 +82,13 @@ def compute_features(
             path = cache_dir / f"feats-{_shard_key(shard, frontend_desc)}.npz"
             if not path.exists():
                 arrays = _compute(frontend, shard, sample_rate)
-                with atomic_open(path, "wb") as f:
-                    np.savez(
-                        f, ids=np.array(list(arrays), dtype=str), **{f"a{i}": a for i, a in enumerate(arrays.values())}
-                    )
-            with np.load(path) as z:
-                for i, uid in enumerate(z["ids"]):
-                    result[str(uid)] = z[f"a{i}"]
+                try:
+                    with atomic_open(path, "wb") as f:
+                        np.savez(f, ids=np.array(list(arrays), dtype=str),
+                                 **{f"a{i}": a for i, a in enumerate(arrays.values())})
+                except OSError as e:  # a full disk: one line; atomic_open left no partial shard
+                    raise KdasrError(f"cannot write the feature cache {path}: {e.strerror or e}") from None
+            result.update(_read_shard(path))
             progress.advance(task, len(shard))
     ids = [u.id for u in utts if u.id in result]
     return FeatureSet(ids, [result[i] for i in ids])

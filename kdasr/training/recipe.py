@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 
-from ..data.manifest import read_manifest
+from ..data.manifest import read_training_manifest
 from ..errors import KdasrError
+from ..io_utils import remove_orphan_temps
 from ..models.config import ModelConfig
 from ..models.student import build_frontend, build_model
 from ..models.student_io import load_student
@@ -16,9 +18,11 @@ from .checkpoint import check_branchable, check_resumable, load_checkpoint
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
 from .encoder_cache import compute_encoder_cache, prefix_model
-from .features import compute_features
+from .features import FEATURE_SHARD_NAME, compute_features
 from .presets import load_preset
 from .trainer import train
+
+CHECKPOINT_NAME = re.compile(r"(last|epoch-\d+|snapshot-[\d.e+-]+min)\.pt")  # what the trainer writes
 
 # λ per KD mode (Futami et al.: 0.1 utterance-level BERT, 0.3 with context)
 KD_DEFAULT_WEIGHT = {"none": 0.0, "lm": 0.1, "bert": 0.1, "bert-context": 0.3}
@@ -111,13 +115,15 @@ def run_training(
     ctc_weight: float | None = None,
     branch_from: Path | None = None,
     init_encoder_from: Path | None = None,
+    strict: bool = False,
     **overrides,
 ) -> Path:
     """Features, examples (+ soft labels), then the trainer. `init_from`: a fresh run from other
     weights; `branch_from`: continue another run's checkpoint (same architecture, tokenizer,
     schedule and data order) with this call's loss settings (see `prepare_branch`). `init_encoder_from`:
     a fresh run whose encoder and CTC head start from other weights and whose decoder (of the preset's
-    kind) starts from scratch."""
+    kind) starts from scratch. Manifests are checked like `kdasr data validate`: utterances that
+    break the text policy are reported and left out (`strict`: refused)."""
     if kd not in KD_DEFAULT_WEIGHT:
         raise KdasrError(f"--kd must be one of {', '.join(KD_DEFAULT_WEIGHT)}, got {kd!r}")
     starts = [f for f, v in (("--init-from", init_from), ("--branch-from", branch_from),
@@ -150,6 +156,10 @@ def run_training(
     if branch_from is not None:
         branch = prepare_branch(Path(branch_from), resumed, out_dir, model_cfg, train_cfg, tok, preset)
     info = init_distributed()
+    if info.main:  # temp files of checkpoint and feature writes a killed run left (only those)
+        remove_orphan_temps(out_dir, CHECKPOINT_NAME.fullmatch)
+        for name in ("train", "dev"):
+            remove_orphan_temps((feature_cache or out_dir / "feats") / name, FEATURE_SHARD_NAME.fullmatch)
     frontend = build_frontend(model_cfg)  # whisper encoders: whisper's own log-mel
     cache = feature_cache or out_dir / "feats"
     # a frozen pretrained encoder part: its output cached once per utterance (training/encoder_cache.py)
@@ -157,7 +167,9 @@ def run_training(
         if train_cfg.encoder_cache else None
     sets = {}
     for name, manifest in (("train", train_manifest), ("dev", dev_manifest)):
-        utts = read_manifest(manifest)
+        utts, skipped = read_training_manifest(manifest, strict)
+        if skipped and info.main:
+            report_skipped(manifest, skipped, len(utts))
         if not info.main:
             barrier(info)  # rank 0 computes the feature cache first; the others then read it
         if prefix is not None:
@@ -170,6 +182,11 @@ def run_training(
         ex.frame_scale = 2 if prefix is not None else 1  # whisper states are 20 ms frames
         sets[name] = (utts, ex)
     train_ex = sets["train"][1]
+    if not train_ex.ids:  # else the trainer divides by zero batches
+        raise KdasrError(
+            f"{train_manifest}: no usable training utterances ({len(sets['train'][0])} passed the checks; "
+            "those with unreadable audio, under 16 feature frames or no tokens are left out): nothing to train on"
+        )
     kd_info = {}
     if kd != "none":
         train_ex, kd_info = attach_soft_labels(train_ex, soft_labels, kd, tok)
@@ -213,6 +230,17 @@ def run_training(
         checkpoint=resumed,
         branch=branch,
     )
+
+
+SHOWN_SKIPS = 10
+
+
+def report_skipped(manifest: Path, skipped: list[str], kept: int) -> None:
+    for line in skipped[:SHOWN_SKIPS]:
+        print(f"warning: {line}")
+    more = f" ({len(skipped) - SHOWN_SKIPS} more not shown)" if len(skipped) > SHOWN_SKIPS else ""
+    print(f"warning: {manifest}: {len(skipped)} of {len(skipped) + kept} utterances left out by the text and length "
+          f"checks{more}; `kdasr data validate {manifest}` lists them all, --strict refuses them")
 
 
 def prepare_branch(
