@@ -53,11 +53,15 @@ def test_cache_holds_the_frozen_part_and_resumes_and_invalidates(utts, tmp_path,
     assert np.abs(feats.feats[0].astype(np.float32) - ref[0].numpy()).max() < 2e-2  # fp16 rounding only
     assert cache_lens.tolist() == full_lens.tolist() and (from_cache - full).abs().max() < 5e-2
 
-    # resumable: a shard left by a killed run is read, not recomputed (its content marks it)
+    # resumable: present shards are read, not recomputed; a killed writer's temp file is removed
+    from kdasr.io_utils import TEMP_SUFFIX, temp_prefix
+
+    orphan = folder / f"{temp_prefix(shards[0].name)}abcd1234{TEMP_SUFFIX}"
+    orphan.write_bytes(b"half a shard")
     shards[0].unlink()
     stamp = shards[1].stat().st_mtime_ns
     again, _ = compute_encoder_cache(utts, tmp_path, model)
-    assert shards[0].exists() and shards[1].stat().st_mtime_ns == stamp
+    assert shards[0].exists() and shards[1].stat().st_mtime_ns == stamp and not orphan.exists()
     assert all(np.array_equal(a, b) for a, b in zip(again.feats, feats.feats))
 
     # the trainable part (top layer, reduction, decoder) does not change the key; a frozen weight does

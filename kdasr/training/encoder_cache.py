@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import time
 from pathlib import Path
 
@@ -24,12 +25,13 @@ from rich.progress import Progress
 from ..audio import load_audio
 from ..data.manifest import Utterance
 from ..errors import AudioError, KdasrError
-from ..io_utils import atomic_open
+from ..io_utils import atomic_open, remove_orphan_temps
 from ..models.student import Seq2SeqStudent
-from .features import SHARD_SIZE, FeatureSet
+from .features import SHARD_SIZE, FeatureSet, _read_shard
 from .specaugment import SpecAugmentConfig, spec_augment
 
 FORMAT = "whisper-prefix-v1"
+SHARD_NAME = re.compile(r"shard-[0-9a-f]{12}\.npz")
 
 
 def check_cacheable(model: Seq2SeqStudent) -> None:
@@ -105,6 +107,7 @@ def compute_encoder_cache(
     model.eval()
     folder = Path(cache_dir) / f"enc-{prefix_hash(model)}"
     folder.mkdir(parents=True, exist_ok=True)
+    remove_orphan_temps(folder, SHARD_NAME.fullmatch)  # a killed run's half-written shard (only ours)
     shards = [utts[i : i + SHARD_SIZE] for i in range(0, len(utts), SHARD_SIZE)]
     result: dict[str, np.ndarray] = {}
     with Progress() as progress:
@@ -113,12 +116,13 @@ def compute_encoder_cache(
             path = folder / f"shard-{_shard_key(shard)}.npz"
             if not path.exists():
                 arrays = _compute(model, shard, model.cfg.sample_rate)
-                with atomic_open(path, "wb") as f:
-                    np.savez(f, ids=np.array(list(arrays), dtype=str),
-                             **{f"a{i}": a for i, a in enumerate(arrays.values())})
-            with np.load(path) as z:
-                for i, uid in enumerate(z["ids"]):
-                    result[str(uid)] = z[f"a{i}"]
+                try:
+                    with atomic_open(path, "wb") as f:
+                        np.savez(f, ids=np.array(list(arrays), dtype=str),
+                                 **{f"a{i}": a for i, a in enumerate(arrays.values())})
+                except OSError as e:  # a full disk: one line; atomic_open left no partial shard
+                    raise KdasrError(f"cannot write the encoder cache {path}: {e.strerror or e}") from None
+            result.update(_read_shard(path))  # the feature cache's checked reader: never unpickles
             progress.advance(task, len(shard))
     ids = [u.id for u in utts if u.id in result]
     return FeatureSet(ids, [result[i] for i in ids]), folder
