@@ -272,7 +272,7 @@ def _print_checks(checks, tolerance: float) -> bool:
         verdict = "reported" if c.informational else ("ok" if c.ok(tolerance) else "FAIL")
         typer.echo(
             f"check {c.graph}: max |torch - onnx| = {c.max_error:.2e} over {c.cases} {c.unit} "
-            f"({verdict}, tolerance {tolerance:g})" + (f": {c.detail}" if c.detail else "")
+            f"({verdict}, tolerance {tolerance * c.tolerance_factor:g})" + (f": {c.detail}" if c.detail else "")
         )
     return all(c.ok(tolerance) for c in checks)
 

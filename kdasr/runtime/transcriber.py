@@ -290,6 +290,11 @@ class Transcriber:
         if isinstance(inputs, (str, os.PathLike, np.ndarray, AudioSlice)):
             inputs = [inputs]  # one input, not a sequence of characters or rows
         opts = decode_options(self.model.spec.decoding, opts, decode)
+        limit = self.model.spec.architecture.get("max_input_seconds")  # e.g. whisper encoders: 30 s
+        if isinstance(limit, int | float) and opts.max_segment_seconds > limit:
+            raise ModelError(f"{self.model.model_dir}: its encoder takes at most {limit:g} s at once; "
+                             f"max_segment_seconds {opts.max_segment_seconds:g} is over it (long audio is cut "
+                             f"into pieces of at most max_segment_seconds)")
         group: list[Prepared] = []
         seconds = 0.0
         for i, item in enumerate(inputs):

@@ -30,4 +30,7 @@ class TrainConfig:
     kd: str = "none"
     kd_weight: float = 0.0  # λ; the recipe fills the per-mode default (0.1 utterance/LM, 0.3 context)
     kd_smoothing: float = 0.1  # soft target = (1 − σ)·top-K + σ·uniform
+    # frozen pretrained encoders (whisper_trainable_layers >= 0): compute the frozen part once per
+    # utterance, cache it (training/encoder_cache.py) and train from the cache; masks on its states
+    encoder_cache: bool = False
     amp: str = "none"  # "bf16": autocast the forward pass (CPU or GPU)

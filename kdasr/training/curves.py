@@ -25,6 +25,7 @@ from ..io_utils import atomic_open, atomic_write_text
 from ..models.frontend import LogMelFrontend
 from ..models.reference_decode import ctc_greedy_ids, greedy_from_memory
 from ..models.student_io import load_checkpoint, load_student
+from ..models.whisper_frontend import WhisperFrontend
 from .batching import bucket_batches
 from .config import TrainConfig
 from .data import collate, make_examples
@@ -46,7 +47,7 @@ class DevSubset:
     manifest: Path
     utts: list[Utterance]
     feats: FeatureSet
-    frontend: tuple[int, int, int, int]  # sample rate, n_fft, hop, mels the features were made with
+    frontend: tuple  # sample rate, n_fft, hop, mels the features were made with, and the kind (kdasr/whisper)
     key: str  # identifies the subset (ids and texts) in cache keys
 
     @property
@@ -59,17 +60,18 @@ def epoch_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def frontend_of(model_config: dict) -> tuple[int, int, int, int]:
-    return tuple(int(model_config[k]) for k in ("sample_rate", "n_fft", "hop_length", "n_mels"))
+def frontend_of(model_config: dict) -> tuple:
+    kind = "whisper" if str(model_config.get("encoder_type", "")).startswith("whisper") else "kdasr"
+    return (*(int(model_config[k]) for k in ("sample_rate", "n_fft", "hop_length", "n_mels")), kind)
 
 
 def load_dev_subset(
-    manifest: Path, limit: int, frontend: tuple[int, int, int, int], feature_cache: Path | None, own_cache: Path
+    manifest: Path, limit: int, frontend: tuple, feature_cache: Path | None, own_cache: Path
 ) -> DevSubset:
     """With `feature_cache` (the training's --feature-cache), its dev features are read (the whole
     manifest's shards, as training wrote them); otherwise the subset's features go to own_cache."""
     sample_rate = frontend[0]
-    mel = LogMelFrontend(*frontend)
+    mel = WhisperFrontend() if frontend[4] == "whisper" else LogMelFrontend(*frontend[:4])
     utts = read_manifest(manifest)
     if not utts:
         raise KdasrError(f"{manifest}: no utterances")
@@ -102,7 +104,7 @@ def decode_checkpoint(
     student = load_student(checkpoint)
     model, tok, ck = student.model, student.tokenizer, student.checkpoint
     if frontend_of(ck["model_config"]) != dev.frontend:
-        raise KdasrError(f"{checkpoint}: its features (rate, FFT, hop, mels) {frontend_of(ck['model_config'])} "
+        raise KdasrError(f"{checkpoint}: its features (rate, FFT, hop, mels, kind) {frontend_of(ck['model_config'])} "
                          f"differ from the other runs' {dev.frontend}: decode it in a separate `kdasr curves`")
     ex = make_examples(dev.utts, dev.feats, tok)
     if not ex.ids:

@@ -22,10 +22,12 @@ class Examples:
     texts: list[str]
     # per example: (ids [n, K], probs [n, K]) for its n tokens, or None (no teacher for it)
     soft: list[tuple[np.ndarray, np.ndarray] | None] | None = None
+    # 10 ms frames per row of `feats` (2 for cached whisper encoder states): batches are sized in 10 ms frames
+    frame_scale: int = 1
 
     @property
     def lengths(self) -> list[int]:
-        return [f.shape[0] for f in self.feats]
+        return [f.shape[0] * self.frame_scale for f in self.feats]
 
 
 def make_examples(utts: list[Utterance], features: FeatureSet, tokenizer: Tokenizer) -> Examples:

@@ -18,7 +18,6 @@ from ..audio import load_audio
 from ..data.manifest import Utterance
 from ..errors import AudioError, KdasrError
 from ..io_utils import atomic_open
-from ..models.frontend import LogMelFrontend
 
 SHARD_SIZE = 1000
 FEATURE_SHARD_NAME = re.compile(r"feats-[0-9a-f]{12}\.npz")
@@ -38,7 +37,7 @@ def _shard_key(utts: list[Utterance], frontend_desc: str) -> str:
 
 
 @torch.no_grad()
-def _compute(frontend: LogMelFrontend, utts: list[Utterance], sample_rate: int) -> dict[str, np.ndarray]:
+def _compute(frontend: torch.nn.Module, utts: list[Utterance], sample_rate: int) -> dict[str, np.ndarray]:
     out = {}
     for u in utts:
         try:
@@ -69,10 +68,12 @@ def _read_shard(path: Path) -> dict[str, np.ndarray]:
 
 
 def compute_features(
-    utts: list[Utterance], cache_dir: Path, frontend: LogMelFrontend, sample_rate: int, desc: str = "features"
+    utts: list[Utterance], cache_dir: Path, frontend: torch.nn.Module, sample_rate: int, desc: str = "features"
 ) -> FeatureSet:
     cache_dir.mkdir(parents=True, exist_ok=True)
     frontend_desc = f"{frontend.n_fft}/{frontend.hop_length}/{frontend.mel.shape[1]}"
+    if tag := getattr(frontend, "cache_tag", ""):  # another kind of features (whisper's log-mel)
+        frontend_desc += f"/{tag}"
     shards = [utts[i : i + SHARD_SIZE] for i in range(0, len(utts), SHARD_SIZE)]
     result: dict[str, np.ndarray] = {}
     with Progress() as progress:

@@ -11,13 +11,13 @@ from ..data.manifest import read_training_manifest
 from ..errors import KdasrError
 from ..io_utils import remove_orphan_temps
 from ..models.config import ModelConfig
-from ..models.frontend import LogMelFrontend
-from ..models.student import build_model
+from ..models.student import build_frontend, build_model
 from ..models.student_io import load_student
 from ..text import Tokenizer
 from .checkpoint import check_branchable, check_resumable, load_checkpoint
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
+from .encoder_cache import compute_encoder_cache, prefix_model
 from .features import FEATURE_SHARD_NAME, compute_features
 from .presets import load_preset
 from .trainer import train
@@ -71,7 +71,7 @@ def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) ->
     }
     if missing:
         print(f"warning: {missing} of {len(ex.ids)} training utterances have no soft labels (hard labels only)")
-    return Examples(ex.ids, ex.feats, ex.tokens, ex.texts, soft), info
+    return Examples(ex.ids, ex.feats, ex.tokens, ex.texts, soft, ex.frame_scale), info
 
 
 def load_init_weights(source: Path, tok: Tokenizer) -> tuple[ModelConfig, dict, dict]:
@@ -160,8 +160,11 @@ def run_training(
         remove_orphan_temps(out_dir, CHECKPOINT_NAME.fullmatch)
         for name in ("train", "dev"):
             remove_orphan_temps((feature_cache or out_dir / "feats") / name, FEATURE_SHARD_NAME.fullmatch)
-    frontend = LogMelFrontend(model_cfg.sample_rate, model_cfg.n_fft, model_cfg.hop_length, model_cfg.n_mels)
+    frontend = build_frontend(model_cfg)  # whisper encoders: whisper's own log-mel
     cache = feature_cache or out_dir / "feats"
+    # a frozen pretrained encoder part: its output cached once per utterance (training/encoder_cache.py)
+    prefix = prefix_model(model_cfg, (resumed or branch or {}).get("model") or init_weights) \
+        if train_cfg.encoder_cache else None
     sets = {}
     for name, manifest in (("train", train_manifest), ("dev", dev_manifest)):
         utts, skipped = read_training_manifest(manifest, strict)
@@ -169,10 +172,15 @@ def run_training(
             report_skipped(manifest, skipped, len(utts))
         if not info.main:
             barrier(info)  # rank 0 computes the feature cache first; the others then read it
-        feats = compute_features(utts, cache / name, frontend, model_cfg.sample_rate, desc=f"{name} features")
+        if prefix is not None:
+            feats, _ = compute_encoder_cache(utts, cache / name, prefix, desc=f"{name} encoder cache")
+        else:
+            feats = compute_features(utts, cache / name, frontend, model_cfg.sample_rate, desc=f"{name} features")
         if info.main:
             barrier(info)
-        sets[name] = (utts, make_examples(utts, feats, tok))
+        ex = make_examples(utts, feats, tok)
+        ex.frame_scale = 2 if prefix is not None else 1  # whisper states are 20 ms frames
+        sets[name] = (utts, ex)
     train_ex = sets["train"][1]
     if not train_ex.ids:  # else the trainer divides by zero batches
         raise KdasrError(

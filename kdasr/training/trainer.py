@@ -18,13 +18,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from ..errors import KdasrError
 from ..models.config import ModelConfig
 from ..models.reference_decode import ctc_greedy_ids
-from ..models.student import Seq2SeqStudent, build_model, count_parameters
+from ..models.student import Seq2SeqStudent, build_model, count_parameters, load_pretrained
 from ..text import Tokenizer
 from .batching import bucket_batches
 from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Batch, Examples, collate
 from .distributed import DistInfo, gather_objects, init_distributed, sync_flags
+from .encoder_cache import check_cacheable, mask_states
 from .losses import ctc_loss, kd_loss, label_smoothed_ce
 from .specaugment import spec_augment
 
@@ -62,7 +63,7 @@ def compute_loss(
 
 
 def ctc_greedy_texts(model: Seq2SeqStudent, batch: Batch, tok: Tokenizer) -> list[str]:
-    memory, lens = model.encoder(batch.feats, batch.feat_lens)
+    memory, lens = model.encode_features(batch.feats, batch.feat_lens)
     return [tok.decode(ids) for ids in ctc_greedy_ids(model.ctc_head(memory), lens, tok.pad_id)]
 
 
@@ -141,6 +142,13 @@ def train(
         missing, unexpected = core.load_state_dict(init_weights, strict=False)
         if unexpected or any(not k.startswith("decoder.") for k in missing):
             raise KdasrError(f"initial weights do not fit this model: missing {missing[:3]}, extra {unexpected[:3]}")
+    if init_weights is None and branch is None and not (resume and (out_dir / "last.pt").exists()):
+        # a fresh run of a pretrained-encoder student (whisper) starts from the packaged weights
+        if (pretrained := load_pretrained(core)) is not None:
+            summary = {**(summary or {}), "pretrained_encoder": pretrained}
+    if cfg.encoder_cache:  # the examples hold the frozen encoder part's cached states (recipe.py)
+        check_cacheable(core)
+        core.input_kind = "encoder_prefix"
     model: torch.nn.Module = core
     if info.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -173,7 +181,7 @@ def train(
         step, epoch, batch_pos, elapsed = ck["step"], ck["epoch"], ck["batch_pos"], ck["elapsed"]
         if resuming:
             # the run's history stays the first start's: when it began, where its weights came from
-            kept = ("started", "initialised_from", "encoder_initialised_from", "branched_from")
+            kept = ("started", "initialised_from", "encoder_initialised_from", "branched_from", "pretrained_encoder")
             summary = {**(summary or {}), **{k: ck["summary"][k] for k in kept if k in ck.get("summary", {})}}
         rngs = ck.get("rngs")
         if rngs and len(rngs) == info.world:
@@ -244,7 +252,8 @@ def train(
                 idx = batches[(batch_pos * info.world + info.rank) % len(batches)]
                 batch = collate(train_ex, idx, tok)
                 if step >= cfg.specaug_start_step:
-                    batch.feats = spec_augment(batch.feats, batch.feat_lens, cfg.specaug, gen)
+                    augment = mask_states if cfg.encoder_cache else spec_augment
+                    batch.feats = augment(batch.feats, batch.feat_lens, cfg.specaug, gen)
                 batch = batch.to(info.device)
                 lr = noam_lr(step + 1, cfg.lr, cfg.warmup_steps)
                 for g in opt.param_groups:
