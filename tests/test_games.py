@@ -192,3 +192,13 @@ def test_mix_band_limits_synthetic_and_augments_real(tmp_path):
     before = (out / "train.jsonl").read_bytes()
     run_kdasr(*args)  # deterministic: a second build writes the same corpus
     assert (out / "train.jsonl").read_bytes() == before
+
+
+def test_data_sample_draws_the_same_random_sample_for_a_seed(tmp_path):
+    _corpus(tmp_path / "c", "u", 10)
+    a, b, c = (tmp_path / f"{k}.jsonl" for k in "abc")
+    run_kdasr("data", "sample", str(a), str(tmp_path / "c/train.jsonl"), "-n", "4", "--seed", "3")
+    run_kdasr("data", "sample", str(b), str(tmp_path / "c/train.jsonl"), "-n", "4", "--seed", "3")
+    run_kdasr("data", "sample", str(c), str(tmp_path / "c/train.jsonl"), "-n", "4", "--seed", "4")
+    ids = [[u.id for u in read_manifest(p)] for p in (a, b, c)]
+    assert ids[0] == ids[1] != ids[2] and len(set(ids[0])) == 4

@@ -218,3 +218,26 @@ def mix(
         typer.echo(f"train: {h['synthetic']:.2f} h synthetic ({info['band_limit']['utterances']} band-limited), "
                    f"{h['real']:.2f} h real incl. augmented copies; real share {info['real_share_of_train_hours']:.0%}")
         typer.echo(f"wrote {out} in {info['wall_seconds']:.0f} s")
+
+
+@data_app.command("sample")
+def sample(
+    out: Annotated[Path, typer.Argument(help="Manifest to write (.jsonl).")],
+    manifests: Annotated[list[Path], typer.Argument(help="Manifests to draw from (their utterances pooled).")],
+    n: Annotated[int, typer.Option("-n", min=1, help="How many utterances to draw.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the draw (the same seed and inputs give the same sample).")] = 0,
+) -> None:
+    """Draw a random sample of utterances from one or more manifests, e.g. to check a corpus's pairing
+    of audio and text by hand or with `kdasr eval-reference`.
+
+    Example: kdasr data sample spot.jsonl data/real/fotaq/*.jsonl -n 200 --seed 26
+    """
+    import random
+
+    from kdasr.data.manifest import read_manifest, write_manifest
+
+    with user_errors():
+        pool = [u for m in manifests for u in read_manifest(m)]
+        picked = random.Random(seed).sample(pool, min(n, len(pool)))
+        write_manifest(out, picked)
+        typer.echo(f"wrote {out}: {_summary(picked)} (drawn from {len(pool)})")
