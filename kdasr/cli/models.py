@@ -58,3 +58,15 @@ def add(
     with user_errors():
         dest = add_model(model_dir, name, replace)
     typer.echo(f"installed {dest.name}: {dest}")
+
+
+@models_app.command("path")
+def path(name: Annotated[str, typer.Argument(help="A model name (as `kdasr models` lists) or a directory.")]) -> None:
+    """Print the directory a model name resolves to (for scripts: `--init-from "$(kdasr models path demo-en)"`).
+
+    Example: kdasr models path demo-en
+    """
+    from ..model_store import resolve_model
+
+    with user_errors():
+        typer.echo(str(resolve_model(name)))
