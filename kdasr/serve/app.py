@@ -201,13 +201,13 @@ def serve(transcriber: Transcriber, config: ServeConfig, host: str, port: int, l
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     started = time.monotonic()
     app = create_app(transcriber, config)
-    cap = fit_connection_cap(config.max_connections)
+    cap, backlog = fit_connection_cap(config.max_connections)
     log.info("app built in %.1f s; listening on %s:%d (at most %d connections)", time.monotonic() - started,
              host, port, cap)
     grace = int(config.request_timeout_s) + 5  # an in-flight request ends within its timeout
     server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=grace,
-        http=guarded_protocol(cap, config.header_timeout_s), backlog=min(2048, cap),
+        http=guarded_protocol(cap, config.header_timeout_s), backlog=backlog,
     ))
     app.state.server = server
     server.run()

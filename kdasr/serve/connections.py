@@ -39,8 +39,11 @@ def raw_error(err: ApiError) -> bytes:
 _PHRASES = {408: "Request Timeout", 503: "Service Unavailable"}
 
 
-def fit_connection_cap(wanted: int) -> int:
-    """Raise the soft descriptor limit to the hard one and return a connection cap that fits under it."""
+def fit_connection_cap(wanted: int) -> tuple[int, int]:
+    """Raise the soft descriptor limit to the hard one; (connection cap, listen backlog) that fit under it.
+    asyncio accepts up to `backlog` sockets per loop iteration, and a socket reaches its protocol (where
+    the cap applies) two iterations later, and an evicted one is closed one iteration after that: the cap
+    leaves room for four such bursts."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
@@ -49,7 +52,9 @@ def fit_connection_cap(wanted: int) -> int:
             soft = target
         except (ValueError, OSError):
             pass
-    return max(1, min(wanted, soft - FD_RESERVE))
+    room = max(2, soft - FD_RESERVE)
+    backlog = max(1, min(2048, room // 8))
+    return max(1, min(wanted, room - 4 * backlog)), backlog
 
 
 class RateLimitedLog:
