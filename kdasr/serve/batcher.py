@@ -86,8 +86,9 @@ class MicroBatcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="kdasr-batcher")
 
-    def has_room(self) -> bool:
-        return not self._closing and len(self._live()) < self.max_queue + self.max_batch
+    def has_room(self, incoming: int = 0) -> bool:
+        """`incoming`: requests admitted upstream and not queued yet (uploads being decoded)."""
+        return not self._closing and len(self._live()) + incoming < self.max_queue + self.max_batch
 
     async def stop(self) -> None:
         """Refuse new work, finish everything admitted, then stop the worker thread."""
@@ -100,10 +101,10 @@ class MicroBatcher:
     def _live(self) -> list[_Job]:
         return [j for j in self._jobs if not j.future.done()]
 
-    def check_room(self) -> None:
+    def check_room(self, incoming: int = 0) -> None:
         if self._closing:
             raise overloaded("server is shutting down", self._retry_after)
-        if not self.has_room():
+        if not self.has_room(incoming):
             raise overloaded(f"server busy: {self.max_queue} requests already queued", self._retry_after)
 
     async def transcribe(self, prep: Prepared, pieces: list[np.ndarray], opts: DecodeOptions, timeout_s: float,

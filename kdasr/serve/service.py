@@ -46,6 +46,7 @@ class Service:
         self.metrics = Metrics(lambda: self.batcher.depth, lambda: self.batcher.busy)
         # decoding uploads is CPU work and holds up to max_audio_seconds of samples each: a few at a time
         self._upload_slots = asyncio.Semaphore(UPLOAD_DECODERS)
+        self._preparing = 0  # admitted uploads not yet queued: they count against the queue's room
 
     def _decode(self, pieces: list[np.ndarray], opts: DecodeOptions) -> list:
         """Worker thread: one micro-batch of pieces through the Transcriber; a long one's heap pages go back."""
@@ -101,10 +102,14 @@ class Service:
         """`gone`: returns when the client disconnects; its work is then dropped (see MicroBatcher)."""
         if not self.ready.is_set():
             raise overloaded("model is warming up; retry shortly", self.config.retry_after_s)
-        self.batcher.check_room()  # before decoding anything: a full server refuses at once
-        async with self._upload_slots:
-            # decoding and planning an upload is CPU work: off the event loop
-            wave, notes, prep, pieces = await run_in_threadpool(self._prepare, data, name, opts)
+        self.batcher.check_room(self._preparing)  # before decoding anything: a full server refuses at once
+        self._preparing += 1
+        try:
+            async with self._upload_slots:
+                # decoding and planning an upload is CPU work: off the event loop
+                wave, notes, prep, pieces = await run_in_threadpool(self._prepare, data, name, opts)
+        finally:
+            self._preparing -= 1
         del wave  # the pieces are views of it; nothing else holds it
         result = await self.batcher.transcribe(prep, pieces, opts, self.config.request_timeout_s, gone)
         self.metrics.audio_seconds.inc(result.duration)
