@@ -7,9 +7,10 @@ request could still join, and decodes it on one worker thread (the event loop ke
 
 - one long file cannot starve short ones: a short request that arrives while a 10-minute file is being
   decoded gets its piece into the next batch, not after the file's 30 pieces;
-- work stops between batches when nobody waits for it: a request whose client disconnected or whose
-  `--request-timeout` expired has its remaining pieces dropped (the batch in flight, at most
-  `max_batch` pieces, finishes: onnxruntime cannot be interrupted).
+- work stops when nobody waits for it: a request whose client disconnected or whose `--request-timeout`
+  expired has its remaining pieces dropped, also within the batch in flight, between its encoder-sized
+  chunks (the chunk being decoded, at most max_batch_seconds of audio, finishes: onnxruntime and the
+  search cannot be interrupted).
 
 Requests with different decoding options are decoded as separate groups of the same batch. Results
 do not depend on batch composition, so a request gets exactly what it would get alone. If a group
@@ -66,10 +67,13 @@ class MicroBatcher:
         max_queue: int,
         retry_after_s: int = 2,
         on_batch: Callable[[int, float, int], None] | None = None,
+        sample_rate: int = 16000,
+        min_piece: int = 0,
     ) -> None:
         self._decode, self._assemble = decode, assemble
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
         self._retry_after = retry_after_s
+        self.sample_rate, self.min_piece = sample_rate, min_piece  # for splitting a batch as the encoder takes it
         self._on_batch = on_batch  # (requests in the batch, seconds spent decoding it, samples decoded)
         self._jobs: list[_Job] = []  # admitted and unfinished, in arrival order
         self._wake = asyncio.Event()
@@ -197,21 +201,26 @@ class MicroBatcher:
         return batch
 
     def _decode_batch(self, batch: list[tuple[_Job, int]]) -> list[tuple[_Job, Result | BaseException]]:
-        """Worker thread: one decode per distinct options; the requests whose last piece this was are
-        assembled here too (tokenizer work stays off the event loop)."""
+        """Worker thread: one decode per distinct options and encoder-sized chunk (as the Transcriber would
+        split it), dropping before each chunk the pieces of requests nobody waits for any more; requests
+        whose last piece this was are assembled here too (tokenizer work stays off the event loop)."""
         groups: dict[DecodeOptions, list[tuple[_Job, int]]] = {}
         for job, i in batch:
             groups.setdefault(job.opts, []).append((job, i))
         failed: dict[int, BaseException] = {}
         for opts, members in groups.items():
-            try:
-                hyps = self._decode([job.pieces[i] for job, i in members], opts)
-            except Exception as e:  # noqa: BLE001 - decode_pieces isolates onnxruntime errors; this is a bug
-                for job, _ in members:
-                    failed[id(job)] = _decode_error(e)
-                continue
-            for (job, i), h in zip(members, hyps, strict=True):
-                job.hyps[i] = h
+            for chunk in self._chunks(members, opts):
+                chunk = [(job, i) for job, i in chunk if not job.future.done()]
+                if not chunk:
+                    continue
+                try:
+                    hyps = self._decode([job.pieces[i] for job, i in chunk], opts)
+                except Exception as e:  # noqa: BLE001 - decode_pieces isolates onnxruntime errors; this is a bug
+                    for job, _ in chunk:
+                        failed[id(job)] = _decode_error(e)
+                    continue
+                for (job, i), h in zip(chunk, hyps, strict=True):
+                    job.hyps[i] = h
         out, seen = [], set()
         for job, _ in batch:
             if id(job) in seen:
@@ -223,6 +232,19 @@ class MicroBatcher:
             elif job.left == 0 and not job.future.done():
                 out.append((job, self._as_outcome(self._assemble(job.prep, job.hyps))))
         return out
+
+    def _chunks(self, members: list[tuple[_Job, int]], opts: DecodeOptions) -> list[list[tuple[_Job, int]]]:
+        """Length-sorted runs of at most batch_size pieces and max_batch_seconds of padded audio: what one
+        encoder call takes (Transcriber.decode_pieces splits the same way), and where work can stop."""
+        size = lambda m: max(len(m[0].pieces[m[1]]), self.min_piece)  # noqa: E731
+        most = opts.max_batch_seconds * self.sample_rate
+        chunks: list[list[tuple[_Job, int]]] = []
+        for m in sorted(members, key=size):
+            if chunks and len(chunks[-1]) < opts.batch_size and size(m) * (len(chunks[-1]) + 1) <= most:
+                chunks[-1].append(m)
+            else:
+                chunks.append([m])
+        return chunks
 
     @staticmethod
     def _as_outcome(r: Result | Failure) -> Result | BaseException:

@@ -41,7 +41,8 @@ class Service:
             shrink_encoder_arena(transcriber)
         self.batcher = MicroBatcher(
             self._decode, transcriber.assemble, config.max_batch, config.max_wait_ms / 1000, config.max_queue,
-            config.retry_after_s, on_batch=self._on_batch,
+            config.retry_after_s, on_batch=self._on_batch, sample_rate=self.sample_rate,
+            min_piece=transcriber.min_piece,
         )
         self.metrics = Metrics(lambda: self.batcher.depth, lambda: self.batcher.busy)
         # decoding uploads is CPU work and holds up to max_audio_seconds of samples each: a few at a time
