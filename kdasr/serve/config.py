@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class ServeConfig:
     max_beam: int = 16  # beam/nbest above this are refused (cost grows with beam)
     retry_after_s: int = 2  # told to clients on 503
     release_memory: bool = True  # give a long file's peak memory back after it (serve/memory.py)
-    api_key: str | None = None  # required as `Authorization: Bearer KEY` on every route but the probes
+    # required as `Authorization: Bearer KEY` on every route but the probes; kept out of repr()
+    api_key: str | None = field(default=None, repr=False)
     docs: bool | None = None  # /docs and /openapi.json; None: on without a key, off with one
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
     max_connections: int = 1000  # open connections; beyond it idle ones are dropped, then new ones refused
