@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 METHODS = ("attention", "ctc")
@@ -89,7 +90,7 @@ _NUMERIC: dict[str, tuple[type, float, float, bool]] = {
 def _checked(name: str, value, kind: type, low: float, high: float, low_open: bool):
     """`value` as `kind` if it is a finite number within [low, high] ((low, high] if low_open), else ValueError
     naming the field. Integral floats (2.0 from JSON) become ints; 2.5, True and "3" are refused."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars too (tune grids)
         raise ValueError(f"{name} must be a number, not {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, not {value!r}")

@@ -46,6 +46,9 @@ def test_integral_floats_become_ints_and_good_values_pass():
     opts = DecodeOptions(beam=4.0, nbest=2.0, length_bonus=-0.5, ctc_weight=0.3, max_segment_seconds=30)
     assert opts.beam == 4 and isinstance(opts.beam, int) and isinstance(opts.nbest, int)
     assert isinstance(opts.max_segment_seconds, float) and opts.length_bonus == -0.5
+    np = pytest.importorskip("numpy")
+    grid = DecodeOptions(beam=np.int64(5), ctc_weight=np.float32(0.25))  # values from a numpy grid (kdasr tune)
+    assert grid.beam == 5 and type(grid.beam) is int and type(grid.ctc_weight) is float
 
 
 @pytest.mark.parametrize("text", ['{"max_segment_seconds": NaN}', '{"beam": 2.5}', '{"length_bonus": Infinity}'])
