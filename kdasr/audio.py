@@ -177,6 +177,9 @@ class AudioStats:
         return float(np.sqrt(self.sumsq / self.samples)) if self.samples else 0.0
 
 
+MAX_BLOCK_VALUES = 1 << 20  # samples x channels read at once (4 MB of float32), whatever the rate and channels
+
+
 def iter_audio_blocks(
     path: str | os.PathLike,
     sample_rate: int = SAMPLE_RATE,
@@ -191,14 +194,31 @@ def iter_audio_blocks(
     _check_path(path)
     name = str(path)
     _check_slice(name, start, duration)
+    yield from _iter_blocks(name, name, sample_rate, start, duration, block_seconds, stats)
+
+
+def iter_audio_bytes_blocks(
+    data: bytes, name: str = "<upload>", sample_rate: int = SAMPLE_RATE, block_seconds: float = 30.0
+):
+    """`iter_audio_blocks` for an in-memory file (an HTTP upload): the server decodes uploads this way,
+    so memory is bounded by the decoded 16 kHz mono audio, not the file's own rate and channels."""
+    if not data:
+        raise AudioError(name, "empty file (0 bytes)")
+    yield from _iter_blocks(io.BytesIO(data), name, sample_rate, 0.0, None, block_seconds, None)
+
+
+def _iter_blocks(src, name: str, sample_rate: int, start: float, duration: float | None, block_seconds: float,
+                 stats: AudioStats | None):
     try:
-        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: libsndfile opens names that are not UTF-8
+        # a path is opened as bytes: libsndfile opens names that are not UTF-8
+        with sf.SoundFile(os.fsencode(src) if isinstance(src, str) else src) as f:
             sr, total, first = _seek_start(f, name, start)
             if stats is not None:
                 stats.header_mismatch = header_mismatch(f.extra_info)
             left = total - first if duration is None else min(total - first, round(duration * sr))
             stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32") if sr != sample_rate else None
-            block, emitted = max(1, int(block_seconds * sr)), 0
+            block = max(1, min(int(block_seconds * sr), MAX_BLOCK_VALUES // max(1, f.channels)))
+            emitted = 0
             while left > 0:
                 raw = f.read(min(block, left), dtype="float32", always_2d=True)
                 if raw.shape[0] == 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 METHODS = ("attention", "ctc")
@@ -61,21 +62,14 @@ class DecodeOptions:
     min_segment_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # NaN passes every range check below; inf breaks int()
-            if f.type == "float" and not math.isfinite(getattr(self, f.name)):
-                raise ValueError(f"{f.name} must be a finite number, got {getattr(self, f.name)}")
+        # Every numeric field is checked here, once: the CLI, the Python API, the server and model.json
+        # all build DecodeOptions, so none of them can pass NaN, inf, 2.5 beams or negative sizes on.
+        for name, (kind, low, high, low_open) in _NUMERIC.items():
+            object.__setattr__(self, name, _checked(name, getattr(self, name), kind, low, high, low_open))
         if self.method not in METHODS:
             raise ValueError(f"method must be 'attention' or 'ctc', not {self.method!r}")
-        if self.beam < 1 or self.nbest < 1:
-            raise ValueError("beam and nbest must be at least 1")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        if not 0.0 <= self.ctc_weight < 1.0:
-            raise ValueError("ctc_weight must be within [0, 1)")
         if self.rescore not in RESCORERS:
             raise ValueError(f"rescore must be one of {', '.join(RESCORERS)}, not {self.rescore!r}")
-        if self.max_segment_seconds <= 1.0 or self.min_segment_seconds <= 0:
-            raise ValueError("max_segment_seconds must be above 1 and min_segment_seconds above 0")
 
     def weights(self) -> dict[str, float]:
         """Scorer weights, the espnet convention: decoder and CTC share 1; LM and length bonus add."""
@@ -87,6 +81,48 @@ class DecodeOptions:
     def greedy(self) -> bool:
         """Plain argmax decoding: beam 1 with the decoder alone (today's results, fast path)."""
         return self.beam == 1 and set(self.weights()) <= {"decoder"} and self.length_penalty == 0.0
+
+
+# field: (int or float, lowest, highest, lowest excluded). Upper bounds are sanity limits far above any
+# useful value (a beam of 10,000 or a 1-hour segment would only buy unbounded cost), not tuning advice.
+_NUMERIC: dict[str, tuple[type, float, float, bool]] = {
+    "beam": (int, 1, 1000, False),
+    "nbest": (int, 1, 1000, False),
+    "max_len_ratio": (float, 0.0, 100.0, True),
+    "ctc_length_ratio": (float, 0.0, 100.0, True),
+    "ctc_length_slack": (int, 0, 10_000, False),
+    "ctc_weight": (float, 0.0, 1.0, False),  # 1.0 itself is refused: the decoder would get weight 0
+    "lm_weight": (float, 0.0, 100.0, False),
+    "length_bonus": (float, -100.0, 100.0, False),
+    "length_penalty": (float, 0.0, 100.0, False),
+    "ctc_prebeam": (float, 1.0, 1000.0, False),
+    "rescore_weight": (float, 0.0, 100.0, False),
+    "batch_size": (int, 1, 100_000, False),
+    "max_batch_seconds": (float, 0.0, 36_000.0, True),
+    "max_segment_seconds": (float, 1.0, 3600.0, True),
+    "min_segment_seconds": (float, 0.0, 3600.0, True),
+}
+
+
+def _checked(name: str, value, kind: type, low: float, high: float, low_open: bool):
+    """`value` as `kind` if it is a finite number within [low, high] ((low, high] if low_open), else ValueError
+    naming the field. Integral floats (2.0 from JSON) become ints; 2.5, True and "3" are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars too (tune grids)
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    if kind is int:
+        if value != int(value):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if name == "ctc_weight" and value >= 1.0:
+        high = math.nextafter(1.0, 0.0)  # the decoder would get weight 0
+    if value < low or (low_open and value == low) or value > high:
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}]" if name != "ctc_weight" else "[0, 1)"
+        raise ValueError(f"{name} must be within {span}, not {value!r}")
+    return value
 
 
 def given_fields(opts: DecodeOptions, base: DecodeOptions | None = None) -> dict:

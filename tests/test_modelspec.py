@@ -77,7 +77,7 @@ def test_todays_format_round_trips_through_model_json_and_onnx_metadata(tmp_path
         (lambda d: d["decoder_io"]["memory"][1].update(source="keys"), "from encoder output 'keys'"),
         (lambda d: d["encoder_io"].update(ctc_logprobs="ctc"), "encoder_io.ctc_logprobs 'ctc' is not among"),
         (lambda d: d["decoding"].update(beems=4), "decoding: beems not a decoding option"),
-        (lambda d: d["decoding"].update(beam=0), "decoding: beam and nbest must be at least 1"),
+        (lambda d: d["decoding"].update(beam=0), "decoding: beam must be within [1, 1000], not 0"),
         (lambda d: d["special_ids"].update(eos=999), "special_ids.eos must be a token id below vocab_size"),
     ],
 )

@@ -43,6 +43,32 @@ def serve(
         bool, typer.Option(help="Return a long file's peak memory to the OS after decoding it (arena shrink + "
                            "malloc_trim); off keeps onnxruntime's default arena.")
     ] = True,
+    api_key: Annotated[
+        str | None, _opt("Require 'Authorization: Bearer KEY' on every route but /healthz and /readyz (the "
+                         "openai client sends its api_key this way). Prefer the env var: argv is visible to "
+                         "other users.", "KDASR_API_KEY")
+    ] = None,
+    allow_unauthenticated: Annotated[
+        bool, typer.Option("--allow-unauthenticated", envvar="KDASR_ALLOW_UNAUTHENTICATED",
+                           help="Serve a non-loopback address (0.0.0.0, ...) without --api-key; refused otherwise.")
+    ] = False,
+    docs: Annotated[
+        bool | None, typer.Option("--docs/--no-docs", help="/docs and /openapi.json (default: on without a key, "
+                                  "off with one; when on with a key they need it too).")
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option("--cors-origin", envvar="KDASR_CORS_ORIGINS",
+                                       help="Browser origin allowed to call the API (repeat; '*' for any). "
+                                       "Default: none (no CORS headers).")
+    ] = None,
+    max_connections: Annotated[
+        int, _opt("Open connections; beyond it idle ones are closed, then new ones get 503 (also capped "
+                  "under the descriptor limit).", "KDASR_MAX_CONNECTIONS")
+    ] = 1000,
+    header_timeout: Annotated[float, _opt("Seconds for a request's headers to arrive, else 408.")] = 10.0,
+    body_timeout: Annotated[float, _opt("Seconds for a request's body to arrive after its headers, else 408.")] = (
+        60.0
+    ),
     log_level: Annotated[str, _opt("debug, info, warning, error.")] = "info",
     vad: Annotated[
         bool, typer.Option(envvar="KDASR_VAD", help="Voice-activity detection (Silero): decode only speech. The "
@@ -60,9 +86,15 @@ def serve(
 
     Options that show an env var can be set that way (containers); the model dir comes from $KDASR_MODEL.
     """
+    if not (api_key or allow_unauthenticated or _loopback(host)):
+        typer.echo(f"error: refusing to serve {host} without an API key: set KDASR_API_KEY (or --api-key), "
+                   "or pass --allow-unauthenticated (KDASR_ALLOW_UNAUTHENTICATED=1) if a proxy in front "
+                   "authenticates", err=True)
+        raise typer.Exit(2)
     try:
         from ..serve.app import serve as run_server
         from ..serve.config import ServeConfig
+        from ..serve.errors import WarmUpFailed
     except ImportError as e:
         typer.echo(f"error: kdasr serve needs the serve extra (pip install 'kdasr[serve]'): {e}", err=True)
         raise typer.Exit(2) from None
@@ -85,10 +117,31 @@ def serve(
                 request_timeout_s=request_timeout,
                 max_beam=max_beam,
                 release_memory=release_memory,
+                api_key=api_key,
+                docs=docs,
+                cors_origins=tuple(o.strip() for item in cors_origin or () for o in item.split(",") if o.strip()),
+                max_connections=max_connections,
+                header_timeout_s=header_timeout,
+                body_timeout_s=body_timeout,
             )
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
-    run_server(t, config, host, port, log_level)
+    try:
+        run_server(t, config, host, port, log_level)
+    except WarmUpFailed as e:
+        typer.echo(f"error: {t.model.model_dir}: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def doctor(

@@ -246,6 +246,20 @@ class Transcriber:
         text = " ".join(s.text for s in segments if s.text)
         return Result(prep.name, text, all_tokens, prep.samples / sr, segments, nbest, prep.warnings)
 
+    # --- piece-level API (the server schedules pieces of many requests itself; see kdasr/serve/batcher.py)
+    def plan(self, wave: np.ndarray, opts: DecodeOptions) -> tuple[Prepared, list[np.ndarray]]:
+        """A waveform's plan (cut at pauses, as `transcribe` would) and its pieces (views of `wave`)."""
+        prep = prepare(wave, 0, self.sample_rate, opts, self._vad, self.vad_options)
+        return prep, list(iter_pieces(prep, self.sample_rate))
+
+    def decode_pieces(self, pieces: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis] | str]:
+        """N-best lists of pieces, or an error message in the place of a piece onnxruntime fails on."""
+        return self._decode_safe(pieces, opts, False)  # (no word timestamps in the server yet)
+
+    def assemble(self, prep: Prepared, hyps: list[list[Hypothesis] | str]) -> Result | Failure:
+        """The Result of a planned input from its pieces' n-best lists (in piece order)."""
+        return self._result(prep, hyps)
+
     def _finish_group(
         self, group: list[Prepared], opts: DecodeOptions, words: bool
     ) -> Iterator[tuple[int, Result | Failure]]:

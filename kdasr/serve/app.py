@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..runtime import Transcriber
 from .config import ServeConfig
-from .errors import ApiError
+from .connections import fit_connection_cap, guarded_protocol, install_accept_error_filter
+from .errors import ApiError, WarmUpFailed
+from .guards import ApiKeyMiddleware, ReadTimeoutMiddleware, RequestIdMiddleware
 from .middleware import BodyLimitMiddleware, MetricsMiddleware
 from .responses import MEDIA_TYPES, OPENAI_FORMATS, RAW_FORMATS, openai_body, raw_body
 from .service import Service
@@ -42,24 +46,63 @@ def _check_format(fmt: str, allowed: tuple[str, ...], param: str) -> None:
         raise ApiError(400, f"{param} must be one of {', '.join(allowed)}, not {fmt!r}", "invalid_value", param)
 
 
+def _disconnected(request: Request):
+    """A coroutine that returns when the client goes away (the body has been read: the next message
+    uvicorn delivers is the disconnect), so its queued work can be dropped."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
+
+def _on_warm_up_done(app: FastAPI, fut: asyncio.Future) -> None:
+    """A failed warm-up stops the server (exit status 1, one line naming the cause), instead of a process
+    that answers /healthz 200 and 'warming up' for ever."""
+    e = None if fut.cancelled() else fut.exception()
+    if e is None:
+        return
+    reason = f"warm-up decode failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    log.error("%s; stopping", reason)
+    app.state.failure = reason
+    server = getattr(app.state, "server", None)
+    if server is not None:
+        server.should_exit = True
+
+
 def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
     svc = Service(transcriber, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        install_accept_error_filter(asyncio.get_running_loop())
         svc.batcher.start()
         warm = asyncio.get_running_loop().run_in_executor(None, svc.warm_up)  # /healthz answers meanwhile
+        warm.add_done_callback(lambda f: _on_warm_up_done(app, f))
         yield
-        await warm
+        with contextlib.suppress(Exception):  # already reported by _on_warm_up_done
+            await warm
         await svc.batcher.stop()  # uvicorn has already let in-flight requests finish
         log.info("stopped: queue drained")
 
-    app = FastAPI(title="kdasr", summary="Speech recognition (kdasr, onnxruntime)", lifespan=lifespan)
+    docs = config.docs_on
+    app = FastAPI(title="kdasr", summary="Speech recognition (kdasr, onnxruntime)", lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
     app.state.service = svc
+    app.state.failure = None
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError) -> JSONResponse:
         return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own 404/405/...: OpenAI's shape too, never {"detail": ...}
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "invalid_request")
+        message = f"{request.method} {request.url.path}: {e.detail}"
+        err = ApiError(e.status_code, message, code, headers=dict(e.headers or {}))
+        return JSONResponse(err.body(), status_code=e.status_code, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_params(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -70,6 +113,7 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
 
     @app.post("/v1/audio/transcriptions", summary="OpenAI-compatible transcription (multipart form)")
     async def openai_transcriptions(
+        request: Request,
         file: Annotated[UploadFile, File(description="Audio file (wav, flac, ogg, mp3: anything soundfile reads)")],
         model: Annotated[str | None, Form(description="The served model id (GET /v1/models) or whisper-1")] = None,
         response_format: Annotated[str, Form()] = "json",
@@ -88,8 +132,11 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
                            "unsupported_parameter", "stream")
         svc.check_model(model)
         svc.check_language(language)
+        if temperature is not None and not (math.isfinite(temperature) and 0.0 <= temperature <= 1.0):
+            raise ApiError(400, f"temperature must be within [0, 1], not {temperature}", "invalid_value",
+                           "temperature")
         opts = svc.options(beam=beam, nbest=nbest, ctc_weight=ctc_weight, method=method)
-        result = await svc.transcribe(await file.read(), file.filename or "upload", opts)
+        result = await svc.transcribe(await file.read(), file.filename or "upload", opts, _disconnected(request))
         body = openai_body(result, response_format, svc.language, opts.nbest > 1)
         if not prompt:
             return _respond(body, response_format)
@@ -117,7 +164,7 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
         opts = svc.options(beam=beam, nbest=nbest, ctc_weight=ctc_weight, method=method,
                            length_penalty=length_penalty, length_bonus=length_bonus,
                            max_segment_seconds=max_segment_seconds)
-        result = await svc.transcribe(await request.body(), name, opts)
+        result = await svc.transcribe(await request.body(), name, opts, _disconnected(request))
         return _respond(raw_body(result, format, opts.nbest > 1), format)
 
     @app.get("/v1/models")
@@ -139,18 +186,38 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
     async def metrics() -> Response:
         return Response(svc.metrics.render(), media_type=svc.metrics.content_type)
 
+    # add_middleware puts each outside the previous one: the last added sees the request first
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_upload_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=svc.metrics, routes=ROUTES)  # outermost: sees 413s too
+    if config.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, key=config.api_key, drain_bytes=config.max_upload_bytes)
+    app.add_middleware(ReadTimeoutMiddleware, timeout_s=config.body_timeout_s)
+    if config.cors_origins:  # outside the key check: a browser's preflight carries no Authorization
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(MetricsMiddleware, metrics=svc.metrics, routes=ROUTES)  # sees 401s and 413s too
+    app.add_middleware(RequestIdMiddleware)  # outermost: ids every reply, logs every 5xx
     return app
 
 
 def serve(transcriber: Transcriber, config: ServeConfig, host: str, port: int, log_level: str = "info") -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests finish first (up to the request timeout)."""
+    """Run until SIGINT/SIGTERM; in-flight requests finish first (up to the request timeout).
+    Raises WarmUpFailed (after a clean stop) if the warm-up decode fails."""
     import uvicorn
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     started = time.monotonic()
     app = create_app(transcriber, config)
-    log.info("app built in %.1f s; listening on %s:%d", time.monotonic() - started, host, port)
+    cap, backlog = fit_connection_cap(config.max_connections)
+    log.info("app built in %.1f s; listening on %s:%d (at most %d connections)", time.monotonic() - started,
+             host, port, cap)
     grace = int(config.request_timeout_s) + 5  # an in-flight request ends within its timeout
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=grace)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=grace,
+        http=guarded_protocol(cap, config.header_timeout_s), backlog=backlog,
+    ))
+    app.state.server = server
+    server.run()
+    if app.state.failure:
+        raise WarmUpFailed(app.state.failure)

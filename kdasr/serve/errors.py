@@ -24,3 +24,7 @@ class ApiError(Exception):
 
 def overloaded(message: str, retry_after_s: int) -> ApiError:
     return ApiError(503, message, "overloaded", headers={"Retry-After": str(retry_after_s)})
+
+
+class WarmUpFailed(Exception):
+    """The warm-up decode raised: the server stopped instead of staying unready for ever."""

@@ -3,16 +3,18 @@ upload -> micro-batched Result. Owns the Transcriber, the batcher, the metrics a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from ..runtime import DecodeOptions, Transcriber
-from ..runtime.transcriber import Result
+from ..runtime.transcriber import Failure, Result
 from .audio_input import decode_upload
 from .batcher import MicroBatcher
 from .config import ServeConfig
@@ -23,6 +25,7 @@ from .responses import LANGUAGE_NAMES
 
 log = logging.getLogger("kdasr.serve")
 WARMUP_SECONDS = 1.0
+UPLOAD_DECODERS = 4  # uploads decoded at once (off the event loop)
 MODEL_ALIASES = ("whisper-1",)  # clients written for OpenAI often hard-code it
 
 
@@ -37,26 +40,32 @@ class Service:
         if config.release_memory:
             shrink_encoder_arena(transcriber)
         self.batcher = MicroBatcher(
-            self._decode, config.max_batch, config.max_wait_ms / 1000, config.max_queue,
-            config.retry_after_s, on_batch=self._on_batch,
+            self._decode, transcriber.assemble, config.max_batch, config.max_wait_ms / 1000, config.max_queue,
+            config.retry_after_s, on_batch=self._on_batch, sample_rate=self.sample_rate,
+            min_piece=transcriber.min_piece,
         )
         self.metrics = Metrics(lambda: self.batcher.depth, lambda: self.batcher.busy)
+        # decoding uploads is CPU work and holds up to max_audio_seconds of samples each: a few at a time
+        self._upload_slots = asyncio.Semaphore(UPLOAD_DECODERS)
+        self._preparing = 0  # admitted uploads not yet queued: they count against the queue's room
 
-    def _decode(self, waves: list[np.ndarray], opts: DecodeOptions) -> list:
-        """Worker thread: one micro-batch through the Transcriber; a long one's heap pages go back."""
-        results = self.transcriber.transcribe(waves, opts)
-        if self.config.release_memory and sum(len(w) for w in waves) > TRIM_AFTER_SECONDS * self.sample_rate:
+    def _decode(self, pieces: list[np.ndarray], opts: DecodeOptions) -> list:
+        """Worker thread: one micro-batch of pieces through the Transcriber; a long one's heap pages go back."""
+        hyps = self.transcriber.decode_pieces(pieces, opts)
+        if self.config.release_memory and sum(len(p) for p in pieces) > TRIM_AFTER_SECONDS * self.sample_rate:
             trim_heap()
-        return results
+        return hyps
 
-    def _on_batch(self, size: int, seconds: float) -> None:
+    def _on_batch(self, size: int, seconds: float, samples: int) -> None:
         self.metrics.observe_batch(size, seconds)
 
     def warm_up(self) -> None:
         """A real decode of the default options (sessions allocate and optimise on first run); then ready."""
         rng = np.random.default_rng(0)
         wave = (0.01 * rng.standard_normal(int(WARMUP_SECONDS * self.sample_rate))).astype(np.float32)
-        self.transcriber.transcribe([wave], self.base_options)
+        result = self.transcriber.transcribe([wave], self.base_options)[0]
+        if isinstance(result, Failure):
+            raise RuntimeError(result.reason)
         self.ready.set()
         log.info("warm-up decode done: ready")
 
@@ -80,22 +89,34 @@ class Service:
                                "invalid_value", key)
         try:
             opts = dataclasses.replace(self.base_options, **given)
-        except ValueError as e:
-            raise ApiError(400, str(e), "invalid_value") from None
+        except ValueError as e:  # DecodeOptions names the field first
+            field = str(e).split(" ", 1)[0]
+            raise ApiError(400, str(e), "invalid_value", field if field in given else None) from None
         if opts.nbest > opts.beam:
             raise ApiError(400, f"nbest {opts.nbest} needs beam >= nbest (beam is {opts.beam})", "invalid_value",
                            "nbest")
         return opts
 
     # --- the work -------------------------------------------------------------------------------
-    async def transcribe(self, data: bytes, name: str, opts: DecodeOptions) -> Result:
+    async def transcribe(self, data: bytes, name: str, opts: DecodeOptions,
+                         gone: Callable[[], Awaitable[None]] | None = None) -> Result:
+        """`gone`: returns when the client disconnects; its work is then dropped (see MicroBatcher)."""
         if not self.ready.is_set():
             raise overloaded("model is warming up; retry shortly", self.config.retry_after_s)
-        # decoding a compressed upload is CPU work: off the event loop
-        wave, notes = await run_in_threadpool(
-            decode_upload, data, name, self.sample_rate, self.config.max_audio_seconds
-        )
-        result = await self.batcher.transcribe(wave, opts, self.config.request_timeout_s)
+        self.batcher.check_room(self._preparing)  # before decoding anything: a full server refuses at once
+        self._preparing += 1
+        try:
+            async with self._upload_slots:
+                # decoding and planning an upload is CPU work: off the event loop
+                wave, notes, prep, pieces = await run_in_threadpool(self._prepare, data, name, opts)
+        finally:
+            self._preparing -= 1
+        del wave  # the pieces are views of it; nothing else holds it
+        result = await self.batcher.transcribe(prep, pieces, opts, self.config.request_timeout_s, gone)
         self.metrics.audio_seconds.inc(result.duration)
         return dataclasses.replace(result, source=name, warnings=notes + result.warnings)
 
+    def _prepare(self, data: bytes, name: str, opts: DecodeOptions):
+        wave, notes = decode_upload(data, name, self.sample_rate, self.config.max_audio_seconds)
+        prep, pieces = self.transcriber.plan(wave, opts)
+        return wave, notes, prep, pieces
