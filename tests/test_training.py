@@ -60,3 +60,15 @@ def test_bad_checkpoint_is_a_model_error(tmp_path):
         load_checkpoint(tmp_path / "x.pt")
     with pytest.raises(ModelError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_train_says_why_it_stopped(tiny_corpus, tmp_path):
+    from conftest import run_kdasr
+
+    common = ["train", "--train", str(tiny_corpus / "train.jsonl"), "--dev", str(tiny_corpus / "dev.jsonl"),
+              "--tokenizer", str(tiny_corpus / "tokenizer.model"), "--config", "tiny", "--threads", "1"]
+    steps = run_kdasr(*common, "--out", str(tmp_path / "a"), "--max-steps", "2").stdout
+    assert "stopped at step 2" in steps and "--max-steps 2" in steps
+    epochs = run_kdasr(*common, "--out", str(tmp_path / "b"), "--epochs", "1").stdout
+    assert "all 1 epochs of the config are done" in epochs
+    assert "test-sized config" not in epochs  # 12 utterances: no warning about the toy's size

@@ -77,7 +77,12 @@ def train(
     dev_manifest: Annotated[Path, typer.Option("--dev", help="Dev manifest (JSONL).")],
     tokenizer: Annotated[Path, typer.Option(help="sentencepiece model (kdasr tokenizer train).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder: checkpoints and logs.")],
-    config: Annotated[str, typer.Option(help="Packaged config name (demo, tiny) or a .toml path.")] = "demo",
+    config: Annotated[str, typer.Option(help=(
+        "Packaged config or a .toml path. demo: the shipped model's shape (4.4M parameters, Conformer + LSTM "
+        "attention decoder), for a few to tens of hours of speech; demo-fast: demo with 80 ms frames, the "
+        "fastest learner on a CPU; whisper-tiny-frozen: whisper tiny.en's pretrained encoder (frozen, cached) "
+        "under kdasr's decoder, for little or real speech; paper / paper-v2: the paper's experiments; tiny: "
+        "a 0.05M-parameter toy for tests, never for a real corpus."))] = "demo",
     minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes (checkpoint kept).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,

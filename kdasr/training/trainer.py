@@ -205,6 +205,9 @@ def train(
             + (f" (lambda {cfg.kd_weight})" if cfg.kd != "none" else "")
             + (f"; {info.world} processes" if info.world > 1 else "")
         )
+        if count_parameters(core) < 200_000 and len(train_ex.ids) > 200:
+            print(f"warning: a {count_parameters(core) / 1e6:.2f}M-parameter model (a test-sized config) for "
+                  f"{len(train_ex.ids)} utterances: it cannot learn much; --config demo suits hours of speech")
 
     def payload(kind: str) -> dict:
         state = {"torch": torch.get_rng_state(), "specaug": gen.get_state()}
@@ -243,6 +246,7 @@ def train(
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     ]
+    why = ""
     with Progress(*columns, disable=not info.main) as progress:
         while epoch < cfg.epochs and not stop:
             batches = bucket_batches(train_ex.lengths, cfg.max_frames, cfg.seed, epoch)
@@ -280,6 +284,8 @@ def train(
                 flags = sync_flags(info, [out_of_time or out_of_steps, ckpt_due, *due])
                 if flags[0]:
                     stop = True
+                    why = (f"the --minutes budget ({cfg.max_minutes:g} min)" if out_of_time else
+                           f"--max-steps {cfg.max_steps}" if out_of_steps else "another process's budget")
                     break
                 for p, d in zip(snaps, flags[2:]):
                     if d:
@@ -300,6 +306,9 @@ def train(
                 if info.main:
                     (out_dir / f"epoch-{epoch - cfg.keep_epochs}.pt").unlink(missing_ok=True)
             save(last, "last")
+    if info.main:  # say why it ended: a budget, or the config's epochs (raise --epochs to go on)
+        reason = why if stop else f"all {cfg.epochs} epochs of the config are done (--epochs N to go on)"
+        print(f"stopped at step {step}, epoch {epoch}: {reason}")
     if on_finish is not None:  # e.g. to compare ranks, or keep the trained model in memory
         on_finish(core)
     return last
