@@ -191,7 +191,7 @@ def _model_copy(tmp_path: Path, **decoding) -> Path:
 
 @pytest.mark.parametrize("decoding,cause", [
     ({"max_segment_seconds": float("nan")}, "decoding: max_segment_seconds must be a finite number, not nan"),
-    ({"lm_weight": 0.3}, "warm-up decode failed: RuntimeError: decoding failed: --lm-weight needs an LM"),
+    ({"lm_weight": 0.3}, "warm-up decode failed: RuntimeError: --lm-weight needs an LM"),
 ])
 def test_a_model_that_cannot_decode_exits_non_zero_with_one_line(tmp_path, decoding, cause):
     model = _model_copy(tmp_path, **decoding)

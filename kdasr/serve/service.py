@@ -14,7 +14,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from ..runtime import DecodeOptions, Transcriber
-from ..runtime.transcriber import Failure, Result
+from ..runtime.transcriber import Result
 from .audio_input import decode_upload
 from .batcher import MicroBatcher
 from .config import ServeConfig
@@ -63,9 +63,11 @@ class Service:
         """A real decode of the default options (sessions allocate and optimise on first run); then ready."""
         rng = np.random.default_rng(0)
         wave = (0.01 * rng.standard_normal(int(WARMUP_SECONDS * self.sample_rate))).astype(np.float32)
-        result = self.transcriber.transcribe([wave], self.base_options)[0]
-        if isinstance(result, Failure):
-            raise RuntimeError(result.reason)
+        # the pieces straight to the graphs: VAD (on by default) would find no speech in this noise and
+        # skip the decoder, and a model that cannot decode would then pass as ready
+        (hyps,) = self.transcriber.decode_pieces([wave], self.base_options)
+        if isinstance(hyps, str):
+            raise RuntimeError(hyps)
         self.ready.set()
         log.info("warm-up decode done: ready")
 
