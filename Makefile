@@ -23,7 +23,7 @@ FULL_EXP ?= exp/demo
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
-.PHONY: setup setup-data setup-games setup-noise real-corpus corpus demo test train-demo recipe continue-demo bench lint clean
+.PHONY: setup setup-data setup-games setup-noise real-corpus real-report corpus demo test train-demo recipe continue-demo bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -71,6 +71,10 @@ $(DEMO_VENV)/.installed: pyproject.toml $(shell find kdasr -name '*.py')  # a co
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/pip install -q .
 	touch $@
+
+# eval/reports/real-corpus.md's generated part (the runs it reads are in eval/real/report.sh's header)
+real-report: setup
+	bash eval/real/report.sh > eval/reports/real-corpus.generated.md
 
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/kdasr transcribe eval/samples/*.flac -m demo-en
