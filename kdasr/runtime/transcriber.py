@@ -212,6 +212,8 @@ class Transcriber:
         hyps = decode_encoded(self.model, enc, opts, lm, rescorer)
         if words:  # the best hypothesis of each piece, aligned to the piece's CTC posteriors
             io, blank = self.model.spec.encoder, self.model.spec.special_ids.blank
+            if not io.ctc_logprobs:
+                raise ModelError(f"{self.model.model_dir}: word timestamps need a CTC head, which this model lacks")
             for row, nb in enumerate(hyps):
                 if nb:
                     spans = ctc_align(enc[io.ctc_logprobs][row], int(enc[io.lens][row]), nb[0].tokens, blank)
