@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ModelError
 from ..graph_spec import BATCH, FRAMES, STEPS, UTTERANCES, DecoderSpec, EncoderSpec, GraphSpec, MemoryInput, StateTensor
 from ..models.config import ModelConfig
 from ..models.encoder import padding_mask
@@ -67,7 +68,7 @@ def model_name_of(ckpt: CT2Checkpoint) -> str:
     for name, dims in WHISPER_DIMS.items():
         if (dims.width, dims.layers, dims.heads) == (width, layers, heads):
             return name
-    raise ValueError(f"a whisper of width {width}, {layers} layers, {heads} heads: only the sizes of "
+    raise ModelError(f"a whisper of width {width}, {layers} layers, {heads} heads: only the sizes of "
                      f"{', '.join(WHISPER_DIMS)} are supported")
 
 
