@@ -31,7 +31,10 @@ class DecodeOptions:
     rescore: n-best rescoring, "none", "lm" or "bert"; rescore_weight: its weight.
     batch_size: pieces per batch; max_batch_seconds: padded audio per encoder call.
     max_segment_seconds, min_segment_seconds: longer inputs are cut at pauses into pieces of at
-        most max (and where possible at least min) seconds."""
+        most max (and where possible at least min) seconds.
+    pad_seconds: silence appended to every piece before the encoder; pad_to_seconds: pieces padded
+        with silence to at least this long (30 = whisper's own window). Whisper models end their
+        text more reliably with some silence after it (kdasr import-whisper)."""
 
     method: str = "attention"  # "attention" (the seq2seq decoder) or "ctc" (the auxiliary head, greedy)
     beam: int = 1  # 1 = greedy (unless a CTC or LM weight asks for the scored search)
@@ -59,6 +62,8 @@ class DecodeOptions:
     # batch, joined.
     max_segment_seconds: float = 20.0
     min_segment_seconds: float = 5.0
+    pad_seconds: float = 0.0
+    pad_to_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # NaN passes every range check below; inf breaks int()
@@ -74,6 +79,8 @@ class DecodeOptions:
             raise ValueError("ctc_weight must be within [0, 1)")
         if self.rescore not in RESCORERS:
             raise ValueError(f"rescore must be one of {', '.join(RESCORERS)}, not {self.rescore!r}")
+        if self.pad_seconds < 0 or self.pad_to_seconds < 0:
+            raise ValueError("pad_seconds and pad_to_seconds must not be negative")
         if self.max_segment_seconds <= 1.0 or self.min_segment_seconds <= 0:
             raise ValueError("max_segment_seconds must be above 1 and min_segment_seconds above 0")
 
