@@ -19,6 +19,8 @@ def import_whisper_cmd(
     check: Annotated[bool, typer.Option("--check", help="Compare the graphs with transformers' whisper on the "
                                         "same weights; fail above --tolerance.")] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
+    pad_30: Annotated[bool, typer.Option("--pad-30", help="The encoder pads the log-mel with zeros to 30 s, as "
+                                         "faster-whisper does (for parity; slower on short audio).")] = False,
 ) -> None:
     """Import a whisper model: encoder.onnx (whisper's log-mel inside, any length, no 30 s padding),
     decoder.onnx (one step, self-attention KV cache, cross-attention keys/values from the encoder),
@@ -29,7 +31,7 @@ def import_whisper_cmd(
     from ..export.whisper_import import import_whisper
 
     with user_errors():
-        result = import_whisper(source, out_dir, tuple(quantize or ()), check)
+        result = import_whisper(source, out_dir, tuple(quantize or ()), check, pad_30)
     typer.echo(f"wrote {out_dir}")
     if not _print_checks(result["checks"], tolerance):
         raise typer.Exit(1)

@@ -102,8 +102,11 @@ def graph_specs(ckpt: CT2Checkpoint) -> tuple[EncoderSpec, DecoderSpec]:
 class WhisperEncoderGraph(nn.Module):
     """waveform [B, S], waveform_lens [B] -> memory_lens [B], cross_k_0, cross_v_0, ... [B, H, T, dh]."""
 
-    def __init__(self, ckpt: CT2Checkpoint) -> None:
+    def __init__(self, ckpt: CT2Checkpoint, pad_features: bool = False) -> None:
         super().__init__()
+        # pad_features: the log-mel is padded with zeros to 30 s (3000 frames) before the encoder,
+        # which then attends to all of them: faster-whisper's padding (its pad_or_trim on features)
+        self.pad_features = pad_features
         name = model_name_of(ckpt)
         dims = WHISPER_DIMS[name]
         self.frontend = WhisperFrontend()
@@ -120,6 +123,9 @@ class WhisperEncoderGraph(nn.Module):
 
     def forward(self, wave: torch.Tensor, wave_lens: torch.Tensor):
         feats, lens = self.frontend(wave, wave_lens)
+        if self.pad_features:  # inputs are at most 30 s (max_input_seconds): exactly 3000 frames
+            feats = torch.cat([feats, torch.zeros(feats.shape[0], 3000, feats.shape[2])], dim=1)[:, :3000]
+            lens = torch.full_like(lens, 3000)
         x, lens = self.encoder(feats, lens)
         b, t, d = x.shape
         split = lambda y: y.reshape(b, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731

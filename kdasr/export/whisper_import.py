@@ -61,8 +61,10 @@ def prompt_of(special: dict[str, int], multilingual: bool, language: str = "en")
     return [special["<|startoftranscript|>"], special[f"<|{language}|>"], special["<|transcribe|>"]]
 
 
-def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), check: bool = False) -> dict:
-    """Build the model dir; returns {"spec": model.json content, "checks": [...]}."""
+def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), check: bool = False,
+                   pad_30: bool = False) -> dict:
+    """Build the model dir; returns {"spec": model.json content, "checks": [...]}. pad_30: the
+    encoder graph pads the log-mel with zeros to 30 s as faster-whisper does (slower; for parity)."""
     ckpt, folder = load_source(source)
     name = model_name_of(ckpt)
     tokens = read_vocabulary(folder)
@@ -76,7 +78,7 @@ def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), c
     suppress = sorted({*config.get("suppress_ids", []), *(special[t] for t in TASK_SPECIALS if t in special)})
     begin = list(config.get("suppress_ids_begin", []))
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder = WhisperEncoderGraph(ckpt).eval()
+    encoder = WhisperEncoderGraph(ckpt, pad_features=pad_30).eval()
     decoder = WhisperDecoderStepGraph(ckpt, suppress, begin, begin_at=len(prompt)).eval()
     export_graph(encoder, out_dir / "encoder.onnx")
     export_graph(decoder, out_dir / "decoder.onnx")
@@ -87,7 +89,8 @@ def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), c
 
     dec_spec = replace(dec_spec, prompt=tuple(prompt))
     architecture = {"encoder": name, "decoder": "whisper", "tokenizer": "whisper-bpe", "ctc_head": False,
-                    "max_input_seconds": 30.0, "multilingual": multilingual, "suppress_tokens": suppress,
+                    "max_input_seconds": 30.0, "pad_features_to_30s": pad_30,
+                    "multilingual": multilingual, "suppress_tokens": suppress,
                     "begin_suppress_tokens": begin}
     spec = ModelSpec(16000, vocab, SpecialIds(pad=eot, bos=bos, eos=eot, blank=eot), 0.02, enc_spec, dec_spec,
                      DecodeOptions(**RECOMMENDED), architecture,
