@@ -102,11 +102,13 @@ def graph_specs(ckpt: CT2Checkpoint) -> tuple[EncoderSpec, DecoderSpec]:
 class WhisperEncoderGraph(nn.Module):
     """waveform [B, S], waveform_lens [B] -> memory_lens [B], cross_k_0, cross_v_0, ... [B, H, T, dh]."""
 
-    def __init__(self, ckpt: CT2Checkpoint, pad_features: bool = False) -> None:
+    def __init__(self, ckpt: CT2Checkpoint, pad_features: bool = False, tail_frames: int = 0) -> None:
         super().__init__()
         # pad_features: the log-mel is padded with zeros to 30 s (3000 frames) before the encoder,
-        # which then attends to all of them: faster-whisper's padding (its pad_or_trim on features)
-        self.pad_features = pad_features
+        # which then attends to all of them: faster-whisper's padding (its pad_or_trim on features).
+        # tail_frames: only this many zero frames follow each row's own (the frontend zeroes a row's
+        # frames past its length, so zeros appended to the batch give every row its tail).
+        self.pad_features, self.tail_frames = pad_features, tail_frames
         name = model_name_of(ckpt)
         dims = WHISPER_DIMS[name]
         self.frontend = WhisperFrontend()
@@ -126,6 +128,9 @@ class WhisperEncoderGraph(nn.Module):
         if self.pad_features:  # inputs are at most 30 s (max_input_seconds): exactly 3000 frames
             feats = torch.cat([feats, torch.zeros(feats.shape[0], 3000, feats.shape[2])], dim=1)[:, :3000]
             lens = torch.full_like(lens, 3000)
+        elif self.tail_frames:
+            feats = torch.cat([feats, torch.zeros(feats.shape[0], self.tail_frames, feats.shape[2])], dim=1)
+            lens = lens + self.tail_frames
         x, lens = self.encoder(feats, lens)
         b, t, d = x.shape
         split = lambda y: y.reshape(b, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731

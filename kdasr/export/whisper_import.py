@@ -62,7 +62,7 @@ def prompt_of(special: dict[str, int], multilingual: bool, language: str = "en")
 
 
 def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), check: bool = False,
-                   pad_30: bool = False) -> dict:
+                   pad_30: bool = False, tail_seconds: float = 0.0) -> dict:
     """Build the model dir; returns {"spec": model.json content, "checks": [...]}. pad_30: the
     encoder graph pads the log-mel with zeros to 30 s as faster-whisper does (slower; for parity)."""
     ckpt, folder = load_source(source)
@@ -78,7 +78,8 @@ def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), c
     suppress = sorted({*config.get("suppress_ids", []), *(special[t] for t in TASK_SPECIALS if t in special)})
     begin = list(config.get("suppress_ids_begin", []))
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder = WhisperEncoderGraph(ckpt, pad_features=pad_30).eval()
+    tail = 0 if pad_30 else round(tail_seconds * 100)  # log-mel frames are 10 ms
+    encoder = WhisperEncoderGraph(ckpt, pad_features=pad_30, tail_frames=tail).eval()
     decoder = WhisperDecoderStepGraph(ckpt, suppress, begin, begin_at=len(prompt)).eval()
     export_graph(encoder, out_dir / "encoder.onnx")
     export_graph(decoder, out_dir / "decoder.onnx")
@@ -89,7 +90,8 @@ def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), c
 
     dec_spec = replace(dec_spec, prompt=tuple(prompt))
     architecture = {"encoder": name, "decoder": "whisper", "tokenizer": "whisper-bpe", "ctc_head": False,
-                    "max_input_seconds": 30.0, "pad_features_to_30s": pad_30,
+                    "max_input_seconds": 30.0 - tail / 100, "pad_features_to_30s": pad_30,
+                    "zero_feature_tail_seconds": tail / 100,
                     "multilingual": multilingual, "suppress_tokens": suppress,
                     "begin_suppress_tokens": begin}
     spec = ModelSpec(16000, vocab, SpecialIds(pad=eot, bos=bos, eos=eot, blank=eot), 0.02, enc_spec, dec_spec,
@@ -97,7 +99,7 @@ def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), c
                      {"imported_from": ckpt.provenance, "importer": "kdasr import-whisper"})
     desc = spec.to_dict()
     if quantize:
-        add_variants(out_dir, desc["graphs"], list(quantize))
+        add_variants(out_dir, desc["graphs"], list(quantize), exclude=("/frontend/",))  # the log-mel stays fp32
     write_model_json(out_dir, desc)
     checks = []
     if check:
