@@ -10,6 +10,8 @@ import typer
 from .data import user_errors
 from .runtime import QuantizeOpt, _print_checks
 
+TAIL_SECONDS = 2.0  # the default zero log-mel tail (kdasr.export.whisper_import.TAIL_SECONDS)
+
 
 def import_whisper_cmd(
     source: Annotated[str, typer.Argument(help="tiny.en or base (the bundled packages), or a CTranslate2 whisper "
@@ -21,17 +23,21 @@ def import_whisper_cmd(
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
     pad_30: Annotated[bool, typer.Option("--pad-30", help="The encoder pads the log-mel with zeros to 30 s, as "
                                          "faster-whisper does (for parity; slower on short audio).")] = False,
+    tail: Annotated[float, typer.Option("--tail", help="Without --pad-30: seconds of zero log-mel after each "
+                                        "input (whisper ends its text more reliably when it sees some; 0 = none)."
+                                        )] = TAIL_SECONDS,
 ) -> None:
-    """Import a whisper model: encoder.onnx (whisper's log-mel inside, any length, no 30 s padding),
+    """Import a whisper model: encoder.onnx (whisper's log-mel inside, any length, not padded to 30 s
+    unless --pad-30; --tail seconds of zero log-mel follow each input),
     decoder.onnx (one step, self-attention KV cache, cross-attention keys/values from the encoder),
     whisper_vocab.json, model.json (prompt, suppressed tokens, decoding: beam 5, length penalty 1).
 
     Example: kdasr import-whisper tiny.en --out export/whisper-tiny.en --quantize int8 --check
     """
-    from ..export.whisper_import import import_whisper
+    from ..export.whisper_import import import_whisper  # torch: only when the command runs
 
     with user_errors():
-        result = import_whisper(source, out_dir, tuple(quantize or ()), check, pad_30)
+        result = import_whisper(source, out_dir, tuple(quantize or ()), check, pad_30, tail)
     typer.echo(f"wrote {out_dir}")
     if not _print_checks(result["checks"], tolerance):
         raise typer.Exit(1)

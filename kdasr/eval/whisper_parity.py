@@ -1,7 +1,7 @@
 """kdasr's import of a whisper model against faster-whisper on the same weights and audio:
   python -m kdasr.eval.whisper_parity MODEL_DIR MANIFEST [--limit N] [--model tiny.en|base]
       [--beam 5] [--precision fp32] [--variant NAME=PAD_SECONDS,PAD_TO_SECONDS ...] [--json OUT]
-      [--fw-compute int8|float32]
+      [--fw-compute int8|float32] [--fw-from EARLIER.json]
 faster-whisper runs as kdasr's reference does (int8, language en) with what makes one decode
 comparable: no timestamps, condition_on_previous_text False, temperature 0 only (no fallback),
 no no-speech skipping, no VAD. kdasr decodes the model's recommendation at the same beam, one
@@ -58,12 +58,20 @@ def kdasr_texts(t: Transcriber, waves: list[np.ndarray], beam: int, pad: float, 
 
 
 def compare(model_dir: Path, manifest: Path, limit: int | None, model_name: str, beam: int, precision: str,
-            variants: dict[str, tuple[float, float]], compute_type: str = "int8") -> dict:
+            variants: dict[str, tuple[float, float]], compute_type: str = "int8", fw_from: Path | None = None
+            ) -> dict:
     utts = [u for u in read_manifest(manifest)[:limit] if reference(u)[0] is not None]
     refs = [reference(u)[0] for u in utts]
     waves = [load_audio(u.audio, start=u.start, duration=u.duration) for u in utts]
     audio_s = sum(len(w) for w in waves) / 16000
-    fw_raw, fw_s = faster_whisper_texts(model_name, waves, beam, compute_type)
+    if fw_from is not None:  # faster-whisper's texts and time from an earlier run on the same utterances
+        old = json.loads(Path(fw_from).read_text())
+        if [r["id"] for r in old["rows"]] != [u.id for u in utts] or old["beam"] != beam:
+            raise SystemExit(f"{fw_from}: other utterances or beam")
+        fw_raw, compute_type = [r["faster-whisper"] for r in old["rows"]], old["faster_whisper_compute_type"]
+        fw_s = old["audio_seconds"] / old["faster-whisper"]["rtfx"]
+    else:
+        fw_raw, fw_s = faster_whisper_texts(model_name, waves, beam, compute_type)
     fw = [normalise_hypothesis(x) for x in fw_raw]
     out = {"manifest": str(manifest), "faster_whisper_compute_type": compute_type, "precision": precision,
            "utterances": len(utts), "audio_seconds": round(audio_s, 1), "beam": beam,
@@ -94,13 +102,14 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--variant", action="append", help="NAME=PAD_SECONDS,PAD_TO_SECONDS (default: the three)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--fw-from", type=Path, help="reuse faster-whisper's texts and time from an earlier --json")
     ap.add_argument("--fw-compute", default="int8", help="faster-whisper's compute_type (int8 as kdasr's reference "
                     "runs it; float32 for the same arithmetic as kdasr's fp32 graphs)")
     a = ap.parse_args()
     variants = VARIANTS
     if a.variant:
         variants = {v.split("=")[0]: tuple(map(float, v.split("=")[1].split(","))) for v in a.variant}
-    out = compare(a.model_dir, a.manifest, a.limit, a.model, a.beam, a.precision, variants, a.fw_compute)
+    out = compare(a.model_dir, a.manifest, a.limit, a.model, a.beam, a.precision, variants, a.fw_compute, a.fw_from)
     summary = {k: v for k, v in out.items() if k != "rows"}
     print(json.dumps(summary, indent=1))
     if a.json:

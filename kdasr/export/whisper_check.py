@@ -105,8 +105,12 @@ def check_whisper_dir(ckpt: CT2Checkpoint, out_dir: Path, prompt: list[int], sup
     spec = json.loads((out_dir / "model.json").read_text())
     bos = spec["special_ids"]["bos"]
     model = reference_model(ckpt)
-    audio = np.pad(test_audio(), (0, 480000 - 96000))
+    # a graph with a zero log-mel tail sees 30 s less the tail of audio, then the tail's zero frames
+    tail = round(spec["architecture"].get("zero_feature_tail_seconds", 0.0) * 100)
+    audio = np.pad(test_audio(), (0, 480000 - 160 * tail - 96000))
     feats = WhisperFeatureExtractor()(audio, sampling_rate=16000, return_tensors="pt").input_features
+    if tail:
+        feats[..., 3000 - tail :] = 0.0
     tokens = [*prompt, bos, *TEXT]
     with torch.no_grad():
         hidden = model.model.encoder(feats).last_hidden_state  # [1, 1500, D]

@@ -62,7 +62,7 @@ def prompt_of(special: dict[str, int], multilingual: bool, language: str = "en")
 
 
 def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), check: bool = False,
-                   pad_30: bool = False, tail_seconds: float = 0.0) -> dict:
+                   pad_30: bool = False, tail_seconds: float = 0.0) -> dict:  # CLI default: --tail 2
     """Build the model dir; returns {"spec": model.json content, "checks": [...]}. pad_30: the
     encoder graph pads the log-mel with zeros to 30 s as faster-whisper does (slower; for parity)."""
     ckpt, folder = load_source(source)
