@@ -10,7 +10,7 @@ import typer
 from .data import user_errors
 from .runtime import QuantizeOpt, _print_checks
 
-TAIL_SECONDS = 2.0  # the default zero log-mel tail (kdasr.export.whisper_import.TAIL_SECONDS)
+TAIL_SECONDS = 2.0  # the zero log-mel tail with --no-pad-30
 
 
 def import_whisper_cmd(
@@ -21,18 +21,21 @@ def import_whisper_cmd(
     check: Annotated[bool, typer.Option("--check", help="Compare the graphs with transformers' whisper on the "
                                         "same weights; fail above --tolerance.")] = False,
     tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
-    pad_30: Annotated[bool, typer.Option("--pad-30", help="The encoder pads the log-mel with zeros to 30 s, as "
-                                         "faster-whisper does (for parity; slower on short audio).")] = False,
+    pad_30: Annotated[bool, typer.Option("--pad-30/--no-pad-30", help="The encoder pads the log-mel with zeros to "
+                                         "30 s, as faster-whisper does. Without it (faster on short audio) whisper "
+                                         "often repeats its text: on 100 test_real utterances tiny.en's WER was "
+                                         "6.5% padded, 200% with a 2 s tail.")] = True,
     tail: Annotated[float, typer.Option("--tail", help="Without --pad-30: seconds of zero log-mel after each "
                                         "input (whisper ends its text more reliably when it sees some; 0 = none)."
                                         )] = TAIL_SECONDS,
 ) -> None:
-    """Import a whisper model: encoder.onnx (whisper's log-mel inside, any length, not padded to 30 s
-    unless --pad-30; --tail seconds of zero log-mel follow each input),
+    """Import a whisper model: encoder.onnx (whisper's log-mel inside, padded with zeros to 30 s as
+    faster-whisper does; --no-pad-30: any length, --tail seconds of zero log-mel after each input),
     decoder.onnx (one step, self-attention KV cache, cross-attention keys/values from the encoder),
     whisper_vocab.json, model.json (prompt, suppressed tokens, decoding: beam 5, length penalty 1).
 
     Example: kdasr import-whisper tiny.en --out export/whisper-tiny.en --quantize int8 --check
+    (--no-pad-30 --tail 2: the encoder sees the input and 2 s of zero log-mel only)
     """
     from ..export.whisper_import import import_whisper  # torch: only when the command runs
 

@@ -1,7 +1,8 @@
 """A whole whisper model (CTranslate2 weights, whisper_weights.py) as kdasr's two graphs.
 
-Encoder graph: waveform -> whisper's log-mel (whisper_frontend.py) -> whisper's encoder
-(whisper_encoder.py, any length, no 30 s padding) -> every decoder layer's cross-attention keys
+Encoder graph: waveform -> whisper's log-mel (whisper_frontend.py) -> [zero log-mel frames to 30 s
+as faster-whisper pads, or a short zero tail] -> whisper's encoder (whisper_encoder.py, any
+length) -> every decoder layer's cross-attention keys
 and values, computed once per utterance: cross_k_i, cross_v_i [B, H, T, dh] + memory_lens.
 Decoder step graph: (tokens [N], self_k_i/self_v_i [N, H, t, dh], cross_*, memory_lens) ->
 (log-probs [N, V], caches one step longer). Whisper's decoder: token embedding + learned position

@@ -62,9 +62,11 @@ def prompt_of(special: dict[str, int], multilingual: bool, language: str = "en")
 
 
 def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), check: bool = False,
-                   pad_30: bool = False, tail_seconds: float = 0.0) -> dict:  # CLI default: --tail 2
+                   pad_30: bool = True, tail_seconds: float = 0.0) -> dict:
     """Build the model dir; returns {"spec": model.json content, "checks": [...]}. pad_30: the
-    encoder graph pads the log-mel with zeros to 30 s as faster-whisper does (slower; for parity)."""
+    encoder graph pads the log-mel with zeros to 30 s as faster-whisper does; without it, it sees
+    the input and `tail_seconds` of zero log-mel only (faster, but whisper then often repeats its
+    text: tiny.en on 100 test_real utterances, WER 6.45 % padded, 199.5 % with a 2 s tail)."""
     ckpt, folder = load_source(source)
     name = model_name_of(ckpt)
     tokens = read_vocabulary(folder)
