@@ -68,7 +68,8 @@ def compare(model_dir: Path, manifest: Path, limit: int | None, model_name: str,
         old = json.loads(Path(fw_from).read_text())
         if [r["id"] for r in old["rows"]] != [u.id for u in utts] or old["beam"] != beam:
             raise SystemExit(f"{fw_from}: other utterances or beam")
-        fw_raw, compute_type = [r["faster-whisper"] for r in old["rows"]], old.get("faster_whisper_compute_type", "int8")
+        fw_raw = [r["faster-whisper"] for r in old["rows"]]
+        compute_type = old.get("faster_whisper_compute_type", "int8")
         fw_s = old["audio_seconds"] / old["faster-whisper"]["rtfx"]
     else:
         fw_raw, fw_s = faster_whisper_texts(model_name, waves, beam, compute_type)
