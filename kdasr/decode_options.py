@@ -32,7 +32,10 @@ class DecodeOptions:
     rescore: n-best rescoring, "none", "lm" or "bert"; rescore_weight: its weight.
     batch_size: pieces per batch; max_batch_seconds: padded audio per encoder call.
     max_segment_seconds, min_segment_seconds: longer inputs are cut at pauses into pieces of at
-        most max (and where possible at least min) seconds."""
+        most max (and where possible at least min) seconds.
+    pad_seconds: silence appended to every piece before the encoder; pad_to_seconds: pieces padded
+        with silence to at least this long (30 = whisper's own window). Whisper models end their
+        text more reliably with some silence after it (kdasr import-whisper)."""
 
     method: str = "attention"  # "attention" (the seq2seq decoder) or "ctc" (the auxiliary head, greedy)
     beam: int = 1  # 1 = greedy (unless a CTC or LM weight asks for the scored search)
@@ -60,6 +63,8 @@ class DecodeOptions:
     # batch, joined.
     max_segment_seconds: float = 20.0
     min_segment_seconds: float = 5.0
+    pad_seconds: float = 0.0
+    pad_to_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         # Every numeric field is checked here, once: the CLI, the Python API, the server and model.json
@@ -101,6 +106,8 @@ _NUMERIC: dict[str, tuple[type, float, float, bool]] = {
     "max_batch_seconds": (float, 0.0, 36_000.0, True),
     "max_segment_seconds": (float, 1.0, 3600.0, True),
     "min_segment_seconds": (float, 0.0, 3600.0, True),
+    "pad_seconds": (float, 0.0, 3600.0, False),
+    "pad_to_seconds": (float, 0.0, 3600.0, False),
 }
 
 

@@ -214,11 +214,13 @@ class EncoderSpec:
     waveform: str = "waveform"  # float32 [B, S] at sample_rate
     waveform_lens: str = "waveform_lens"  # int64 [B]
     lens: str = "memory_lens"  # int64 [B]: valid encoder frames
-    ctc_logprobs: str = "ctc_logprobs"  # float [B, T, V]: the auxiliary CTC head
+    ctc_logprobs: str = "ctc_logprobs"  # float [B, T, V]: the auxiliary CTC head ("": none, e.g. whisper)
 
     def _check(self, where: str) -> None:
         for role, side in (("waveform", "inputs"), ("waveform_lens", "inputs"), ("lens", "outputs"),
                            ("ctc_logprobs", "outputs")):
+            if role == "ctc_logprobs" and not self.ctc_logprobs:
+                continue
             if getattr(self, role) not in getattr(self.graph, side):
                 _fail(where, f"encoder_io.{role} {getattr(self, role)!r} is not among the encoder's {side} "
                              f"{list(getattr(self.graph, side))}")
@@ -236,8 +238,13 @@ class DecoderSpec:
     memory: tuple[MemoryInput, ...]
     tokens: str = "tokens"
     logprobs: str = "logprobs"
+    # token ids the scorer feeds, in order, before the search's first token (special_ids.bos), to
+    # build the starting state: whisper's <|startoftranscript|> (<|en|> <|transcribe|>). Empty: none.
+    prompt: tuple[int, ...] = ()
 
     def _check(self, where: str, encoder_outputs: tuple[str, ...]) -> None:
+        if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.prompt):
+            _fail(where, f"decoder_io.prompt must be a list of token ids, got {list(self.prompt)!r}")
         feeds = [self.tokens, *(s.name for s in self.state), *(m.name for m in self.memory)]
         if sorted(feeds) != sorted(self.graph.inputs):
             _fail(where, f"decoder inputs {list(self.graph.inputs)} are not tokens + state + memory {feeds}")
@@ -250,8 +257,9 @@ class DecoderSpec:
                              f"does not have ({list(encoder_outputs)})")
 
     def io_dict(self) -> dict:
-        return {"tokens": self.tokens, "logprobs": self.logprobs, "state": [s.to_dict() for s in self.state],
-                "memory": [m.to_dict() for m in self.memory]}
+        out = {"tokens": self.tokens, "logprobs": self.logprobs, "state": [s.to_dict() for s in self.state],
+               "memory": [m.to_dict() for m in self.memory]}
+        return out | ({"prompt": list(self.prompt)} if self.prompt else {})
 
 
 def read_spec_json(path, what: str = "model") -> dict:

@@ -130,6 +130,7 @@ class ModelSpec:
                 _tensors(StateTensor, io.get("state"), f"{where}: decoder_io.state"),
                 _tensors(MemoryInput, io.get("memory"), f"{where}: decoder_io.memory"),
                 **{k: io[k] for k in ("tokens", "logprobs") if k in io},
+                prompt=tuple(_prompt(io.get("prompt", []), vocab, where)),
             )
         encoder._check(where)
         decoder._check(where, encoder.graph.outputs)
@@ -160,6 +161,14 @@ def parse_decoding(d: object, where: str, base: DecodeOptions = DecodeOptions())
         return replace(base, **d)
     except (ValueError, TypeError) as e:
         _fail(where, f"decoding: {e}")
+
+
+def _prompt(value: object, vocab: int, where: str) -> list[int]:
+    ok = isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab
+                                         for t in value)
+    if not ok:
+        _fail(where, f"decoder_io.prompt must be a list of token ids below vocab_size, got {value!r}")
+    return value
 
 
 def _v1_decoder(d: Mapping, graph: GraphSpec, where: str) -> DecoderSpec:

@@ -20,6 +20,7 @@ from .runtime import register as register_runtime
 from .serve import register as register_serve
 from .synth import register as register_synth
 from .teacher import teacher_app
+from .whisper import register as register_whisper
 
 
 class _App(typer.Typer):
@@ -69,6 +70,7 @@ app.add_typer(teacher_app, name="teacher")
 app.add_typer(models_app, name="models")
 register_experiments(app)
 register_card(app)
+register_whisper(app)
 
 
 @app.command()

@@ -28,6 +28,9 @@ DECODE_FLAGS: dict[str, tuple[str, type, str]] = {
     "rescore_weight": ("rescore_weight", float, "Weight of the rescoring model's score."),
     "max_segment": ("max_segment_seconds", float, "Cut longer inputs at pauses into segments of at most this (s)."),
     "batch_size": ("batch_size", int, "Utterances (segments) per batch."),
+    "pad": ("pad_seconds", float, "Silence appended to every segment before the encoder (s)."),
+    "pad_to": ("pad_to_seconds", float, "Pad every segment with silence to at least this long (s; 30 = whisper's "
+               "window)."),
 }
 DECODING = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
             "rescore_weight")  # what a search is; batch_size and max_segment are resources

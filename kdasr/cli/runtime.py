@@ -25,10 +25,10 @@ DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu ext
 PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (export --quantize int8) or fp16 (GPU).")]
 LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
 TRANSCRIBE_FLAGS = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
-                    "rescore_weight", "max_segment", "batch_size")
+                    "rescore_weight", "max_segment", "batch_size", "pad", "pad_to")
 TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 EVAL_FLAGS = ("method", "beam", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
-              "rescore_weight", "batch_size")
+              "rescore_weight", "batch_size", "pad", "pad_to")
 
 
 def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **decode):

@@ -48,6 +48,17 @@ def reference(u: Utterance) -> tuple[str | None, str | None]:
     return ref, None
 
 
+def _whisper_scored(text: str) -> str:
+    try:
+        from ..whisper_reference import normalise_hypothesis
+
+        return normalise_hypothesis(text)
+    except ImportError:  # num2words (the reference extra) missing: digits dropped instead of spelled
+        import re
+
+        return normalize_text(re.sub(r"\d", " ", text))
+
+
 def _nothing_to_score(manifest: Path, n: int, failed: list[Problem], skipped: list[Problem]) -> KdasrError:
     parts = []
     if failed:
@@ -93,6 +104,9 @@ def evaluate_manifest(
         # the manifest's slice of each file, read by the runtime itself (only that part is decoded)
         inputs = [AudioSlice(u.audio, u.start, u.duration, name=u.audio) for u in scored]
         results = t.transcribe(inputs, opts or DecodeOptions(method=method))
+        # a whisper model (kdasr import-whisper) writes cased, punctuated text with digits: scored
+        # under the reference recogniser's policy (numbers spelled out, then normalize_text)
+        whisper = t.model.spec.architecture.get("tokenizer") == "whisper-bpe"
         for u, r in zip(scored, results):
             if isinstance(r, Failure):
                 failed.append(Problem(u.id, f"{r.source}: {r.reason}"))
@@ -100,10 +114,12 @@ def evaluate_manifest(
                 continue
             ids.append(u.id)
             refs.append(refs_by_id[u.id])
-            hyps.append(r.text)
+            hyp = _whisper_scored(r.text) if whisper else r.text
+            hyps.append(hyp)
             seconds += r.duration
             extra = {k: u.extra[k] for k in ("engine", "voice") if k in u.extra}
-            rows[u.id] = {"id": u.id, "ref": refs_by_id[u.id], "hyp": r.text, **extra}
+            raw = {"raw": r.text} if whisper else {}
+            rows[u.id] = {"id": u.id, "ref": refs_by_id[u.id], "hyp": hyp, **raw, **extra}
     if hyps_path:
         with atomic_open(hyps_path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(rows[u.id]) + "\n" for u in utts)

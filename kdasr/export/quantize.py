@@ -18,7 +18,10 @@ def variant_name(file: str, precision: str) -> str:
     return file.removesuffix(".onnx") + f".{precision}.onnx"
 
 
-def quantize_int8(src: Path, dst: Path, op_types: tuple[str, ...] = INT8_OP_TYPES) -> None:
+def quantize_int8(src: Path, dst: Path, op_types: tuple[str, ...] = INT8_OP_TYPES,
+                  exclude: tuple[str, ...] = ()) -> None:
+    """exclude: nodes whose names start with one of these stay float (e.g. a log-mel front end's
+    filterbank MatMul, whose input spans orders of magnitude that int8 activations cannot hold)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -28,7 +31,14 @@ def quantize_int8(src: Path, dst: Path, op_types: tuple[str, ...] = INT8_OP_TYPE
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a "consider pre-processing" warning per call
     try:
-        quantize_dynamic(str(src), str(tmp), op_types_to_quantize=list(op_types), weight_type=QuantType.QInt8)
+        nodes = []
+        if exclude:
+            import onnx
+
+            graph = onnx.load(str(src), load_external_data=False).graph
+            nodes = [n.name for n in graph.node if n.name.startswith(exclude)]
+        quantize_dynamic(str(src), str(tmp), op_types_to_quantize=list(op_types), weight_type=QuantType.QInt8,
+                         nodes_to_exclude=nodes)
     finally:
         root.setLevel(level)
     tmp.replace(dst)
@@ -44,13 +54,15 @@ def convert_fp16(src: Path, dst: Path) -> None:
     tmp.replace(dst)
 
 
-def add_variants(out_dir: Path, graphs: dict[str, dict], precisions: list[str]) -> None:
-    """Write each requested variant of each graph and record it in the graphs dict (in place)."""
+def add_variants(out_dir: Path, graphs: dict[str, dict], precisions: list[str],
+                 exclude: tuple[str, ...] = ()) -> None:
+    """Write each requested variant of each graph and record it in the graphs dict (in place);
+    exclude: node name prefixes int8 leaves float (quantize_int8)."""
     for precision in precisions:
         if precision not in VARIANTS:
             raise ValueError(f"--quantize must be one of {', '.join(VARIANTS)}, not {precision!r}")
         for entry in graphs.values():
             name = variant_name(entry["file"], precision)
             src, dst = out_dir / entry["file"], out_dir / name
-            quantize_int8(src, dst) if precision == "int8" else convert_fp16(src, dst)
+            quantize_int8(src, dst, exclude=exclude) if precision == "int8" else convert_fp16(src, dst)
             entry[precision] = name

@@ -63,6 +63,22 @@ def candidate_tokens(total: np.ndarray, eos: int, m: int) -> np.ndarray:
     return np.concatenate([np.full((len(total), 1), eos), best], axis=1)
 
 
+def top_ranked(x: np.ndarray, n: int) -> np.ndarray:
+    """np.argsort(-x, axis=1, kind="stable")[:, :n] (the n best per row, ties by index) without
+    sorting whole rows: a partial selection, then a sort of the n picked; rows with a tie across
+    the cut take the full sort. A whisper step ranks beam x 51,864 candidates per utterance, where
+    the full stable sort cost twice the decoder itself."""
+    if n >= x.shape[1]:
+        return np.argsort(-x, axis=1, kind="stable")[:, :n]
+    part = np.argpartition(-x, n - 1, axis=1)[:, :n]
+    vals = np.take_along_axis(x, part, axis=1)
+    order = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), axis=1)
+    ties = (x >= vals.min(axis=1, keepdims=True)).sum(axis=1) > n
+    if ties.any():
+        order[ties] = np.argsort(-x[ties], axis=1, kind="stable")[:, :n]
+    return order
+
+
 def beam_search(
     full: dict[str, FullScorer],
     weights: dict[str, float],
@@ -121,7 +137,7 @@ def beam_search(
         n_live_utts = len(utts)
         flat = (scores[:, None] + cand_scores).reshape(n_live_utts, width * m)
         # rows of -inf after the first `width` (the layout of `beam` rows) would rank last: same order
-        order = np.argsort(-flat, axis=1, kind="stable")[:, : 2 * k]
+        order = top_ranked(flat, 2 * k)
         vals = np.take_along_axis(flat, order, axis=1)  # [U, w]: ranked candidate scores
         w = order.shape[1]
         src_rank = np.arange(n_live_utts)[:, None] * width + order // m  # the row each candidate extends

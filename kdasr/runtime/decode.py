@@ -52,6 +52,8 @@ def decode_encoded(
     rescorer: SequenceScorer | None = None,
 ) -> list[list[Hypothesis]]:
     ids, io = model.spec.special_ids, model.spec.encoder
+    if not io.ctc_logprobs and (opts.method == "ctc" or opts.ctc_weight):
+        raise ModelError(f"{model.model_dir}: this model has no CTC head (--method ctc and --ctc-weight need one)")
     if opts.method == "ctc":
         best = ctc_greedy(enc[io.ctc_logprobs], enc[io.lens], ids.blank)
         return [[Hypothesis(tuple(t), 0.0, 0.0)] for t in best]
@@ -70,7 +72,7 @@ def decode_encoded(
     hyps = beam_search(
         full,
         weights,
-        length_limits(enc[io.lens], enc[io.ctc_logprobs], ids.blank, opts),
+        length_limits(enc[io.lens], enc.get(io.ctc_logprobs), ids.blank, opts),
         ids.bos,
         ids.eos,
         opts.beam,

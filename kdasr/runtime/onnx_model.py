@@ -13,6 +13,7 @@ from ..errors import ModelError
 from ..graph_spec import FORMAT_VERSION, PRECISIONS, READABLE_FORMATS, GraphSpec, read_spec_json
 from ..modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
+from ..whisper_tokenizer import VOCAB_FILE, WhisperTokenizer
 
 SUPPORTED_FORMAT = FORMAT_VERSION  # what export writes; READABLE_FORMATS load
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
@@ -121,7 +122,7 @@ class OnnxStudent:
 
     model_dir: Path
     spec: ModelSpec
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer | WhisperTokenizer
     encoder: ort.InferenceSession
     decoder: ort.InferenceSession
     device: str = "cpu"
@@ -142,7 +143,10 @@ class OnnxStudent:
         }
         check_tensors(graph_path(model_dir, spec.decoder.graph, precision), graphs["decoder"],
                       [*spec.decoder.state, *spec.decoder.memory])
-        tok = Tokenizer(model_dir / "tokenizer.model")
+        if spec.architecture.get("tokenizer") == "whisper-bpe":  # kdasr import-whisper
+            tok = WhisperTokenizer(model_dir / VOCAB_FILE)
+        else:
+            tok = Tokenizer(model_dir / "tokenizer.model")
         if tok.vocab_size != spec.vocab_size:
             raise ModelError(f"{model_dir}: tokenizer has {tok.vocab_size} units, model.json says {spec.vocab_size}")
         return cls(model_dir, spec, tok, graphs["encoder"], graphs["decoder"], device)

@@ -18,10 +18,13 @@ def ctc_greedy(logprobs: np.ndarray, lens: np.ndarray, blank: int) -> list[list[
     return ctc_best_paths(logprobs.argmax(-1), lens, blank)
 
 
-def length_limits(lens: np.ndarray, ctc_logprobs: np.ndarray, blank: int, opts: DecodeOptions) -> np.ndarray:
+def length_limits(lens: np.ndarray, ctc_logprobs: np.ndarray | None, blank: int, opts: DecodeOptions) -> np.ndarray:
     """Most output tokens per utterance: a ratio of the encoder frames, and the CTC head's greedy
-    length times a ratio plus slack (stops small attention decoders that loop)."""
+    length times a ratio plus slack (stops small attention decoders that loop). A model without a
+    CTC head (whisper) gets the ratio alone."""
     lens = lens.astype(np.int64)
+    if ctc_logprobs is None:
+        return np.ceil(lens * opts.max_len_ratio).astype(int)
     ctc_lens = np.array([len(x) for x in ctc_greedy(ctc_logprobs, lens, blank)])
     return np.minimum(
         np.ceil(lens * opts.max_len_ratio), ctc_lens * opts.ctc_length_ratio + opts.ctc_length_slack
@@ -31,7 +34,7 @@ def length_limits(lens: np.ndarray, ctc_logprobs: np.ndarray, blank: int, opts: 
 def attention_greedy(model: OnnxStudent, enc: dict[str, np.ndarray], opts: DecodeOptions) -> list[list[int]]:
     ids = model.spec.special_ids
     io = model.spec.encoder
-    limits = length_limits(enc[io.lens], enc[io.ctc_logprobs], ids.blank, opts)
+    limits = length_limits(enc[io.lens], enc.get(io.ctc_logprobs), ids.blank, opts)
     n = len(limits)
     scorer = DecoderScorer(model, enc)
     live = np.arange(n)  # rows of the original batch still decoding

@@ -204,7 +204,9 @@ class Transcriber:
         self, waves: list[np.ndarray], opts: DecodeOptions, lm, rescorer, words: bool = False
     ) -> list[list[Hypothesis]]:
         # pieces below the frontend's minimum are padded with silence (ORT rejects a too-short batch)
-        lens = np.array([max(len(w), self.min_piece) for w in waves], dtype=np.int64)
+        sr = self.sample_rate  # silence after each piece where asked (whisper: pad_to_seconds 30 is its window)
+        lens = np.array([max(len(w) + int(opts.pad_seconds * sr), int(opts.pad_to_seconds * sr), self.min_piece)
+                         for w in waves], dtype=np.int64)
         batch = np.zeros((len(waves), lens.max()), dtype=np.float32)
         for row, w in enumerate(waves):
             batch[row, : len(w)] = w
@@ -212,6 +214,8 @@ class Transcriber:
         hyps = decode_encoded(self.model, enc, opts, lm, rescorer)
         if words:  # the best hypothesis of each piece, aligned to the piece's CTC posteriors
             io, blank = self.model.spec.encoder, self.model.spec.special_ids.blank
+            if not io.ctc_logprobs:
+                raise ModelError(f"{self.model.model_dir}: word timestamps need a CTC head, which this model lacks")
             for row, nb in enumerate(hyps):
                 if nb:
                     spans = ctc_align(enc[io.ctc_logprobs][row], int(enc[io.lens][row]), nb[0].tokens, blank)
@@ -305,10 +309,12 @@ class Transcriber:
             inputs = [inputs]  # one input, not a sequence of characters or rows
         opts = decode_options(self.model.spec.decoding, opts, decode)
         limit = self.model.spec.architecture.get("max_input_seconds")  # e.g. whisper encoders: 30 s
-        if isinstance(limit, int | float) and opts.max_segment_seconds > limit:
+        longest = max(opts.max_segment_seconds + opts.pad_seconds, opts.pad_to_seconds)
+        if isinstance(limit, int | float) and longest > limit:
             raise ModelError(f"{self.model.model_dir}: its encoder takes at most {limit:g} s at once; "
-                             f"max_segment_seconds {opts.max_segment_seconds:g} is over it (long audio is cut "
-                             f"into pieces of at most max_segment_seconds)")
+                             f"max_segment_seconds {opts.max_segment_seconds:g} (+ pad_seconds {opts.pad_seconds:g}, "
+                             f"or pad_to_seconds {opts.pad_to_seconds:g}) is over it (long audio is cut into pieces "
+                             f"of at most max_segment_seconds)")
         group: list[Prepared] = []
         seconds = 0.0
         for i, item in enumerate(inputs):

@@ -127,9 +127,10 @@ def model_checks(model_dir: Path) -> list[Check]:
     except KdasrError as e:
         checks.append(Check("FAIL", "model spec", str(e)))
         graphs = _parseable_graphs(raw, json_path)
-    tok = model_dir / "tokenizer.model"
+    whisper = spec is not None and spec.architecture.get("tokenizer") == "whisper-bpe"  # kdasr import-whisper
+    tok = model_dir / ("whisper_vocab.json" if whisper else "tokenizer.model")
     present = tok.is_file()
-    checks.append(Check("ok" if present else "FAIL", "tokenizer.model", "present" if present else "missing"))
+    checks.append(Check("ok" if present else "FAIL", tok.name, "present" if present else "missing"))
     for name, graph in graphs.items():
         tensors = [*spec.decoder.state, *spec.decoder.memory] if spec is not None and name == "decoder" else []
         for file in graph.files.values():
