@@ -2,7 +2,9 @@
 #   make demo        a light runtime-only venv (.venv-demo: pip install ., no torch, no apt packages), then
 #                    transcribe the held-out samples with the shipped model (by name) and print the WER
 #   make setup       the full toolkit (.venv: train, serve, dev, data, reference extras; apt voices for corpora)
-#   make test        the test suite
+#   make test        the test suite (~10 min on 2 cores)
+#   make test-fast   the fast lane: unit and small integration tests, no corpus build or training
+#                    (pytest -m 'not slow'; what counts as slow: tests/conftest.py)
 #   make train-demo  the whole path from nothing in ~25 min on 2 cores: corpus, tokenizer, train (config
 #                    demo-fast: 80 ms frames, CTC 0.5, lr 3e-3, the fastest learner measured), export, WER
 #   make recipe      the paper recipe (eval/recipe.sh): corpus v2, teachers, soft labels, four students, export,
@@ -23,7 +25,7 @@ FULL_EXP ?= exp/demo
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
-.PHONY: setup setup-data setup-games setup-noise real-corpus real-report corpus demo test train-demo recipe continue-demo bench lint clean
+.PHONY: setup setup-data setup-games setup-noise real-corpus real-report corpus demo test test-fast train-demo recipe continue-demo bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -82,6 +84,9 @@ demo: $(DEMO_VENV)/.installed
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m 'not slow'
 
 train-demo: setup
 	$(MAKE) corpus

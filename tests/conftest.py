@@ -1,4 +1,12 @@
-"""Shared fixtures: one tiny corpus and one tiny trained+exported model per test session."""
+"""Shared fixtures: one tiny corpus and one tiny trained+exported model per test session.
+
+Fast lane (`make test-fast` = `pytest -m "not slow"`): a test is `slow` when it needs a fixture in
+SLOW_FIXTURES, directly or through another fixture (marked here automatically, so new tests follow the
+rule), or when it is marked `@pytest.mark.slow` by hand: do that for a test (or, through `pytestmark`,
+a file) whose setup + call takes over ~2 s in `pytest --durations=0` on a busy 2-core machine, e.g. a
+corpus build, training, or a chain of CLI subprocesses. `make test` runs everything. Build nothing
+twice: a test that needs the tiny corpus or model takes these fixtures rather than making its own.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +33,16 @@ def run_kdasr(*args: str, env: dict | None = None, check: bool = True) -> subpro
     if check and proc.returncode != 0:
         raise AssertionError(f"kdasr {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# fixtures that build a corpus or train: every test that uses one, even indirectly, is slow
+SLOW_FIXTURES = frozenset({"tiny_corpus", "tiny_model"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +82,8 @@ def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
         "--threads",
         "2",
     )
-    run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check")
+    proc = run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check")
+    (exp / "export-check.txt").write_text(proc.stdout)  # what the check printed, for test_e2e to read
     return exp / "model"
 
 

@@ -4,6 +4,7 @@ bracket that starts like a tag must be written `\\[`."""
 
 from __future__ import annotations
 
+import pytest
 import typer
 from rich.markup import RE_TAGS
 from typer.testing import CliRunner
@@ -30,6 +31,7 @@ def test_no_help_text_reads_as_rich_markup():
     assert not eaten, "escape these as \\[ ... ]:\n" + "\n".join(eaten)
 
 
+@pytest.mark.slow
 def test_every_help_renders_and_keeps_its_brackets():
     runner = CliRunner()
     for path, _ in _commands(typer.main.get_command(app)):

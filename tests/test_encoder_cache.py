@@ -89,6 +89,7 @@ def test_mask_states_masks_time_and_channels():
     assert 0 < int((out == 0).sum()) and int(zero_channels) <= round(15 * 384 / 80)
 
 
+@pytest.mark.slow
 def test_run_training_from_the_cache(tmp_path):
     """`run_training` with the packaged whisper-tiny-frozen preset (shrunk): the encoder cache is
     made, the student trains from it, and the checkpoint holds the whole encoder (for export)."""

@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_kdasr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +29,7 @@ def _decoding(model_dir: Path) -> dict:
     return json.loads((model_dir / "model.json").read_text())["decoding"]
 
 
+@pytest.mark.slow
 def test_export_says_when_it_records_no_decoding_and_uses_the_tuned_one(tmp_path):
     src = _untuned_run(tmp_path)
     bare = run_kdasr("export", str(src), "--out", str(tmp_path / "bare"))

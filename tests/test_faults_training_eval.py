@@ -123,6 +123,7 @@ def _wer(stdout: str) -> float:
     return float(re.search(r"WER ([\d.]+)%", stdout).group(1))
 
 
+@pytest.mark.slow
 def test_eval_scores_the_segments_of_a_segmented_manifest(tmp_path):
     rows, parts, segs, t = _samples(4), [], [], 0.0
     gap = np.zeros(8000, np.float32)
@@ -143,6 +144,7 @@ def test_eval_scores_the_segments_of_a_segmented_manifest(tmp_path):
         assert len(row["hyp"].split()) <= 1.5 * len(row["ref"].split()) + 2, row
 
 
+@pytest.mark.slow
 def test_eval_normalises_reports_digits_and_counts_empty_reference_insertions(tmp_path):
     rows = _samples(4)
     rows[0]["text"] = rows[0]["text"].upper().replace(" ", ",  ")  # normalised back to the policy
@@ -175,6 +177,7 @@ def test_error_rates_count_insertions_against_empty_references():
     assert np.isnan(error_rates([""], ["x"]).wer) and error_rates([""], [""]).wer == 0.0
 
 
+@pytest.mark.slow
 def test_eval_of_empty_or_all_missing_manifest_is_one_line(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
@@ -194,6 +197,7 @@ def _broken_model(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_broken_model_dirs_are_one_clear_line(tmp_path):
     d = _broken_model(tmp_path)
     info = json.loads((d / "model.json").read_text())

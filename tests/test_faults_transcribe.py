@@ -74,6 +74,7 @@ def _tmpfs(folder: Path, options: str):
 # -- item 2: outputs written atomically as they finish; kill and resume ------------------------------
 
 
+@pytest.mark.slow
 def test_killed_batch_resumes_with_nothing_lost_or_duplicated(tmp_path):
     inputs = _thirty_inputs(tmp_path / "in")
     args = ["transcribe", str(inputs), *FAST, "--batch-size", "1", "--format", "jsonl"]
@@ -99,6 +100,7 @@ def test_killed_batch_resumes_with_nothing_lost_or_duplicated(tmp_path):
     assert all(name.endswith(".tmp") for name in leftovers)  # only a killed writer's own temp file
 
 
+@pytest.mark.slow
 def test_read_only_output_dir_fails_before_decoding_in_one_line(tmp_path):
     ro = tmp_path / "ro"
     with _tmpfs(ro, "ro,size=64k") as mounted:
@@ -121,6 +123,7 @@ def test_read_only_output_dir_fails_before_decoding_in_one_line(tmp_path):
             assert "model" not in lines[0]
 
 
+@pytest.mark.slow
 def test_full_disk_stops_cleanly_leaving_only_whole_outputs(tmp_path):
     """Full disk: a 64 KiB tmpfs filled up first (root); elsewhere RLIMIT_FSIZE makes writes fail."""
     inputs = _thirty_inputs(tmp_path / "in")
@@ -150,6 +153,7 @@ def test_full_disk_stops_cleanly_leaving_only_whole_outputs(tmp_path):
             assert name != ".filler" and json.loads(data)
 
 
+@pytest.mark.slow
 def test_same_stem_inputs_get_distinct_outputs_or_a_clear_refusal(tmp_path):
     wave = load_audio(SAMPLES[0])
     a, b = _write(tmp_path / "in/a/x.flac", wave), _write(tmp_path / "in/b/x.flac", wave[: SR * 2])
@@ -172,6 +176,7 @@ def _paths(stdout: str) -> list[str]:
     return [json.loads(line)["path"] for line in stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_folder_glob_stdin_manifest_inputs_and_shards(tmp_path):
     folder = tmp_path / "in"
     for k, src in enumerate(SAMPLES[:5]):
@@ -217,6 +222,7 @@ def test_text_format_escapes_tabs_and_newlines_in_paths(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_json_keeps_nbest_for_segmented_input(tmp_path):
     gap = np.zeros(SR // 2, np.float32)
     long = _write(tmp_path / "long.flac", np.concatenate([x for p in SAMPLES for x in (load_audio(p), gap)]))
@@ -231,6 +237,7 @@ def test_json_keeps_nbest_for_segmented_input(tmp_path):
 # -- item 4: silence is not speech ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_silence_and_noise_give_empty_text_and_cuts_stay_in_speech(tmp_path):
     quiet = _write(tmp_path / "near_silence.flac", _noise(20, 0.0005))
     hiss = _write(tmp_path / "white_noise.flac", _noise(20, 0.05, seed=1))
@@ -304,6 +311,7 @@ def test_truncated_wav_warns_and_the_rest_is_transcribed(tmp_path):
 # -- item 5: long files in bounded memory (structure, not timing) -----------------------------------
 
 
+@pytest.mark.slow
 def test_long_file_is_read_in_blocks_and_decoded_like_in_memory(tmp_path, monkeypatch):
     from kdasr.runtime import DecodeOptions, Transcriber, VadOptions, prepare
 
@@ -338,6 +346,7 @@ def test_long_file_is_read_in_blocks_and_decoded_like_in_memory(tmp_path, monkey
     ]
 
 
+@pytest.mark.slow
 def test_stdin_dash_without_paths_and_no_inputs_are_clear(tmp_path):
     proc = subprocess.run([*KDASR, "transcribe", *FAST], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert proc.returncode != 0 and "nothing to transcribe" in proc.stderr

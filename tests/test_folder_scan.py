@@ -7,12 +7,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_kdasr
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "eval" / "samples" / "web_matthew_6-026.flac"
 
 
+@pytest.mark.slow
 def test_unreadable_formats_in_a_folder_are_reported(tmp_path):
     folder = tmp_path / "talks"
     (folder / "sub").mkdir(parents=True)

@@ -80,6 +80,7 @@ def test_splits_hold_out_whole_speakers():
     assert assign_splits(list(reversed(utts)))[1]["held_out"] == plan["held_out"]  # order-blind
 
 
+@pytest.mark.slow
 def test_import_writes_manifests_and_build_info(tmp_path):
     out = tmp_path / "fotaq"
     args = ("data", "import-game", "fotaq", str(ROOT), str(out), "--no-recogniser", "--limit", "800")
@@ -165,6 +166,7 @@ def test_noise_bank_takes_only_cc0_effects_and_english_voice_packs(tmp_path):
     assert x.shape == (20000,) and np.abs(x).max() > 0
 
 
+@pytest.mark.slow
 def test_mix_band_limits_synthetic_and_augments_real(tmp_path):
     import numpy as np
 

@@ -59,6 +59,7 @@ def test_clips_pair_with_lines_by_their_numbers(disk):
     assert np.abs(x).max() > 0.3  # speech, not silence
 
 
+@pytest.mark.slow
 def test_whisper_hears_the_paired_lines(disk):
     pytest.importorskip("faster_whisper")
     import soxr
@@ -77,6 +78,7 @@ def test_whisper_hears_the_paired_lines(disk):
         assert Levenshtein.distance(hyp, ref) / len(ref) < 0.25, (clip, ref, hyp)
 
 
+@pytest.mark.slow
 def test_import_writes_train_only_manifests_and_build_info(tmp_path):
     out = tmp_path / "bass"
     args = ("data", "import-game", "bass", str(ROOT), str(out), "--no-recogniser", "--limit", "60")

@@ -45,6 +45,7 @@ def test_temp_names_fit_name_max_whatever_the_output_name():
     assert temp_owner(".a.txt.abc.tmp") is None and temp_owner("a.txt") is None
 
 
+@pytest.mark.slow
 def test_long_input_names_with_output_dir_finish_and_resume(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -84,6 +85,7 @@ def test_hostile_stdin_and_argument_paths_fail_one_line_each(tmp_path):
     assert "4 of 6 files failed" in proc.stderr.decode()
 
 
+@pytest.mark.slow
 def test_manifest_ids_with_nul_are_refused_and_nul_paths_fail_alone(tmp_path):
     bad_id = tmp_path / "bad-id.jsonl"
     bad_id.write_text(json.dumps({"audio": str(SAMPLE), "id": "a\x00b"}) + "\n")

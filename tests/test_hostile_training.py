@@ -19,6 +19,8 @@ import pytest
 import torch
 from conftest import KDASR
 
+pytestmark = pytest.mark.slow  # every test here trains or runs a chain of subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "eval" / "samples"
 TOKENIZER = ROOT / "export" / "demo-en" / "tokenizer.model"

@@ -28,6 +28,7 @@ def user_dir(tmp_path, monkeypatch):
     return d
 
 
+@pytest.mark.slow
 def test_name_works_from_any_folder_as_flag_and_env(tmp_path, user_dir):
     by_flag = kdasr("transcribe", str(CLIP), "-m", "demo-en", "--threads", "1", "-q", cwd=tmp_path)
     assert by_flag.returncode == 0, by_flag.stderr
@@ -41,6 +42,7 @@ def test_unknown_name_is_one_line_naming_the_installed(tmp_path, user_dir):
     assert proc.stderr.startswith("error: demo-xx: no such model directory") and "demo-en" in proc.stderr
 
 
+@pytest.mark.slow
 def test_models_lists_and_add_installs_by_name(tmp_path, user_dir):
     listing = kdasr("models", cwd=tmp_path)
     assert listing.returncode == 0

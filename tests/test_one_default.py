@@ -30,6 +30,7 @@ def long_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_api_and_server_give_the_same_text_by_default(long_file):
     from kdasr import Transcriber, VadOptions
     from kdasr.defaults import VAD_DEFAULT
@@ -52,6 +53,7 @@ def test_cli_api_and_server_give_the_same_text_by_default(long_file):
     assert whole.text != api.text
 
 
+@pytest.mark.slow
 def test_each_front_end_switches_the_vad_off(long_file):
     from kdasr import Transcriber
 
@@ -73,6 +75,7 @@ def test_vad_argument_takes_a_bool_or_options():
         Transcriber(vad="yes")
 
 
+@pytest.mark.slow
 def test_help_documents_the_switch():
     for cmd in ("transcribe", "serve"):
         out = run_kdasr(cmd, "--help", env={"COLUMNS": "200"}).stdout

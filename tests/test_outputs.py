@@ -16,6 +16,7 @@ CLIPS = [ROOT / "eval" / "samples" / n for n in ("web_matthew_6-026.flac", "web_
 FAST = ["--threads", "1", "-q"]
 
 
+@pytest.mark.slow
 def test_all_writes_one_file_per_format_per_input(tmp_path):
     out = tmp_path / "out"
     run_kdasr("transcribe", *map(str, CLIPS), "-f", "all", "--output-dir", str(out), "--language", "en", *FAST)
@@ -36,6 +37,7 @@ def test_all_writes_one_file_per_format_per_input(tmp_path):
     assert "1 skipped" in again.stderr and (out / f"{CLIPS[1].stem}.srt").is_file()
 
 
+@pytest.mark.slow
 def test_txt_on_stdout_and_format_errors(tmp_path):
     one = run_kdasr("transcribe", str(CLIPS[0]), "-f", "txt", *FAST).stdout
     assert one.count("\n") == 1 and str(CLIPS[0]) not in one and len(one.split()) > 5
@@ -45,6 +47,7 @@ def test_txt_on_stdout_and_format_errors(tmp_path):
     assert unknown.returncode == 2 and "unknown format 'docx'" in unknown.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("language, ok", [("en", True), ("English", True), ("de", False), ("fr", False)])
 def test_language_is_the_models_or_refused(language, ok):
     proc = run_kdasr("transcribe", str(CLIPS[0]), "--language", language, *FAST, check=False)
@@ -55,6 +58,7 @@ def test_language_is_the_models_or_refused(language, ok):
         assert f"transcribes 'en' only, not '{language}'" in " ".join(proc.stderr.split())
 
 
+@pytest.mark.slow
 def test_server_prompt_is_accepted_and_noted():
     pytest.importorskip("fastapi")
     from tests.test_serve import server

@@ -109,6 +109,7 @@ def test_bench_systems_and_paper_table_without_torch(tiny_model, sets, tmp_path)
     assert "Warning" not in text  # every system benched and scored with the same decoding
 
 
+@pytest.mark.slow
 def test_paper_table_intervals_on_synthetic_records(tmp_path):
     base = [2, 3, 1, 4, 2, 0, 3, 2, 5, 1] * 20
     better = [max(e - (i % 2), 0) for i, e in enumerate(base)]

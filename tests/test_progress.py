@@ -24,6 +24,7 @@ def _long_file(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_long_input_reports_progress_chunk_by_chunk(tmp_path, monkeypatch):
     from kdasr import Transcriber
     from kdasr.runtime import prepare
@@ -42,6 +43,7 @@ def test_a_long_input_reports_progress_chunk_by_chunk(tmp_path, monkeypatch):
     assert abs(sum(calls) - sum(r.duration for r in short)) < 1e-6
 
 
+@pytest.mark.slow
 def test_terminal_bar_counts_audio_seconds_and_files(tmp_path):
     path = _long_file(tmp_path / "long.flac")
     master, slave = pty.openpty()

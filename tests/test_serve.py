@@ -192,6 +192,7 @@ def test_micro_batched_results_equal_solo_and_bad_requests_do_not_poison(main_se
     assert c.metric("kdasr_audio_seconds_total") > 20
 
 
+@pytest.mark.slow
 def test_overload_503_timeout_504_then_recovers():
     with server("--max-batch", "1", "--max-queue", "1", "--request-timeout", "0.5", "--max-wait-ms", "0") as (_, c):
         # beam 16 over 3 minutes: seconds of decoding on one thread, many times the timeout even on a fast core
@@ -219,6 +220,7 @@ def test_overload_503_timeout_504_then_recovers():
         assert c.metric("kdasr_request_errors_total", 'route="/v1/transcribe",status="503"') == 1
 
 
+@pytest.mark.slow
 def test_graceful_shutdown_finishes_in_flight_requests():
     with server("--max-batch", "1") as (proc, c):
         done: list = []

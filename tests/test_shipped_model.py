@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kdasr.eval.run import evaluate_manifest
 from kdasr.runtime import Transcriber
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_shipped_model_transcribes_samples():
     t = Transcriber(threads=2)  # no model dir: the shipped export/demo-en
     assert t.model.model_dir.resolve() == (ROOT / "export" / "demo-en").resolve()

@@ -61,6 +61,7 @@ def test_post_norm_bert_still_exports_for_rescoring(tok, tmp_path):
     assert checks and all(c.max_error < 1e-4 for c in checks if not c.informational)
 
 
+@pytest.mark.slow
 def test_teacher_option_accepts_a_modernbert_directory(tok, tmp_path):
     bert = saved_teacher(tok, "modernbert", tmp_path / "bert")
     manifest = tmp_path / "train.jsonl"

@@ -23,7 +23,7 @@ STEPS = 150
 WORDS = ["cat", "dog", "fox", "owl", "bee", "ant", "cow", "pig"]
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

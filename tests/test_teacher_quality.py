@@ -109,6 +109,7 @@ def tiny_setup(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_quality_command_reports_untrained_teachers_as_not_beating_counts(tiny_setup):
     r = tiny_setup
     report = r / "report.md"

@@ -44,6 +44,7 @@ def _log_steps(path) -> list[int]:
     return [int(r["step"]) for r in rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bert", "lm"])
 def test_killed_training_resumes_from_its_checkpoint(tmp_path, kind):
     (tmp_path / "text.txt").write_text("\n".join(SENTENCES * 4) + "\n\n" + "\n".join(SENTENCES[::-1]) + "\n")

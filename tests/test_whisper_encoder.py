@@ -158,6 +158,7 @@ def padded_features():
     return WhisperFeatureExtractor()(speech(2.0), sampling_rate=16000, return_tensors="pt")["input_features"]
 
 
+@pytest.mark.slow
 def test_encoder_matches_transformers_whisper_encoder(tiny, student, padded_features):
     torch.set_num_threads(1)
     with torch.no_grad():
@@ -167,6 +168,7 @@ def test_encoder_matches_transformers_whisper_encoder(tiny, student, padded_feat
     assert (ours - ref).abs().max() < 1e-3
 
 
+@pytest.mark.slow
 def test_encoder_matches_ctranslate2(student, padded_features):
     ctranslate2 = pytest.importorskip("ctranslate2")
     model_dir = locate(SOURCES["whisper-tiny.en"])[0].parent
@@ -209,6 +211,7 @@ def test_training_options_freeze_top_n_all_and_frame_reduction():
     assert memory.shape == (1, 50, 128) and lens.tolist() == [50]  # 2 s at 25 Hz
 
 
+@pytest.mark.slow
 def test_student_exports_and_runs_in_the_torch_free_runtime(student, tmp_path):
     """Frontend + whisper encoder inside encoder.onnx: the parity check passes, the weights read
     back, the ORT encoder matches torch on speech to 1e-4, and the runtime transcribes a file."""

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.conftest import run_kdasr
@@ -59,6 +60,7 @@ def test_words_match_the_text_and_lie_in_their_segment(tmp_path):
     assert not any(s.words for s in t.transcribe(wave).segments)  # only when asked
 
 
+@pytest.mark.slow
 def test_cli_word_timestamps_in_json():
     doc = json.loads(run_kdasr("transcribe", str(SAMPLES[3]), "-f", "json", "--word-timestamps", "--threads", "1",
                                "-q").stdout)[0]

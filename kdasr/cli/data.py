@@ -191,7 +191,7 @@ def mix(
                                              "sources, build_info.json, augmented audio).")],
     synthetic: Annotated[Path, typer.Option(help="The synthetic corpus (kdasr data synth).")] = Path("data/v2"),
     real: Annotated[list[Path] | None, typer.Option(help="A real corpus (kdasr data import-game); repeat for "
-                                                      "several [default: data/real/fotaq, data/real/bass]")] = None,
+                                                      "several \\[default: data/real/fotaq, data/real/bass]")] = None,
     packages: Annotated[Path, typer.Option(help="Where `make setup-noise` unpacked the recorded-noise packages "
                                                 "(sonic-pi-samples, hedgewars-data).")] = Path("data/packages"),
     band_limit_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of synthetic train utterances "
