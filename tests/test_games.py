@@ -196,6 +196,7 @@ def test_mix_band_limits_synthetic_and_augments_real(tmp_path):
     assert (out / "train.jsonl").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_data_sample_draws_the_same_random_sample_for_a_seed(tmp_path):
     _corpus(tmp_path / "c", "u", 10)
     a, b, c = (tmp_path / f"{k}.jsonl" for k in "abc")

@@ -15,6 +15,8 @@ pytest.importorskip("fastapi")
 
 from tests.serve_helpers import served  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real server processes: over 2 s a test (measured)
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((ROOT / "eval" / "samples").glob("*.flac"))[0]
 KEY = "sk-test-0123456789abcdef"

@@ -16,6 +16,8 @@ pytest.importorskip("fastapi")
 from tests.serve_helpers import served, wait_for  # noqa: E402
 from tests.test_serve import SAMPLES, long_wav  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real server processes: over 2 s a test (measured)
+
 
 def _send_and_hold(port: int, audio: bytes, query: str) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port))

@@ -25,6 +25,8 @@ pytest.importorskip("fastapi")
 
 from tests.serve_helpers import raw_exchange, read_all, rss_peak_mb, served, wait_for  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real server processes: over 2 s a test (measured)
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((ROOT / "eval" / "samples").glob("*.flac"))[0]
 MODEL = ROOT / "export" / "demo-en"
