@@ -46,3 +46,21 @@ def test_openai_client_sees_clear_errors(client):
     assert e.value.status_code == 415 and "unsupported audio format" in str(e.value)
     with SAMPLES[0].open("rb") as f:  # the process is still fine
         assert client.audio.transcriptions.create(file=f, model="whisper-1", extra_body={"beam": 1}).text
+
+
+def test_openai_client_gets_word_timestamps(client):
+    with SAMPLES[3].open("rb") as f:
+        verbose = client.audio.transcriptions.create(
+            file=f, model="demo-en", response_format="verbose_json", timestamp_granularities=["word"],
+            extra_body={"beam": 1})
+    words = verbose.words
+    assert words and " ".join(w.word for w in words) == verbose.text
+    assert all(0.0 <= w.start <= w.end <= verbose.duration + 0.05 for w in words)
+    assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+    with SAMPLES[3].open("rb") as f:  # OpenAI's rule: granularities need verbose_json
+        with pytest.raises(openai.BadRequestError, match="verbose_json"):
+            client.audio.transcriptions.create(file=f, model="demo-en", timestamp_granularities=["word"])
+    with SAMPLES[3].open("rb") as f:  # not asked: no words, and no alignment cost
+        plain = client.audio.transcriptions.create(file=f, model="demo-en", response_format="verbose_json",
+                                                   extra_body={"beam": 1})
+    assert not getattr(plain, "words", None)

@@ -256,9 +256,12 @@ class Transcriber:
         prep = prepare(wave, 0, self.sample_rate, opts, self._vad, self.vad_options)
         return prep, list(iter_pieces(prep, self.sample_rate))
 
-    def decode_pieces(self, pieces: list[np.ndarray], opts: DecodeOptions) -> list[list[Hypothesis] | str]:
-        """N-best lists of pieces, or an error message in the place of a piece onnxruntime fails on."""
-        return self._decode_safe(pieces, opts, False)  # (no word timestamps in the server yet)
+    def decode_pieces(
+        self, pieces: list[np.ndarray], opts: DecodeOptions, words: bool = False
+    ) -> list[list[Hypothesis] | str]:
+        """N-best lists of pieces, or an error message in the place of a piece onnxruntime fails on;
+        words: each best hypothesis aligned to its piece's CTC posteriors (word timestamps)."""
+        return self._decode_safe(pieces, opts, words)
 
     def assemble(self, prep: Prepared, hyps: list[list[Hypothesis] | str]) -> Result | Failure:
         """The Result of a planned input from its pieces' n-best lists (in piece order)."""

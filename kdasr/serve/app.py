@@ -125,6 +125,9 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
         ctc_weight: Annotated[float | None, Form()] = None,
         method: Annotated[str | None, Form()] = None,
         stream: Annotated[bool, Form(description="Refused when true (no streaming)")] = False,
+        timestamp_granularities: Annotated[list[str] | None, Form(
+            alias="timestamp_granularities[]",
+            description="'word' adds word times and probabilities (from the CTC head) to verbose_json")] = None,
     ) -> Response:
         _check_format(response_format, OPENAI_FORMATS, "response_format")
         if stream:
@@ -135,8 +138,10 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
         if temperature is not None and not (math.isfinite(temperature) and 0.0 <= temperature <= 1.0):
             raise ApiError(400, f"temperature must be within [0, 1], not {temperature}", "invalid_value",
                            "temperature")
+        words = _word_timestamps(timestamp_granularities, response_format, svc)
         opts = svc.options(beam=beam, nbest=nbest, ctc_weight=ctc_weight, method=method)
-        result = await svc.transcribe(await file.read(), file.filename or "upload", opts, _disconnected(request))
+        result = await svc.transcribe(await file.read(), file.filename or "upload", opts, _disconnected(request),
+                                      words)
         body = openai_body(result, response_format, svc.language, opts.nbest > 1)
         if not prompt:
             return _respond(body, response_format)
@@ -221,3 +226,22 @@ def serve(transcriber: Transcriber, config: ServeConfig, host: str, port: int, l
     server.run()
     if app.state.failure:
         raise WarmUpFailed(app.state.failure)
+
+
+def _word_timestamps(granularities: list[str] | None, response_format: str, svc) -> bool:
+    """OpenAI's rule: granularities need verbose_json; 'word' asks for word times (kdasr's come from the
+    CTC head's alignment, so a model without one refuses them), 'segment' is always given."""
+    asked = set(granularities or [])
+    if not asked:
+        return False
+    if unknown := asked - {"word", "segment"}:
+        raise ApiError(400, f"timestamp_granularities: unknown value(s) {sorted(unknown)}; use word, segment",
+                       "invalid_value", "timestamp_granularities")
+    if response_format != "verbose_json":
+        raise ApiError(400, "timestamp_granularities needs response_format=verbose_json", "invalid_value",
+                       "timestamp_granularities")
+    if "word" in asked and not svc.transcriber.model.spec.encoder.ctc_logprobs:
+        raise ApiError(400, "word timestamps come from a CTC head, which this model has none of",
+                       "unsupported_parameter", "timestamp_granularities")
+    return "word" in asked
+

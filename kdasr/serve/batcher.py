@@ -45,6 +45,7 @@ class _Job:
     next: int = 0  # the next piece to schedule
     left: int = 0  # pieces not yet decoded
     hyps: list = field(default_factory=list)
+    words: bool = False  # word timestamps asked for: decoded apart from requests that did not ask
 
     def __post_init__(self) -> None:
         self.left, self.hyps = len(self.pieces), [None] * len(self.pieces)
@@ -112,10 +113,10 @@ class MicroBatcher:
             raise overloaded(f"server busy: {self.max_queue} requests already queued", self._retry_after)
 
     async def transcribe(self, prep: Prepared, pieces: list[np.ndarray], opts: DecodeOptions, timeout_s: float,
-                         gone: Callable[[], Awaitable[None]] | None = None) -> Result | Failure:
+                         gone: Callable[[], Awaitable[None]] | None = None, words: bool = False) -> Result | Failure:
         self.check_room()
         loop = asyncio.get_running_loop()
-        job = _Job(prep, pieces, opts, loop.create_future(), time.monotonic())
+        job = _Job(prep, pieces, opts, loop.create_future(), time.monotonic(), words=words)
         if not pieces:
             outcome = self._as_outcome(self._assemble(prep, []))
             if isinstance(outcome, BaseException):
@@ -204,17 +205,17 @@ class MicroBatcher:
         """Worker thread: one decode per distinct options and encoder-sized chunk (as the Transcriber would
         split it), dropping before each chunk the pieces of requests nobody waits for any more; requests
         whose last piece this was are assembled here too (tokenizer work stays off the event loop)."""
-        groups: dict[DecodeOptions, list[tuple[_Job, int]]] = {}
+        groups: dict[tuple[DecodeOptions, bool], list[tuple[_Job, int]]] = {}
         for job, i in batch:
-            groups.setdefault(job.opts, []).append((job, i))
+            groups.setdefault((job.opts, job.words), []).append((job, i))
         failed: dict[int, BaseException] = {}
-        for opts, members in groups.items():
+        for (opts, words), members in groups.items():
             for chunk in self._chunks(members, opts):
                 chunk = [(job, i) for job, i in chunk if not job.future.done()]
                 if not chunk:
                     continue
                 try:
-                    hyps = self._decode([job.pieces[i] for job, i in chunk], opts)
+                    hyps = self._decode([job.pieces[i] for job, i in chunk], opts, words)
                 except Exception as e:  # noqa: BLE001 - decode_pieces isolates onnxruntime errors; this is a bug
                     for job, _ in chunk:
                         failed[id(job)] = _decode_error(e)

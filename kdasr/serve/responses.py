@@ -28,6 +28,10 @@ def verbose_json(r: Result, language: str, with_nbest: bool) -> dict:
             for i, s in enumerate(r.segments)
         ],
     }
+    words = [w for s in r.segments for w in s.words]
+    if words:  # asked for with timestamp_granularities=["word"]: OpenAI's top-level list
+        d["words"] = [{"word": w.word, "start": w.start, "end": w.end, "probability": round(w.probability, 4)}
+                      for w in words]
     if with_nbest and r.nbest:
         d["nbest"] = [{"text": n.text, "tokens": n.tokens, "score": round(n.score, 4)} for n in r.nbest]
     if r.warnings:

@@ -49,9 +49,9 @@ class Service:
         self._upload_slots = asyncio.Semaphore(UPLOAD_DECODERS)
         self._preparing = 0  # admitted uploads not yet queued: they count against the queue's room
 
-    def _decode(self, pieces: list[np.ndarray], opts: DecodeOptions) -> list:
+    def _decode(self, pieces: list[np.ndarray], opts: DecodeOptions, words: bool = False) -> list:
         """Worker thread: one micro-batch of pieces through the Transcriber; a long one's heap pages go back."""
-        hyps = self.transcriber.decode_pieces(pieces, opts)
+        hyps = self.transcriber.decode_pieces(pieces, opts, words)
         if self.config.release_memory and sum(len(p) for p in pieces) > TRIM_AFTER_SECONDS * self.sample_rate:
             trim_heap()
         return hyps
@@ -101,7 +101,7 @@ class Service:
 
     # --- the work -------------------------------------------------------------------------------
     async def transcribe(self, data: bytes, name: str, opts: DecodeOptions,
-                         gone: Callable[[], Awaitable[None]] | None = None) -> Result:
+                         gone: Callable[[], Awaitable[None]] | None = None, words: bool = False) -> Result:
         """`gone`: returns when the client disconnects; its work is then dropped (see MicroBatcher)."""
         if not self.ready.is_set():
             raise overloaded("model is warming up; retry shortly", self.config.retry_after_s)
@@ -114,7 +114,7 @@ class Service:
         finally:
             self._preparing -= 1
         del wave  # the pieces are views of it; nothing else holds it
-        result = await self.batcher.transcribe(prep, pieces, opts, self.config.request_timeout_s, gone)
+        result = await self.batcher.transcribe(prep, pieces, opts, self.config.request_timeout_s, gone, words)
         self.metrics.audio_seconds.inc(result.duration)
         return dataclasses.replace(result, source=name, warnings=notes + result.warnings)
 
