@@ -156,7 +156,7 @@ def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int
     lines = read_lines(archive)
     out.mkdir(parents=True, exist_ok=True)
     clips, failed = decode_clips(archive, out, progress, limit)
-    counts: Counter = Counter({f"dropped: {r}": 1 for r in failed.values()})
+    counts: Counter = Counter("dropped: audio does not decode" for _ in failed)  # reasons: build_info
     open_clips = [c for c in clips if len(lines.get(c.name, [])) != 1]
     transcripts = recognise(open_clips, out / "recogniser.jsonl", threads, progress) if recogniser else {}
     paired = pair(clips, lines, transcripts, counts)
@@ -189,7 +189,8 @@ def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int
         "archive": {"version": archive.version, "clips": len(archive.names(".SB"))},
         "licence": LICENCE, "pairing": {"max_cer": MAX_CER, "recogniser": "whisper tiny.en (faster-whisper "
                                         "int8, beam 5)" if recogniser else None},
-        "counts": dict(sorted(counts.items())), "splits": _split_stats(splits), "split_plan": plan,
+        "counts": dict(sorted(counts.items())), "undecodable": failed,
+        "splits": _split_stats(splits), "split_plan": plan,
         "wall_seconds": round(time.time() - started, 1), "threads": threads, "limit": limit,
     }
     atomic_write_text(out / "build_info.json", json.dumps(info, indent=2) + "\n")
