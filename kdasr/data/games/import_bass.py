@@ -11,31 +11,18 @@ lines) drawn into dev_real_seen; dev_real and test_real stay empty. Torch-free.
 
 from __future__ import annotations
 
-import json
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from kdasr.data.games.import_fotaq import (
-    MAX_SECONDS,
-    MIN_SECONDS,
-    Clip,
-    _number_within_docs,
-    _split_stats,
-    package_version,
-    pair,
-    recognise,
-)
-from kdasr.data.games.pairing import MAX_CER
+from kdasr.data.games.import_fotaq import Clip, package_version, paired_utterances, write_corpus
 from kdasr.data.games.rnc import RncError
 from kdasr.data.games.sky import DATA_DIR, SAMPLE_RATE, SkyDisk, read_lines
 from kdasr.data.games.splits import assign_splits
-from kdasr.data.games.text_policy import clean_line
-from kdasr.data.manifest import Utterance, write_manifest
+from kdasr.data.manifest import Utterance
 from kdasr.errors import KdasrError
-from kdasr.io_utils import atomic_open, atomic_write_text
+from kdasr.io_utils import atomic_open
 
 PACKAGE = "beneath-a-steel-sky"
 LICENCE = ("Beneath a Steel Sky licence (Debian package copyright file): free redistribution with the readme and "
@@ -91,42 +78,21 @@ def import_bass(root: Path, out: Path, *, recogniser: bool = True, threads: int 
     lines = read_lines(disk)
     out.mkdir(parents=True, exist_ok=True)
     clips, failed = decode_clips(disk, out, progress, limit)
-    counts: Counter = Counter("dropped: audio does not decode" for _ in failed)  # reasons: build_info
-    open_clips = [c for c in clips if len(lines.get(c.name, [])) != 1]
-    transcripts = recognise(open_clips, out / "recogniser.jsonl", threads, progress) if recogniser else {}
-    paired = pair(clips, lines, transcripts, counts)
-    utts = []
-    for c in clips:
-        if c.name not in paired:
-            continue
-        line, how = paired[c.name]
-        text, reason = clean_line(line.text)
-        if text is None:
-            counts[f"dropped: {reason}"] += 1
-        elif not MIN_SECONDS <= c.duration <= MAX_SECONDS:
-            counts[f"dropped: duration outside {MIN_SECONDS}-{MAX_SECONDS} s"] += 1
-        else:
-            counts[f"paired: {how}"] += 1
-            utts.append(Utterance(
-                id=f"bass-{c.name}", audio=str(c.audio), text=text, duration=round(c.duration, 3),
-                speaker=UNKNOWN_SPEAKER, doc=f"bass-{line.source.replace(' ', '-')}",
-                extra={"source": "bass", "line": line.text, "text_number": line.number},
-            ))
-    utts = _number_within_docs(utts)
+
+    def utterance(c: Clip, line, text: str) -> Utterance:
+        return Utterance(
+            id=f"bass-{c.name}", audio=str(c.audio), text=text, duration=round(c.duration, 3),
+            speaker=UNKNOWN_SPEAKER, doc=f"bass-{line.source.replace(' ', '-')}",
+            extra={"source": "bass", "line": line.text, "text_number": line.number},
+        )
+
+    utts, counts = paired_utterances(clips, lines, failed, out, utterance, recogniser=recogniser,
+                                     threads=threads, progress=progress)
     splits, plan = assign_splits(utts, always_train={UNKNOWN_SPEAKER})
     plan["speakers"] = ("unknown: the text and speech files do not name who speaks a line (the game's scripts "
                         "do, mostly through a variable set at run time), so no voice is held out and "
                         "dev_real/test_real are empty; scenes for dev_real_seen are blocks of 32 text numbers")
-    for split, items in splits.items():
-        write_manifest(out / f"{split}.jsonl", items)
-    info = {
+    return write_corpus(out, splits, plan, {
         "corpus": "bass", "package": PACKAGE, "package_version": package_version(root, PACKAGE),
-        "archive": {"version": disk.version, "clips": len(disk.speech_files())},
-        "licence": LICENCE, "pairing": {"max_cer": MAX_CER, "recogniser": "whisper tiny.en (faster-whisper "
-                                        "int8, beam 5)" if recogniser else None},
-        "counts": dict(sorted(counts.items())), "undecodable": failed,
-        "splits": _split_stats(splits), "split_plan": plan,
-        "wall_seconds": round(time.time() - started, 1), "threads": threads, "limit": limit,
-    }
-    atomic_write_text(out / "build_info.json", json.dumps(info, indent=2) + "\n")
-    return info
+        "archive": {"version": disk.version, "clips": len(disk.speech_files())}, "licence": LICENCE,
+    }, counts, failed, recogniser=recogniser, started=started, threads=threads, limit=limit)

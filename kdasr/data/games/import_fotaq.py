@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +157,32 @@ def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int
     lines = read_lines(archive)
     out.mkdir(parents=True, exist_ok=True)
     clips, failed = decode_clips(archive, out, progress, limit)
+
+    def utterance(c: Clip, line: Line, text: str) -> Utterance | str:
+        speaker = _SAME_CHARACTER.get(line.speaker, line.speaker)
+        if speaker in _NOT_CHARACTERS:
+            return "dropped: spoken by a scene object, not a character (voice unknown)"
+        return Utterance(
+            id=f"fotaq-{c.name}", audio=str(c.audio), text=text, duration=round(c.duration, 3),
+            speaker=f"fotaq-{speaker.lower().replace(' ', '-')}", doc=f"fotaq-{line.source}",
+            extra={"source": "fotaq", "line": line.text},
+        )
+
+    utts, counts = paired_utterances(clips, lines, failed, out, utterance, recogniser=recogniser,
+                                     threads=threads, progress=progress)
+    splits, plan = assign_splits(utts)
+    return write_corpus(out, splits, plan, {
+        "corpus": "fotaq", "package": PACKAGE, "package_version": package_version(root),
+        "archive": {"version": archive.version, "clips": len(archive.names(".SB"))}, "licence": LICENCE,
+    }, counts, failed, recogniser=recogniser, started=started, threads=threads, limit=limit)
+
+
+def paired_utterances(clips: list[Clip], lines: dict[str, list], failed: dict[str, str], out: Path,
+                      utterance: Callable[[Clip, Line, str], Utterance | str], *, recogniser: bool, threads: int,
+                      progress) -> tuple[list[Utterance], Counter]:
+    """A game's clips as utterances, numbered within their scene, and the count of every outcome: each
+    clip paired (the recogniser settling what the names leave open), its line through the text policy,
+    then `utterance` (the game's ids and speakers; a str is a reason to drop it), then the duration."""
     counts: Counter = Counter("dropped: audio does not decode" for _ in failed)  # reasons: build_info
     open_clips = [c for c in clips if len(lines.get(c.name, [])) != 1]
     transcripts = recognise(open_clips, out / "recogniser.jsonl", threads, progress) if recogniser else {}
@@ -165,30 +192,28 @@ def import_fotaq(root: Path, out: Path, *, recogniser: bool = True, threads: int
         if c.name not in paired:
             continue
         line, how = paired[c.name]
-        speaker = _SAME_CHARACTER.get(line.speaker, line.speaker)
         text, reason = clean_line(line.text)
-        if text is None:
-            counts[f"dropped: {reason}"] += 1
-        elif speaker in _NOT_CHARACTERS:
-            counts["dropped: spoken by a scene object, not a character (voice unknown)"] += 1
+        made = utterance(c, line, text) if text is not None else f"dropped: {reason}"
+        if isinstance(made, str):
+            counts[made] += 1
         elif not MIN_SECONDS <= c.duration <= MAX_SECONDS:
             counts[f"dropped: duration outside {MIN_SECONDS}-{MAX_SECONDS} s"] += 1
         else:
             counts[f"paired: {how}"] += 1
-            utts.append(Utterance(
-                id=f"fotaq-{c.name}", audio=str(c.audio), text=text, duration=round(c.duration, 3),
-                speaker=f"fotaq-{speaker.lower().replace(' ', '-')}", doc=f"fotaq-{line.source}",
-                extra={"source": "fotaq", "line": line.text},
-            ))
-    utts = _number_within_docs(utts)
-    splits, plan = assign_splits(utts)
+            utts.append(made)
+    return _number_within_docs(utts), counts
+
+
+def write_corpus(out: Path, splits: dict[str, list[Utterance]], plan: dict, game: dict, counts: Counter,
+                 failed: dict[str, str], *, recogniser: bool, started: float, threads: int,
+                 limit: int | None) -> dict:
+    """The split manifests and build_info.json (the game's own facts first, then what every import
+    records); returns the build info."""
     for split, items in splits.items():
         write_manifest(out / f"{split}.jsonl", items)
     info = {
-        "corpus": "fotaq", "package": PACKAGE, "package_version": package_version(root),
-        "archive": {"version": archive.version, "clips": len(archive.names(".SB"))},
-        "licence": LICENCE, "pairing": {"max_cer": MAX_CER, "recogniser": "whisper tiny.en (faster-whisper "
-                                        "int8, beam 5)" if recogniser else None},
+        **game, "pairing": {"max_cer": MAX_CER, "recogniser": "whisper tiny.en (faster-whisper int8, beam 5)"
+                            if recogniser else None},
         "counts": dict(sorted(counts.items())), "undecodable": failed,
         "splits": _split_stats(splits), "split_plan": plan,
         "wall_seconds": round(time.time() - started, 1), "threads": threads, "limit": limit,
