@@ -205,3 +205,22 @@ def test_data_sample_draws_the_same_random_sample_for_a_seed(tmp_path):
     run_kdasr("data", "sample", str(c), str(tmp_path / "c/train.jsonl"), "-n", "4", "--seed", "4")
     ids = [[u.id for u in read_manifest(p)] for p in (a, b, c)]
     assert ids[0] == ids[1] != ids[2] and len(set(ids[0])) == 4
+
+
+def test_recogniser_pairs_refuse_clips_whisper_hears_no_speech_in(tmp_path):
+    """A sound effect whisper hallucinates "you" on matches the line "You!" exactly: with a no-speech
+    probability over MAX_NO_SPEECH it is dropped and counted, however well the text matches."""
+    from collections import Counter
+
+    from kdasr.data.games.import_fotaq import MAX_NO_SPEECH, Clip, Heard, pair
+    from kdasr.data.games.queen import Line
+
+    clips = [Clip(n, tmp_path / f"{n}.flac", 3.0) for n in ("1006SSSS", "MIK_0109", "ONELINE")]
+    lines = {"ONELINE": [Line("ONELINE", "Hello there.", "Joe", "A.DOG")],
+             "other": [Line("other", "You!", "Bob", "B.DOG"), Line("other", "Be gentle with me!", "Mike", "C.DOG")]}
+    heard = {"1006SSSS": Heard("you", MAX_NO_SPEECH + 0.05), "MIK_0109": Heard("be gentle with me", 0.13)}
+    counts = Counter()
+    paired = pair(clips, lines, heard, counts)
+    assert paired["ONELINE"][1] == "format" and paired["MIK_0109"] == (lines["other"][1], "recogniser")
+    assert "1006SSSS" not in paired
+    assert sum(v for k, v in counts.items() if "no speech" in k) == 1

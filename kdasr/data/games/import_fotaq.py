@@ -45,6 +45,22 @@ class Clip:
     duration: float
 
 
+@dataclass(frozen=True)
+class Heard:
+    """What the reference recogniser heard in a clip: its normalised text and whisper's probability
+    that the clip holds no speech (the highest over its segments; 1.0 when it gave none)."""
+    text: str
+    no_speech: float
+
+
+# Above this no-speech probability a transcript is taken for a hallucination on a sound effect,
+# whatever line it happens to match. Stricter than whisper's own 0.6: on FOTAQ's 21 clips paired by
+# the recogniser at temperature 0, the four between 0.5 and 0.6 were sound effects heard as "you",
+# "oh no", "thank you very much" (names ...SSSS, ROCKPAKS: two of them the same 3.81 s clip); the
+# 17 spoken retakes were all under 0.25.
+MAX_NO_SPEECH = 0.5
+
+
 def missing_package(root: Path) -> KdasrError:
     return KdasrError(
         f"{root / ARCHIVE}: not found; the Debian package {PACKAGE} is not unpacked under {root} "
@@ -89,33 +105,40 @@ def decode_clips(archive: QueenArchive, out: Path, progress, limit: int | None =
     return clips, failed
 
 
-def recognise(clips: list[Clip], cache: Path, threads: int, progress) -> dict[str, str]:
-    """Normalised whisper tiny.en transcripts, cached line by line so an interrupted run resumes."""
+def recognise(clips: list[Clip], cache: Path, threads: int, progress) -> dict[str, Heard]:
+    """Normalised whisper tiny.en transcripts with whisper's no-speech probability, cached line by
+    line so an interrupted run resumes. Temperature 0 only: faster-whisper's default falls back to
+    sampling at higher temperatures when a clip decodes poorly, and on the archive's sound effects
+    that drew a different hallucination each run ("you", "thank you"), some of which matched a game
+    line; a pairing must not depend on a random draw."""
     from kdasr.audio import load_audio
     from kdasr.whisper_reference import load_whisper, normalise_hypothesis
 
-    done = {}
+    done: dict[str, Heard] = {}
     if cache.exists():
         for raw in cache.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(raw)
-                done[row["clip"]] = row["hyp"]
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by a kill: that clip is transcribed again
+                done[row["clip"]] = Heard(row["hyp"], float(row["no_speech"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # a line cut by a kill, or from before no_speech was kept: heard again
     todo = [c for c in clips if c.name not in done]
     if todo:
         model = load_whisper(threads, 5)
         with open(cache, "a", encoding="utf-8") as f:
             for c in progress(todo, "recognise"):
-                segments, _ = model.transcribe(load_audio(c.audio), language="en", beam_size=5,
+                segments, _ = model.transcribe(load_audio(c.audio), language="en", beam_size=5, temperature=0.0,
                                                condition_on_previous_text=False, vad_filter=False)
-                done[c.name] = normalise_hypothesis(" ".join(s.text for s in segments))
-                f.write(json.dumps({"clip": c.name, "hyp": done[c.name]}) + "\n")
+                segments = list(segments)
+                no_speech = max((s.no_speech_prob for s in segments), default=1.0)
+                heard = Heard(normalise_hypothesis(" ".join(s.text for s in segments)), round(no_speech, 4))
+                done[c.name] = heard
+                f.write(json.dumps({"clip": c.name, "hyp": heard.text, "no_speech": heard.no_speech}) + "\n")
                 f.flush()
     return done
 
 
-def pair(clips: list[Clip], lines: dict[str, list[Line]], transcripts: dict[str, str],
+def pair(clips: list[Clip], lines: dict[str, list[Line]], transcripts: dict[str, Heard],
          counts: Counter) -> dict[str, tuple[Line, str]]:
     """clip -> (line, how): 'format' when the names pair it with one line, 'recogniser' when the
     transcript settled it within MAX_CER, else dropped (counted)."""
@@ -128,10 +151,14 @@ def pair(clips: list[Clip], lines: dict[str, list[Line]], transcripts: dict[str,
         if len(candidates) == 1:
             paired[c.name] = (candidates[0], "format")
             continue
-        hyp = transcripts.get(c.name)
-        if hyp is None:
+        heard = transcripts.get(c.name)
+        if heard is None:
             counts["dropped: not paired (recogniser not run)"] += 1
             continue
+        if heard.no_speech > MAX_NO_SPEECH:
+            counts[f"dropped: the recogniser hears no speech (no-speech probability over {MAX_NO_SPEECH})"] += 1
+            continue
+        hyp = heard.text
         pool = [ln.text for ln in candidates] if candidates else every
         pool_clean = [clean_line(t)[0] or "" for t in pool] if candidates else every_clean
         match = nearest_line(hyp, pool_clean, MAX_CER)
@@ -212,7 +239,8 @@ def write_corpus(out: Path, splits: dict[str, list[Utterance]], plan: dict, game
     for split, items in splits.items():
         write_manifest(out / f"{split}.jsonl", items)
     info = {
-        **game, "pairing": {"max_cer": MAX_CER, "recogniser": "whisper tiny.en (faster-whisper int8, beam 5)"
+        **game, "pairing": {"max_cer": MAX_CER, "max_no_speech": MAX_NO_SPEECH,
+                            "recogniser": "whisper tiny.en (faster-whisper int8, beam 5, temperature 0)"
                             if recogniser else None},
         "counts": dict(sorted(counts.items())), "undecodable": failed,
         "splits": _split_stats(splits), "split_plan": plan,
