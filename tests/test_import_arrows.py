@@ -96,5 +96,5 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     assert "kdasr.teachers.storage" in found  # a lazy import inside check_soft_labels
     assert "kdasr.models.student_io" in found and "kdasr.training.checkpoint" in found
     assert rank("kdasr.export.pipeline") > rank("kdasr.training.recipe") > rank("kdasr.teachers.bench")
-    assert rank("kdasr.modelspec")[0] == rank("kdasr.graph_spec")[0] == rank("kdasr.models.student")[0] == SHARED
-    assert rank("kdasr.inputs") == rank("kdasr.runtime.prepare")
+    assert rank("kdasr.spec.modelspec")[0] == rank("kdasr.spec.graph_spec")[0] == rank("kdasr.models.student")[0] == SHARED
+    assert rank("kdasr.runtime.jobs.inputs") == rank("kdasr.runtime.prepare")

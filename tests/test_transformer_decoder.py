@@ -109,9 +109,9 @@ def tf_model(tiny_corpus, tmp_path_factory):
 
 
 def test_model_dir_declares_the_kv_cache_and_cross_attention_inputs(tf_model):
-    from kdasr.graph_spec import FRAMES, STEPS
-    from kdasr.modelspec import load_model_spec
     from kdasr.runtime.onnx_model import OnnxStudent
+    from kdasr.spec.graph_spec import FRAMES, STEPS
+    from kdasr.spec.modelspec import load_model_spec
 
     spec = load_model_spec(tf_model)
     assert spec.architecture["decoder"] == "transformer"

@@ -30,7 +30,7 @@ from kdasr.export.onnx_export import export_student
 from kdasr.export.quantize import add_variants
 from kdasr.models.student import build_model, count_parameters
 from kdasr.runtime.onnx_model import OnnxStudent
-from kdasr.runtime.scorers import DecoderScorer
+from kdasr.runtime.search.scorers import DecoderScorer
 from kdasr.text import Tokenizer, train_tokenizer
 from kdasr.training.presets import load_preset
 

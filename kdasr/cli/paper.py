@@ -104,7 +104,7 @@ def options_file_under_flags(ctx: typer.Context, path: Path, flags: dict, lm: Pa
 def bench_systems(ctx: typer.Context, systems: list[str], manifest: Path, out: Path, checkpoint: Path | None,
                   limit: int, threads: int | None, repeats: int, note: str, command: str) -> None:
     """`kdasr bench --system ...`: the systems side by side; Markdown at --out, JSON beside it."""
-    from ..eval.bench_systems import SystemsBenchConfig, parse_system, run_systems_bench, write_systems_bench
+    from ..reports.bench_systems import SystemsBenchConfig, parse_system, run_systems_bench, write_systems_bench
 
     if checkpoint is not None:
         raise typer.BadParameter("--checkpoint belongs to the engine report, not to --system")
@@ -168,9 +168,9 @@ def paper_table(
     --paper bert-utt=bert-utterance --paper bert-ctx=bert-context --protocol protocol.txt
     --out eval/reports/paper-table.md --plot eval/reports/paper-table.png
     """
-    from ..eval.paper_table import PAPER, TableConfig, build_table, load_bench, load_records
-    from ..eval.paper_table import plot as write_plot
     from ..io_utils import atomic_write_text
+    from ..reports.paper_table import PAPER, TableConfig, build_table, load_bench, load_records
+    from ..reports.paper_table import plot as write_plot
 
     rows = _pairs(paper, "--paper")
     bad = sorted(set(rows.values()) - set(PAPER))

@@ -52,7 +52,7 @@ def _bad_decoding(e: ValueError):
 
 
 def _check_recommended_decoding(decoding: dict) -> None:
-    from ..decode_options import DecodeOptions
+    from ..spec.decode_options import DecodeOptions
 
     try:
         DecodeOptions(**decoding)
@@ -108,7 +108,7 @@ def transcribe(
     precision: PrecisionOpt = "fp32",
     ray: Annotated[
         str | None, typer.Option(help="Decode on Ray Data: auto, local, local:N (N CPUs) or a cluster address; "
-                                 "same outputs (ray extra; see kdasr/runtime/ray_batch.py).")
+                                 "same outputs (ray extra; see kdasr/runtime/jobs/ray_batch.py).")
     ] = None,
     ray_actors: Annotated[int | None, typer.Option(help="With --ray: Transcriber actors (default: CPUs/threads).")] = (
         None
@@ -127,11 +127,11 @@ def transcribe(
     """
     import sys
 
-    from ..inputs import expand_inputs, parse_shard, shown
-    from ..inputs import shard as take_shard
-    from ..runtime.batch_io import prepare_outputs
-    from ..runtime.batch_run import run_batch
-    from ..runtime.formats import SUBTITLES, parse_formats
+    from ..runtime.jobs.batch_io import prepare_outputs
+    from ..runtime.jobs.batch_run import run_batch
+    from ..runtime.jobs.formats import SUBTITLES, parse_formats
+    from ..runtime.jobs.inputs import expand_inputs, parse_shard, shown
+    from ..runtime.jobs.inputs import shard as take_shard
     from ..runtime.vad import VadOptions
 
     try:
@@ -183,7 +183,7 @@ def transcribe(
             if ray is not None and word_timestamps:
                 raise typer.BadParameter("--word-timestamps is not available with --ray")
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
-                from ..runtime.ray_batch import RaySpec, RayTranscriber
+                from ..runtime.jobs.ray_batch import RaySpec, RayTranscriber
 
                 spec = RaySpec(ray, ray_actors, threads or 1)
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
@@ -236,7 +236,7 @@ def evaluate(
     """
     from ..eval.run import evaluate_manifest, problem_lines, summary_line
     from ..io_utils import remove_orphan_temps_of
-    from ..runtime.batch_io import check_writable_file
+    from ..runtime.jobs.batch_io import check_writable_file
 
     with user_errors():
         if hyps is not None:
@@ -403,7 +403,7 @@ def bench(
     Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
     --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md
     """
-    from ..eval.bench import BenchConfig, run_bench
+    from ..reports.bench import BenchConfig, run_bench
 
     command = command_line()
     if system:

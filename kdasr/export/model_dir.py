@@ -1,7 +1,7 @@
 """Write a model directory (DESIGN.md §3): ONNX graphs, tokenizer.model and model.json, with the
 same spec stamped into each graph's metadata_props so a lone .onnx file still describes itself.
 
-The spec (kdasr/modelspec.py ModelSpec) comes from the export wrappers; model.json is its
+The spec (kdasr/spec/modelspec.py ModelSpec) comes from the export wrappers; model.json is its
 `to_dict()`, and whatever is written is parsed back first, so a model dir this writes is one the
 runtime reads."""
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import onnx
 
-from ..decode_options import DecodeOptions
-from ..graph_spec import FORMAT_VERSION, SpecialIds
 from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..models.config import ModelConfig
-from ..modelspec import ModelSpec, parse_decoding
+from ..spec.decode_options import DecodeOptions
+from ..spec.graph_spec import FORMAT_VERSION, SpecialIds
+from ..spec.modelspec import ModelSpec, parse_decoding
 from ..text import Tokenizer
 from .graphs import decoder_kind, graph_specs
 

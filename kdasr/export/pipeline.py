@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..graph_spec import read_spec_json
 from ..models.student import Seq2SeqStudent, count_parameters
 from ..models.student_io import load_student as load_any_student
+from ..spec.graph_spec import read_spec_json
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student

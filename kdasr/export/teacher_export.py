@@ -2,7 +2,7 @@
 with a torch parity check on several shapes.
 
 The output directory (a model directory, or a folder of its own) gets `lm.onnx` + `lm.json` and/or
-`bert.onnx` + `bert.json`: the teacher's spec (kdasr/teacher_spec.py: graph names by role, special
+`bert.onnx` + `bert.json`: the teacher's spec (kdasr/spec/teacher_spec.py: graph names by role, special
 ids, the LM's KV-cache state, variants), also stamped into each graph's metadata_props, like
 model.json for the student."""
 
@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ModelError
-from ..graph_spec import GraphSpec, SpecialIds
 from ..io_utils import atomic_write_bytes, atomic_write_text
-from ..teacher_spec import BertSpec, LMSpec, metadata
+from ..spec.graph_spec import GraphSpec, SpecialIds
+from ..spec.teacher_spec import BertSpec, LMSpec, metadata
 from ..text import Tokenizer
 from .check import GraphCheck, check_on_dummy_inputs
 from .model_dir import stamp_metadata

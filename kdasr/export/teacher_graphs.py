@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..graph_spec import BATCH, STEPS, StateTensor
 from ..models.lm import TransformerLM
+from ..spec.graph_spec import BATCH, STEPS, StateTensor
 
 
 class LMStepGraph(nn.Module):

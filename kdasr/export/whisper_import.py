@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..decode_options import DecodeOptions
 from ..errors import ModelError
-from ..graph_spec import SpecialIds
 from ..models.whisper_weights import SOURCES, CT2Checkpoint, locate, parse_model_bin, read_whisper
-from ..modelspec import ModelSpec
+from ..spec.decode_options import DecodeOptions
+from ..spec.graph_spec import SpecialIds
+from ..spec.modelspec import ModelSpec
 from ..whisper_tokenizer import VOCAB_FILE, WhisperTokenizer
 from .model_dir import write_model_json
 from .onnx_export import export_graph

@@ -1,5 +1,5 @@
 """Torch reference greedy decoding: the runtime's numpy/ORT search must reproduce it exactly.
-Limits come from the same DecodeOptions the runtime takes (kdasr/decode_options.py)."""
+Limits come from the same DecodeOptions the runtime takes (kdasr/spec/decode_options.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import torch
 
 from ..ctc import ctc_best_paths
-from ..decode_options import DecodeOptions
-from ..graph_spec import SpecialIds
+from ..spec.decode_options import DecodeOptions
+from ..spec.graph_spec import SpecialIds
 from .encoder import padding_mask
 from .student import Seq2SeqStudent
 
@@ -72,7 +72,7 @@ def greedy_from_memory(
 
 class TorchEagerEngine:
     """Torch eager greedy decoding, one utterance at a time: the reference engine `kdasr bench`
-    compares ORT against. It satisfies kdasr.eval.bench.Engine, and the bench command builds it
+    compares ORT against. It satisfies kdasr.reports.bench.Engine, and the bench command builds it
     and passes it in, so kdasr.eval itself never imports torch."""
 
     name = "torch eager fp32"

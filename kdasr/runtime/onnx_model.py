@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
-from ..graph_spec import FORMAT_VERSION, PRECISIONS, READABLE_FORMATS, GraphSpec, read_spec_json
-from ..modelspec import ModelSpec, load_model_spec
+from ..spec.graph_spec import FORMAT_VERSION, PRECISIONS, READABLE_FORMATS, GraphSpec, read_spec_json
+from ..spec.modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
 from ..whisper_tokenizer import VOCAB_FILE, WhisperTokenizer
 

@@ -23,13 +23,13 @@ import numpy as np
 
 from ..errors import AudioError, ModelError
 from ..model_store import resolve_model
+from ..spec.decode_options import DecodeOptions
 from .align import Word, ctc_align, words_of
 from .arguments import as_inputs, decode_options, vad_options
-from .beam import Hypothesis
-from .decode import RememberedScores, decode_encoded
 from .onnx_model import OnnxStudent
-from .options import DecodeOptions
 from .prepare import AudioSlice, Prepared, iter_pieces, prepare
+from .search.beam import Hypothesis
+from .search.decode import RememberedScores, decode_encoded
 from .vad import VAD_DEFAULT, VAD_RATE, SileroVad, VadOptions
 
 AudioInput = str | os.PathLike | np.ndarray | AudioSlice

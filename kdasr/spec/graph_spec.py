@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)

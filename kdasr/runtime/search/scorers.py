@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ModelError
-from ..graph_spec import BATCH, FRAMES, STEPS, StateTensor, TensorSpec
-from .onnx_model import OnnxStudent
+from ...errors import ModelError
+from ...spec.graph_spec import BATCH, FRAMES, STEPS, StateTensor, TensorSpec
+from ..onnx_model import OnnxStudent
 
 
 class FullScorer(Protocol):

@@ -8,13 +8,13 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import ModelError
+from ...errors import ModelError
+from ...spec.decode_options import DecodeOptions
+from ..onnx_model import OnnxStudent
 from .beam import Hypothesis, beam_search, final_score
 from .ctc_prefix import CTCPrefixScorer
-from .onnx_model import OnnxStudent
-from .options import DecodeOptions
+from .greedy import attention_greedy, ctc_greedy, length_limits
 from .scorers import DecoderScorer, FullScorer
-from .search import attention_greedy, ctc_greedy, length_limits
 
 
 class SequenceScorer(Protocol):
