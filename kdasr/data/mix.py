@@ -23,7 +23,7 @@ import soxr
 
 from kdasr.audio import load_audio
 from kdasr.data.manifest import Utterance, read_manifest, write_manifest
-from kdasr.data.synthesize import mix_at_snr
+from kdasr.data.signal import mix_at_snr
 from kdasr.errors import KdasrError
 from kdasr.io_utils import atomic_open, atomic_write_text
 

@@ -32,8 +32,7 @@ def student_spec(
     DecodeOptions or its field names (e.g. {"beam": 10, "ctc_weight": 0.2})."""
     if not isinstance(decoding, DecodeOptions):
         decoding = parse_decoding(dict(decoding or {}), "recommended decoding")
-    ids = SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
-                     mask=tok.mask_id)
+    ids = SpecialIds.of_tokenizer(tok)
     architecture = {"encoder": cfg.encoder_type, "decoder": decoder_kind(cfg), "ctc_head": True, **cfg.to_dict()}
     if cfg.encoder_type.startswith("whisper"):  # 1500 positions: the runtime keeps pieces within it
         architecture["max_input_seconds"] = 30.0

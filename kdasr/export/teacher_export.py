@@ -39,19 +39,15 @@ def _graph(kind: str, graph) -> GraphSpec:
     return GraphSpec({"fp32": f"{kind}.onnx"}, tuple(graph.input_names), tuple(graph.output_names))
 
 
-def _ids(tok: Tokenizer) -> SpecialIds:
-    return SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
-                      mask=tok.mask_id)
-
-
 def lm_spec(graph: LMStepGraph, tok: Tokenizer) -> LMSpec:
     c = graph.lm.cfg
-    return LMSpec(tok.vocab_size, _ids(tok), _graph("lm", graph), (graph.state_tensor(),), "tokens", "logprobs",
+    ids = SpecialIds.of_tokenizer(tok)
+    return LMSpec(tok.vocab_size, ids, _graph("lm", graph), (graph.state_tensor(),), "tokens", "logprobs",
                   max_len=c.max_len, config=c.to_dict())
 
 
 def bert_spec(graph: BertScoreGraph, tok: Tokenizer, window: int, mask_id: int) -> BertSpec:
-    return BertSpec(tok.vocab_size, _ids(tok), _graph("bert", graph), window, mask_id)
+    return BertSpec(tok.vocab_size, SpecialIds.of_tokenizer(tok), _graph("bert", graph), window, mask_id)
 
 
 def export_teachers(

@@ -59,7 +59,7 @@ class BertScoreGraph(nn.Module):
 
     def __init__(self, model: nn.Module, mask_id: int) -> None:
         super().__init__()
-        from ..teachers.bert import mlm_body_and_head
+        from ..teachers.mlm import mlm_body_and_head
 
         self.body, self.head = mlm_body_and_head(model)
         self.vocab_size = int(model.config.vocab_size)

@@ -87,19 +87,17 @@ class TorchEagerEngine:
         fp32 ONNX graphs by kdasr.models.onnx_weights, so the shipped model needs no checkpoint)."""
         from pathlib import Path
 
-        from ..export.model_dir import student_spec
-        from ..export.pipeline import load_student
-        from ..text import Tokenizer
-
         source = Path(source)
         if source.is_dir():
             from .onnx_weights import load_student_from_model_dir
 
             model, tok, spec = load_student_from_model_dir(source)
             return cls(model, tok, spec.special_ids, threads)
-        model, payload = load_student([source])
-        tok = Tokenizer.from_bytes(payload["tokenizer_model"])
-        return cls(model, tok, student_spec(model.cfg, tok, {}).special_ids, threads)  # what export would write
+        from .student_io import load_student
+
+        student = load_student(source)
+        ids = SpecialIds.of_tokenizer(student.tokenizer)  # what export writes
+        return cls(student.model, student.tokenizer, ids, threads)
 
     def _check(self, opts) -> None:
         if not opts.greedy or opts.method != "attention":

@@ -81,6 +81,12 @@ class SpecialIds:
                 _fail(where, f"special_ids.{key} must be a token id below vocab_size, got {v!r}")
         return cls(**{k: d.get(k) for k in ("pad", "bos", "eos", "blank", "unk", "mask")})
 
+    @classmethod
+    def of_tokenizer(cls, tok) -> SpecialIds:
+        """The ids of a kdasr sentencepiece tokenizer (kdasr.text.Tokenizer): the CTC blank is its pad."""
+        return cls(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
+                   mask=tok.mask_id)
+
     def to_dict(self) -> dict:
         return {k: v for k, v in (("pad", self.pad), ("blank", self.blank), ("unk", self.unk), ("bos", self.bos),
                                   ("eos", self.eos), ("mask", self.mask)) if v is not None}
