@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import corpus_waves, run_kdasr
 
-from kdasr.export.pipeline import load_student
 from kdasr.models.lm import LMConfig, build_lm
 from kdasr.models.reference_beam import torch_beam_search
+from kdasr.models.student_io import load_student
 from kdasr.runtime import DecodeOptions, Transcriber
 from kdasr.runtime.search.beam import beam_search
 from kdasr.runtime.search.greedy import attention_greedy, length_limits
@@ -75,7 +75,7 @@ def _reference(model, t, wave, opts, lm_step=None):
     ids=["attention", "joint-ctc"],
 )
 def test_ort_beam_equals_torch_reference(tiny_corpus, tiny_model, opts):
-    model, _ = load_student([tiny_model.parent / "last.pt"])
+    model = load_student([tiny_model.parent / "last.pt"]).model
     t = Transcriber(tiny_model, vad=False)
     waves = corpus_waves(tiny_corpus, 2)
     for wave, got in zip(waves, t.transcribe(waves, opts)):
@@ -86,7 +86,7 @@ def test_ort_beam_equals_torch_reference(tiny_corpus, tiny_model, opts):
 
 def test_ort_fusion_equals_torch_reference(tiny_corpus, tiny_model, model_with_lm):
     model_dir, root = model_with_lm
-    model, _ = load_student([tiny_model.parent / "last.pt"])
+    model = load_student([tiny_model.parent / "last.pt"]).model
     lm, _ = load_lm(root / "lm", None)
 
     def lm_step(tokens, cache):

@@ -127,6 +127,7 @@ def transcribe(
     """
     import sys
 
+    from ..runtime import Failure
     from ..runtime.jobs.batch_io import prepare_outputs
     from ..runtime.jobs.batch_run import run_batch
     from ..runtime.jobs.formats import SUBTITLES, parse_formats
@@ -169,13 +170,13 @@ def transcribe(
         with progress_bar(items, quiet) as advance:
 
             def on_result(item, r) -> None:
-                if not hasattr(r, "reason"):
+                if not isinstance(r, Failure):
                     for w in [] if quiet else r.warnings:
                         advance.echo(shown(f"warning: {r.source}: {w}"))
                 else:
                     advance.echo(shown(f"error: {r.source}: {r.reason}"))
                 advance()
-                if ray is not None and not hasattr(r, "reason"):
+                if ray is not None and not isinstance(r, Failure):
                     advance.audio(r.duration)  # no per-chunk hook across Ray actors: by file
 
             t.progress = advance.audio  # the local Transcriber moves the bar as audio is decoded

@@ -21,7 +21,7 @@ from ..spec.modelspec import ModelSpec, parse_decoding
 from ..text import Tokenizer
 from .graphs import decoder_kind, graph_specs
 
-__all__ = ["FORMAT_VERSION", "model_description", "student_spec", "write_model_dir", "write_model_json"]
+__all__ = ["FORMAT_VERSION", "student_spec", "write_model_dir", "write_model_json"]
 
 
 def student_spec(
@@ -39,11 +39,6 @@ def student_spec(
     encoder, decoder = graph_specs(cfg)  # the wrappers of the model's decoder kind declare them
     return ModelSpec(cfg.sample_rate, cfg.vocab_size, ids, cfg.frame_shift_s, encoder, decoder, decoding,
                      architecture, summary)
-
-
-def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | None = None) -> dict:
-    """model.json's content (a dict: quantize.add_variants adds variant files to its graph entries)."""
-    return student_spec(cfg, tok, summary, decoding).to_dict()
 
 
 def stamp_metadata(onnx_path: Path, props: Mapping[str, str]) -> None:

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.student import Seq2SeqStudent, count_parameters
-from ..models.student_io import load_student as load_any_student
+from ..models.student import count_parameters
+from ..models.student_io import load_student
 from ..spec.graph_spec import read_spec_json
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
 from .quantize import add_variants
-
-
-def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
-    """(model, checkpoint payload) of kdasr.models.student_io.load_student, for older callers."""
-    student = load_any_student(checkpoints)
-    return student.model, student.checkpoint
 
 
 def source_decoding(checkpoints: list[Path]) -> dict:
@@ -35,7 +29,7 @@ def export_checkpoint(
     quantize: list[str] | tuple[str, ...] = (),
     decoding: dict | None = None,
 ) -> tuple[dict, list[GraphCheck]]:
-    student = load_any_student(checkpoints)
+    student = load_student(checkpoints)
     model, tok = student.model, student.tokenizer
     decoding = {**source_decoding(checkpoints), **(decoding or {})}
     export_student(model, out_dir)

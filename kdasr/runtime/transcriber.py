@@ -230,9 +230,6 @@ class Transcriber:
                 raise ModelError(f"decoding failed: {nb}")
         return out  # type: ignore[return-value]
 
-    def decode_waves(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[int]]:
-        return [list(nb[0].tokens) if nb else [] for nb in self.decode_hypotheses(waves, opts)]
-
     def _result(self, prep: Prepared, hyps: list[list[Hypothesis] | str]) -> Result | Failure:
         errors = [h for h in hyps if isinstance(h, str)]
         if errors:

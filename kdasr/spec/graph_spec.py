@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 
 from ..errors import ModelError
@@ -127,9 +127,6 @@ class GraphSpec:
     def to_dict(self) -> dict:
         variants = {p: f for p, f in self.files.items() if p != "fp32"}
         return {"file": self.file, "inputs": list(self.inputs), "outputs": list(self.outputs), **variants}
-
-    def with_variant(self, precision: str, file: str) -> GraphSpec:
-        return replace(self, files={**self.files, precision: file})
 
 
 @dataclass(frozen=True)

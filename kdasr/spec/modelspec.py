@@ -69,10 +69,6 @@ class ModelSpec:
     def graphs(self) -> dict[str, GraphSpec]:
         return {"encoder": self.encoder.graph, "decoder": self.decoder.graph}
 
-    def with_graphs(self, graphs: Mapping[str, GraphSpec]) -> ModelSpec:
-        return replace(self, encoder=replace(self.encoder, graph=graphs["encoder"]),
-                       decoder=replace(self.decoder, graph=graphs["decoder"]))
-
     def to_dict(self) -> dict:
         """model.json in today's format (FORMAT_VERSION); `decoding` holds only what differs from
         DecodeOptions' defaults."""
