@@ -72,12 +72,8 @@ def import_kaldi(
     Example: kdasr data import-kaldi ~/kaldi/egs/mini/s5/data/train corpus/mini/train.jsonl
     """
     from kdasr.data.kaldi import import_kaldi_dir
-    from kdasr.data.manifest import write_manifest
 
-    with user_errors():
-        utts = import_kaldi_dir(data_dir)
-        write_manifest(out, utts)
-        typer.echo(f"wrote {out}: {_summary(utts)}")
+    _import_manifest(import_kaldi_dir, data_dir, out)
 
 
 @data_app.command("import-librispeech")
@@ -90,10 +86,16 @@ def import_librispeech(
     Example: kdasr data import-librispeech ~/data/LibriSpeech/dev-clean corpus/librispeech/dev-clean.jsonl
     """
     from kdasr.data.librispeech import import_librispeech as run
+
+    _import_manifest(run, root, out)
+
+
+def _import_manifest(read, source: Path, out: Path) -> None:
+    """An importer's utterances written as a JSONL manifest, with one summary line."""
     from kdasr.data.manifest import write_manifest
 
     with user_errors():
-        utts = run(root)
+        utts = read(source)
         write_manifest(out, utts)
         typer.echo(f"wrote {out}: {_summary(utts)}")
 
