@@ -162,7 +162,7 @@ def doctor(
     """
     from ..errors import ModelError
     from ..runtime.transcriber import default_model_dir
-    from ..serve import doctor as dr
+    from ..runtime import doctor as dr
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("--device must be cpu or cuda")
