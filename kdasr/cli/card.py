@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .data import command_line, user_errors
+from .common import command_line, user_errors
 
 
 def model_card(

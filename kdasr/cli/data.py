@@ -5,10 +5,7 @@ Library imports happen inside each command so `kdasr --help` stays fast.
 
 from __future__ import annotations
 
-import contextlib
-import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -16,23 +13,10 @@ import typer
 
 from kdasr.errors import KdasrError
 
+from .common import user_errors
+
 data_app = typer.Typer(help="Prepare and check training data (JSONL manifests).", no_args_is_help=True)
 tokenizer_app = typer.Typer(help="Train the sentencepiece tokenizer.", no_args_is_help=True)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn a KdasrError into one `error: ...` line on stderr and exit status 1."""
-    try:
-        yield
-    except KdasrError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
-
-
-def command_line() -> str:
-    """This invocation as a shell line (for reports and result records: how to make them again)."""
-    return shlex.join(["kdasr", *sys.argv[1:]])
 
 
 def _summary(utts: list) -> str:

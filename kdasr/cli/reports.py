@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import KdasrError
-from .data import command_line
+from .common import command_line
 
 
 def eval_reference(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .data import command_line, user_errors
+from .common import command_line, user_errors
 
 teacher_app = typer.Typer(help="Teachers for distillation: BERT, Transformer LM, soft labels.", no_args_is_help=True)
 
