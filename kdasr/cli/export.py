@@ -53,9 +53,9 @@ def export_cmd(
     with user_errors():
         decoding, source = _export_decoding(checkpoints, options, decode or {})
         _check_recommended_decoding(decoding)
-        desc, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
+        spec, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
     typer.echo(f"wrote {out_dir}")
-    recorded = desc.get("decoding") or {}
+    recorded = spec.to_dict().get("decoding") or {}  # what differs from DecodeOptions' defaults
     if recorded:
         fields = ", ".join(f"{k}={v}" for k, v in recorded.items())
         typer.echo(f"recommended decoding recorded in model.json: {fields}" + (f" (from {source})" if source else ""))

@@ -50,19 +50,18 @@ def stamp_metadata(onnx_path: Path, props: Mapping[str, str]) -> None:
 
 
 def write_model_dir(
-    out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | DecodeOptions | None = None
-) -> dict:
-    """tokenizer.model + model.json + every graph's metadata; returns model.json's content."""
-    desc = student_spec(cfg, tok, summary, decoding).to_dict()
+    out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: Mapping, decoding: Mapping | DecodeOptions | None = None
+) -> ModelSpec:
+    """tokenizer.model + model.json + every graph's metadata; returns the spec written."""
     atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)
-    write_model_json(out_dir, desc)
-    return desc
+    return write_model_json(out_dir, student_spec(cfg, tok, summary, decoding))
 
 
-def write_model_json(out_dir: Path, desc: dict | ModelSpec) -> ModelSpec:
-    """Check `desc` by parsing it as a ModelSpec, stamp it into every graph file it lists (all
-    precisions), then write model.json (last: a dir with model.json is a finished export)."""
-    spec = ModelSpec.from_dict(desc.to_dict() if isinstance(desc, ModelSpec) else desc, str(out_dir / "model.json"))
+def write_model_json(out_dir: Path, spec: ModelSpec) -> ModelSpec:
+    """Check `spec` by writing it out and parsing it back (what the runtime will read), stamp it into
+    every graph file it lists (all precisions), then write model.json (last: a dir with model.json
+    is a finished export). Returns the spec as parsed back."""
+    spec = ModelSpec.from_dict(spec.to_dict(), str(out_dir / "model.json"))
     props = spec.metadata()
     for graph in spec.graphs.values():
         for file in graph.files.values():

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..models.student import count_parameters
 from ..models.student_io import load_student
 from ..spec.graph_spec import read_spec_json
+from ..spec.modelspec import ModelSpec
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
@@ -28,7 +29,7 @@ def export_checkpoint(
     extra_summary: dict | None = None,
     quantize: list[str] | tuple[str, ...] = (),
     decoding: dict | None = None,
-) -> tuple[dict, list[GraphCheck]]:
+) -> tuple[ModelSpec, list[GraphCheck]]:
     student = load_student(checkpoints)
     model, tok = student.model, student.tokenizer
     decoding = {**source_decoding(checkpoints), **(decoding or {})}
@@ -39,9 +40,8 @@ def export_checkpoint(
         "averaged_checkpoints": [p.name for p in checkpoints],
         **(extra_summary or {}),
     }
-    desc = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
+    spec = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
     if quantize:
-        add_variants(out_dir, desc["graphs"], list(quantize))
-        write_model_json(out_dir, desc)
-    checks = check_model_dir(model, out_dir, desc["graphs"]) if check else []
-    return desc, checks
+        spec = write_model_json(out_dir, spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize))))
+    checks = check_model_dir(model, out_dir, spec.graphs) if check else []
+    return spec, checks

@@ -91,10 +91,8 @@ def _finish(out_dir, spec: LMSpec | BertSpec, tok, quantize, check, checker) -> 
     """Variants, tokenizer, the spec stamped into every graph file, then <kind>.json (parsed back
     first: what is written is what the runtime reads)."""
     kind = "lm" if isinstance(spec, LMSpec) else "bert"
-    graphs = {kind: spec.graph.to_dict()}
     if quantize:
-        add_variants(out_dir, graphs, list(quantize))
-    spec = replace(spec, graph=GraphSpec.from_dict(graphs[kind], kind))
+        spec = replace(spec, graph=add_variants(out_dir, {kind: spec.graph}, list(quantize))[kind])
     if not (out_dir / "tokenizer.model").is_file():
         atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)
     json_path = out_dir / f"{kind}.json"

@@ -69,6 +69,11 @@ class ModelSpec:
     def graphs(self) -> dict[str, GraphSpec]:
         return {"encoder": self.encoder.graph, "decoder": self.decoder.graph}
 
+    def with_graphs(self, graphs: Mapping[str, GraphSpec]) -> ModelSpec:
+        """The same spec with other graph entries (export adds the quantised variants' files)."""
+        return replace(self, encoder=replace(self.encoder, graph=graphs["encoder"]),
+                       decoder=replace(self.decoder, graph=graphs["decoder"]))
+
     def to_dict(self) -> dict:
         """model.json in today's format (FORMAT_VERSION); `decoding` holds only what differs from
         DecodeOptions' defaults."""

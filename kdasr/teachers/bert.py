@@ -55,6 +55,12 @@ class BertConfigLite:
     mask_prob: float = 0.15
 
 
+def _shape(cfg: BertConfigLite, vocab_size: int) -> dict:
+    """The Hugging Face config fields both architectures take alike."""
+    return dict(vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+                num_attention_heads=cfg.heads, max_position_embeddings=cfg.window)
+
+
 def build_bert(cfg: BertConfigLite, vocab_size: int):
     if cfg.arch not in ARCHS:
         raise ModelError(f"unknown BERT architecture {cfg.arch!r} (one of {', '.join(ARCHS)})")
@@ -64,12 +70,8 @@ def build_bert(cfg: BertConfigLite, vocab_size: int):
 
     dropout = 0.1 if cfg.dropout is None else cfg.dropout
     hf = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=cfg.hidden,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
+        **_shape(cfg, vocab_size),
         intermediate_size=cfg.ff_dim,
-        max_position_embeddings=cfg.window,
         type_vocab_size=1,
         pad_token_id=0,
         hidden_dropout_prob=dropout,
@@ -85,12 +87,8 @@ def _build_modernbert(cfg: BertConfigLite, vocab_size: int):
 
     dropout = 0.0 if cfg.dropout is None else cfg.dropout
     hf = ModernBertConfig(
-        vocab_size=vocab_size,
-        hidden_size=cfg.hidden,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
+        **_shape(cfg, vocab_size),
         intermediate_size=max(8, cfg.ff_dim * 2 // 3),
-        max_position_embeddings=cfg.window,
         layer_types=["full_attention"] * cfg.layers,  # global attention everywhere: windows are short
         pad_token_id=PAD_ID,
         bos_token_id=BOS_ID,
