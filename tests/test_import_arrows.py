@@ -1,4 +1,4 @@
-"""Stages import forward only (docs/DESIGN.md §5): data → teachers → training → export → runtime →
+"""Stages import forward only (docs/DESIGN.md §2): data → teachers → training → export → runtime →
 eval/serve → reports. A stage may import the shared modules (spec/, models/ and the top-level kdasr/*.py
 utilities: text, audio, errors, io_utils, ...) and any earlier stage, never a later one; the shared
 modules import no stage; no stage imports the front ends (kdasr/cli/, the package root, which
