@@ -78,7 +78,7 @@ def resolve_model(ref: str | os.PathLike | None = None) -> Path:
 def add_model(src: Path, name: str | None = None, replace: bool = False) -> Path:
     """Copy the model dir `src` into the user's model dir as `name` (default: its folder name); the
     copy appears whole or not at all."""
-    from .modelspec import load_model_spec
+    from .spec.modelspec import load_model_spec
 
     load_model_spec(src)  # a model dir, readable (ModelError otherwise)
     name = name or Path(src).resolve().name

@@ -11,13 +11,13 @@ import pytest
 import torch
 from conftest import corpus_waves, run_kdasr
 
-from kdasr.export.pipeline import load_student
 from kdasr.models.lm import LMConfig, build_lm
 from kdasr.models.reference_beam import torch_beam_search
+from kdasr.models.student_io import load_student
 from kdasr.runtime import DecodeOptions, Transcriber
-from kdasr.runtime.beam import beam_search
-from kdasr.runtime.scorers import DecoderScorer
-from kdasr.runtime.search import attention_greedy, length_limits
+from kdasr.runtime.search.beam import beam_search
+from kdasr.runtime.search.greedy import attention_greedy, length_limits
+from kdasr.runtime.search.scorers import DecoderScorer
 from kdasr.teachers.lm_train import load_lm_teacher as load_lm
 from kdasr.text import Tokenizer
 
@@ -75,7 +75,7 @@ def _reference(model, t, wave, opts, lm_step=None):
     ids=["attention", "joint-ctc"],
 )
 def test_ort_beam_equals_torch_reference(tiny_corpus, tiny_model, opts):
-    model, _ = load_student([tiny_model.parent / "last.pt"])
+    model = load_student([tiny_model.parent / "last.pt"]).model
     t = Transcriber(tiny_model, vad=False)
     waves = corpus_waves(tiny_corpus, 2)
     for wave, got in zip(waves, t.transcribe(waves, opts)):
@@ -86,7 +86,7 @@ def test_ort_beam_equals_torch_reference(tiny_corpus, tiny_model, opts):
 
 def test_ort_fusion_equals_torch_reference(tiny_corpus, tiny_model, model_with_lm):
     model_dir, root = model_with_lm
-    model, _ = load_student([tiny_model.parent / "last.pt"])
+    model = load_student([tiny_model.parent / "last.pt"]).model
     lm, _ = load_lm(root / "lm", None)
 
     def lm_step(tokens, cache):
@@ -193,7 +193,7 @@ def test_ctc_prefix_scores_equal_textbook_recursion():
     """The vectorised scorer against the float64 textbook forward recursion of the torch reference,
     over several steps of growing prefixes (repeated labels included), for utterances of two lengths."""
     from kdasr.models.reference_beam import _prefix_psi, ctc_prefix_scores
-    from kdasr.runtime.ctc_prefix import CTCPrefixScorer
+    from kdasr.runtime.search.ctc_prefix import CTCPrefixScorer
 
     rng = np.random.default_rng(3)
     lp, lens = _random_ctc(rng)
@@ -221,7 +221,7 @@ def test_ctc_prefix_scores_equal_textbook_recursion():
 def test_blocked_forward_recursion_equals_frame_loop(frames):
     """The blocked CTC forward recursion (sqrt(T) blocks) against the frame-by-frame loop it
     replaces, in float64; -inf drives (frames before a prefix can end) and -inf starts included."""
-    from kdasr.runtime.ctc_prefix import forward_recursion
+    from kdasr.runtime.search.ctc_prefix import forward_recursion
 
     rng = np.random.default_rng(frames)
     s = 7
@@ -243,7 +243,7 @@ def test_blocked_forward_recursion_equals_frame_loop(frames):
 
 
 def test_candidate_tokens_equal_stable_full_sort():
-    from kdasr.runtime.beam import candidate_tokens
+    from kdasr.runtime.search.beam import candidate_tokens
 
     rng = np.random.default_rng(5)
     for trial in range(50):
@@ -274,7 +274,7 @@ class _TableScorer:
 
 
 def test_early_exit_keeps_the_nbest(monkeypatch):
-    import kdasr.runtime.beam as beam
+    import kdasr.runtime.search.beam as beam
 
     rng = np.random.default_rng(7)
     logits = rng.standard_normal((16, 16)) * 2

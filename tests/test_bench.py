@@ -13,8 +13,8 @@ from test_torch_free import BLOCKER
 
 from kdasr.audio import load_audio
 from kdasr.data.manifest import read_manifest
-from kdasr.eval.engines import OrtEngine, measure
 from kdasr.models.reference_decode import TorchEagerEngine
+from kdasr.reports.engines import OrtEngine, measure
 from kdasr.runtime import DecodeOptions, Transcriber
 
 

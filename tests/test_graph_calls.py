@@ -11,13 +11,13 @@ import pytest
 from conftest import corpus_waves
 
 from kdasr.runtime import DecodeOptions, Transcriber
-from kdasr.runtime.scorers import DecoderScorer
+from kdasr.runtime.search.scorers import DecoderScorer
 
 
 def test_frame_groups_split_where_it_saves_and_join_exactly(tiny_corpus, tiny_model, monkeypatch):
     """Rows of short utterances beside long ones go in step calls of their own, cut to their own
     frames; the joined outputs equal one call over all rows (padding frames carry zero attention)."""
-    import kdasr.runtime.scorers as scorers
+    import kdasr.runtime.search.scorers as scorers
 
     lens = np.repeat([20, 22, 60, 61], 3)
     groups = scorers.frame_groups(lens)
@@ -59,7 +59,7 @@ def test_memory_shared_per_utterance_gives_the_nbest_of_copies_per_hypothesis(ti
     'batch' memory), the same graph sees one hypothesis per row. Same n-best and scores both ways."""
     import json
 
-    from kdasr.runtime.scorers import hypothesis_blocks
+    from kdasr.runtime.search.scorers import hypothesis_blocks
 
     spec = json.loads((tiny_model / "model.json").read_text())
     assert [m["shape"][0] for m in spec["decoder_io"]["memory"]] == ["utterances"] * 3
@@ -114,7 +114,7 @@ def test_encoding_a_batch_in_smaller_calls_changes_no_result(tiny_model, tiny_co
 def test_step_calls_capped_in_rows_change_no_result(tiny_model, tiny_corpus, monkeypatch):
     """On the CPU a step call takes at most CPU_DECODER_ROW_FRAMES hypothesis rows x frames (whole
     utterances, at least one): the same n-best and scores as all rows in one call, in more calls."""
-    import kdasr.runtime.scorers as scorers
+    import kdasr.runtime.search.scorers as scorers
 
     assert [(c.start, c.stop) for c in scorers._chunks(slice(3, 10), 3)] == [(3, 5), (5, 7), (7, 10)]
     waves = corpus_waves(tiny_corpus, 5)

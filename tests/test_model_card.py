@@ -220,7 +220,7 @@ def test_missing_inputs_are_stated_and_bad_files_are_one_line(card_inputs, tmp_p
 
 
 def test_card_reads_a_format_1_model(tmp_path):
-    from kdasr.eval.model_card import CardInputs, write_card
+    from kdasr.reports.model_card import CardInputs, write_card
 
     model = ROOT / "export" / "demo-en-v1"  # shipped before the paper run, format 1
     desc = json.loads((model / "model.json").read_text())

@@ -15,10 +15,10 @@ import onnxruntime as ort
 import pytest
 
 from kdasr.errors import ModelError
-from kdasr.graph_spec import BATCH, FORMAT_VERSION, FRAMES, STEPS, StateTensor
-from kdasr.modelspec import ModelSpec, load_model_spec
 from kdasr.runtime import DecodeOptions, Transcriber
-from kdasr.runtime.scorers import initial_state
+from kdasr.runtime.search.scorers import initial_state
+from kdasr.spec.graph_spec import BATCH, FORMAT_VERSION, FRAMES, STEPS, StateTensor
+from kdasr.spec.modelspec import ModelSpec, load_model_spec
 
 V1 = Path(__file__).resolve().parents[1] / "export" / "demo-en-v1"  # shipped before the paper run, format 1
 SAMPLE = Path(__file__).resolve().parents[1] / "eval" / "samples"
@@ -112,7 +112,7 @@ def test_state_tensors_start_as_declared_for_lstm_and_kv_cache_layouts():
 
 
 def test_format_1_teacher_descriptions_still_parse():
-    from kdasr.teacher_spec import BertSpec, LMSpec
+    from kdasr.spec.teacher_spec import BertSpec, LMSpec
 
     ids = {"pad": 0, "bos": 2, "eos": 3, "mask": 4}
     lm = LMSpec.from_dict({"format_version": 1, "kind": "lm", "vocab_size": 60, "special_ids": ids,

@@ -51,8 +51,9 @@ def test_bench_systems_and_paper_table_without_torch(tiny_model, sets, tmp_path)
     env = _blocked_env(tmp_path)
     check = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
     assert check.returncode != 0 and "blocked" in check.stderr
-    modules = "import pkgutil, importlib, kdasr.eval as e; [importlib.import_module('kdasr.eval.' + m.name) " \
-              "for m in pkgutil.iter_modules(e.__path__)]; print('ok')"
+    modules = "import pkgutil, importlib, kdasr.eval, kdasr.reports; " \
+              "[importlib.import_module(p.__name__ + '.' + m.name) " \
+              "for p in (kdasr.eval, kdasr.reports) for m in pkgutil.iter_modules(p.__path__)]; print('ok')"
     proc = subprocess.run([sys.executable, "-c", modules], env=env, capture_output=True, text=True)
     assert proc.stdout.strip() == "ok", proc.stderr
     assert "--system" in _run_blocked(env, "bench", "--help").stdout

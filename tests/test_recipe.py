@@ -199,7 +199,7 @@ def test_ship_exports_the_best_student_on_dev_with_its_tuned_decoding(recipe, tm
     best = min(students, key=lambda s: (wer[s], students.index(s)))
     assert f"ship {best} to" in shipped.stdout
     tuned = json.loads((exp / "tune" / f"{best}.json").read_text())["decoding"]
-    from kdasr.modelspec import load_model_spec
+    from kdasr.spec.modelspec import load_model_spec
 
     spec = load_model_spec(ship_dir)
     assert (spec.decoding.beam, spec.decoding.ctc_weight) == (tuned["beam"], tuned["ctc_weight"])

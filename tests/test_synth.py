@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from kdasr.data import textcorpus as tc
-from kdasr.data.synthesize import make_noise, make_rir, mix_at_snr, speed_perturb, trim_silence
+from kdasr.data.signal import make_noise, make_rir, mix_at_snr
+from kdasr.data.synthesize import speed_perturb, trim_silence
 from kdasr.data.voices import (
     HELDOUT_VARIANTS,
     draw_voice,

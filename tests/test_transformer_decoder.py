@@ -109,9 +109,9 @@ def tf_model(tiny_corpus, tmp_path_factory):
 
 
 def test_model_dir_declares_the_kv_cache_and_cross_attention_inputs(tf_model):
-    from kdasr.graph_spec import FRAMES, STEPS
-    from kdasr.modelspec import load_model_spec
     from kdasr.runtime.onnx_model import OnnxStudent
+    from kdasr.spec.graph_spec import FRAMES, STEPS
+    from kdasr.spec.modelspec import load_model_spec
 
     spec = load_model_spec(tf_model)
     assert spec.architecture["decoder"] == "transformer"
@@ -137,12 +137,12 @@ def test_model_dir_declares_the_kv_cache_and_cross_attention_inputs(tf_model):
 def test_ort_beam_equals_torch_reference(tiny_corpus, tf_model, opts):
     import numpy as np
 
-    from kdasr.export.pipeline import load_student
     from kdasr.models.reference_beam import torch_beam_search
+    from kdasr.models.student_io import load_student
     from kdasr.runtime import DecodeOptions, Transcriber
 
     opts = DecodeOptions(**opts)
-    model, _ = load_student([tf_model.parent / "last.pt"])
+    model = load_student([tf_model.parent / "last.pt"]).model
     t = Transcriber(tf_model, threads=1, vad=False)
     ids = t.model.spec.special_ids
     waves = corpus_waves(tiny_corpus, 2)
@@ -155,11 +155,11 @@ def test_ort_beam_equals_torch_reference(tiny_corpus, tf_model, opts):
 def test_greedy_equals_torch_and_batch_does_not_matter(tiny_corpus, tf_model):
     from dataclasses import replace
 
-    from kdasr.export.pipeline import load_student
     from kdasr.models.reference_decode import torch_greedy
+    from kdasr.models.student_io import load_student
     from kdasr.runtime import DecodeOptions, Transcriber
 
-    model, _ = load_student([tf_model.parent / "last.pt"])
+    model = load_student([tf_model.parent / "last.pt"]).model
     t = Transcriber(tf_model, threads=1, vad=False)
     ids = t.model.spec.special_ids
     waves = corpus_waves(tiny_corpus, 4)
@@ -180,9 +180,9 @@ def test_lm_fusion_and_rescoring_run_on_the_transformer_decoder(tiny_corpus, tf_
 
     import numpy as np
 
-    from kdasr.export.pipeline import load_student
     from kdasr.models.lm import LMConfig, build_lm
     from kdasr.models.reference_beam import torch_beam_search
+    from kdasr.models.student_io import load_student
     from kdasr.runtime import DecodeOptions, Transcriber
     from kdasr.teachers.lm_train import load_lm_teacher as load_lm
     from kdasr.text import Tokenizer
@@ -202,7 +202,7 @@ def test_lm_fusion_and_rescoring_run_on_the_transformer_decoder(tiny_corpus, tf_
         logits, cache = lm.step(tokens, cache)
         return torch.log_softmax(logits, -1), cache
 
-    model, _ = load_student([tf_model.parent / "last.pt"])
+    model = load_student([tf_model.parent / "last.pt"]).model
     t = Transcriber(model_dir, threads=1, vad=False)
     ids = t.model.spec.special_ids
     wave = corpus_waves(tiny_corpus, 1)[0]

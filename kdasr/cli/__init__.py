@@ -9,17 +9,20 @@ from typing import Annotated
 
 import typer
 
+from .bench import register as register_bench
 from .card import register as register_card
-from .data import data_app, tokenizer_app, user_errors
+from .common import user_errors
+from .data import data_app, tokenizer_app
 from .experiments import register as register_experiments
+from .export import register as register_export
 from .extras import missing_extra_line
 from .models import models_app
 from .paper import register as register_paper
 from .reports import register as register_reports
-from .runtime import register as register_runtime
 from .serve import register as register_serve
 from .synth import register as register_synth
 from .teacher import teacher_app
+from .transcribe import register as register_transcribe
 from .whisper import register as register_whisper
 
 
@@ -62,7 +65,9 @@ def _main(
 register_synth(data_app)
 app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
-register_runtime(app)
+register_transcribe(app)
+register_export(app)
+register_bench(app)
 register_reports(app)
 register_paper(app)
 register_serve(app)

@@ -1,5 +1,5 @@
 """`kdasr model-card`: MODEL_CARD.md generated from a model dir, result records, a bench run and the
-corpus build info. Torch-free; thin over kdasr.eval.model_card."""
+corpus build info. Torch-free; thin over kdasr.reports.model_card."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .data import command_line, user_errors
+from .common import command_line, user_errors
 
 
 def model_card(
@@ -45,7 +45,7 @@ def model_card(
     Example: kdasr model-card export/demo-en --results exp/paper/results --system bert-ctx \\
     --bench eval/reports/paper-bench.json --corpus data/v2/build_info.json
     """
-    from ..eval.model_card import CardInputs, write_card
+    from ..reports.model_card import CardInputs, write_card
 
     if resamples < 1000:
         raise typer.BadParameter("--resamples must be at least 1000")

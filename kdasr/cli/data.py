@@ -5,10 +5,7 @@ Library imports happen inside each command so `kdasr --help` stays fast.
 
 from __future__ import annotations
 
-import contextlib
-import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -16,23 +13,10 @@ import typer
 
 from kdasr.errors import KdasrError
 
+from .common import user_errors
+
 data_app = typer.Typer(help="Prepare and check training data (JSONL manifests).", no_args_is_help=True)
 tokenizer_app = typer.Typer(help="Train the sentencepiece tokenizer.", no_args_is_help=True)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn a KdasrError into one `error: ...` line on stderr and exit status 1."""
-    try:
-        yield
-    except KdasrError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
-
-
-def command_line() -> str:
-    """This invocation as a shell line (for reports and result records: how to make them again)."""
-    return shlex.join(["kdasr", *sys.argv[1:]])
 
 
 def _summary(utts: list) -> str:
@@ -72,12 +56,8 @@ def import_kaldi(
     Example: kdasr data import-kaldi ~/kaldi/egs/mini/s5/data/train corpus/mini/train.jsonl
     """
     from kdasr.data.kaldi import import_kaldi_dir
-    from kdasr.data.manifest import write_manifest
 
-    with user_errors():
-        utts = import_kaldi_dir(data_dir)
-        write_manifest(out, utts)
-        typer.echo(f"wrote {out}: {_summary(utts)}")
+    _import_manifest(import_kaldi_dir, data_dir, out)
 
 
 @data_app.command("import-librispeech")
@@ -90,10 +70,16 @@ def import_librispeech(
     Example: kdasr data import-librispeech ~/data/LibriSpeech/dev-clean corpus/librispeech/dev-clean.jsonl
     """
     from kdasr.data.librispeech import import_librispeech as run
+
+    _import_manifest(run, root, out)
+
+
+def _import_manifest(read, source: Path, out: Path) -> None:
+    """An importer's utterances written as a JSONL manifest, with one summary line."""
     from kdasr.data.manifest import write_manifest
 
     with user_errors():
-        utts = run(root)
+        utts = read(source)
         write_manifest(out, utts)
         typer.echo(f"wrote {out}: {_summary(utts)}")
 

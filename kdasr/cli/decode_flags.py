@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ..decode_options import DecodeOptions
+from ..spec.decode_options import DecodeOptions
 
 # flag (parameter name) -> (DecodeOptions field, type, help)
 DECODE_FLAGS: dict[str, tuple[str, type, str]] = {

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .data import user_errors
+from .common import user_errors
 
 
 def curves(

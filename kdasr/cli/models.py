@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .data import user_errors
+from .common import user_errors
 
 models_app = typer.Typer(
     help="Models by name: list what is installed, add your own (`-m NAME`, Transcriber(NAME), KDASR_MODEL=NAME).",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .data import command_line, user_errors
+from .common import command_line, user_errors
 
 
 def tune(
@@ -85,40 +85,6 @@ def tune(
     typer.echo(f"best: WER {best.record['wer']:.2f} % CER {best.record['cer']:.2f} % with {best.given}; wrote {out}")
 
 
-def options_file_under_flags(ctx: typer.Context, path: Path, flags: dict, lm: Path | None) -> tuple[dict, Path | None]:
-    """The decode flags of the running command over an options file (kdasr tune --out): only flags
-    given on the command line win (a flag left at its default does not undo the file); the file's
-    LM dir unless --lm is given. Raises KdasrError (one line) for a bad file."""
-    from ..eval.tune import read_options
-
-    doc = read_options(path)
-
-    def given(name: str) -> bool:  # None: not a parameter of its own (flags already reduced to the given ones)
-        source = ctx.get_parameter_source(name)
-        return source is None or source.name not in ("DEFAULT", "DEFAULT_MAP")
-
-    chosen = {k: v for k, v in flags.items() if v is not None and given(k)}
-    return {**doc.decoding, **chosen}, lm if lm is not None else doc.lm
-
-
-def bench_systems(ctx: typer.Context, systems: list[str], manifest: Path, out: Path, checkpoint: Path | None,
-                  limit: int, threads: int | None, repeats: int, note: str, command: str) -> None:
-    """`kdasr bench --system ...`: the systems side by side; Markdown at --out, JSON beside it."""
-    from ..eval.bench_systems import SystemsBenchConfig, parse_system, run_systems_bench, write_systems_bench
-
-    if checkpoint is not None:
-        raise typer.BadParameter("--checkpoint belongs to the engine report, not to --system")
-    source = ctx.get_parameter_source("out")
-    if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
-        raise typer.BadParameter("with --system give --out (the default runtime.md is the engine report)")
-    with user_errors():
-        specs = tuple(parse_system(s) for s in systems)
-        cfg = SystemsBenchConfig(manifest, specs, limit, threads or 1, repeats, command, note)
-        doc = run_systems_bench(cfg, progress=lambda m: typer.echo(m, err=True))
-        write_systems_bench(doc, out, out.with_suffix(".json"))
-    typer.echo(f"wrote {out} and {out.with_suffix('.json')}")
-
-
 def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -168,9 +134,9 @@ def paper_table(
     --paper bert-utt=bert-utterance --paper bert-ctx=bert-context --protocol protocol.txt
     --out eval/reports/paper-table.md --plot eval/reports/paper-table.png
     """
-    from ..eval.paper_table import PAPER, TableConfig, build_table, load_bench, load_records
-    from ..eval.paper_table import plot as write_plot
     from ..io_utils import atomic_write_text
+    from ..reports.paper_table import PAPER, TableConfig, build_table, load_bench, load_records
+    from ..reports.paper_table import plot as write_plot
 
     rows = _pairs(paper, "--paper")
     bad = sorted(set(rows.values()) - set(PAPER))

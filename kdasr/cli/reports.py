@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import KdasrError
-from .data import command_line
+from .common import command_line
 
 
 def eval_reference(
@@ -62,8 +62,8 @@ def eval_table(
     Example: kdasr eval-table exp/compare/*.json --sets test,test_heldout,test_neural_heldout,test_noisy
     """
     from ..eval.results import read_results
-    from ..eval.table import results_table
     from ..io_utils import atomic_write_text
+    from ..reports.table import results_table
 
     try:
         text = results_table(read_results(results), sets.split(",") if sets else None)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..defaults import VAD_DEFAULT
-from .data import user_errors
+from .common import user_errors
 
 
 def _opt(help: str, envvar: str | None = None):
@@ -161,8 +161,8 @@ def doctor(
     Example: kdasr doctor --model export/demo-en --device cuda
     """
     from ..errors import ModelError
+    from ..runtime import doctor as dr
     from ..runtime.transcriber import default_model_dir
-    from ..serve import doctor as dr
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("--device must be cpu or cuda")

@@ -3,13 +3,15 @@ Thin: parse, call kdasr.teachers, print. Imports happen inside each command."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .data import command_line, user_errors
+from .common import command_line, user_errors
 
 teacher_app = typer.Typer(help="Teachers for distillation: BERT, Transformer LM, soft labels.", no_args_is_help=True)
 
@@ -66,7 +68,34 @@ def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
     return layers or l_, hidden, heads or n, ff * hidden // h
 
 
-def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp, device):
+# The options every teacher-training command ends with (bert, lm): (name, annotation, default), in --help order.
+TRAINING_RUN = (
+    ("minutes", MinutesOpt, None),
+    ("threads", ThreadsOpt, None),
+    ("dev", DevOpt, None),
+    ("save_every", SaveEveryOpt, 5.0),
+    ("eval_every", EvalEveryOpt, 500),
+    ("amp", AmpOpt, "none"),
+    ("device", DeviceOpt, "auto"),
+)
+
+
+def with_training_run_options(fn):
+    """Appends TRAINING_RUN's options to a Typer command; the command receives them as one dict `run`."""
+    sig = inspect.signature(fn, eval_str=True)
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in TRAINING_RUN]
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        return fn(*args, **kwargs, run={n: kwargs.pop(n) for n, _, _ in TRAINING_RUN})
+
+    params = [p for p in sig.parameters.values() if p.name != "run"]
+    command.__signature__ = sig.replace(parameters=[*params, *extra])
+    command.__annotations__ = {p.name: p.annotation for p in command.__signature__.parameters.values()}
+    return command
+
+
+def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp, device, dev=None):
     from ..teachers.common import TeacherTrainConfig, resolve_device
 
     if steps is None:
@@ -86,6 +115,7 @@ def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval
 
 
 @teacher_app.command("bert")
+@with_training_run_options
 def bert(
     text: TextArg,
     tokenizer: TokOpt,
@@ -110,13 +140,7 @@ def bert(
     warmup: WarmupOpt = 200,
     mask_prob: Annotated[float, typer.Option(help="Share of tokens predicted (80% <mask>, 10% random).")] = 0.15,
     dropout: Annotated[float | None, typer.Option(help="Dropout \\[default: 0 modernbert, 0.1 bert].")] = None,
-    minutes: MinutesOpt = None,
-    threads: ThreadsOpt = None,
-    dev: DevOpt = None,
-    save_every: SaveEveryOpt = 5.0,
-    eval_every: EvalEveryOpt = 500,
-    amp: AmpOpt = "none",
-    device: DeviceOpt = "auto",
+    run: dict | None = None,
 ) -> None:
     """Pretrain a BERT teacher (masked LM only, no NSP/CLS/SEP) on whole-document windows of the
     ASR's units; saved with save_pretrained plus tokenizer.model, loadable by --teacher and
@@ -149,12 +173,13 @@ def bert(
     )
     peak = lr if lr is not None else (1e-3 if arch == "modernbert" else 5e-4)
     with user_errors():
-        tcfg = _train_cfg(steps, batch_size, peak, warmup, minutes, threads, save_every, eval_every, amp, device)
-        summary = run_bert_teacher(text, tokenizer, out, cfg, tcfg, dev)
+        tcfg = _train_cfg(steps, batch_size, peak, warmup, **run)
+        summary = run_bert_teacher(text, tokenizer, out, cfg, tcfg, run["dev"])
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
 
 
 @teacher_app.command("lm")
+@with_training_run_options
 def lm(
     text: TextArg,
     tokenizer: TokOpt,
@@ -167,13 +192,7 @@ def lm(
     batch_size: Annotated[int, typer.Option(help="Sentences per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     warmup: WarmupOpt = 200,
-    minutes: MinutesOpt = None,
-    threads: ThreadsOpt = None,
-    dev: DevOpt = None,
-    save_every: SaveEveryOpt = 5.0,
-    eval_every: EvalEveryOpt = 500,
-    amp: AmpOpt = "none",
-    device: DeviceOpt = "auto",
+    run: dict | None = None,
 ) -> None:
     """Train a left-to-right Transformer LM teacher on the ASR's units (also used for shallow
     fusion and rescoring); saved as OUT/lm.pt. Resumable, logged and scheduled like `kdasr
@@ -190,8 +209,8 @@ def lm(
     with user_errors():
         vocab = Tokenizer(tokenizer).vocab_size
         cfg = LMConfig(vocab_size=vocab, d_model=n_hidden, layers=n_layers, heads=n_heads, ff_dim=ff)
-        tcfg = _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp, device)
-        summary = run_lm_teacher(text, tokenizer, out, cfg, tcfg, dev)
+        tcfg = _train_cfg(steps, batch_size, lr, warmup, **run)
+        summary = run_lm_teacher(text, tokenizer, out, cfg, tcfg, run["dev"])
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
 
 

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .data import user_errors
-from .runtime import QuantizeOpt, _print_checks
+from .common import QuantizeOpt, print_checks, user_errors
 
 TAIL_SECONDS = 2.0  # the zero log-mel tail with --no-pad-30
 
@@ -42,7 +41,7 @@ def import_whisper_cmd(
     with user_errors():
         result = import_whisper(source, out_dir, tuple(quantize or ()), check, pad_30, tail)
     typer.echo(f"wrote {out_dir}")
-    if not _print_checks(result["checks"], tolerance):
+    if not print_checks(result["checks"], tolerance):
         raise typer.Exit(1)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from kdasr.data.signal import convolve, make_noise, mix_at_snr
 from kdasr.errors import KdasrError
 
 SR = 16000
@@ -122,7 +123,6 @@ def noise_bank(kind: str, cache_dir: str) -> np.ndarray:
 
 
 def _noise(kind: str, n: int, rng: np.random.Generator, cache_dir: Path) -> np.ndarray:
-    from kdasr.data.synthesize import make_noise
 
     if kind in ("white", "pink", "brown"):
         return make_noise(kind, n, rng)
@@ -172,7 +172,6 @@ def through_channel(x: np.ndarray, channel: str, quality: float | None) -> np.nd
 
 
 def apply_conditions(x: np.ndarray, c: Conditions, rng: np.random.Generator, noise_dir: Path) -> np.ndarray:
-    from kdasr.data.synthesize import convolve, mix_at_snr
 
     if c.room is not None:
         x = convolve(x, room_impulse(c.room).astype(np.float32))

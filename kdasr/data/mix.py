@@ -23,7 +23,7 @@ import soxr
 
 from kdasr.audio import load_audio
 from kdasr.data.manifest import Utterance, read_manifest, write_manifest
-from kdasr.data.synthesize import mix_at_snr
+from kdasr.data.signal import mix_at_snr
 from kdasr.errors import KdasrError
 from kdasr.io_utils import atomic_open, atomic_write_text
 
@@ -107,7 +107,7 @@ def build_mix(out: Path, synthetic: Path, real: list[Path], packages: Path, *, s
                                                           "babble_snr_db": BABBLE_SNR_DB},
         "noise_sources": bank.sources if bank else None,
         "licences": _licences(synthetic, real, bank), "wall_seconds": round(time.time() - started, 1),
-        # the keys model cards read (kdasr.eval.model_card_facts.load_corpus): splits, sources and licences
+        # the keys model cards read (kdasr.reports.model_card_facts.load_corpus): splits, sources and licences
         "speech": _speech(out), "sources": _sources(synthetic, real, bank),
     }
     atomic_write_text(out / "build_info.json", json.dumps(info, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ..errors import ModelError
 from ..models.encoder import padding_mask
 from ..models.onnx_weights import load_student_from_model_dir
 from ..models.student import Seq2SeqStudent
+from ..spec.graph_spec import GraphSpec
 from .graphs import student_graphs
 
 # (batch, seconds): batch sizes and lengths deliberately unlike the export dummies (2 x 3 s, 3 x 40)
@@ -102,13 +104,14 @@ def check_weights_read_back(model: Seq2SeqStudent, out_dir: Path) -> GraphCheck:
     return GraphCheck("weights read back", worst, len(ours), unit="parameter tensors")
 
 
-def check_model_dir(model: Seq2SeqStudent, out_dir: Path, graphs: dict | None = None) -> list[GraphCheck]:
+def check_model_dir(model: Seq2SeqStudent, out_dir: Path, graphs: Mapping[str, GraphSpec] | None = None
+                    ) -> list[GraphCheck]:
     """fp32 graphs against torch, and the weights read back from them; int8 variants (when listed
     in `graphs`) reported beside them."""
     checks = [check_encoder(model, out_dir / "encoder.onnx"), check_decoder(model, out_dir / "decoder.onnx"),
               check_weights_read_back(model, out_dir)]
     for name, fn in (("encoder", check_encoder), ("decoder", check_decoder)):
-        variant = (graphs or {}).get(name, {}).get("int8")
+        variant = (graphs or {})[name].files.get("int8") if name in (graphs or {}) else None
         if variant:
             c = fn(model, out_dir / variant)
             checks.append(GraphCheck(f"{name}.int8", c.max_error, c.cases, informational=True))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..graph_spec import DecoderSpec, EncoderSpec
 from ..models.config import ModelConfig
 from ..models.student import Seq2SeqStudent
+from ..spec.graph_spec import DecoderSpec, EncoderSpec
 from .transformer_wrappers import TransformerDecoderStepGraph, TransformerEncoderGraph
 from .wrappers import DecoderStepGraph, EncoderGraph
 

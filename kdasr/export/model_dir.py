@@ -1,7 +1,7 @@
 """Write a model directory (DESIGN.md §3): ONNX graphs, tokenizer.model and model.json, with the
 same spec stamped into each graph's metadata_props so a lone .onnx file still describes itself.
 
-The spec (kdasr/modelspec.py ModelSpec) comes from the export wrappers; model.json is its
+The spec (kdasr/spec/modelspec.py ModelSpec) comes from the export wrappers; model.json is its
 `to_dict()`, and whatever is written is parsed back first, so a model dir this writes is one the
 runtime reads."""
 
@@ -13,15 +13,15 @@ from pathlib import Path
 
 import onnx
 
-from ..decode_options import DecodeOptions
-from ..graph_spec import FORMAT_VERSION, SpecialIds
 from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..models.config import ModelConfig
-from ..modelspec import ModelSpec, parse_decoding
+from ..spec.decode_options import DecodeOptions
+from ..spec.graph_spec import FORMAT_VERSION, SpecialIds
+from ..spec.modelspec import ModelSpec, parse_decoding
 from ..text import Tokenizer
 from .graphs import decoder_kind, graph_specs
 
-__all__ = ["FORMAT_VERSION", "model_description", "student_spec", "write_model_dir", "write_model_json"]
+__all__ = ["FORMAT_VERSION", "student_spec", "write_model_dir", "write_model_json"]
 
 
 def student_spec(
@@ -32,19 +32,13 @@ def student_spec(
     DecodeOptions or its field names (e.g. {"beam": 10, "ctc_weight": 0.2})."""
     if not isinstance(decoding, DecodeOptions):
         decoding = parse_decoding(dict(decoding or {}), "recommended decoding")
-    ids = SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
-                     mask=tok.mask_id)
+    ids = SpecialIds.of_tokenizer(tok)
     architecture = {"encoder": cfg.encoder_type, "decoder": decoder_kind(cfg), "ctc_head": True, **cfg.to_dict()}
     if cfg.encoder_type.startswith("whisper"):  # 1500 positions: the runtime keeps pieces within it
         architecture["max_input_seconds"] = 30.0
     encoder, decoder = graph_specs(cfg)  # the wrappers of the model's decoder kind declare them
     return ModelSpec(cfg.sample_rate, cfg.vocab_size, ids, cfg.frame_shift_s, encoder, decoder, decoding,
                      architecture, summary)
-
-
-def model_description(cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | None = None) -> dict:
-    """model.json's content (a dict: quantize.add_variants adds variant files to its graph entries)."""
-    return student_spec(cfg, tok, summary, decoding).to_dict()
 
 
 def stamp_metadata(onnx_path: Path, props: Mapping[str, str]) -> None:
@@ -56,19 +50,18 @@ def stamp_metadata(onnx_path: Path, props: Mapping[str, str]) -> None:
 
 
 def write_model_dir(
-    out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: dict, decoding: dict | DecodeOptions | None = None
-) -> dict:
-    """tokenizer.model + model.json + every graph's metadata; returns model.json's content."""
-    desc = student_spec(cfg, tok, summary, decoding).to_dict()
+    out_dir: Path, cfg: ModelConfig, tok: Tokenizer, summary: Mapping, decoding: Mapping | DecodeOptions | None = None
+) -> ModelSpec:
+    """tokenizer.model + model.json + every graph's metadata; returns the spec written."""
     atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)
-    write_model_json(out_dir, desc)
-    return desc
+    return write_model_json(out_dir, student_spec(cfg, tok, summary, decoding))
 
 
-def write_model_json(out_dir: Path, desc: dict | ModelSpec) -> ModelSpec:
-    """Check `desc` by parsing it as a ModelSpec, stamp it into every graph file it lists (all
-    precisions), then write model.json (last: a dir with model.json is a finished export)."""
-    spec = ModelSpec.from_dict(desc.to_dict() if isinstance(desc, ModelSpec) else desc, str(out_dir / "model.json"))
+def write_model_json(out_dir: Path, spec: ModelSpec) -> ModelSpec:
+    """Check `spec` by writing it out and parsing it back (what the runtime will read), stamp it into
+    every graph file it lists (all precisions), then write model.json (last: a dir with model.json
+    is a finished export). Returns the spec as parsed back."""
+    spec = ModelSpec.from_dict(spec.to_dict(), str(out_dir / "model.json"))
     props = spec.metadata()
     for graph in spec.graphs.values():
         for file in graph.files.values():

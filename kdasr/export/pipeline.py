@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..graph_spec import read_spec_json
-from ..models.student import Seq2SeqStudent, count_parameters
-from ..models.student_io import load_student as load_any_student
+from ..models.student import count_parameters
+from ..models.student_io import load_student
+from ..spec.graph_spec import read_spec_json
+from ..spec.modelspec import ModelSpec
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
 from .quantize import add_variants
-
-
-def load_student(checkpoints: list[Path]) -> tuple[Seq2SeqStudent, dict]:
-    """(model, checkpoint payload) of kdasr.models.student_io.load_student, for older callers."""
-    student = load_any_student(checkpoints)
-    return student.model, student.checkpoint
 
 
 def source_decoding(checkpoints: list[Path]) -> dict:
@@ -34,8 +29,8 @@ def export_checkpoint(
     extra_summary: dict | None = None,
     quantize: list[str] | tuple[str, ...] = (),
     decoding: dict | None = None,
-) -> tuple[dict, list[GraphCheck]]:
-    student = load_any_student(checkpoints)
+) -> tuple[ModelSpec, list[GraphCheck]]:
+    student = load_student(checkpoints)
     model, tok = student.model, student.tokenizer
     decoding = {**source_decoding(checkpoints), **(decoding or {})}
     export_student(model, out_dir)
@@ -45,9 +40,8 @@ def export_checkpoint(
         "averaged_checkpoints": [p.name for p in checkpoints],
         **(extra_summary or {}),
     }
-    desc = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
+    spec = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
     if quantize:
-        add_variants(out_dir, desc["graphs"], list(quantize))
-        write_model_json(out_dir, desc)
-    checks = check_model_dir(model, out_dir, desc["graphs"]) if check else []
-    return desc, checks
+        spec = write_model_json(out_dir, spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize))))
+    checks = check_model_dir(model, out_dir, spec.graphs) if check else []
+    return spec, checks

@@ -8,7 +8,11 @@ kernels mostly lack fp16); inputs and outputs stay float32 so the runtime code i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+
+from ..spec.graph_spec import GraphSpec
 
 INT8_OP_TYPES = ("MatMul", "Gather")
 VARIANTS = ("int8", "fp16")
@@ -54,15 +58,17 @@ def convert_fp16(src: Path, dst: Path) -> None:
     tmp.replace(dst)
 
 
-def add_variants(out_dir: Path, graphs: dict[str, dict], precisions: list[str],
-                 exclude: tuple[str, ...] = ()) -> None:
-    """Write each requested variant of each graph and record it in the graphs dict (in place);
+def add_variants(out_dir: Path, graphs: Mapping[str, GraphSpec], precisions: list[str],
+                 exclude: tuple[str, ...] = ()) -> dict[str, GraphSpec]:
+    """Write each requested variant of each graph; returns the graphs with their variant files listed.
     exclude: node name prefixes int8 leaves float (quantize_int8)."""
+    out = dict(graphs)
     for precision in precisions:
         if precision not in VARIANTS:
             raise ValueError(f"--quantize must be one of {', '.join(VARIANTS)}, not {precision!r}")
-        for entry in graphs.values():
-            name = variant_name(entry["file"], precision)
-            src, dst = out_dir / entry["file"], out_dir / name
+        for key, graph in out.items():
+            name = variant_name(graph.file, precision)
+            src, dst = out_dir / graph.file, out_dir / name
             quantize_int8(src, dst, exclude=exclude) if precision == "int8" else convert_fp16(src, dst)
-            entry[precision] = name
+            out[key] = replace(graph, files={**graph.files, precision: name})
+    return out

@@ -2,7 +2,7 @@
 with a torch parity check on several shapes.
 
 The output directory (a model directory, or a folder of its own) gets `lm.onnx` + `lm.json` and/or
-`bert.onnx` + `bert.json`: the teacher's spec (kdasr/teacher_spec.py: graph names by role, special
+`bert.onnx` + `bert.json`: the teacher's spec (kdasr/spec/teacher_spec.py: graph names by role, special
 ids, the LM's KV-cache state, variants), also stamped into each graph's metadata_props, like
 model.json for the student."""
 
@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ModelError
-from ..graph_spec import GraphSpec, SpecialIds
 from ..io_utils import atomic_write_bytes, atomic_write_text
-from ..teacher_spec import BertSpec, LMSpec, metadata
+from ..spec.graph_spec import GraphSpec, SpecialIds
+from ..spec.teacher_spec import BertSpec, LMSpec, metadata
 from ..text import Tokenizer
 from .check import GraphCheck, check_on_dummy_inputs
 from .model_dir import stamp_metadata
@@ -39,19 +39,15 @@ def _graph(kind: str, graph) -> GraphSpec:
     return GraphSpec({"fp32": f"{kind}.onnx"}, tuple(graph.input_names), tuple(graph.output_names))
 
 
-def _ids(tok: Tokenizer) -> SpecialIds:
-    return SpecialIds(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
-                      mask=tok.mask_id)
-
-
 def lm_spec(graph: LMStepGraph, tok: Tokenizer) -> LMSpec:
     c = graph.lm.cfg
-    return LMSpec(tok.vocab_size, _ids(tok), _graph("lm", graph), (graph.state_tensor(),), "tokens", "logprobs",
+    ids = SpecialIds.of_tokenizer(tok)
+    return LMSpec(tok.vocab_size, ids, _graph("lm", graph), (graph.state_tensor(),), "tokens", "logprobs",
                   max_len=c.max_len, config=c.to_dict())
 
 
 def bert_spec(graph: BertScoreGraph, tok: Tokenizer, window: int, mask_id: int) -> BertSpec:
-    return BertSpec(tok.vocab_size, _ids(tok), _graph("bert", graph), window, mask_id)
+    return BertSpec(tok.vocab_size, SpecialIds.of_tokenizer(tok), _graph("bert", graph), window, mask_id)
 
 
 def export_teachers(
@@ -95,10 +91,8 @@ def _finish(out_dir, spec: LMSpec | BertSpec, tok, quantize, check, checker) -> 
     """Variants, tokenizer, the spec stamped into every graph file, then <kind>.json (parsed back
     first: what is written is what the runtime reads)."""
     kind = "lm" if isinstance(spec, LMSpec) else "bert"
-    graphs = {kind: spec.graph.to_dict()}
     if quantize:
-        add_variants(out_dir, graphs, list(quantize))
-    spec = replace(spec, graph=GraphSpec.from_dict(graphs[kind], kind))
+        spec = replace(spec, graph=add_variants(out_dir, {kind: spec.graph}, list(quantize))[kind])
     if not (out_dir / "tokenizer.model").is_file():
         atomic_write_bytes(out_dir / "tokenizer.model", tok.model_bytes)
     json_path = out_dir / f"{kind}.json"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..graph_spec import BATCH, STEPS, StateTensor
 from ..models.lm import TransformerLM
+from ..spec.graph_spec import BATCH, STEPS, StateTensor
 
 
 class LMStepGraph(nn.Module):
@@ -59,7 +59,7 @@ class BertScoreGraph(nn.Module):
 
     def __init__(self, model: nn.Module, mask_id: int) -> None:
         super().__init__()
-        from ..teachers.bert import mlm_body_and_head
+        from ..teachers.mlm import mlm_body_and_head
 
         self.body, self.head = mlm_body_and_head(model)
         self.vocab_size = int(model.config.vocab_size)

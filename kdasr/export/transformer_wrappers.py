@@ -12,11 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..graph_spec import BATCH, FRAMES, STEPS, UTTERANCES, EncoderSpec, GraphSpec, MemoryInput, StateTensor
 from ..models.config import ModelConfig
 from ..models.encoder import padding_mask
 from ..models.student import Seq2SeqStudent
 from ..models.transformer_decoder import TransformerState
+from ..spec.graph_spec import BATCH, FRAMES, STEPS, UTTERANCES, EncoderSpec, GraphSpec, MemoryInput, StateTensor
 from .wrappers import StepGraphSpec, dynamic_axes_of
 
 

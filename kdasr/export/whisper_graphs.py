@@ -24,12 +24,22 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ..graph_spec import BATCH, FRAMES, STEPS, UTTERANCES, DecoderSpec, EncoderSpec, GraphSpec, MemoryInput, StateTensor
 from ..models.config import ModelConfig
 from ..models.encoder import padding_mask
 from ..models.whisper_encoder import WHISPER_DIMS, WhisperEncoder
 from ..models.whisper_frontend import WhisperFrontend
 from ..models.whisper_weights import CT2Checkpoint
+from ..spec.graph_spec import (
+    BATCH,
+    FRAMES,
+    STEPS,
+    UTTERANCES,
+    DecoderSpec,
+    EncoderSpec,
+    GraphSpec,
+    MemoryInput,
+    StateTensor,
+)
 
 NEG = -1e9  # a suppressed token's logit bias (finite: -inf * 0 would make NaN in the begin mask)
 

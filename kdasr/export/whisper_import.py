@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..decode_options import DecodeOptions
 from ..errors import ModelError
-from ..graph_spec import SpecialIds
 from ..models.whisper_weights import SOURCES, CT2Checkpoint, locate, parse_model_bin, read_whisper
-from ..modelspec import ModelSpec
+from ..spec.decode_options import DecodeOptions
+from ..spec.graph_spec import SpecialIds
+from ..spec.modelspec import ModelSpec
 from ..whisper_tokenizer import VOCAB_FILE, WhisperTokenizer
 from .model_dir import write_model_json
 from .onnx_export import export_graph
@@ -99,13 +99,12 @@ def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), c
     spec = ModelSpec(16000, vocab, SpecialIds(pad=eot, bos=bos, eos=eot, blank=eot), 0.02, enc_spec, dec_spec,
                      DecodeOptions(**RECOMMENDED), architecture,
                      {"imported_from": ckpt.provenance, "importer": "kdasr import-whisper"})
-    desc = spec.to_dict()
-    if quantize:
-        add_variants(out_dir, desc["graphs"], list(quantize), exclude=("/frontend/",))  # the log-mel stays fp32
-    write_model_json(out_dir, desc)
+    if quantize:  # the log-mel stays fp32
+        spec = spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize), exclude=("/frontend/",)))
+    spec = write_model_json(out_dir, spec)
     checks = []
     if check:
         from .whisper_check import check_whisper_dir
 
         checks = check_whisper_dir(ckpt, out_dir, prompt, suppress, begin)
-    return {"spec": desc, "checks": checks}
+    return {"spec": spec, "checks": checks}

@@ -1,6 +1,6 @@
 """Export wrappers: each owns its graph's ONNX contract — input/output names, dynamic axes
 and the dummy inputs used for tracing (DESIGN.md guideline 6) — and produces its part of the
-model spec (kdasr/modelspec.py): the decoder's state and memory inputs are declared once here, and
+model spec (kdasr/spec/modelspec.py): the decoder's state and memory inputs are declared once here, and
 its names and dynamic axes follow from that declaration."""
 
 from __future__ import annotations
@@ -8,7 +8,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..graph_spec import (
+from ..models.config import ModelConfig
+from ..models.decoder import DecoderState
+from ..models.encoder import padding_mask
+from ..models.student import Seq2SeqStudent
+from ..spec.graph_spec import (
     BATCH,
     FRAMES,
     UTTERANCES,
@@ -19,10 +23,6 @@ from ..graph_spec import (
     StateTensor,
     TensorSpec,
 )
-from ..models.config import ModelConfig
-from ..models.decoder import DecoderState
-from ..models.encoder import padding_mask
-from ..models.student import Seq2SeqStudent
 
 
 def dynamic_axes_of(tensors: list[TensorSpec]) -> dict[str, dict[int, str]]:

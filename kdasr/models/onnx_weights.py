@@ -6,7 +6,7 @@ fp32 graphs' initializers back into a state dict so training can continue from a
 (`kdasr train --init-from export/demo-en`). It lives with the models, not in kdasr.export, so
 that training, export and the torch reference engine all load students one way
 (kdasr.models.student_io) without importing a later stage; model.json is read as the typed
-ModelSpec (kdasr/modelspec.py, shared like text.py), whatever its format version.
+ModelSpec (kdasr/spec/modelspec.py, shared like text.py), whatever its format version.
 
 Most initializers keep their torch names (minus the export wrapper's prefix). The exporter
 turns each nn.Linear weight into a transposed anonymous MatMul constant; the MatMul node's
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..modelspec import ModelSpec, load_model_spec
+from ..spec.modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
 from .config import ModelConfig
 from .student import Seq2SeqStudent, build_model

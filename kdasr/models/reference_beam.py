@@ -1,6 +1,6 @@
 """Torch reference beam search, one utterance at a time, written for clarity rather than speed.
 
-The runtime's batched numpy/ORT search (kdasr.runtime.beam) must reproduce its n-best: same
+The runtime's batched numpy/ORT search (kdasr.runtime.search.beam) must reproduce its n-best: same
 scorers (attention decoder, CTC prefix score, LM via a `step` callable, length bonus) combined
 by the same weights dict, same candidate rule (fairseq's 2 x beam walk), same length limits,
 same tie-breaking (stable sort by candidate index)."""
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..decode_options import DecodeOptions
+from ..spec.decode_options import DecodeOptions
 from .encoder import padding_mask
 from .reference_decode import length_limits
 from .student import Seq2SeqStudent

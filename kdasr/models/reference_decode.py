@@ -1,5 +1,5 @@
 """Torch reference greedy decoding: the runtime's numpy/ORT search must reproduce it exactly.
-Limits come from the same DecodeOptions the runtime takes (kdasr/decode_options.py)."""
+Limits come from the same DecodeOptions the runtime takes (kdasr/spec/decode_options.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import torch
 
 from ..ctc import ctc_best_paths
-from ..decode_options import DecodeOptions
-from ..graph_spec import SpecialIds
+from ..spec.decode_options import DecodeOptions
+from ..spec.graph_spec import SpecialIds
 from .encoder import padding_mask
 from .student import Seq2SeqStudent
 
@@ -72,7 +72,7 @@ def greedy_from_memory(
 
 class TorchEagerEngine:
     """Torch eager greedy decoding, one utterance at a time: the reference engine `kdasr bench`
-    compares ORT against. It satisfies kdasr.eval.bench.Engine, and the bench command builds it
+    compares ORT against. It satisfies kdasr.reports.bench.Engine, and the bench command builds it
     and passes it in, so kdasr.eval itself never imports torch."""
 
     name = "torch eager fp32"
@@ -87,19 +87,17 @@ class TorchEagerEngine:
         fp32 ONNX graphs by kdasr.models.onnx_weights, so the shipped model needs no checkpoint)."""
         from pathlib import Path
 
-        from ..export.model_dir import student_spec
-        from ..export.pipeline import load_student
-        from ..text import Tokenizer
-
         source = Path(source)
         if source.is_dir():
             from .onnx_weights import load_student_from_model_dir
 
             model, tok, spec = load_student_from_model_dir(source)
             return cls(model, tok, spec.special_ids, threads)
-        model, payload = load_student([source])
-        tok = Tokenizer.from_bytes(payload["tokenizer_model"])
-        return cls(model, tok, student_spec(model.cfg, tok, {}).special_ids, threads)  # what export would write
+        from .student_io import load_student
+
+        student = load_student(source)
+        ids = SpecialIds.of_tokenizer(student.tokenizer)  # what export writes
+        return cls(student.model, student.tokenizer, ids, threads)
 
     def _check(self, opts) -> None:
         if not opts.greedy or opts.method != "attention":

@@ -1,7 +1,7 @@
 """Torch-free inference: onnxruntime sessions, batched search, the Transcriber API."""
 
+from ..spec.decode_options import DecodeOptions
 from .align import Word
-from .options import DecodeOptions
 from .prepare import AudioSlice
 from .transcriber import Failure, NBest, Result, Segment, Transcriber
 from .vad import VadOptions

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .options import DecodeOptions
+from ..spec.decode_options import DecodeOptions
 from .prepare import AudioSlice
 from .vad import VadOptions
 

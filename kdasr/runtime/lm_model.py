@@ -13,10 +13,10 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
-from ..modelspec import ModelSpec
-from ..teacher_spec import BertSpec, LMSpec, load_teacher_spec
+from ..spec.modelspec import ModelSpec
+from ..spec.teacher_spec import BertSpec, LMSpec, load_teacher_spec
 from .onnx_model import load_graph, run_graph
-from .scorers import initial_state
+from .search.scorers import initial_state
 
 
 def _load(path: str | Path, kind: str, model: ModelSpec, device: str, threads: int | None, precision: str):

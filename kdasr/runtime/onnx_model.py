@@ -10,19 +10,17 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
-from ..graph_spec import FORMAT_VERSION, PRECISIONS, READABLE_FORMATS, GraphSpec, read_spec_json
-from ..modelspec import ModelSpec, load_model_spec
+from ..spec.graph_spec import PRECISIONS, READABLE_FORMATS, GraphSpec
+from ..spec.modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
 from ..whisper_tokenizer import VOCAB_FILE, WhisperTokenizer
 
-SUPPORTED_FORMAT = FORMAT_VERSION  # what export writes; READABLE_FORMATS load
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 # Rows per encoder call on the CPU. Measured at 1 thread on 100 utterances, length-sorted: 0.97 CPU s
 # in calls of 1, 2 or 4 rows, 1.02 s in calls of 8 and 1.19 s in calls of 16. Bigger batches only add
 # padding and tensors that do not fit the cache. A GPU gets the whole batch in one call.
 CPU_ENCODER_ROWS = 4
-__all__ = ["PRECISIONS", "READABLE_FORMATS", "SUPPORTED_FORMAT", "OnnxStudent", "check_model_info", "load_graph",
-           "make_session", "read_json", "run_graph"]
+__all__ = ["PRECISIONS", "READABLE_FORMATS", "OnnxStudent", "load_graph", "make_session", "run_graph"]
 
 
 def make_session(path: Path, device: str = "cpu", threads: int | None = None) -> ort.InferenceSession:
@@ -62,16 +60,6 @@ def graph_path(model_dir: Path, graph: GraphSpec, precision: str) -> Path:
 def run_graph(sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(None, feeds)))
-
-
-def read_json(path: Path, what: str) -> dict:
-    """A model/teacher description file: it must exist and hold one JSON object."""
-    return read_spec_json(path, what)
-
-
-def check_model_info(json_path: Path, info: dict) -> ModelSpec:
-    """model.json's content parsed and checked as a ModelSpec (one line naming what is wrong)."""
-    return ModelSpec.from_dict(info, str(json_path))
 
 
 ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",

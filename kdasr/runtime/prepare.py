@@ -16,7 +16,7 @@ import numpy as np
 
 from ..audio import AudioStats, iter_audio_blocks, truncation_warning
 from ..errors import AudioError
-from .options import DecodeOptions
+from ..spec.decode_options import DecodeOptions
 from .segment import EnergyMeter, plan_pieces
 from .vad import SileroVad, VadOptions, speech_regions
 

@@ -23,13 +23,13 @@ import numpy as np
 
 from ..errors import AudioError, ModelError
 from ..model_store import resolve_model
+from ..spec.decode_options import DecodeOptions
 from .align import Word, ctc_align, words_of
 from .arguments import as_inputs, decode_options, vad_options
-from .beam import Hypothesis
-from .decode import RememberedScores, decode_encoded
 from .onnx_model import OnnxStudent
-from .options import DecodeOptions
 from .prepare import AudioSlice, Prepared, iter_pieces, prepare
+from .search.beam import Hypothesis
+from .search.decode import RememberedScores, decode_encoded
 from .vad import VAD_DEFAULT, VAD_RATE, SileroVad, VadOptions
 
 AudioInput = str | os.PathLike | np.ndarray | AudioSlice
@@ -229,9 +229,6 @@ class Transcriber:
             if isinstance(nb, str):
                 raise ModelError(f"decoding failed: {nb}")
         return out  # type: ignore[return-value]
-
-    def decode_waves(self, waves: list[np.ndarray], opts: DecodeOptions) -> list[list[int]]:
-        return [list(nb[0].tokens) if nb else [] for nb in self.decode_hypotheses(waves, opts)]
 
     def _result(self, prep: Prepared, hyps: list[list[Hypothesis] | str]) -> Result | Failure:
         errors = [h for h in hyps if isinstance(h, str)]

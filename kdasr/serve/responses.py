@@ -3,7 +3,7 @@ kdasr's own JSON for the raw-bytes route. No I/O."""
 
 from __future__ import annotations
 
-from ..runtime.formats import result_dict, srt, vtt
+from ..runtime.jobs.formats import result_dict, srt, vtt
 from ..runtime.transcriber import Result
 
 OPENAI_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")

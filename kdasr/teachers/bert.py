@@ -31,6 +31,7 @@ import torch
 from ..errors import ModelError
 from ..text import Tokenizer
 from .common import TeacherTrainConfig
+from .mlm import masked_rows, run_masked_batches
 from .storage import tokenizer_sha1
 from .train_loop import device_of, train_steps
 
@@ -54,6 +55,12 @@ class BertConfigLite:
     mask_prob: float = 0.15
 
 
+def _shape(cfg: BertConfigLite, vocab_size: int) -> dict:
+    """The Hugging Face config fields both architectures take alike."""
+    return dict(vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+                num_attention_heads=cfg.heads, max_position_embeddings=cfg.window)
+
+
 def build_bert(cfg: BertConfigLite, vocab_size: int):
     if cfg.arch not in ARCHS:
         raise ModelError(f"unknown BERT architecture {cfg.arch!r} (one of {', '.join(ARCHS)})")
@@ -63,12 +70,8 @@ def build_bert(cfg: BertConfigLite, vocab_size: int):
 
     dropout = 0.1 if cfg.dropout is None else cfg.dropout
     hf = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=cfg.hidden,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
+        **_shape(cfg, vocab_size),
         intermediate_size=cfg.ff_dim,
-        max_position_embeddings=cfg.window,
         type_vocab_size=1,
         pad_token_id=0,
         hidden_dropout_prob=dropout,
@@ -84,12 +87,8 @@ def _build_modernbert(cfg: BertConfigLite, vocab_size: int):
 
     dropout = 0.0 if cfg.dropout is None else cfg.dropout
     hf = ModernBertConfig(
-        vocab_size=vocab_size,
-        hidden_size=cfg.hidden,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
+        **_shape(cfg, vocab_size),
         intermediate_size=max(8, cfg.ff_dim * 2 // 3),
-        max_position_embeddings=cfg.window,
         layer_types=["full_attention"] * cfg.layers,  # global attention everywhere: windows are short
         pad_token_id=PAD_ID,
         bos_token_id=BOS_ID,
@@ -101,29 +100,6 @@ def _build_modernbert(cfg: BertConfigLite, vocab_size: int):
         attention_dropout=dropout,
     )
     return ModernBertForMaskedLM(hf)
-
-
-class _DecoderHead(torch.nn.Module):
-    """ModernBERT's MLM head is two modules (.head then .decoder); this makes it one."""
-
-    def __init__(self, head: torch.nn.Module, decoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.head, self.decoder = head, decoder
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.head(hidden))
-
-
-def mlm_body_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(encoder returning last_hidden_state, MLM head mapping hidden vectors to vocabulary logits)
-    of a Hugging Face masked LM: BERT/RoBERTa-style (.cls / .lm_head) or ModernBERT (.head + .decoder)."""
-    head = getattr(model, "cls", None)
-    head = getattr(model, "lm_head", None) if head is None else head
-    if head is None and isinstance(getattr(model, "decoder", None), torch.nn.Linear) and hasattr(model, "head"):
-        head = _DecoderHead(model.head, model.decoder)
-    if head is None:
-        raise ModelError(f"{type(model).__name__}: unknown masked-LM head (expected .cls, .lm_head or .head+.decoder)")
-    return model.base_model, head
 
 
 def document_tokens(docs: list[list[str]], tok: Tokenizer) -> list[list[int]]:
@@ -302,8 +278,6 @@ def load_bert_teacher(path: Path, tok: Tokenizer) -> BertTeacher:
 def masked_scores(teacher: BertTeacher, token_lists: list[list[int]], batch_tokens: int = 8192) -> tuple[float, float]:
     """(pseudo-perplexity, masked top-1 accuracy): each token masked on its own, full softmax;
     pseudo-perplexity = exp(mean over tokens of −log p(token | the rest))."""
-    from .soft_labels import masked_rows, run_masked_batches
-
     w = teacher.window  # longer sentences are scored in window-sized pieces
     pieces = [tuple(t[i : i + w]) for t in token_lists for i in range(0, len(t), w)]
     rows = masked_rows([(p, range(len(p))) for p in pieces], teacher.mask_id)
@@ -325,8 +299,6 @@ def pseudo_perplexity(teacher: BertTeacher, token_lists: list[list[int]], batch_
 def masked_distribution(model, tokens: list[int], position: int, mask_id: int) -> torch.Tensor:
     """The masked LM's distribution [V] at `position` of `tokens` with that position masked (the
     probe for a collapsed teacher: one that predicts the same distribution whatever the input)."""
-    from .soft_labels import masked_rows, run_masked_batches
-
     rows = [r for r in masked_rows([(tuple(tokens), range(len(tokens)))]) if r.position == position]
     ((_, logits),) = list(run_masked_batches(model, rows, 8192, mask_id))
     return torch.softmax(logits[0].float(), dim=-1)

@@ -65,7 +65,7 @@ def overlap_count(dev: Path, teacher_docs: list[list[str]]) -> int:
 @torch.no_grad()
 def bert_quality(path: Path, tok: Tokenizer, dev: list[list[int]]) -> dict:
     from .bert import load_bert_teacher, masked_scores
-    from .soft_labels import masked_rows, run_masked_batches
+    from .mlm import masked_rows, run_masked_batches
 
     teacher = load_bert_teacher(path, tok)
     ppl, top1 = masked_scores(teacher, dev)

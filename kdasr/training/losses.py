@@ -6,13 +6,17 @@ import torch
 from torch import nn
 
 
+def smoothed_token_ce(logp: torch.Tensor, targets: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-token CE against (1-ε)·onehot + ε·uniform, per-token CE against uniform) from log-probs."""
+    nll = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    uniform = -logp.mean(-1)
+    return (1.0 - smoothing) * nll + smoothing * uniform, uniform
+
+
 def label_smoothed_ce(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, smoothing: float) -> torch.Tensor:
     """Mean over non-pad target tokens of CE against (1-ε)·onehot + ε·uniform."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
     valid = targets != pad_id
-    nll = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    smooth = -logp.mean(-1)
-    loss = (1.0 - smoothing) * nll + smoothing * smooth
+    loss, _ = smoothed_token_ce(torch.log_softmax(logits.float(), dim=-1), targets, smoothing)
     return (loss * valid).sum() / valid.sum().clamp(min=1)
 
 
@@ -47,9 +51,7 @@ def kd_loss(
     """
     logp = torch.log_softmax(logits.float(), dim=-1)
     valid = targets != pad_id
-    nll = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    uniform = -logp.mean(-1)
-    hard = (1.0 - smoothing) * nll + smoothing * uniform
+    hard, uniform = smoothed_token_ce(logp, targets, smoothing)
     topk = -(soft_probs.float() * logp.gather(-1, soft_ids.long())).sum(-1)
     soft = torch.where(soft_mask & valid, (1.0 - soft_smoothing) * topk + soft_smoothing * uniform, hard)
     per_token = lam * soft + (1.0 - lam) * hard

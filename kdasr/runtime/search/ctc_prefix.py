@@ -71,6 +71,8 @@ class CTCPrefixScorer:
 
     `rows` maps each hypothesis to its utterance in `logprobs` [U, T, V]."""
 
+    kind = "partial"  # scores the candidates the full scorers pre-select (scorers.PARTIAL)
+
     def __init__(self, logprobs: np.ndarray, lens: np.ndarray, blank: int, eos: int) -> None:
         self.x = np.ascontiguousarray(logprobs.transpose(1, 0, 2), dtype=np.float32)  # [T, U, V]
         # [U, V, T]: a (utterance, token) pair's log-probs over time are contiguous, so gathering the

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..inputs import InputItem
+from ...spec.decode_options import DecodeOptions
+from ..transcriber import Failure, Result, Transcriber
 from .batch_io import OutputError, write_output
 from .formats import render, render_file
-from .options import DecodeOptions
-from .transcriber import Failure, Result, Transcriber
+from .inputs import InputItem
 
 STREAMED = ("text", "txt", "jsonl")  # formats printed line by line as results arrive (in input order)
 

@@ -37,10 +37,10 @@ from .graph_spec import (
     MemoryInput,
     SpecialIds,
     StateTensor,
-    _fail,
-    _need,
-    _shape,
-    _tensors,
+    fail,
+    need,
+    parse_shape,
+    parse_tensors,
     read_spec_json,
 )
 
@@ -70,6 +70,7 @@ class ModelSpec:
         return {"encoder": self.encoder.graph, "decoder": self.decoder.graph}
 
     def with_graphs(self, graphs: Mapping[str, GraphSpec]) -> ModelSpec:
+        """The same spec with other graph entries (export adds the quantised variants' files)."""
         return replace(self, encoder=replace(self.encoder, graph=graphs["encoder"]),
                        decoder=replace(self.decoder, graph=graphs["decoder"]))
 
@@ -100,45 +101,45 @@ class ModelSpec:
         try:
             return cls.from_dict({k: json.loads(v) for k, v in props.items()}, where)
         except json.JSONDecodeError as e:
-            _fail(where, f"metadata_props is not the JSON model spec ({e})")
+            fail(where, f"metadata_props is not the JSON model spec ({e})")
 
     @classmethod
     def from_dict(cls, d: object, where: str) -> ModelSpec:
         """Parse and check model.json (format 1 or 2); every problem is one line naming `where`."""
         if not isinstance(d, Mapping):
-            _fail(where, f"expected a JSON object, got {type(d).__name__}")
+            fail(where, f"expected a JSON object, got {type(d).__name__}")
         version = d.get("format_version")
         if version not in READABLE_FORMATS:
             newer = isinstance(version, int) and version > FORMAT_VERSION
             hint = "upgrade kdasr" if newer else REEXPORT
-            _fail(where, f"format_version {version!r}: {READS} ({hint})")
-        sample_rate = _need(d, "sample_rate", int, where, "a positive integer")
-        vocab = _need(d, "vocab_size", int, where, "a positive integer")
+            fail(where, f"format_version {version!r}: {READS} ({hint})")
+        sample_rate = need(d, "sample_rate", int, where, "a positive integer")
+        vocab = need(d, "vocab_size", int, where, "a positive integer")
         for key, value in (("sample_rate", sample_rate), ("vocab_size", vocab)):
             if value <= 0:
-                _fail(where, f"'{key}' must be a positive integer, got {value}")
-        ids = SpecialIds.from_dict(_need(d, "special_ids", Mapping, where, "an object"), vocab, where)
-        graphs = _need(d, "graphs", Mapping, where, "an object")
+                fail(where, f"'{key}' must be a positive integer, got {value}")
+        ids = SpecialIds.from_dict(need(d, "special_ids", Mapping, where, "an object"), vocab, where)
+        graphs = need(d, "graphs", Mapping, where, "an object")
         g = {name: GraphSpec.from_dict(graphs.get(name), f"{where}: graphs.{name}") for name in ("encoder", "decoder")}
         if version == 1:
             encoder, decoder = EncoderSpec(g["encoder"]), _v1_decoder(d, g["decoder"], where)
         else:
-            encoder = EncoderSpec(g["encoder"], **_need(d, "encoder_io", Mapping, where, "an object"))
-            io = _need(d, "decoder_io", Mapping, where, "an object")
+            encoder = EncoderSpec(g["encoder"], **need(d, "encoder_io", Mapping, where, "an object"))
+            io = need(d, "decoder_io", Mapping, where, "an object")
             decoder = DecoderSpec(
                 g["decoder"],
-                _tensors(StateTensor, io.get("state"), f"{where}: decoder_io.state"),
-                _tensors(MemoryInput, io.get("memory"), f"{where}: decoder_io.memory"),
+                parse_tensors(StateTensor, io.get("state"), f"{where}: decoder_io.state"),
+                parse_tensors(MemoryInput, io.get("memory"), f"{where}: decoder_io.memory"),
                 **{k: io[k] for k in ("tokens", "logprobs") if k in io},
                 prompt=tuple(_prompt(io.get("prompt", []), vocab, where)),
             )
         encoder._check(where)
         decoder._check(where, encoder.graph.outputs)
-        shift = d.get("frame_shift_s", 0.04) if version == 1 else _need(d, "frame_shift_s", float | int, where)
+        shift = d.get("frame_shift_s", 0.04) if version == 1 else need(d, "frame_shift_s", float | int, where)
         return cls(
             sample_rate, vocab, ids, float(shift), encoder, decoder,
             decoding=parse_decoding(d.get("decoding", {}), where),
-            architecture=_need(d, "architecture", Mapping, where) if "architecture" in d or version > 1 else {},
+            architecture=need(d, "architecture", Mapping, where) if "architecture" in d or version > 1 else {},
             training=d.get("training") or {},
             language=str(d.get("language", "en")),
             format_version=version,
@@ -148,39 +149,39 @@ class ModelSpec:
 def parse_decoding(d: object, where: str, base: DecodeOptions = DecodeOptions()) -> DecodeOptions:
     """model.json "decoding": DecodeOptions field names over DecodeOptions' defaults."""
     if not isinstance(d, Mapping):
-        _fail(where, f"'decoding' must be an object, got {json.dumps(d)[:60]}")
+        fail(where, f"'decoding' must be an object, got {json.dumps(d)[:60]}")
     kinds = {f.name: f.type for f in fields(DecodeOptions)}  # "int", "float", "str" (postponed annotations)
     if unknown := sorted(set(d) - set(kinds)):
-        _fail(where, f"decoding: {', '.join(unknown)} not a decoding option (known: {', '.join(sorted(kinds))})")
+        fail(where, f"decoding: {', '.join(unknown)} not a decoding option (known: {', '.join(sorted(kinds))})")
     for key, value in d.items():  # JSON types, checked once here: `beam: 2.5` would fail every file later
         want = {"int": (int,), "float": (int, float), "str": (str,)}.get(kinds[key], (object,))
         if isinstance(value, bool) or not isinstance(value, want):
             what = {"int": "an integer", "float": "a number", "str": "a string"}.get(kinds[key], kinds[key])
-            _fail(where, f"decoding: {key} must be {what}, got {json.dumps(value)[:40]}")
+            fail(where, f"decoding: {key} must be {what}, got {json.dumps(value)[:40]}")
     try:
         return replace(base, **d)
     except (ValueError, TypeError) as e:
-        _fail(where, f"decoding: {e}")
+        fail(where, f"decoding: {e}")
 
 
 def _prompt(value: object, vocab: int, where: str) -> list[int]:
     ok = isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab
                                          for t in value)
     if not ok:
-        _fail(where, f"decoder_io.prompt must be a list of token ids below vocab_size, got {value!r}")
+        fail(where, f"decoder_io.prompt must be a list of token ids below vocab_size, got {value!r}")
     return value
 
 
 def _v1_decoder(d: Mapping, graph: GraphSpec, where: str) -> DecoderSpec:
     """Format 1 (LSTM decoder only): decoder_state {"h": [H], "c": [H], "context": [D], "attention": ["frames"]},
     outputs named <state>_out, memory inputs named like the encoder outputs they come from."""
-    state = _need(d, "decoder_state", Mapping, where, "an object")
+    state = need(d, "decoder_state", Mapping, where, "an object")
     for key in ("h", "c", "context"):
         dims = state.get(key)
         if not (isinstance(dims, list) and len(dims) == 1 and isinstance(dims[0], int) and dims[0] > 0):
-            _fail(where, f"decoder_state.{key} must be [size], got {dims!r}")
+            fail(where, f"decoder_state.{key} must be [size], got {dims!r}")
     tensors = tuple(
-        StateTensor(k, (BATCH, *_shape(dims, where)), output=f"{k}_out",
+        StateTensor(k, (BATCH, *parse_shape(dims, where)), output=f"{k}_out",
                     init="uniform_frames" if FRAMES in dims else "zeros")
         for k, dims in state.items()
     )

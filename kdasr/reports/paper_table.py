@@ -1,5 +1,5 @@
 """`kdasr paper-table`: the paper's results table generated from result records (kdasr.eval.results)
-and one systems bench run (kdasr.eval.bench_systems), never typed by hand. Torch-free.
+and one systems bench run (kdasr.reports.bench_systems), never typed by hand. Torch-free.
 
 One row per system: WER (CER) per evaluation set; the relative WER change against the baseline
 with a paired bootstrap interval over the utterances both scored; the decoding cost from the one
@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import KdasrError
+from ..eval.bootstrap import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    METHOD,
+    Interval,
+    align,
+    paired_relative_change,
+    rate_interval,
+)
+from ..eval.results import per_utterance
 from ..io_utils import read_json
 from .bench_systems import describe
-from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, METHOD, Interval, align, paired_relative_change, rate_interval
-from .results import per_utterance
 
 DEFAULT_SETS = ("dev", "test", "test_heldout", "test_neural_heldout", "test_noisy")
 # Futami et al., "Distilling the Knowledge of BERT for Sequence-to-Sequence ASR", Interspeech 2020

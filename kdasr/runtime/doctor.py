@@ -14,9 +14,9 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import KdasrError
-from ..graph_spec import FORMAT_VERSION, READABLE_FORMATS, READS, GraphSpec, read_spec_json
-from ..modelspec import ModelSpec
-from ..runtime.onnx_model import check_tensors
+from ..spec.graph_spec import FORMAT_VERSION, READABLE_FORMATS, READS, GraphSpec, read_spec_json
+from ..spec.modelspec import ModelSpec
+from .onnx_model import check_tensors
 
 # Distributions that all install the same `onnxruntime` package folder: two of them overwrite each
 # other's files, and whichever was installed last decides the providers (often: CUDA silently gone).
@@ -179,7 +179,7 @@ def _graph_check(path: Path, graph: str, spec: GraphSpec, tensors: list) -> Chec
 
 def cuda_checks(model_dir: Path | None) -> list[Check]:
     """A real decode on the GPU: the encoder and decoder steps run with the CUDA provider first."""
-    from ..runtime import DecodeOptions, Transcriber
+    from . import DecodeOptions, Transcriber
 
     try:
         t = Transcriber(model_dir, device="cuda", vad=False)

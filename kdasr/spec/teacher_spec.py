@@ -19,10 +19,10 @@ from .graph_spec import (
     GraphSpec,
     SpecialIds,
     StateTensor,
-    _fail,
-    _need,
-    _shape,
-    _tensors,
+    fail,
+    need,
+    parse_shape,
+    parse_tensors,
     read_spec_json,
 )
 
@@ -31,16 +31,16 @@ TEACHER_IDS = ("pad", "bos", "eos")
 
 def _common(d: object, kind: str, where: str) -> tuple[int, int, SpecialIds, GraphSpec]:
     if not isinstance(d, Mapping):
-        _fail(where, f"expected a JSON object, got {type(d).__name__}")
+        fail(where, f"expected a JSON object, got {type(d).__name__}")
     version = d.get("format_version", 1)
     if version not in READABLE_FORMATS:
-        _fail(where, f"format_version {version!r}: {READS} ({REEXPORT})")
-    vocab = _need(d, "vocab_size", int, where, "a positive integer")
-    ids = _need(d, "special_ids", Mapping, where, "an object")
+        fail(where, f"format_version {version!r}: {READS} ({REEXPORT})")
+    vocab = need(d, "vocab_size", int, where, "a positive integer")
+    ids = need(d, "special_ids", Mapping, where, "an object")
     if any(not isinstance(ids.get(k), int) for k in TEACHER_IDS):
-        _fail(where, "special_ids must give integer pad, bos and eos ids")
+        fail(where, "special_ids must give integer pad, bos and eos ids")
     ids = SpecialIds.from_dict(ids, vocab, where, required=TEACHER_IDS)
-    graphs = _need(d, "graphs", Mapping, where, "an object")
+    graphs = need(d, "graphs", Mapping, where, "an object")
     return version, vocab, ids, GraphSpec.from_dict(graphs.get(kind), f"{where}: graphs.{kind}")
 
 
@@ -48,7 +48,7 @@ def _roles(obj, io: Mapping, where: str) -> None:
     for role, side in obj.ROLES.items():
         name = io.get(role, getattr(obj, role))
         if name not in getattr(obj.graph, side):
-            _fail(where, f"{role} {name!r} is not among the graph's {side} {list(getattr(obj.graph, side))}")
+            fail(where, f"{role} {name!r} is not among the graph's {side} {list(getattr(obj.graph, side))}")
 
 
 @dataclass(frozen=True)
@@ -74,21 +74,21 @@ class LMSpec:
     def from_dict(cls, d: object, where: str) -> LMSpec:
         version, vocab, ids, graph = _common(d, "lm", where)
         if version == 1:
-            cache = _shape(_need(d, "cache", list, where, "a list"), f"{where}: cache")
+            cache = parse_shape(need(d, "cache", list, where, "a list"), f"{where}: cache")
             # format 1 wrote the growing axis as "past"
             dims = tuple(STEPS if x == "past" else x for x in cache)
             state = (StateTensor("cache", dims, output="cache_out"),)
             state[0]._check(where)
             io: Mapping = {}
         else:
-            io = _need(d, "step_io", Mapping, where, "an object")
-            state = _tensors(StateTensor, io.get("state"), f"{where}: step_io.state")
+            io = need(d, "step_io", Mapping, where, "an object")
+            state = parse_tensors(StateTensor, io.get("state"), f"{where}: step_io.state")
         spec = cls(vocab, ids, graph, state, **{k: io[k] for k in cls.ROLES if k in io},
                    max_len=d.get("max_len"), config=d.get("config") or {}, format_version=version)
         _roles(spec, io, where)
         for s in state:
             if s.name not in graph.inputs or s.output not in graph.outputs:
-                _fail(where, f"state {s.name!r} -> {s.output!r} is not among the LM graph's inputs/outputs")
+                fail(where, f"state {s.name!r} -> {s.output!r} is not among the LM graph's inputs/outputs")
         return spec
 
     def to_dict(self) -> dict:
@@ -122,9 +122,9 @@ class BertSpec:
     @classmethod
     def from_dict(cls, d: object, where: str) -> BertSpec:
         version, vocab, ids, graph = _common(d, "bert", where)
-        window = _need(d, "window", int, where, "an integer")
-        mask_id = _need(d, "mask_id", int, where, "an integer")
-        io = {} if version == 1 else _need(d, "score_io", Mapping, where, "an object")
+        window = need(d, "window", int, where, "an integer")
+        mask_id = need(d, "mask_id", int, where, "an integer")
+        io = {} if version == 1 else need(d, "score_io", Mapping, where, "an object")
         spec = cls(vocab, ids, graph, window, mask_id, **{k: io[k] for k in cls.ROLES if k in io},
                    format_version=version)
         _roles(spec, io, where)

@@ -10,9 +10,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ..eval.wer import error_rates
 from ..runtime import DecodeOptions, Transcriber
 from ..runtime.transcriber import Result
-from .wer import error_rates
 
 
 class Engine(Protocol):

@@ -8,13 +8,13 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import ModelError
-from .beam import Hypothesis, beam_search, final_score
+from ...errors import ModelError
+from ...spec.decode_options import DecodeOptions
+from ..onnx_model import OnnxStudent
+from .beam import Hypothesis, LengthNormalized, beam_search
 from .ctc_prefix import CTCPrefixScorer
-from .onnx_model import OnnxStudent
-from .options import DecodeOptions
-from .scorers import DecoderScorer, FullScorer
-from .search import attention_greedy, ctc_greedy, length_limits
+from .greedy import attention_greedy, ctc_greedy, length_limits
+from .scorers import DecoderScorer, FullScorer, LengthBonus, Scorer
 
 
 class SequenceScorer(Protocol):
@@ -60,25 +60,25 @@ def decode_encoded(
     if opts.greedy and opts.rescore == "none":
         return [[Hypothesis(tuple(t), 0.0, 0.0)] for t in attention_greedy(model, enc, opts)]
     weights = opts.weights()
-    full: dict[str, FullScorer] = {"decoder": DecoderScorer(model, enc)}
+    scorers: dict[str, Scorer] = {"decoder": DecoderScorer(model, enc)}
     if "lm" in weights:
         if lm is None:
             raise ModelError("--lm-weight needs an LM (--lm DIR with lm.onnx)")
-        full["lm"] = lm.scorer()
-    ctc = None
+        scorers["lm"] = lm.scorer()
     if "ctc" in weights:
-        ctc = CTCPrefixScorer(enc[io.ctc_logprobs], enc[io.lens], ids.blank, ids.eos)
+        scorers["ctc"] = CTCPrefixScorer(enc[io.ctc_logprobs], enc[io.lens], ids.blank, ids.eos)
+    if "length_bonus" in weights:
+        scorers["length_bonus"] = LengthBonus()
     nbest = max(opts.nbest, opts.beam) if opts.rescore != "none" else opts.nbest
     hyps = beam_search(
-        full,
+        scorers,
         weights,
         length_limits(enc[io.lens], enc.get(io.ctc_logprobs), ids.blank, opts),
         ids.bos,
         ids.eos,
         opts.beam,
-        ctc=ctc,
-        ctc_prebeam=opts.ctc_prebeam,
-        length_penalty=opts.length_penalty,
+        ranker=LengthNormalized(opts.length_penalty),
+        prebeam=opts.ctc_prebeam,
         nbest=nbest,
     )
     if opts.rescore != "none":
@@ -94,11 +94,12 @@ def rescore(hyps: list[list[Hypothesis]], scorer: SequenceScorer, opts: DecodeOp
     flat = [h.tokens for nb in hyps for h in nb]
     ext = scorer.sequence_scores(flat) if flat else np.zeros(0)
     out, i = [], 0
+    ranker = LengthNormalized(opts.length_penalty)
     for nb in hyps:
         ranked = []
         for h in nb:
             raw = h.search_score + opts.rescore_weight * float(ext[i])
-            ranked.append(replace(h, score=final_score(raw, len(h.tokens), opts.length_penalty), search_score=raw))
+            ranked.append(replace(h, score=ranker(raw, len(h.tokens)), search_score=raw))
             i += 1
         ranked.sort(key=lambda h: -h.score)
         out.append(ranked[: opts.nbest])

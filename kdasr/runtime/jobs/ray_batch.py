@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import KdasrError
-from .options import DecodeOptions
-from .prepare import AudioSlice
-from .transcriber import Failure, Result, Transcriber
+from ...errors import KdasrError
+from ...spec.decode_options import DecodeOptions
+from ..prepare import AudioSlice
+from ..transcriber import Failure, Result, Transcriber
 
 
 @dataclass(frozen=True)

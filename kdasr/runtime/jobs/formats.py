@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from .transcriber import Result
+from ..transcriber import Result
 
 FORMATS = ("text", "txt", "jsonl", "json", "srt", "vtt", "tsv")
 ALL = ("txt", "vtt", "srt", "tsv", "json")  # what `-f all` writes: whisper's set

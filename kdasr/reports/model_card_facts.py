@@ -1,4 +1,4 @@
-"""Facts for `kdasr model-card` (kdasr.eval.model_card), read from disk and checked: the model
+"""Facts for `kdasr model-card` (kdasr.reports.model_card), read from disk and checked: the model
 dir's ModelSpec and tokenizer units, the result records that describe this model, its entry in a
 `kdasr bench --system` JSON, the corpus build_info.json. Torch-free. Every bad file is one
 KdasrError line naming it; an optional input not given is None / empty, never an error."""
@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..decode_options import DecodeOptions, given_fields
 from ..errors import KdasrError
+from ..eval.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, rate_interval
+from ..eval.results import per_utterance
 from ..io_utils import read_json
-from ..modelspec import ModelSpec, load_model_spec
-from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, rate_interval
+from ..spec.decode_options import DecodeOptions, given_fields
+from ..spec.modelspec import ModelSpec, load_model_spec
 from .paper_table import DEFAULT_SETS, _is_record, load_bench, load_records
-from .results import per_utterance
 
 
 @dataclass(frozen=True)

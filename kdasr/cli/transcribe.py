@@ -1,5 +1,5 @@
-"""`kdasr transcribe / eval / export / export-lm / bench`: thin commands over kdasr.runtime,
-kdasr.eval and kdasr.export. Runtime commands import no torch (DESIGN.md §2); the decode flags
+"""`kdasr transcribe` and `kdasr eval`: thin commands over kdasr.runtime and kdasr.eval. They import
+no torch (DESIGN.md §2); the decode flags
 are declared once (decode_flags.py), default to "not given", and go over the model's recommended
 decoding in `_transcriber_and_options`."""
 
@@ -12,21 +12,12 @@ from typing import Annotated
 import typer
 
 from ..defaults import VAD_DEFAULT
-from .data import command_line, user_errors
-from .decode_flags import DECODING, with_decode_flags
+from .common import DeviceOpt, LmOpt, ModelOpt, PrecisionOpt, ThreadsOpt, bad_decoding, command_line, user_errors
+from .decode_flags import with_decode_flags
 from .progress import progress_bar
 
-ModelOpt = Annotated[
-    Path | None, typer.Option("--model", "-m", help="Model directory or installed model name (kdasr models; "
-                              "default: $KDASR_MODEL, else demo-en).")
-]
-ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
-DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
-PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (export --quantize int8) or fp16 (GPU).")]
-LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
 TRANSCRIBE_FLAGS = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
                     "rescore_weight", "max_segment", "batch_size", "pad", "pad_to")
-TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 EVAL_FLAGS = ("method", "beam", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
               "rescore_weight", "batch_size", "pad", "pad_to")
 
@@ -42,22 +33,7 @@ def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **
     try:
         return t, t.recommended_options(**{k: v for k, v in decode.items() if v is not None})
     except ValueError as e:
-        _bad_decoding(e)
-
-
-def _bad_decoding(e: ValueError):
-    """DecodeOptions' refusal of a flag (NaN, out of range): one line and the usage exit status."""
-    typer.echo(f"error: invalid decoding option: {e}", err=True)
-    raise typer.Exit(2)
-
-
-def _check_recommended_decoding(decoding: dict) -> None:
-    from ..decode_options import DecodeOptions
-
-    try:
-        DecodeOptions(**decoding)
-    except ValueError as e:
-        _bad_decoding(e)
+        bad_decoding(e)
 
 
 @with_decode_flags(*TRANSCRIBE_FLAGS)
@@ -108,7 +84,7 @@ def transcribe(
     precision: PrecisionOpt = "fp32",
     ray: Annotated[
         str | None, typer.Option(help="Decode on Ray Data: auto, local, local:N (N CPUs) or a cluster address; "
-                                 "same outputs (ray extra; see kdasr/runtime/ray_batch.py).")
+                                 "same outputs (ray extra; see kdasr/runtime/jobs/ray_batch.py).")
     ] = None,
     ray_actors: Annotated[int | None, typer.Option(help="With --ray: Transcriber actors (default: CPUs/threads).")] = (
         None
@@ -127,11 +103,12 @@ def transcribe(
     """
     import sys
 
-    from ..inputs import expand_inputs, parse_shard, shown
-    from ..inputs import shard as take_shard
-    from ..runtime.batch_io import prepare_outputs
-    from ..runtime.batch_run import run_batch
-    from ..runtime.formats import SUBTITLES, parse_formats
+    from ..runtime import Failure
+    from ..runtime.jobs.batch_io import prepare_outputs
+    from ..runtime.jobs.batch_run import run_batch
+    from ..runtime.jobs.formats import SUBTITLES, parse_formats
+    from ..runtime.jobs.inputs import expand_inputs, parse_shard, shown
+    from ..runtime.jobs.inputs import shard as take_shard
     from ..runtime.vad import VadOptions
 
     try:
@@ -169,13 +146,13 @@ def transcribe(
         with progress_bar(items, quiet) as advance:
 
             def on_result(item, r) -> None:
-                if not hasattr(r, "reason"):
+                if not isinstance(r, Failure):
                     for w in [] if quiet else r.warnings:
                         advance.echo(shown(f"warning: {r.source}: {w}"))
                 else:
                     advance.echo(shown(f"error: {r.source}: {r.reason}"))
                 advance()
-                if ray is not None and not hasattr(r, "reason"):
+                if ray is not None and not isinstance(r, Failure):
                     advance.audio(r.duration)  # no per-chunk hook across Ray actors: by file
 
             t.progress = advance.audio  # the local Transcriber moves the bar as audio is decoded
@@ -183,7 +160,7 @@ def transcribe(
             if ray is not None and word_timestamps:
                 raise typer.BadParameter("--word-timestamps is not available with --ray")
             if ray is not None:  # the same run_batch; only the decoding moves to a Ray actor pool
-                from ..runtime.ray_batch import RaySpec, RayTranscriber
+                from ..runtime.jobs.ray_batch import RaySpec, RayTranscriber
 
                 spec = RaySpec(ray, ray_actors, threads or 1)
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
@@ -236,7 +213,7 @@ def evaluate(
     """
     from ..eval.run import evaluate_manifest, problem_lines, summary_line
     from ..io_utils import remove_orphan_temps_of
-    from ..runtime.batch_io import check_writable_file
+    from ..runtime.jobs.batch_io import check_writable_file
 
     with user_errors():
         if hyps is not None:
@@ -244,7 +221,7 @@ def evaluate(
             remove_orphan_temps_of([hyps])  # what a killed run's write of it left
         decode = decode or {}
         if options is not None:
-            from .paper import options_file_under_flags
+            from .common import options_file_under_flags
 
             decode, lm = options_file_under_flags(ctx, options, decode, lm)
         t, opts = _transcriber_and_options(model, device, threads, precision, lm, **decode)
@@ -267,167 +244,6 @@ def evaluate(
         raise typer.Exit(1)
 
 
-def _print_checks(checks, tolerance: float) -> bool:
-    for c in checks:
-        verdict = "reported" if c.informational else ("ok" if c.ok(tolerance) else "FAIL")
-        typer.echo(
-            f"check {c.graph}: max |torch - onnx| = {c.max_error:.2e} over {c.cases} {c.unit} "
-            f"({verdict}, tolerance {tolerance * c.tolerance_factor:g})" + (f": {c.detail}" if c.detail else "")
-        )
-    return all(c.ok(tolerance) for c in checks)
-
-
-QuantizeOpt = Annotated[
-    list[str] | None, typer.Option("--quantize", help="Also write variants: int8 (CPU), fp16 (GPU). Repeatable.")
-]
-
-
-@with_decode_flags(*DECODING, recommend=True)
-def export_cmd(
-    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint(s); several are averaged.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    check: Annotated[
-        bool, typer.Option("--check", help="Compare every graph with torch; fail above --tolerance.")
-    ] = False,
-    tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
-    quantize: QuantizeOpt = None,
-    options: Annotated[
-        Path | None, typer.Option(help="Decoding tuned on dev (kdasr tune --out FILE) to record as the recommendation; "
-                                  f"decode flags given here win. Default: the run's {TUNED_FILE} beside the "
-                                  "checkpoint when there is one.")
-    ] = None,
-    decode: dict | None = None,
-) -> None:
-    """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
-    tokenizer.model, model.json (and *.int8.onnx / *.fp16.onnx with --quantize).
-
-    model.json records the decoding transcribe/eval/serve use unless told: the decode flags given,
-    over --options (or the run's tuned.json, written by `kdasr tune --out CKPT_DIR/tuned.json`).
-    Without any, none is recorded and the model decodes greedy; the command says so.
-
-    Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8 \\
-    --beam 5 --ctc-weight 0.5
-    """
-    from ..export.pipeline import export_checkpoint
-
-    with user_errors():
-        decoding, source = _export_decoding(checkpoints, options, decode or {})
-        _check_recommended_decoding(decoding)
-        desc, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
-    typer.echo(f"wrote {out_dir}")
-    recorded = desc.get("decoding") or {}
-    if recorded:
-        fields = ", ".join(f"{k}={v}" for k, v in recorded.items())
-        typer.echo(f"recommended decoding recorded in model.json: {fields}" + (f" (from {source})" if source else ""))
-    else:
-        ckpt_dir = Path(checkpoints[0]).parent
-        typer.echo(f"note: no decoding recorded: {out_dir} decodes greedy (beam 1, no CTC weight) unless told. "
-                   f"Tune it on dev (kdasr tune --model {out_dir} --manifest DEV.jsonl --grid beam=1,5,10 --grid "
-                   f"ctc_weight=0,0.3,0.5 --out {ckpt_dir / TUNED_FILE}) and export again, or give "
-                   "--beam/--ctc-weight.", err=True)
-    if not _print_checks(checks, tolerance):
-        raise typer.Exit(1)
-
-
-def _export_decoding(checkpoints: list[Path], options: Path | None, flags: dict) -> tuple[dict, str]:
-    """(the decoding export records, where it came from): flags over --options; without both, the
-    run's tuned.json beside the checkpoint when it exists."""
-    from ..eval.tune import read_options
-
-    tuned = Path(checkpoints[0]).parent / TUNED_FILE if checkpoints else None
-    if options is None and not flags and tuned is not None and tuned.is_file():
-        options = tuned
-    base = read_options(options).decoding if options is not None else {}
-    source = ", ".join(([f"{options}"] if options is not None else []) + (["flags"] if flags else []))
-    return {**base, **flags}, source
-
-
-def export_lm(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where to write (a model directory, or its own).")],
-    lm: Annotated[Path | None, typer.Option(help="LM teacher directory (lm.pt).")] = None,
-    bert: Annotated[Path | None, typer.Option(help="BERT teacher directory (save_pretrained + tokenizer).")] = None,
-    check: Annotated[bool, typer.Option("--check", help="Compare with torch; fail above --tolerance.")] = False,
-    tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
-    quantize: QuantizeOpt = None,
-) -> None:
-    """Export the teachers for inference: lm.onnx (one step, KV cache in/out) for shallow fusion and
-    rescoring, bert.onnx (masked-LM scoring) for pseudo-log-likelihood rescoring.
-
-    Example: kdasr export-lm --lm exp/teachers/lm --bert exp/teachers/bert --out export/demo-en --check
-    """
-    from ..export.teacher_export import export_teachers
-
-    with user_errors():
-        checks = export_teachers(out_dir, lm, bert, check=check, quantize=quantize or ())
-    typer.echo(f"wrote {out_dir}")
-    if not _print_checks(checks, tolerance):
-        raise typer.Exit(1)
-
-
-def bench(
-    ctx: typer.Context,
-    manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest: the audio benchmarked (and its CER).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write (with --system, JSON beside "
-                                      "it); nothing else is written. The repository's is eval/reports/runtime.md.")],
-    model: ModelOpt = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            help="Adds the torch-eager comparison (imports torch): the model's checkpoint (.pt) or an "
-            "exported model dir (weights read back from its ONNX graphs), e.g. the --model dir itself."
-        ),
-    ] = None,
-    lm: LmOpt = None,
-    limit: Annotated[int, typer.Option(help="Utterances benchmarked.")] = 64,
-    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads of every engine benchmarked.")] = 2,
-    long_file: Annotated[
-        Path | None, typer.Option(help="A long recording for the segmentation timing and transcribe's peak RSS.")
-    ] = None,
-    note: Annotated[str, typer.Option(help="A line added to the report (e.g. 'machine busy with training').")] = "",
-    repeats: Annotated[int, typer.Option(help="Each timing is the best of this many runs.")] = 1,
-    system: Annotated[
-        list[str] | None,
-        typer.Option(help="NAME=MODEL_DIR[:OPTIONS.json] (repeatable): instead of the engine report, the systems' "
-                     "decoding cost side by side (batch 1 and 16, p50/p95 latency), Markdown at --out and JSON "
-                     "beside it (kdasr paper-table reads it); OPTIONS from kdasr tune."),
-    ] = None,
-) -> None:
-    """Benchmark the runtime on one set of audio, side by side in one run: torch eager vs ORT fp32 vs
-    int8, batch 1 vs 16, greedy vs beam vs the model's recommended decoding, fusion and rescoring,
-    each beside its encoder alone, with a per-stage breakdown and the aimed-for ratios; peak RSS
-    of `kdasr transcribe`. Torch is imported only for --checkpoint.
-
-    Example: kdasr bench --model export/demo-en --checkpoint export/demo-en --manifest data/demo/test.jsonl
-    --threads 1 --out runtime.md
-
-    Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
-    --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md
-    """
-    from ..eval.bench import BenchConfig, run_bench
-
-    command = command_line()
-    if system:
-        from .paper import bench_systems
-
-        return bench_systems(ctx, system, manifest, out, checkpoint, limit, threads, repeats, note, command)
-    cfg = BenchConfig(manifest, model, lm, limit, threads, long_file, note, repeats, command, str(checkpoint or ""))
-    with user_errors():
-        reference = None
-        if checkpoint is not None:
-            from ..models.reference_decode import TorchEagerEngine  # the bench's only torch import
-
-            reference = TorchEagerEngine.load(checkpoint, threads)
-        report = run_bench(cfg, reference, progress=lambda msg: typer.echo(msg, err=True))
-    from ..io_utils import atomic_write_text
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, report)
-    typer.echo(f"wrote {out}")
-
-
 def register(app: typer.Typer) -> None:
     app.command()(transcribe)
     app.command("eval")(evaluate)
-    app.command("export")(export_cmd)
-    app.command("export-lm")(export_lm)
-    app.command("bench")(bench)

@@ -15,9 +15,9 @@ import re
 import shlex
 from pathlib import Path
 
+from ..eval.bootstrap import METHOD
 from ..io_utils import atomic_write_text
 from .bench_systems import describe
-from .bootstrap import METHOD
 from .model_card_facts import CardInputs, Facts, ci, decoding_key, gather, given, recommended, set_order
 
 # Sets of corpus v2 that measure a gap against `test`, and what each holds (DESIGN.md §5).

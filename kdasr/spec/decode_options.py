@@ -1,8 +1,8 @@
 """Decoding options in one frozen dataclass; override with dataclasses.replace.
 
-A top-level module (numpy- and onnxruntime-free) because the model-dir spec (kdasr/modelspec.py)
+Part of the shared spec (numpy- and onnxruntime-free) because the model-dir spec (kdasr/spec/modelspec.py)
 embeds the recommended decoding, and export, which writes the spec, must not import the runtime
-(stage order: ... -> export -> runtime). kdasr.runtime.options re-exports it."""
+(stage order: ... -> export -> runtime). kdasr.runtime (and so `from kdasr import DecodeOptions`) re-exports it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Load test of `kdasr serve` on loopback only, bounded, stopping by itself:
 
-  python -m kdasr.serve.loadtest --clients 8 --duration 30 --out eval/reports/serving.md
+  python -m kdasr.reports.loadtest --clients 8 --duration 30 --out eval/reports/serving.md
 
 For each mode (micro-batching on: --max-batch B; off: --max-batch 1) it starts a server process on
 127.0.0.1, runs N concurrent clients for a fixed duration (or until --max-requests), then sends one long
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .client import Client
+from ..serve.client import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mode {mode} {' '.join(flags)}: {args.clients} clients for {args.duration:g} s", file=sys.stderr)
         phases.append(run_phase(args, mode, batch, clips, long_audio, flags))
     load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    command = "python -m kdasr.serve.loadtest " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m kdasr.reports.loadtest " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     text = report(args, phases, load_before, load_after, command)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ctc import ctc_best_paths
-from .onnx_model import OnnxStudent
-from .options import DecodeOptions
+from ...ctc import ctc_best_paths
+from ...spec.decode_options import DecodeOptions
+from ..onnx_model import OnnxStudent
 from .scorers import DecoderScorer
 
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ctc_prefix import CTCPrefixScorer
-from .scorers import FullScorer
+from .scorers import PARTIAL, PER_TOKEN, FullScorer, Scorer, kind_of
 
 NEG_INF = -np.inf
 # float32 scorers can return a log-prob or a CTC prefix-score difference a rounding error above 0
@@ -38,11 +37,28 @@ def final_score(raw: float, length: int, length_penalty: float) -> float:
     return raw / (length + 1) ** length_penalty if length_penalty else raw
 
 
-def can_stop_early(weights: dict[str, float], length_penalty: float) -> bool:
-    """Whether an utterance may leave once its n-best can no longer change: every scorer gives
-    log-probabilities (<= 0) under a non-negative weight, so a hypothesis's score only falls as it
-    grows (by at most the length bonus per token), and no length normalisation reorders them."""
-    return length_penalty == 0.0 and all(w >= 0.0 for name, w in weights.items() if name != "length_bonus")
+@dataclass(frozen=True)
+class LengthNormalized:
+    """The ranker: a finished hypothesis's score from its search score and length, raw / (length + 1)
+    ** penalty (penalty 0: the raw search score). The seam for another ranking rule: any object with
+    `__call__(raw, length)` and `keeps_order` (whether it ranks like the raw score, which lets the
+    search stop early)."""
+
+    penalty: float = 0.0
+
+    def __call__(self, raw: float, length: int) -> float:
+        return final_score(raw, length, self.penalty)
+
+    @property
+    def keeps_order(self) -> bool:
+        return self.penalty == 0.0
+
+
+def can_stop_early(scorers: dict[str, Scorer], weights: dict[str, float], ranker: LengthNormalized) -> bool:
+    """Whether an utterance may leave once its n-best can no longer change: every scorer but the
+    per-token ones gives log-probabilities (<= 0) under a non-negative weight, so a hypothesis's score
+    only falls as it grows (by at most the per-token bonuses), and the ranker does not reorder them."""
+    return ranker.keeps_order and all(weights[n] >= 0.0 for n, s in scorers.items() if kind_of(s) != PER_TOKEN)
 
 
 def candidate_tokens(total: np.ndarray, eos: int, m: int) -> np.ndarray:
@@ -79,19 +95,64 @@ def top_ranked(x: np.ndarray, n: int) -> np.ndarray:
     return order
 
 
+class StepScores:
+    """One step's scoring of all live rows by every scorer of the weights dict, in three kinds (in
+    this order, so the float sums are the same whatever the dict's order): the full scorers over the
+    vocabulary, then the partial ones (CTC prefix) over a pre-beam of the full scorers' best
+    candidates, then the per-token ones (the length bonus). A new scorer is a new entry of `scorers`
+    with its weight, not a change to the search loop."""
+
+    def __init__(self, scorers: dict[str, Scorer], weights: dict[str, float], eos: int, prebeam: float) -> None:
+        self.weights, self.eos, self.prebeam = weights, eos, prebeam
+        self.full: dict[str, FullScorer] = {n: s for n, s in scorers.items() if kind_of(s) not in (PARTIAL, PER_TOKEN)}
+        self.partial = {n: s for n, s in scorers.items() if kind_of(s) == PARTIAL}
+        self.bonus = sum(weights[n] * s.per_token for n, s in scorers.items() if kind_of(s) == PER_TOKEN)
+
+    def init_states(self, rows: np.ndarray) -> tuple[dict, dict]:
+        return ({n: s.init_state(rows) for n, s in self.full.items()},
+                {n: s.init_state(rows) for n, s in self.partial.items()})
+
+    def score(self, tokens, states, partial_states, rows, step, beam):
+        """(candidate tokens [N, M], their weighted scores [N, M], next full states, pending partial states)."""
+        total = None
+        new_states = {}
+        for name, scorer in self.full.items():
+            logp, new_states[name] = scorer.score(tokens, states[name], rows)
+            part = self.weights[name] * logp.astype(np.float64)
+            total = part if total is None else total + part
+        vocab = total.shape[1]
+        pending = {}
+        if self.partial:
+            cand = candidate_tokens(total, self.eos, min(vocab - 1, math.ceil(self.prebeam * beam)))
+            cand_scores = np.take_along_axis(total, cand, axis=1)
+            for name, scorer in self.partial.items():
+                scores, pending[name] = scorer.score(partial_states[name], rows, cand, step)
+                cand_scores = cand_scores + self.weights[name] * scores.astype(np.float64)
+        else:
+            cand = np.broadcast_to(np.arange(vocab), total.shape)
+            cand_scores = total
+        return cand, cand_scores + self.bonus, new_states, pending
+
+    def select(self, new_states, pending, cand, src, col) -> tuple[dict, dict]:
+        return ({n: self.full[n].select_state(new_states[n], src) for n in self.full},
+                {n: self.partial[n].select(pending[n], cand, src, col) for n in self.partial})
+
+
 def beam_search(
-    full: dict[str, FullScorer],
+    scorers: dict[str, Scorer],
     weights: dict[str, float],
     limits: np.ndarray,
     bos: int,
     eos: int,
     beam: int,
-    ctc: CTCPrefixScorer | None = None,
-    ctc_prebeam: float = 1.5,
-    length_penalty: float = 0.0,
+    ranker: LengthNormalized = LengthNormalized(),
+    prebeam: float = 1.5,
     nbest: int = 1,
 ) -> list[list[Hypothesis]]:
     """limits [U]: most tokens per utterance. Returns, per utterance, its n-best, best first.
+    `scorers`: name -> scorer, each weighted by weights[name] (StepScores); `ranker`: a finished
+    hypothesis's score from its search score and length; `prebeam`: the partial scorers see
+    ceil(prebeam x beam) candidates per row.
 
     The first step scores one row per utterance (all `beam` rows start as the same <bos>
     hypothesis, and only the first counts: the others start at -inf), then every utterance has
@@ -104,33 +165,17 @@ def beam_search(
     scores = np.zeros(n_utts)
     tokens = np.full(len(rows), bos, np.int64)
     hist = np.zeros((len(rows), 0), np.int64)  # the prefix of each row, one token per step
-    states = {name: s.init_state(rows) for name, s in full.items()}
-    ctc_state = ctc.init_state(rows) if ctc is not None else None
+    step_scores = StepScores(scorers, weights, eos, prebeam)
+    states, partial_states = step_scores.init_states(rows)
     finished: list[list[tuple[tuple[int, ...], float]]] = [[] for _ in range(n_utts)]
     n_finished = np.zeros(n_utts, np.int64)
-    bonus = weights.get("length_bonus", 0.0)
-    stop_early = can_stop_early(weights, length_penalty)
+    stop_early = can_stop_early(scorers, weights, ranker)
     top = np.full((n_utts, nbest), NEG_INF)  # each utterance's best `nbest` finished scores, best first
-    step_gain = max(bonus, 0.0) + SCORE_TOLERANCE  # the most one step can add to a search score
+    step_gain = max(step_scores.bonus, 0.0) + SCORE_TOLERANCE  # the most one step can add to a search score
     ranks = np.arange(2 * k)
     step = 0
     while len(utts):
-        total = None
-        new_states = {}
-        for name, scorer in full.items():
-            logp, new_states[name] = scorer.score(tokens, states[name], rows)
-            part = weights[name] * logp.astype(np.float64)
-            total = part if total is None else total + part
-        vocab = total.shape[1]
-        if ctc is not None:
-            cand = candidate_tokens(total, eos, min(vocab - 1, math.ceil(ctc_prebeam * k)))
-            cand_scores = np.take_along_axis(total, cand, axis=1)
-            ctc_scores, ctc_pending = ctc.score(ctc_state, rows, cand, step)
-            cand_scores = cand_scores + weights["ctc"] * ctc_scores.astype(np.float64)
-        else:
-            cand = np.broadcast_to(np.arange(vocab), total.shape)
-            cand_scores = total
-        cand_scores = cand_scores + bonus
+        cand, cand_scores, new_states, pending = step_scores.score(tokens, states, partial_states, rows, step, k)
         at_limit = step >= limits[rows]
         cand_scores = np.where(at_limit[:, None] & (cand != eos), NEG_INF, cand_scores)
         m = cand.shape[1]
@@ -178,14 +223,12 @@ def beam_search(
         width = k
         rows = np.repeat(utts, k)
         scores, tokens = new_scores, new_tokens
-        states = {name: full[name].select_state(new_states[name], src_a) for name in full}
-        if ctc is not None:
-            ctc_state = ctc.select(ctc_pending, cand, src_a, col_a)
+        states, partial_states = step_scores.select(new_states, pending, cand, src_a, col_a)
         step += 1
     out = []
     for hyps in finished:
         ranked = sorted(
-            (Hypothesis(t, final_score(s, len(t), length_penalty), s) for t, s in hyps),
+            (Hypothesis(t, ranker(s, len(t)), s) for t, s in hyps),
             key=lambda h: -h.score,
         )
         out.append(ranked[:nbest])

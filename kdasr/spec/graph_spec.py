@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)
@@ -31,31 +31,31 @@ REEXPORT = "re-export it with `kdasr export CKPT --out DIR` (or `kdasr export-lm
 Dim = int | str
 
 
-def _fail(where: str, msg: str):
+def fail(where: str, msg: str):
     raise ModelError(f"{where}: {msg}")
 
 
-def _need(d: Mapping, key: str, kind: type | tuple, where: str, what: str = ""):
+def need(d: Mapping, key: str, kind: type | tuple, where: str, what: str = ""):
     if key not in d:
-        _fail(where, f"missing required key '{key}'")
+        fail(where, f"missing required key '{key}'")
     value = d[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        _fail(where, f"'{key}' must be {what or getattr(kind, '__name__', kind)}, got {json.dumps(value)[:60]}")
+        fail(where, f"'{key}' must be {what or getattr(kind, '__name__', kind)}, got {json.dumps(value)[:60]}")
     return value
 
 
-def _names(value: object, where: str, key: str) -> tuple[str, ...]:
+def parse_names(value: object, where: str, key: str) -> tuple[str, ...]:
     if not (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
-        _fail(where, f"{key} must be a list of tensor names, got {value!r}")
+        fail(where, f"{key} must be a list of tensor names, got {value!r}")
     return tuple(value)
 
 
-def _shape(value: object, where: str) -> tuple[Dim, ...]:
+def parse_shape(value: object, where: str) -> tuple[Dim, ...]:
     ok = isinstance(value, list | tuple) and all(
         (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or (isinstance(d, str) and d) for d in value
     )
     if not ok:
-        _fail(where, f"shape must be a list of sizes and dim names, got {value!r}")
+        fail(where, f"shape must be a list of sizes and dim names, got {value!r}")
     return tuple(value)
 
 
@@ -71,15 +71,21 @@ class SpecialIds:
     @classmethod
     def from_dict(cls, d: object, vocab_size: int, where: str, required=("pad", "blank", "bos", "eos")) -> SpecialIds:
         if not isinstance(d, Mapping):
-            _fail(where, f"'special_ids' must be an object, got {json.dumps(d)[:60]}")
+            fail(where, f"'special_ids' must be an object, got {json.dumps(d)[:60]}")
         d = {**d, "blank": d.get("blank", d.get("pad"))}
         for key in ("pad", "blank", "bos", "eos", "unk", "mask"):
             v = d.get(key)
             if v is None and key not in required:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < vocab_size:
-                _fail(where, f"special_ids.{key} must be a token id below vocab_size, got {v!r}")
+                fail(where, f"special_ids.{key} must be a token id below vocab_size, got {v!r}")
         return cls(**{k: d.get(k) for k in ("pad", "bos", "eos", "blank", "unk", "mask")})
+
+    @classmethod
+    def of_tokenizer(cls, tok) -> SpecialIds:
+        """The ids of a kdasr sentencepiece tokenizer (kdasr.text.Tokenizer): the CTC blank is its pad."""
+        return cls(pad=tok.pad_id, bos=tok.bos_id, eos=tok.eos_id, blank=tok.pad_id, unk=tok.unk_id,
+                   mask=tok.mask_id)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in (("pad", self.pad), ("blank", self.blank), ("unk", self.unk), ("bos", self.bos),
@@ -103,27 +109,25 @@ class GraphSpec:
 
     def file_for(self, precision: str, where: str) -> str:
         if precision not in PRECISIONS:
-            _fail(where, f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+            fail(where, f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         if precision not in self.files:
-            _fail(where, f"no {precision} variant of {self.file} (kdasr export --quantize {precision})")
+            fail(where, f"no {precision} variant of {self.file} (kdasr export --quantize {precision})")
         return self.files[precision]
 
     @classmethod
     def from_dict(cls, d: object, where: str) -> GraphSpec:
         """{"file": fp32 file, "int8"/"fp16": variant files, "inputs": [...], "outputs": [...]}."""
         if not isinstance(d, Mapping):
-            _fail(where, "must be an object")
+            fail(where, "must be an object")
         if not isinstance(d.get("file"), str):
-            _fail(where, f".file must be a file name, got {d.get('file')!r}")
+            fail(where, f".file must be a file name, got {d.get('file')!r}")
         files = {"fp32": d["file"], **{p: d[p] for p in PRECISIONS[1:] if isinstance(d.get(p), str)}}
-        return cls(files, _names(d.get("inputs"), where, "inputs"), _names(d.get("outputs"), where, "outputs"))
+        inputs, outputs = parse_names(d.get("inputs"), where, "inputs"), parse_names(d.get("outputs"), where, "outputs")
+        return cls(files, inputs, outputs)
 
     def to_dict(self) -> dict:
         variants = {p: f for p, f in self.files.items() if p != "fp32"}
         return {"file": self.file, "inputs": list(self.inputs), "outputs": list(self.outputs), **variants}
-
-    def with_variant(self, precision: str, file: str) -> GraphSpec:
-        return replace(self, files={**self.files, precision: file})
 
 
 @dataclass(frozen=True)
@@ -146,9 +150,9 @@ class TensorSpec:
     def _check(self, where: str) -> None:
         if sum(self.shape.count(d) for d in self.ROW_DIMS) != 1:
             dims = " or ".join(f"'{d}'" for d in self.ROW_DIMS)
-            _fail(where, f"{self.name}: shape {list(self.shape)} must have exactly one {dims} dim")
+            fail(where, f"{self.name}: shape {list(self.shape)} must have exactly one {dims} dim")
         if self.dtype not in DTYPES:
-            _fail(where, f"{self.name}: dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+            fail(where, f"{self.name}: dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
 
     def to_dict(self) -> dict:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
@@ -166,11 +170,11 @@ class StateTensor(TensorSpec):
     def _check(self, where: str) -> None:
         super()._check(where)
         if not self.output:
-            _fail(where, f"{self.name}: a state tensor needs the name of its output")
+            fail(where, f"{self.name}: a state tensor needs the name of its output")
         if self.init not in INITS:
-            _fail(where, f"{self.name}: init must be one of {', '.join(INITS)}, not {self.init!r}")
+            fail(where, f"{self.name}: init must be one of {', '.join(INITS)}, not {self.init!r}")
         if self.init == "uniform_frames" and FRAMES not in self.shape:
-            _fail(where, f"{self.name}: init uniform_frames needs a '{FRAMES}' dim")
+            fail(where, f"{self.name}: init uniform_frames needs a '{FRAMES}' dim")
 
 
 @dataclass(frozen=True)
@@ -192,17 +196,17 @@ class MemoryInput(TensorSpec):
         return self.shape.index(UTTERANCES if self.per_utterance else BATCH)
 
 
-def _tensors(cls, items: object, where: str) -> tuple:
+def parse_tensors(cls, items: object, where: str) -> tuple:
     if not isinstance(items, list):
-        _fail(where, "must be a list of tensor objects")
+        fail(where, "must be a list of tensor objects")
     out = []
     for i, d in enumerate(items):
         if not isinstance(d, Mapping) or not isinstance(d.get("name"), str):
-            _fail(where, f"item {i} must be an object with a 'name'")
+            fail(where, f"item {i} must be an object with a 'name'")
         known = {f.name for f in fields(cls)}
         if extra := sorted(set(d) - known):
-            _fail(where, f"{d['name']}: unknown keys {extra}")
-        t = cls(**{**d, "shape": _shape(d.get("shape"), f"{where} {d['name']}")})
+            fail(where, f"{d['name']}: unknown keys {extra}")
+        t = cls(**{**d, "shape": parse_shape(d.get("shape"), f"{where} {d['name']}")})
         t._check(where)
         out.append(t)
     return tuple(out)
@@ -222,7 +226,7 @@ class EncoderSpec:
             if role == "ctc_logprobs" and not self.ctc_logprobs:
                 continue
             if getattr(self, role) not in getattr(self.graph, side):
-                _fail(where, f"encoder_io.{role} {getattr(self, role)!r} is not among the encoder's {side} "
+                fail(where, f"encoder_io.{role} {getattr(self, role)!r} is not among the encoder's {side} "
                              f"{list(getattr(self.graph, side))}")
 
     def roles(self) -> dict:
@@ -244,16 +248,16 @@ class DecoderSpec:
 
     def _check(self, where: str, encoder_outputs: tuple[str, ...]) -> None:
         if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.prompt):
-            _fail(where, f"decoder_io.prompt must be a list of token ids, got {list(self.prompt)!r}")
+            fail(where, f"decoder_io.prompt must be a list of token ids, got {list(self.prompt)!r}")
         feeds = [self.tokens, *(s.name for s in self.state), *(m.name for m in self.memory)]
         if sorted(feeds) != sorted(self.graph.inputs):
-            _fail(where, f"decoder inputs {list(self.graph.inputs)} are not tokens + state + memory {feeds}")
+            fail(where, f"decoder inputs {list(self.graph.inputs)} are not tokens + state + memory {feeds}")
         for name in (self.logprobs, *(s.output for s in self.state)):
             if name not in self.graph.outputs:
-                _fail(where, f"decoder output {name!r} is not among the graph's outputs {list(self.graph.outputs)}")
+                fail(where, f"decoder output {name!r} is not among the graph's outputs {list(self.graph.outputs)}")
         for m in self.memory:
             if m.source not in encoder_outputs:
-                _fail(where, f"decoder memory {m.name!r} comes from encoder output {m.source!r}, which the encoder "
+                fail(where, f"decoder memory {m.name!r} comes from encoder output {m.source!r}, which the encoder "
                              f"does not have ({list(encoder_outputs)})")
 
     def io_dict(self) -> dict:
@@ -268,15 +272,15 @@ def read_spec_json(path, what: str = "model") -> dict:
 
     path = Path(path)
     if not path.is_file():
-        _fail(str(path.parent), f"not a kdasr {what} directory (no {path.name})")
+        fail(str(path.parent), f"not a kdasr {what} directory (no {path.name})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        _fail(str(path), f"invalid JSON ({e})")
+        fail(str(path), f"invalid JSON ({e})")
     except RecursionError:  # json's C parser recurses once per nesting level
-        _fail(str(path), "invalid JSON (nested too deeply)")
+        fail(str(path), "invalid JSON (nested too deeply)")
     except OSError as e:
-        _fail(str(path), f"cannot read it: {e.strerror or e}")
+        fail(str(path), f"cannot read it: {e.strerror or e}")
     if not isinstance(data, dict):
-        _fail(str(path), f"expected a JSON object, got {type(data).__name__}")
+        fail(str(path), f"expected a JSON object, got {type(data).__name__}")
     return data

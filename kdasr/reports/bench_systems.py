@@ -24,12 +24,12 @@ import numpy as np
 from ..audio import load_audio
 from ..data.manifest import read_manifest
 from ..errors import KdasrError
+from ..eval.run import reference
+from ..eval.tune import read_options
+from ..eval.wer import error_rates
 from ..runtime import DecodeOptions, Transcriber
 from ..runtime.transcriber import Result
 from .bench import machine, machine_info
-from .run import reference
-from .tune import read_options
-from .wer import error_rates
 
 BENCH_FORMAT = 1
 BATCHES = (1, 16)

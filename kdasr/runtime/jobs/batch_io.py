@@ -20,9 +20,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path, PurePath
 
-from ..errors import KdasrError
-from ..inputs import InputItem
-from ..io_utils import NAME_MAX, atomic_write_text, remove_orphan_temps_of
+from ...errors import KdasrError
+from ...io_utils import NAME_MAX, atomic_write_text, remove_orphan_temps_of
+from .inputs import InputItem
 
 PATH_MAX = 4096  # bytes (Linux)
 # write errors that concern one output's name, not the folder or the disk: that input fails, the batch goes on

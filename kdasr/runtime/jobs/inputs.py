@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import KdasrError, ManifestError
+from ...errors import KdasrError, ManifestError
 
 AUDIO_EXTENSIONS = frozenset(
     "wav wave flac ogg oga opus mp3 aif aiff aifc au snd caf w64 rf64 sph nist".split()
@@ -42,7 +42,7 @@ class InputItem:
         """What `Transcriber.transcribe` takes for this item: a path, or an AudioSlice."""
         if self.id is None and self.start == 0.0 and self.duration is None:
             return self.audio
-        from .runtime.prepare import AudioSlice
+        from ..prepare import AudioSlice
 
         return AudioSlice(self.audio, self.start, self.duration, self.source)
 

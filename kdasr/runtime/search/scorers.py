@@ -4,7 +4,10 @@ A full scorer gives log-probs over the whole vocabulary for N hypotheses at once
   init_state(rows)                 state for N fresh hypotheses (rows[i] = utterance of hypothesis i)
   score(tokens, state, rows)       (logp [N, V], next state for each of the N rows)
   select_state(state, src)         keep/reorder rows: the next step's hypothesis i continues row src[i]
-The CTC prefix scorer (ctc_prefix.py) is the partial kind: it scores given candidates only."""
+The CTC prefix scorer (ctc_prefix.py) is the partial kind: it scores given candidates only:
+  init_state(rows); score(state, rows, cand, step) -> (scores [N, M], pending); select(pending, cand, src, col)
+The length bonus is the per-token kind: `per_token` added for every token (LengthBonus).
+A scorer's kind is its `kind` attribute (absent: full); beam.StepScores combines them."""
 
 from __future__ import annotations
 
@@ -12,9 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ModelError
-from ..graph_spec import BATCH, FRAMES, STEPS, StateTensor, TensorSpec
-from .onnx_model import OnnxStudent
+from ...errors import ModelError
+from ...spec.graph_spec import BATCH, FRAMES, STEPS, StateTensor, TensorSpec
+from ..onnx_model import OnnxStudent
 
 
 class FullScorer(Protocol):
@@ -23,6 +26,22 @@ class FullScorer(Protocol):
     def score(self, tokens: np.ndarray, state: Any, rows: np.ndarray) -> tuple[np.ndarray, Any]: ...
 
     def select_state(self, state: Any, src: np.ndarray) -> Any: ...
+
+
+FULL, PARTIAL, PER_TOKEN = "full", "partial", "per_token"
+Scorer = Any  # a full, partial or per-token scorer (see above)
+
+
+def kind_of(scorer: Scorer) -> str:
+    return getattr(scorer, "kind", FULL)
+
+
+class LengthBonus:
+    """+1 per token, times its weight (DecodeOptions.length_bonus): counters the search's preference
+    for short hypotheses (every token's log-prob is <= 0)."""
+
+    kind = PER_TOKEN
+    per_token = 1.0
 
 
 def initial_state(t: StateTensor, n: int, lens: np.ndarray, frames: int) -> np.ndarray:

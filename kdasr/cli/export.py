@@ -1,0 +1,109 @@
+"""`kdasr export` and `kdasr export-lm`: a checkpoint or the teachers to ONNX model dirs (imports torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import QuantizeOpt, bad_decoding, print_checks, user_errors
+from .decode_flags import DECODING, with_decode_flags
+
+TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
+
+
+def _check_recommended_decoding(decoding: dict) -> None:
+    from ..spec.decode_options import DecodeOptions
+
+    try:
+        DecodeOptions(**decoding)
+    except ValueError as e:
+        bad_decoding(e)
+
+
+@with_decode_flags(*DECODING, recommend=True)
+def export_cmd(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint(s); several are averaged.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare every graph with torch; fail above --tolerance.")
+    ] = False,
+    tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
+    quantize: QuantizeOpt = None,
+    options: Annotated[
+        Path | None, typer.Option(help="Decoding tuned on dev (kdasr tune --out FILE) to record as the recommendation; "
+                                  f"decode flags given here win. Default: the run's {TUNED_FILE} beside the "
+                                  "checkpoint when there is one.")
+    ] = None,
+    decode: dict | None = None,
+) -> None:
+    """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
+    tokenizer.model, model.json (and *.int8.onnx / *.fp16.onnx with --quantize).
+
+    model.json records the decoding transcribe/eval/serve use unless told: the decode flags given,
+    over --options (or the run's tuned.json, written by `kdasr tune --out CKPT_DIR/tuned.json`).
+    Without any, none is recorded and the model decodes greedy; the command says so.
+
+    Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8 \\
+    --beam 5 --ctc-weight 0.5
+    """
+    from ..export.pipeline import export_checkpoint
+
+    with user_errors():
+        decoding, source = _export_decoding(checkpoints, options, decode or {})
+        _check_recommended_decoding(decoding)
+        spec, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
+    typer.echo(f"wrote {out_dir}")
+    recorded = spec.to_dict().get("decoding") or {}  # what differs from DecodeOptions' defaults
+    if recorded:
+        fields = ", ".join(f"{k}={v}" for k, v in recorded.items())
+        typer.echo(f"recommended decoding recorded in model.json: {fields}" + (f" (from {source})" if source else ""))
+    else:
+        ckpt_dir = Path(checkpoints[0]).parent
+        typer.echo(f"note: no decoding recorded: {out_dir} decodes greedy (beam 1, no CTC weight) unless told. "
+                   f"Tune it on dev (kdasr tune --model {out_dir} --manifest DEV.jsonl --grid beam=1,5,10 --grid "
+                   f"ctc_weight=0,0.3,0.5 --out {ckpt_dir / TUNED_FILE}) and export again, or give "
+                   "--beam/--ctc-weight.", err=True)
+    if not print_checks(checks, tolerance):
+        raise typer.Exit(1)
+
+
+def _export_decoding(checkpoints: list[Path], options: Path | None, flags: dict) -> tuple[dict, str]:
+    """(the decoding export records, where it came from): flags over --options; without both, the
+    run's tuned.json beside the checkpoint when it exists."""
+    from ..eval.tune import read_options
+
+    tuned = Path(checkpoints[0]).parent / TUNED_FILE if checkpoints else None
+    if options is None and not flags and tuned is not None and tuned.is_file():
+        options = tuned
+    base = read_options(options).decoding if options is not None else {}
+    source = ", ".join(([f"{options}"] if options is not None else []) + (["flags"] if flags else []))
+    return {**base, **flags}, source
+
+
+def export_lm(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where to write (a model directory, or its own).")],
+    lm: Annotated[Path | None, typer.Option(help="LM teacher directory (lm.pt).")] = None,
+    bert: Annotated[Path | None, typer.Option(help="BERT teacher directory (save_pretrained + tokenizer).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Compare with torch; fail above --tolerance.")] = False,
+    tolerance: Annotated[float, typer.Option(help="Max abs difference allowed by --check.")] = 1e-4,
+    quantize: QuantizeOpt = None,
+) -> None:
+    """Export the teachers for inference: lm.onnx (one step, KV cache in/out) for shallow fusion and
+    rescoring, bert.onnx (masked-LM scoring) for pseudo-log-likelihood rescoring.
+
+    Example: kdasr export-lm --lm exp/teachers/lm --bert exp/teachers/bert --out export/demo-en --check
+    """
+    from ..export.teacher_export import export_teachers
+
+    with user_errors():
+        checks = export_teachers(out_dir, lm, bert, check=check, quantize=quantize or ())
+    typer.echo(f"wrote {out_dir}")
+    if not print_checks(checks, tolerance):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export_cmd)
+    app.command("export-lm")(export_lm)
