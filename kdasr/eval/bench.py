@@ -28,7 +28,17 @@ from ..errors import ModelError
 from ..machine import cpu_has_amx, cpu_model
 from ..runtime import DecodeOptions, Transcriber
 from ..runtime.transcriber import Result, default_model_dir
-from .bench_records import ORT_FP32_B1, ORT_FP32_B16, ORT_INT8_B1, LongAudio, Measured, RuntimeBench
+from .bench_records import (
+    BEAM5,
+    GREEDY,
+    ORT_FP32_B1,
+    ORT_FP32_B16,
+    ORT_INT8_B1,
+    LongAudio,
+    Measured,
+    RuntimeBench,
+    search_name,
+)
 from .bench_report import machine_lines
 from .engines import Engine, OrtEngine, batch_one, measure
 
@@ -84,8 +94,8 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
 def _search_settings(rec_label: str, rec_opts: DecodeOptions) -> list[tuple[str, DecodeOptions, str]]:
     """(label, options, note) of the search section's settings; note: what sets the setting apart."""
     return [
-        ("greedy (beam 1)", DecodeOptions(), ""),
-        ("beam 5", DecodeOptions(beam=5), ""),
+        (GREEDY, DecodeOptions(), ""),
+        (BEAM5, DecodeOptions(beam=5), ""),
         ("beam 5, length penalty 1.0", DecodeOptions(beam=5, length_penalty=1.0), ""),
         ("beam 5 + CTC 0.2", DecodeOptions(beam=5, ctc_weight=0.2), ""),
         (rec_label, rec_opts, ""),
@@ -131,10 +141,10 @@ def run_bench(
 
     rec_label = f"beam {rec_opts.beam} + CTC {rec_opts.ctc_weight:g} (model.json recommends)"
     settings = _search_settings(rec_label, rec_opts)
-    search = [run(e32, f"fp32 {label}", o, note) for label, o, note in settings]
+    search = [run(e32, search_name("fp32", label), o, note) for label, o, note in settings]
     if e8 is not None:
-        int8_labels = ("greedy (beam 1)", rec_label)
-        search += [run(e8, f"int8 {label}", o, note) for label, o, note in settings if label in int8_labels]
+        int8_labels = (GREEDY, rec_label)
+        search += [run(e8, search_name("int8", label), o, note) for label, o, note in settings if label in int8_labels]
 
     fusion = []
     beam5 = DecodeOptions(beam=5)
@@ -151,8 +161,8 @@ def run_bench(
         utterances=len(utts), seconds_audio=audio, sample_rate=rate, model=str(model_dir), threads=cfg.threads,
         repeats=max(1, cfg.repeats), reference=reference.name if reference is not None else None,
         reference_source=cfg.reference, has_int8=e8 is not None, engines=tuple(engines), batch16=b16,
-        search=tuple(search), recommended=f"fp32 {rec_label}", recommended_label=rec_label, fusion=tuple(fusion),
-        long_audio=_long_audio(cfg, model_dir, waves, fp32),
+        search=tuple(search), recommended=search_name("fp32", rec_label), recommended_label=rec_label,
+        fusion=tuple(fusion), long_audio=_long_audio(cfg, model_dir, waves, fp32),
     )
 
 

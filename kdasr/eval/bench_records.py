@@ -12,7 +12,13 @@ from .engines import Row
 ORT_FP32_B1 = "ORT fp32, batch 1"
 ORT_INT8_B1 = "ORT int8, batch 1"
 ORT_FP32_B16 = "ORT fp32, batch 16"
-BEAM5 = "fp32 beam 5"  # plain beam search: the base the fusion and rescoring rows are compared with
+# search settings are named "<precision> <label>" (search_name)
+GREEDY = "greedy (beam 1)"  # the base the search rows are compared with
+BEAM5 = "beam 5"  # plain beam search: the base the fusion and rescoring rows are compared with
+
+
+def search_name(precision: str, label: str) -> str:
+    return f"{precision} {label}"
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,18 @@ class RuntimeBench:
     reference: str | None  # the reference engine's name (None: no reference engine)
     reference_source: str  # what it was built from
     has_int8: bool
-    engines: tuple[Measured, ...]  # greedy, batch 1, one per engine; the first is the speed-up base
+    engines: tuple[Measured, ...]  # greedy, batch 1, one per engine
     batch16: Measured  # ORT fp32 greedy at batch 16
-    search: tuple[Measured, ...]  # batch 16; the first (greedy) is the speed-up base
+    search: tuple[Measured, ...]  # batch 16
     recommended: str  # the name of the search setting model.json recommends
     recommended_label: str  # that decoding in words ("beam 10 + CTC 0.2 (model.json recommends)")
     fusion: tuple[Measured, ...]  # fusion and rescoring settings (empty: no LM/BERT exported)
     long_audio: LongAudio
+
+    @property
+    def engines_base(self) -> str:
+        """The setting the engines are compared with: the reference engine's, else ORT fp32's."""
+        return f"{self.reference}, batch 1" if self.reference is not None else ORT_FP32_B1
 
     def settings(self) -> tuple[Measured, ...]:
         return (*self.engines, self.batch16, *self.search, *self.fusion)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io_utils import atomic_write_text
-from .bench_records import BEAM5, ORT_FP32_B1, ORT_INT8_B1, Measured, RuntimeBench
+from .bench_records import BEAM5, GREEDY, ORT_FP32_B1, ORT_INT8_B1, Measured, RuntimeBench, search_name
 from .engines import Row
 
 BENCH_FORMAT = 1
@@ -97,7 +97,7 @@ def aims(b: RuntimeBench) -> list[Aim]:
     ort1 = b.setting(ORT_FP32_B1).row
     out = []
     if b.reference is not None:
-        ref = b.setting(f"{b.reference}, batch 1").row
+        ref = b.setting(b.engines_base).row
         out.append(Aim("ORT fp32 vs torch eager (greedy, batch 1, end to end)", ort1, ref, 2.5))
     if (i8 := b.get(ORT_INT8_B1)) is not None:
         loss = (i8.row.cer or 0.0) - (ort1.cer or 0.0)
@@ -138,14 +138,14 @@ def runtime_markdown(b: RuntimeBench) -> str:
     if b.reference is not None and b.reference_source:
         lines += [f"Reference engine `{b.reference}` built from `{b.reference_source}`.", ""]
     lines += ["## Engines: torch eager vs ORT fp32 vs ORT int8 (greedy, one utterance at a time)", ""]
-    lines += table(list(b.engines), b.engines[0]) + [""]
+    lines += table(list(b.engines), b.setting(b.engines_base)) + [""]
     if not b.has_int8:
         lines += ["(no int8 graphs in the model dir: export with `--quantize int8`)", ""]
     ort1 = b.setting(ORT_FP32_B1)
     lines += ["## Batch 1 vs batch 16 (ORT fp32, greedy)", ""]
     lines += table([ort1, b.batch16], ort1) + [""]
     lines += ["## Search: greedy, beam, joint CTC/attention (ORT, batch 16)", ""]
-    lines += table(list(b.search), b.search[0]) + [""]
+    lines += table(list(b.search), b.setting(search_name("fp32", GREEDY))) + [""]
     rec, cost = b.setting(b.recommended).row, search_cost(b)
     lines += [
         f"Recommended decoding ({b.recommended_label}): RTFx {rec.rtfx:.1f} (wall; {b.seconds_audio / rec.cpu:.1f} "
@@ -156,7 +156,7 @@ def runtime_markdown(b: RuntimeBench) -> str:
     ]
     lines += ["## Shallow fusion and rescoring cost against plain beam search (ORT fp32, batch 16)", ""]
     if b.fusion:
-        beam5 = b.setting(BEAM5)
+        beam5 = b.setting(search_name("fp32", BEAM5))
         lines += table([beam5, *b.fusion], beam5) + [""]
     else:
         lines += ["(no exported LM/BERT: `kdasr export-lm --lm DIR --bert DIR --out MODEL_DIR`)", ""]
