@@ -39,7 +39,6 @@ from .bench_records import (
     RuntimeBench,
     search_name,
 )
-from .bench_report import machine_lines
 from .engines import Engine, OrtEngine, batch_one, measure
 
 
@@ -58,7 +57,7 @@ class BenchConfig:
 
 
 def machine_info() -> dict:
-    """The machine a benchmark ran on, machine-readable (also what `machine()` prints)."""
+    """The machine a benchmark ran on, machine-readable (bench_report.machine_lines prints it)."""
     model = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {}
@@ -71,10 +70,6 @@ def machine_info() -> dict:
     return {"cpu": model, "amx": cpu_has_amx(), "cores_usable": cores, "cpu_count": os.cpu_count(),
             "load_average": load, "python": platform.python_version(),
             "system": f"{platform.system()} {platform.release()}", "versions": versions}
-
-
-def machine() -> list[str]:
-    return machine_lines(machine_info())
 
 
 def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:

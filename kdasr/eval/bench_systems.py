@@ -1,6 +1,7 @@
 """`kdasr bench --system NAME=MODEL_DIR[:OPTIONS.json] ...`: the decoding cost of several systems
-side by side in one run on the same audio, as Markdown and as JSON beside it (what `kdasr
-paper-table` reads). Torch-free.
+side by side in one run on the same audio, measured into a SystemsBench record, written as
+Markdown (`systems_markdown`) and as JSON beside it (`SystemsBench.to_json`: what `kdasr
+paper-table` and `kdasr card` read). Torch-free.
 
 Each system is a model dir decoded with its recommended decoding, or with an options file from
 `kdasr tune` (fusion, rescoring: the file names its LM dir). Per system, two modes on the same
