@@ -237,6 +237,6 @@ def test_kd_step_bench_measures_every_variant(tmp_path):
 
     (tmp_path / "text.txt").write_text("the cat sat on the mat\nthe dog ran to the park\n" * 20)
     tok = Tokenizer(train_tokenizer([tmp_path / "text.txt"], tmp_path / "sp", vocab_size=20))
-    r = bench_kd_step(tok, "tiny", steps=1, batch=2, frames=64, units=4)
-    assert (r.preset, r.batch, r.frames, r.units, r.steps) == ("tiny", 2, 64, 4, 1)
+    r = bench_kd_step(tok, "tiny", steps=1, batch=1, frames=32, units=3)
+    assert (r.preset, r.batch, r.frames, r.units, r.steps) == ("tiny", 1, 32, 3, 1)
     assert r.baseline in r.seconds and len(r.seconds) == 3 and min(r.seconds.values()) > 0
