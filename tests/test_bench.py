@@ -3,6 +3,7 @@ in), encoder-only rows and stage times, and the command working where `import to
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,3 +75,9 @@ def test_bench_runs_without_torch(tiny_corpus, tiny_model, tmp_path):
     for needle in ("encoder only", "decoder graph", "Ratios side by side", "batch 16 vs batch 1", "CPU s"):
         assert needle in text, needle
     assert "torch eager fp32, batch 1" not in text  # no reference engine row without --checkpoint
+    doc = json.loads(out.with_suffix(".json").read_text())  # the records beside the report
+    search = {s["name"]: s for s in doc["search"]}
+    assert doc["recommended"] in search and "fp32 greedy (beam 1)" in search and doc["reference"] is None
+    assert doc["engines"][0]["name"] == "ORT fp32, batch 1" and doc["utterances"] == 2
+    assert search["fp32 beam 5"]["row"]["wer"] is not None and search["fp32 beam 5"]["encoder_only"]["wer"] is None
+    assert doc["sample_rate"] == 16000 and doc["seconds_audio"] > 0

@@ -145,6 +145,7 @@ def test_teacher_bench_compares_methods_and_bf16(tok):
 
     teacher = BertTeacher(tiny_bert(tok.vocab_size), window=64, mask_id=tok.mask_id, path="tiny")
     r = bench_soft_labels(teacher, tok, utterances(), "context", 24, repeats=1)
-    assert r["unique_windows"] * 2 == r["windows"] and r["same_ids"] == 1.0 and r["max_prob_diff"] < 1e-5
-    assert min(r["slow_tps"], r["fast_tps"], r["dedup_tps"], r["bf16_tps"]) > 0
-    assert r["bf16_same_top1"] >= 0.9 and r["bf16_max_prob_diff"] < 0.02
+    assert r.mode == "context" and r.utterances == len(utterances())
+    assert r.unique_windows * 2 == r.windows and r.same_ids == 1.0 and r.max_prob_diff < 1e-5
+    assert min(r.slow_tps, r.fast_tps, r.dedup_tps, r.bf16_tps) > 0
+    assert r.bf16_same_top1 >= 0.9 and r.bf16_max_prob_diff < 0.02

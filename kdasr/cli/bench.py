@@ -13,8 +13,8 @@ from .common import LmOpt, ModelOpt, command_line, user_errors
 def bench(
     ctx: typer.Context,
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest: the audio benchmarked (and its CER).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write (with --system, JSON beside "
-                                      "it); nothing else is written. The repository's is eval/reports/runtime.md.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report to write, its records as JSON beside "
+                                      "it (X.json). The repository's is eval/reports/runtime.md.")],
     model: ModelOpt = None,
     checkpoint: Annotated[
         Path | None,
@@ -61,12 +61,11 @@ def bench(
             from ..models.reference_decode import TorchEagerEngine  # the bench's only torch import
 
             reference = TorchEagerEngine.load(checkpoint, threads)
-        report = run_bench(cfg, reference, progress=lambda msg: typer.echo(msg, err=True))
-    from ..io_utils import atomic_write_text
+        record = run_bench(cfg, reference, progress=lambda msg: typer.echo(msg, err=True))
+    from ..reports.bench_report import write_runtime_bench
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, report)
-    typer.echo(f"wrote {out}")
+    write_runtime_bench(record, out, out.with_suffix(".json"))
+    typer.echo(f"wrote {out} and {out.with_suffix('.json')}")
 
 
 def bench_systems(ctx: typer.Context, systems: list[str], manifest: Path, out: Path, checkpoint: Path | None,

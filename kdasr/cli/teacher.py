@@ -313,7 +313,9 @@ def bench(
     lm_teacher: Annotated[Path, typer.Option("--lm", help="LM teacher directory.")],
     train: Annotated[Path, typer.Option(help="Speech manifest for soft-label and KD-step timing.")],
     dev: Annotated[Path, typer.Option(help="Dev manifest for teacher perplexities.")],
-    report: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path("eval/reports/teachers.md"),
+    report: Annotated[Path, typer.Option(help="Markdown report to write (its records as JSON beside it).")] = Path(
+        "eval/reports/teachers.md"
+    ),
     utterances: Annotated[int, typer.Option(help="Utterances timed per soft-label method.")] = 40,
     config: Annotated[str, typer.Option(help="Student config for the KD step timing.")] = "demo",
     threads: ThreadsOpt = 1,
@@ -326,22 +328,12 @@ def bench(
     Example: kdasr teacher bench --tokenizer data/demo/tokenizer.model --bert exp/teachers/bert \\
     --lm exp/teachers/lm --train data/demo/train.jsonl --dev data/demo/dev.jsonl
     """
-    from ..teachers.bench import run_bench
+    from ..teachers.bench import TeacherBenchConfig, run_bench
+    from ..teachers.bench_report import write_teacher_bench
     from ..training.kd_bench import bench_kd_step
 
+    cfg = TeacherBenchConfig(tokenizer, bert_teacher, lm_teacher, train, dev, utterances, config, threads, repeats,
+                             command=command_line())
     with user_errors():
-        text = run_bench(
-            tokenizer,
-            bert_teacher,
-            lm_teacher,
-            train,
-            dev,
-            report,
-            utterances,
-            config,
-            threads,
-            repeats,
-            command=command_line(),
-            kd_step=bench_kd_step,
-        )
+        text = write_teacher_bench(run_bench(cfg, kd_step=bench_kd_step), report, report.with_suffix(".json"))
     typer.echo(text)

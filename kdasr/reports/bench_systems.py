@@ -1,6 +1,7 @@
 """`kdasr bench --system NAME=MODEL_DIR[:OPTIONS.json] ...`: the decoding cost of several systems
-side by side in one run on the same audio, as Markdown and as JSON beside it (what `kdasr
-paper-table` reads). Torch-free.
+side by side in one run on the same audio, measured into a SystemsBench record, written as
+Markdown (`systems_markdown`) and as JSON beside it (`SystemsBench.to_json`: what `kdasr
+paper-table` and `kdasr card` read). Torch-free.
 
 Each system is a model dir decoded with its recommended decoding, or with an options file from
 `kdasr tune` (fusion, rescoring: the file names its LM dir). Per system, two modes on the same
@@ -29,7 +30,8 @@ from ..eval.tune import read_options
 from ..eval.wer import error_rates
 from ..runtime import DecodeOptions, Transcriber
 from ..runtime.transcriber import Result
-from .bench import machine, machine_info
+from .bench import machine_info
+from .bench_report import machine_lines
 
 BENCH_FORMAT = 1
 BATCHES = (1, 16)
@@ -129,17 +131,74 @@ def _round(s: _Loaded, waves: list[np.ndarray]) -> None:
     s.hyps = s.hyps or hyps
 
 
-def _mode(per_utt: list[float], calls: list[float], audio: float, cpu: float) -> dict:
+@dataclass(frozen=True)
+class ModeStats:
+    """One mode (batch 1 or 16) of one system: RTFx and summed wall/CPU seconds of the calls,
+    latency per utterance (at batch 16: its batch's wall time)."""
+
+    rtfx: float | None
+    wall_s: float
+    cpu_s: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    latency_ms_mean: float
+
+
+@dataclass(frozen=True)
+class SystemRecord:
+    name: str
+    model: str
+    options_file: str | None
+    lm: str | None
+    decoding: dict  # the DecodeOptions it was benched with, as a dict
+    batch1: ModeStats
+    batch16: ModeStats
+    wer: float | None  # None: no scorable reference
+    cer: float | None
+
+
+@dataclass(frozen=True)
+class SystemsBench:
+    run: str
+    command: str
+    note: str
+    machine: dict  # machine_info()
+    manifest: str
+    utterances: int
+    seconds_audio: float
+    threads: int
+    repeats: int
+    systems: tuple[SystemRecord, ...]
+    baseline: str  # the system the latency ratios are taken against (the first --system)
+    method: str
+
+    def system(self, name: str) -> SystemRecord:
+        for s in self.systems:
+            if s.name == name:
+                return s
+        raise KeyError(f"no system {name!r} in this bench run")
+
+    def to_json(self) -> dict:
+        """The JSON `kdasr paper-table` and `kdasr card` read (format BENCH_FORMAT)."""
+        return {
+            "kdasr_bench": BENCH_FORMAT, "run": self.run, "command": self.command, "note": self.note,
+            "machine": self.machine, "machine_lines": machine_lines(self.machine), "manifest": self.manifest,
+            "utterances": self.utterances, "seconds_audio": self.seconds_audio, "threads": self.threads,
+            "repeats": self.repeats, "systems": [dataclasses.asdict(s) for s in self.systems],
+            "baseline": self.baseline, "method": self.method,
+        }
+
+
+def _mode(per_utt: list[float], calls: list[float], audio: float, cpu: float) -> ModeStats:
     """Latencies per utterance (at batch 16: its batch's wall time); RTFx from the calls' wall time,
     each call counted once (summing the per-utterance latencies would count a batch 16 times)."""
     ms = 1000 * np.asarray(per_utt)
     wall = float(sum(calls))
-    return {"rtfx": audio / wall if wall > 0 else None, "wall_s": wall, "cpu_s": cpu,
-            "latency_ms_p50": float(np.percentile(ms, 50)), "latency_ms_p95": float(np.percentile(ms, 95)),
-            "latency_ms_mean": float(ms.mean())}
+    return ModeStats(audio / wall if wall > 0 else None, wall, cpu, float(np.percentile(ms, 50)),
+                     float(np.percentile(ms, 95)), float(ms.mean()))
 
 
-def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] = lambda m: None) -> dict:
+def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] = lambda m: None) -> SystemsBench:
     if not cfg.systems:
         raise KdasrError("no --system given")
     names = [s.name for s in cfg.systems]
@@ -148,63 +207,67 @@ def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] =
     utts = read_manifest(cfg.manifest)[: cfg.limit]
     if not utts:
         raise KdasrError(f"{cfg.manifest}: no utterances")
-    waves = [load_audio(u.audio, start=u.start, duration=u.duration) for u in utts]
-    audio = sum(len(w) for w in waves) / 16000
     info, started = machine_info(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     loaded = [_load(s, cfg.threads) for s in cfg.systems]
+    waves_at = {  # the audio at each system's own sample rate (its model's)
+        rate: [load_audio(u.audio, rate, start=u.start, duration=u.duration) for u in utts]
+        for rate in dict.fromkeys(s.t.sample_rate for s in loaded)
+    }
+    rate, first = next(iter(waves_at.items()))
+    audio = sum(len(w) for w in first) / rate
     for s in loaded:  # warm-up: session allocations, teachers loaded on first use
-        s.t.transcribe(waves[:2], s.opts)
+        s.t.transcribe(waves_at[s.t.sample_rate][:2], s.opts)
     for r in range(max(1, cfg.repeats)):
         for s in loaded:
             progress(f"round {r + 1}/{max(1, cfg.repeats)}: {s.spec.name}")
-            _round(s, waves)
+            _round(s, waves_at[s.t.sample_rate])
     refs = [reference(u)[0] for u in utts]  # normalised like kdasr eval; None: not scorable (digits)
     scored = [i for i, r in enumerate(refs) if r is not None]
     systems = []
     for s in loaded:
         rates = error_rates([refs[i] for i in scored], [s.hyps[i] for i in scored]) if scored else None
-        per_batch16 = [s.b16[i // 16] for i in range(len(waves))]  # each utterance waits for its batch
-        systems.append({
-            "name": s.spec.name, "model": str(s.spec.model_dir),
-            "options_file": str(s.spec.options_file) if s.spec.options_file else None,
-            "lm": str(s.lm) if s.lm else None, "decoding": dataclasses.asdict(s.opts),
-            "batch1": _mode(s.b1, s.b1, audio, s.cpu["batch1"]),
-            "batch16": _mode(per_batch16, s.b16, audio, s.cpu["batch16"]),
-            "wer": rates.wer if rates else None, "cer": rates.cer if rates else None,
-        })
-    return {
-        "kdasr_bench": BENCH_FORMAT, "run": started, "command": cfg.command, "note": cfg.note,
-        "machine": info, "machine_lines": machine(), "manifest": str(cfg.manifest), "utterances": len(utts),
-        "seconds_audio": audio, "threads": cfg.threads, "repeats": max(1, cfg.repeats), "systems": systems,
-        "method": ("batch 1: each utterance alone, latency = its call's wall time; batch 16: manifest order, "
-                   "16 per call, latency = its batch's wall time; systems interleaved per round, fastest of "
-                   "the rounds kept per utterance (batch); RTFx = audio seconds / summed call wall seconds"),
-    }
+        per_batch16 = [s.b16[i // 16] for i in range(len(utts))]  # each utterance waits for its batch
+        systems.append(SystemRecord(
+            name=s.spec.name, model=str(s.spec.model_dir),
+            options_file=str(s.spec.options_file) if s.spec.options_file else None,
+            lm=str(s.lm) if s.lm else None, decoding=dataclasses.asdict(s.opts),
+            batch1=_mode(s.b1, s.b1, audio, s.cpu["batch1"]),
+            batch16=_mode(per_batch16, s.b16, audio, s.cpu["batch16"]),
+            wer=rates.wer if rates else None, cer=rates.cer if rates else None,
+        ))
+    return SystemsBench(
+        run=started, command=cfg.command, note=cfg.note, machine=info, manifest=str(cfg.manifest),
+        utterances=len(utts), seconds_audio=audio, threads=cfg.threads, repeats=max(1, cfg.repeats),
+        systems=tuple(systems), baseline=cfg.systems[0].name,
+        method=("batch 1: each utterance alone, latency = its call's wall time; batch 16: manifest order, "
+                "16 per call, latency = its batch's wall time; systems interleaved per round, fastest of "
+                "the rounds kept per utterance (batch); RTFx = audio seconds / summed call wall seconds"),
+    )
 
 
 def _num(x, digits=1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def systems_markdown(doc: dict) -> str:
+def systems_markdown(b: SystemsBench) -> str:
     lines = ["# Decoding cost of the systems, side by side (`kdasr bench --system`)", "",
-             f"Run {doc['run']}. Machine:", *doc["machine_lines"], ""]
-    if doc.get("command"):
-        lines += [f"Command: `{doc['command']}`", ""]
-    if doc.get("note"):
-        lines += [f"**Note:** {doc['note']}", ""]
-    lines += [f"Audio: first {doc['utterances']} utterances of `{doc['manifest']}` ({doc['seconds_audio']:.1f} s); "
-              f"onnxruntime intra-op threads: {doc['threads']}; rounds: {doc['repeats']}. {doc['method']}.", ""]
-    base = doc["systems"][0]
+             f"Run {b.run}. Machine:", *machine_lines(b.machine), ""]
+    if b.command:
+        lines += [f"Command: `{b.command}`", ""]
+    if b.note:
+        lines += [f"**Note:** {b.note}", ""]
+    lines += [f"Audio: first {b.utterances} utterances of `{b.manifest}` ({b.seconds_audio:.1f} s); "
+              f"onnxruntime intra-op threads: {b.threads}; rounds: {b.repeats}. {b.method}.", ""]
+    base = b.system(b.baseline)
     lines += ["| system | decoding | RTFx b1 | p50 / p95 ms b1 | RTFx b16 | p50 / p95 ms b16 | "
-              f"p50 b1 / {base['name']} | WER % | CER % |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for s in doc["systems"]:
-        b1, b16 = s["batch1"], s["batch16"]
-        ratio = b1["latency_ms_p50"] / base["batch1"]["latency_ms_p50"]
+              f"p50 b1 / {base.name} | WER % | CER % |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in b.systems:
+        b1, b16 = s.batch1, s.batch16
+        ratio = b1.latency_ms_p50 / base.batch1.latency_ms_p50
         lines.append(
-            f"| {s['name']} | {describe(s['decoding'])} | {_num(b1['rtfx'])} | {b1['latency_ms_p50']:.0f} / "
-            f"{b1['latency_ms_p95']:.0f} | {_num(b16['rtfx'])} | {b16['latency_ms_p50']:.0f} / "
-            f"{b16['latency_ms_p95']:.0f} | {ratio:.2f} | {_num(s['wer'], 2)} | {_num(s['cer'], 2)} |")
+            f"| {s.name} | {describe(s.decoding)} | {_num(b1.rtfx)} | {b1.latency_ms_p50:.0f} / "
+            f"{b1.latency_ms_p95:.0f} | {_num(b16.rtfx)} | {b16.latency_ms_p50:.0f} / "
+            f"{b16.latency_ms_p95:.0f} | {ratio:.2f} | {_num(s.wer, 2)} | {_num(s.cer, 2)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -226,9 +289,9 @@ def describe(decoding: dict) -> str:
     return text
 
 
-def write_systems_bench(doc: dict, markdown: Path, json_path: Path) -> None:
+def write_systems_bench(b: SystemsBench, markdown: Path, json_path: Path) -> None:
     from ..io_utils import atomic_write_text
 
     markdown.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")
-    atomic_write_text(markdown, systems_markdown(doc))
+    atomic_write_text(json_path, json.dumps(b.to_json(), indent=2) + "\n")
+    atomic_write_text(markdown, systems_markdown(b))

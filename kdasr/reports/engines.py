@@ -101,10 +101,12 @@ def _best(fn, repeats: int) -> tuple[float, float, object]:
 
 
 def measure(
-    engine: Engine, name: str, opts: DecodeOptions, waves: list[np.ndarray], refs: list[str], repeats: int = 1
+    engine: Engine, name: str, opts: DecodeOptions, waves: list[np.ndarray], refs: list[str], repeats: int = 1,
+    sample_rate: int = 16000,
 ) -> tuple[Row, Row]:
-    """(the setting end to end, the same engine's encoder alone on the same batches)."""
-    audio = sum(len(w) for w in waves) / 16000
+    """(the setting end to end, the same engine's encoder alone on the same batches); `waves` at
+    `sample_rate` (the model's)."""
+    audio = sum(len(w) for w in waves) / sample_rate
     engine.transcribe(waves[:2], opts)  # warm-up (session allocations, teacher loading)
     wall, cpu, (hyps, stages) = _best(lambda: (engine.transcribe(waves, opts), dict(engine.stages)), repeats)
     r = error_rates(refs, hyps)

@@ -1,4 +1,5 @@
-"""`kdasr teacher bench`: the teachers measured side by side in one run, written as markdown.
+"""`kdasr teacher bench`: the teachers measured side by side in one run, into a TeacherBench
+record (kdasr.teachers.bench_records; kdasr.teachers.bench_report writes Markdown and JSON).
 
 Soft-label speed (fast vs the paper code's straightforward way, labels compared), KD training
 step time vs the baseline step (and bf16 autocast; measured by kdasr.training.kd_bench, passed
@@ -11,15 +12,16 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.manifest import read_manifest
-from ..io_utils import atomic_write_text
 from ..machine import cpu_has_amx, cpu_model
 from ..text import Tokenizer
+from .bench_records import BertInfo, KdStepTimes, LmInfo, SoftLabelSpeed, TeacherBench
 from .bert import load_bert_teacher, pseudo_perplexity
 from .context import DocumentIndex, utterance_windows
 from .lm_train import lm_perplexity, load_lm_teacher
@@ -43,7 +45,7 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench_soft_labels(teacher, tok: Tokenizer, utts, mode: str, window: int, repeats: int = 2) -> dict:
+def bench_soft_labels(teacher, tok: Tokenizer, utts, mode: str, window: int, repeats: int = 2) -> SoftLabelSpeed:
     cfg = SoftLabelConfig(mode=mode, window=window)
     docs = DocumentIndex(utts, tok.encode) if mode == "context" else None
     per_utt = [utterance_windows(u, tok.encode(u.text), mode, window, docs) for u in utts]
@@ -64,65 +66,67 @@ def bench_soft_labels(teacher, tok: Tokenizer, utts, mode: str, window: int, rep
             t_bf16 = min(t_bf16, t)
     same_ids = np.mean([np.mean(a[0] == b[0]) for a, b in zip(fast, slow)])
     max_diff = max(float(np.abs(a[1] - b[1]).max()) for a, b in zip(fast, slow))
-    return {
-        "mode": mode,
-        "utterances": len(utts),
-        "tokens": tokens,
-        "mean_window": np.mean([len(w.tokens) for w in windows]),
-        "unique_windows": len(unique),
-        "windows": len(windows),
-        "slow_tps": tokens / t_slow,
-        "fast_tps": tokens / t_fast,
-        "dedup_tps": tokens / t_dedup,
-        "same_ids": same_ids,
-        "max_prob_diff": max_diff,
+    return SoftLabelSpeed(
+        mode=mode,
+        utterances=len(utts),
+        tokens=tokens,
+        mean_window=float(np.mean([len(w.tokens) for w in windows])),
+        unique_windows=len(unique),
+        windows=len(windows),
+        slow_tps=tokens / t_slow,
+        fast_tps=tokens / t_fast,
+        dedup_tps=tokens / t_dedup,
+        same_ids=float(same_ids),
+        max_prob_diff=max_diff,
         # bf16 autocast against fp32, both fast + dedup: the labels a recipe on an AMX CPU stores
-        "bf16_tps": tokens / t_bf16,
-        "bf16_same_top1": np.mean(np.concatenate([a[0][:, 0] == b[0][:, 0] for a, b in zip(bf16, fast_unique)])),
-        "bf16_same_ids": np.mean([np.mean(a[0] == b[0]) for a, b in zip(bf16, fast_unique)]),
-        "bf16_max_prob_diff": max(float(np.abs(a[1] - b[1]).max()) for a, b in zip(bf16, fast_unique)),
-    }
+        bf16_tps=tokens / t_bf16,
+        bf16_same_top1=float(
+            np.mean(np.concatenate([a[0][:, 0] == b[0][:, 0] for a, b in zip(bf16, fast_unique)]))
+        ),
+        bf16_same_ids=float(np.mean([np.mean(a[0] == b[0]) for a, b in zip(bf16, fast_unique)])),
+        bf16_max_prob_diff=max(float(np.abs(a[1] - b[1]).max()) for a, b in zip(bf16, fast_unique)),
+    )
 
 
-def run_bench(
-    tokenizer: Path,
-    bert_dir: Path,
-    lm_dir: Path,
-    train: Path,
-    dev: Path,
-    report: Path,
-    n_utts: int = 40,
-    preset: str = "demo",
-    threads: int | None = 1,
-    repeats: int = 2,
-    command: str = "",
-    kd_step: Callable[[Tokenizer, str], dict[str, float]] | None = None,
-) -> str:
-    """Time the teachers and write the report. `kd_step(tokenizer, preset)` -> step seconds per
-    variant is the trainer's benchmark (kdasr.training.kd_bench.bench_kd_step), passed in by the
+@dataclass(frozen=True)
+class TeacherBenchConfig:
+    tokenizer: Path
+    bert_dir: Path
+    lm_dir: Path
+    train: Path  # speech manifest: soft-label and KD-step timing
+    dev: Path  # dev manifest: teacher perplexities
+    n_utts: int = 40
+    preset: str = "demo"  # student config of the KD step timing
+    threads: int | None = 1
+    repeats: int = 2
+    command: str = ""
+
+
+def run_bench(cfg: TeacherBenchConfig, kd_step: Callable[[Tokenizer, str], KdStepTimes] | None = None) -> TeacherBench:
+    """Time the teachers (kdasr.teachers.bench_report writes the record). `kd_step(tokenizer,
+    preset)` is the trainer's benchmark (kdasr.training.kd_bench.bench_kd_step), passed in by the
     command so that the teachers stage never imports training; None leaves that section out."""
-    if threads:
-        torch.set_num_threads(threads)
-    tok = Tokenizer(tokenizer)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    tok = Tokenizer(cfg.tokenizer)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     desc = machine()
-    bert = load_bert_teacher(bert_dir, tok)
-    lm, _ = load_lm_teacher(lm_dir, tok)
-    train_utts = [u for u in read_manifest(train) if tok.encode(u.text)]
-    subset = train_utts[:n_utts]
-    rows = [bench_soft_labels(bert, tok, subset, m, bert.window, repeats) for m in ("utterance", "context")]
+    bert = load_bert_teacher(cfg.bert_dir, tok)
+    lm, _ = load_lm_teacher(cfg.lm_dir, tok)
+    train_utts = [u for u in read_manifest(cfg.train) if tok.encode(u.text)]
+    subset = train_utts[: cfg.n_utts]
+    speeds = tuple(bench_soft_labels(bert, tok, subset, m, bert.window, cfg.repeats) for m in ("utterance", "context"))
     seqs = [tuple(tok.encode(u.text)) for u in subset]
     with torch.inference_mode():
         _, t_lm = _timed(lambda: lm_labels(lm, seqs, SoftLabelConfig()))
-    lm_tps = sum(map(len, seqs)) / t_lm
+    lm_tokens = sum(map(len, seqs))
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         generate_soft_labels(subset, tok, bert, "bert", SoftLabelConfig(mode="context"), Path(tmp), progress=False)
         sl = load_soft_labels(Path(tmp))
         bytes_per_token = sl.bytes_on_disk / sum(r[0].shape[0] for r in sl.rows.values())
-    step = kd_step(tok, preset) if kd_step is not None else None
-    dev_utts = read_manifest(dev)
+    step = kd_step(tok, cfg.preset) if kd_step is not None else None
     seen, dev_sents = set(), []
-    for u in dev_utts:
+    for u in read_manifest(cfg.dev):
         if (u.doc, u.pos, u.text) not in seen and (t := tok.encode(u.text)):
             seen.add((u.doc, u.pos, u.text))
             dev_sents.append(t)
@@ -130,121 +134,12 @@ def run_bench(
     with torch.inference_mode():
         pppl = pseudo_perplexity(bert, dev_sents)
         lm_ppl = lm_perplexity(lm, dev_sents, tok)
-    return _write_report(
-        report,
-        started,
-        desc,
-        rows,
-        lm_tps,
-        bytes_per_token,
-        step,
-        pppl,
-        lm_ppl,
-        len(dev_sents),
-        bert,
-        lm,
-        n_utts,
-        preset,
-        threads,
-        repeats,
-        command,
-    )
-
-
-def _write_report(
-    report,
-    started,
-    desc,
-    rows,
-    lm_tps,
-    bytes_per_token,
-    step,
-    pppl,
-    lm_ppl,
-    n_dev,
-    bert,
-    lm,
-    n_utts,
-    preset,
-    threads,
-    repeats,
-    command,
-) -> str:
     bcfg = bert.model.config
-    lines = [
-        "# Teachers: soft-label speed, KD step cost, storage, perplexity",
-        "",
-        f"Generated by `kdasr teacher bench` on {started}, all figures from this one run.",
-        f"Machine: {desc}. The machine was shared with other jobs while this ran (see the load average), so",
-        "absolute speeds are lower than on an idle machine; the ratios compare methods run back to back.",
-        "",
-        f"BERT teacher: `{bert.path}` ({bcfg.num_hidden_layers} layers, {bcfg.hidden_size} hidden, "
-        f"{bcfg.num_attention_heads} heads, window {bert.window}). LM teacher: {lm.cfg.layers} layers, "
-        f"{lm.cfg.d_model} wide.",
-        "",
-        f"## Soft-label generation (first {n_utts} training utterances, top-8, T=3; fastest of {repeats} "
-        "interleaved runs per method)",
-        "",
-        "*straightforward* = the paper code's way: one row per masked copy in corpus order, batches of 50 "
-        "padded to the longest row, the full model with the MLM head over every position and the whole "
-        "vocabulary. *fast* = masked copies of equal-length windows batched together without padding, "
-        "BERT's last layer (beyond its keys/values) and the MLM head only at the masked position. "
-        "*fast + dedup* = also computing each distinct window once (identical windows come from one "
-        "sentence spoken by several voices: the table's distinct count says how many this corpus has).",
-        "",
-        "| mode | tokens | windows (distinct) | mean window | straightforward tok/s | fast tok/s "
-        "| fast + dedup tok/s | speed-up "
-        "(fast / fast+dedup) | same top-8 ids | max prob diff |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| BERT {r['mode']} | {r['tokens']} | {r['windows']} ({r['unique_windows']}) | {r['mean_window']:.0f} "
-            f"| {r['slow_tps']:.0f} | {r['fast_tps']:.0f} "
-            f"| {r['dedup_tps']:.0f} | {r['fast_tps'] / r['slow_tps']:.2f}× / {r['dedup_tps'] / r['slow_tps']:.2f}× "
-            f"| {100 * r['same_ids']:.2f}% | {r['max_prob_diff']:.1e} |"
-        )
-    lines += [
-        f"| LM (one causal forward per utterance) | {rows[0]['tokens']} | – | – | – | {lm_tps:.0f} | – | – | – | – |",
-        "",
-        "bf16 autocast (`--amp bf16`: the teacher's body in bf16, its MLM head in fp32), fast + dedup, "
-        "against the same in fp32:",
-        "",
-        "| mode | bf16 tok/s | vs fp32 | same top-1 | same top-8 ids (in order) | max prob diff |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| BERT {r['mode']} | {r['bf16_tps']:.0f} | {r['bf16_tps'] / r['dedup_tps']:.2f}× "
-            f"| {100 * r['bf16_same_top1']:.2f}% | {100 * r['bf16_same_ids']:.2f}% | {r['bf16_max_prob_diff']:.1e} |"
-            for r in rows
-        ),
-        "",
-        f"Soft-label storage: **{bytes_per_token:.1f} bytes per token** (int16 ids + float16 probs, K=8, npz "
-        "shards with per-utterance offsets).",
-    ]
-    if step:
-        lines += [
-            "",
-            f"## KD training step vs baseline (`{preset}` student, synthetic batch of 8 × 800 frames, 30 units; "
-            "forward + backward + Adam, median of 5 interleaved steps)",
-            "",
-            "| variant | step time (s) | vs baseline |",
-            "|---|---|---|",
-        ]
-        base = step["baseline (CE)"]
-        for name, t in step.items():
-            lines.append(f"| {name} | {t:.3f} | {100 * (t / base - 1):+.1f}% |")
-    lines += [
-        "",
-        f"## Teacher perplexity on dev text ({n_dev} distinct dev sentences)",
-        "",
-        "| teacher | measure | value |",
-        "|---|---|---|",
-        f"| BERT | pseudo-perplexity (each token masked alone, sentence only) | {pppl:.2f} |",
-        f"| Transformer LM | perplexity (left to right, <eos> included) | {lm_ppl:.2f} |",
-        "",
-        f"Command: `{command or 'kdasr teacher bench'}`",
-        "",
-    ]
-    text = "\n".join(lines)
-    atomic_write_text(report, text)
-    return text
+    return TeacherBench(
+        run=started, machine=desc, command=cfg.command, utterances=len(subset), repeats=cfg.repeats,
+        threads=cfg.threads,
+        bert=BertInfo(str(bert.path), bcfg.num_hidden_layers, bcfg.hidden_size, bcfg.num_attention_heads, bert.window),
+        lm=LmInfo(lm.cfg.layers, lm.cfg.d_model), soft_labels=speeds, lm_tokens=lm_tokens, lm_tps=lm_tokens / t_lm,
+        bytes_per_token=float(bytes_per_token), kd_step=step, dev_sentences=len(dev_sents), bert_pppl=float(pppl),
+        lm_ppl=float(lm_ppl),
+    )
