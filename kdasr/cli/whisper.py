@@ -60,6 +60,10 @@ def bench_whisper_cmd(
                                                       "and all usable cores).")] = None,
     batch: Annotated[list[int] | None, typer.Option("--batch", help="Batch sizes (repeatable; default 1 and 16)."
                                                     )] = None,
+    long_threads: Annotated[list[int] | None, typer.Option("--long-threads", help="Thread counts on the long file "
+                                                           "(repeatable; default: --threads).")] = None,
+    long_batch: Annotated[list[int] | None, typer.Option("--long-batch", help="Batch sizes on the long file "
+                                                         "(repeatable; default: --batch).")] = None,
     beam: Annotated[int, typer.Option(help="Beam of both sides.")] = 5,
     pad_manifest: Annotated[list[Path] | None, typer.Option("--pad-manifest", help="Manifests of the "
                                                             "padding comparison (repeatable), e.g. test, test_real."
@@ -80,7 +84,8 @@ def bench_whisper_cmd(
     from ..eval.whisper_h2h_writer import write_report
 
     cfg = H2HConfig(manifest, tuple(model or ("tiny.en", "base")), limit, long_seconds, long_from,
-                    threads=tuple(threads or ()), batches=tuple(batch or (1, 16)), beam=beam,
+                    threads=tuple(threads or ()), batches=tuple(batch or (1, 16)),
+                    long_threads=tuple(long_threads or ()), long_batches=tuple(long_batch or ()), beam=beam,
                     pad_manifests=tuple(pad_manifest or ()), pad_limit=pad_limit, work=work,
                     command=command_line(), note=note)
     with user_errors():

@@ -66,6 +66,10 @@ class H2HConfig:
     long_seconds: float = 600.0  # 0: no long file
     long_from: Path | None = None  # the long file's utterances (default: manifest)
     gap_seconds: float = 0.5
+    long_threads: tuple[int, ...] = ()  # the long file's thread counts (default: threads)
+    long_batches: tuple[int, ...] = ()  # and batch sizes (default: batches)
+    merge_gap_s: float = 1.0  # kdasr on the long file: VAD regions closer than this make one piece ...
+    max_segment_s: float = 30.0  # ... of at most this long (whisper's window; the runtime's default is 20 s)
     threads: tuple[int, ...] = ()  # default: 1 and all usable cores
     batches: tuple[int, ...] = (1, 16)
     beam: int = 5
@@ -186,14 +190,16 @@ def run_h2h(cfg: H2HConfig, progress: Callable[[str], None] = lambda m: None,
 
     runs = []
     audios = [SHORT] + ([LONG] if long is not None else [])
+    grid = {SHORT: (threads, cfg.batches), LONG: (cfg.long_threads or threads, cfg.long_batches or cfg.batches)}
     for m in cfg.models:
         for audio in audios:
-            for n in threads:
-                for b in cfg.batches:
+            for n in grid[audio][0]:
+                for b in grid[audio][1]:
                     for system in SYSTEMS:  # side by side: a change in load falls on all three alike
                         spec = RunSpec(m, system, where(m, system), n, b, audio, cfg.beam,
                                        str(cfg.manifest) if audio == SHORT else "",
-                                       cfg.limit if audio == SHORT else 0, long.path if audio == LONG else "")
+                                       cfg.limit if audio == SHORT else 0, long.path if audio == LONG else "",
+                                       merge_gap_s=cfg.merge_gap_s, max_segment_s=cfg.max_segment_s)
                         runs.append(row(spec, refs[audio]))
     padding = []
     n, b = max(threads), max(cfg.batches)

@@ -39,6 +39,8 @@ class RunSpec:
     limit: int = 0
     long_file: str = ""  # a .flac with a .json beside it (ids, references)
     variant: str = ""  # padding comparison: the variant's name ("" = head-to-head row)
+    merge_gap_s: float = 0.0  # kdasr, long file: VAD regions closer than this are decoded as one piece
+    max_segment_s: float = 20.0  # kdasr, long file: pieces at most this long (cut at pauses)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -6,7 +6,8 @@ What each side runs (the report says the same):
 - kdasr: Transcriber(model dir, threads, precision), the model's recommended decoding at `beam`
   (beam search, score / length), batch_size = the row's batch. Short utterances: vad=False, each
   call one utterance (batch 1) or 16 in manifest order (batch 16). Long file: one call with the
-  default VAD and segmenter (pieces of at most 20 s cut at pauses), `batch` pieces per decode.
+  Silero VAD, speech regions closer than merge_gap_s joined into pieces of at most max_segment_s
+  (cut at pauses; as faster-whisper joins them into chunks of at most 30 s), `batch` pieces per decode.
 - faster-whisper: WhisperModel(CT2 folder, compute_type int8, cpu_threads), language en,
   beam_size `beam`, without_timestamps, condition_on_previous_text False, temperature 0 only (no
   fallback), no no-speech skipping. Short, batch 1: WhisperModel.transcribe per utterance, no VAD.
@@ -63,11 +64,13 @@ def _groups(n: int, batch: int) -> list[range]:
 
 def kdasr_side(spec: RunSpec, waves: list[np.ndarray], timer: _Timer) -> tuple[list[str], list[float], float]:
     from ..runtime.transcriber import Failure, Transcriber
+    from ..runtime.vad import VadOptions
 
     w0 = time.perf_counter()
+    vad = VadOptions(merge_gap_s=spec.merge_gap_s) if spec.audio == LONG else False
     t = Transcriber(spec.model_dir, threads=spec.threads, precision="int8" if spec.system == KDASR_INT8 else "fp32",
-                    vad=spec.audio == LONG)
-    opts = t.recommended_options(beam=spec.beam, batch_size=spec.batch)
+                    vad=vad)
+    opts = t.recommended_options(beam=spec.beam, batch_size=spec.batch, max_segment_seconds=spec.max_segment_s)
     load_s = time.perf_counter() - w0
     t.transcribe([waves[0][: 3 * RATE]], opts)  # warm-up, untimed
 

@@ -37,6 +37,13 @@ def header(rep: H2HReport) -> list[str]:
 
 def method(rep: H2HReport) -> list[str]:
     short = next((r for r in rep.runs if r.spec.audio == SHORT), None)
+    long = next((r.spec for r in rep.runs if r.spec.audio == LONG), None)
+    pieces = ("" if long is None else
+              f"Long file: one call with the Silero VAD (VadOptions(merge_gap_s={long.merge_gap_s:g})): speech "
+              f"regions closer than {long.merge_gap_s:g} s joined into pieces of at most {long.max_segment_s:g} s "
+              "(max_segment_seconds; cut at pauses), as faster-whisper joins its VAD regions into chunks of at most "
+              "30 s; decoded `batch` pieces at a time. (The runtime's defaults, each region alone and at most 20 s, "
+              "would pad every short region to 30 s.)")
     lines = ["## What each side runs", ""]
     lines += ["- **Same weights.** kdasr's model dirs are imported by `kdasr import-whisper` from the "
               "CTranslate2 folders that faster-whisper loads:", ""]
@@ -62,8 +69,7 @@ def method(rep: H2HReport) -> list[str]:
         "frames (pad_or_trim); kdasr's default import does the same inside its encoder graph.",
         "- **kdasr**: `Transcriber(dir, threads=N, precision=fp32|int8)`, the dir's recommended decoding at "
         "beam 5, batch_size = the row's batch. Short: no VAD; one utterance per call (batch 1) or 16 per call "
-        "in manifest order (batch 16). Long file: one call with the default Silero VAD and segmenter (pieces "
-        "of at most 20 s cut at pauses), decoded `batch` pieces at a time.",
+        f"in manifest order (batch 16). {pieces}",
         "- **faster-whisper** (int8 = its `compute_type=\"int8\"`, `cpu_threads=N`): short, batch 1: "
         "`WhisperModel.transcribe` per utterance, `vad_filter=False`; short, batch 16: "
         "`BatchedInferencePipeline.transcribe` on the batch's 16 utterances laid end to end with one "
