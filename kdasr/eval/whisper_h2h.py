@@ -8,7 +8,8 @@ utterances laid end to end with a short silence between them, written once under
 every row in its own process (whisper_h2h_worker.py), so its peak RSS is its own. Parity: each
 kdasr row's normalised 1-best against faster-whisper's row with the same threads and batch. The
 padding comparison: kdasr fp32 with the encoder padded to 30 s (the default import) and without
-(--no-pad-30 --tail 2), with faster-whisper beside them, on each padding manifest. Model dirs
+(--no-pad-30 --tail 2), with faster-whisper int8 and float32 beside them, on each padding manifest
+(float32: the same arithmetic as kdasr fp32, for parity). Model dirs
 missing under the work dir are imported first with `kdasr import-whisper` (needs torch)."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..io_utils import atomic_open, atomic_write_text
 from ..whisper_reference import REFERENCE_MODELS, whisper_model_dir
 from .run import reference
 from .whisper_h2h_records import (
+    FW_FP32,
     FW_INT8,
     KDASR_FP32,
     LONG,
@@ -56,6 +58,7 @@ VARIANTS = (
                    f"(`kdasr import-whisper M --no-pad-30 --tail {UNPADDED_TAIL:g}`)", True),
 )
 FW_VARIANT = "faster-whisper int8 (pads to 30 s)"
+FW_FP32_VARIANT = "faster-whisper float32 (pads to 30 s)"  # the same arithmetic as kdasr fp32: parity
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,9 @@ def run_h2h(cfg: H2HConfig, progress: Callable[[str], None] = lambda m: None,
                 d = dirs[m]["unpadded" if v.unpadded_dir else "padded"]
                 padding.append(row(RunSpec(m, KDASR_FP32, d, n, b, SHORT, cfg.beam, str(manifest), cfg.pad_limit,
                                            variant=v.name), rs))
-            padding.append(row(RunSpec(m, FW_INT8, dirs[m]["ct2"], n, b, SHORT, cfg.beam, str(manifest),
-                                       cfg.pad_limit, variant=FW_VARIANT), rs))
+            for system, name in ((FW_INT8, FW_VARIANT), (FW_FP32, FW_FP32_VARIANT)):
+                padding.append(row(RunSpec(m, system, dirs[m]["ct2"], n, b, SHORT, cfg.beam, str(manifest),
+                                           cfg.pad_limit, variant=name), rs))
     return H2HReport(started, cfg.command, cfg.note, machine, cfg.beam, str(cfg.manifest), cfg.limit, long, dirs,
                      imports, runs, padding, list(VARIANTS), parity(runs) + parity(padding),
                      time.perf_counter() - t0)

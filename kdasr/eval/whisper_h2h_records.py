@@ -17,7 +17,9 @@ from ..whisper_reference import normalise_hypothesis
 from .wer import error_rates
 
 KDASR_FP32, KDASR_INT8, FW_INT8 = "kdasr fp32", "kdasr int8", "faster-whisper int8"
-SYSTEMS = (KDASR_FP32, KDASR_INT8, FW_INT8)
+FW_FP32 = "faster-whisper float32"  # parity only: the same arithmetic as kdasr fp32
+SYSTEMS = (KDASR_FP32, KDASR_INT8, FW_INT8)  # the head-to-head's
+FASTER_WHISPER = (FW_INT8, FW_FP32)
 SHORT, LONG = "short", "long"
 REPORT_FORMAT = 1
 
@@ -127,20 +129,21 @@ def same_one_best(a: RunRecord, b: RunRecord) -> int:
 
 
 def parity(runs: list[RunRecord]) -> list[ParityRecord]:
-    """Every kdasr row on short utterances against faster-whisper's row with the same model,
-    utterances, beam, threads and batch (in the padding comparison also kdasr's unpadded rows)."""
+    """Every kdasr row on short utterances against each faster-whisper row (int8, float32) with the
+    same model, utterances, beam, threads and batch (in the padding comparison also kdasr's
+    unpadded rows)."""
     def key(r: RunRecord) -> tuple:
         return r.spec.model, r.spec.manifest, r.spec.limit, r.spec.beam, r.spec.threads, r.spec.batch
 
-    fw = {key(r): r for r in runs if r.spec.system == FW_INT8 and r.spec.audio == SHORT}
+    fw = [r for r in runs if r.spec.system in FASTER_WHISPER and r.spec.audio == SHORT]
     out = []
     for r in runs:
-        if r.spec.system == FW_INT8 or r.spec.audio != SHORT or key(r) not in fw:
+        if r.spec.system in FASTER_WHISPER or r.spec.audio != SHORT:
             continue
-        ref = fw[key(r)]
-        name = row_name(r.spec) + (f" ({r.spec.variant})" if r.spec.variant else "")
-        out.append(ParityRecord(r.spec.model, r.spec.manifest, name, row_name(ref.spec), len(r.hyps),
-                                same_one_best(r, ref)))
+        for ref in (f for f in fw if key(f) == key(r)):
+            name = row_name(r.spec) + (f" ({r.spec.variant})" if r.spec.variant else "")
+            out.append(ParityRecord(r.spec.model, r.spec.manifest, name, row_name(ref.spec), len(r.hyps),
+                                    same_one_best(r, ref)))
     return out
 
 

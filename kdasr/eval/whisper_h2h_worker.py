@@ -8,7 +8,8 @@ What each side runs (the report says the same):
   call one utterance (batch 1) or 16 in manifest order (batch 16). Long file: one call with the
   Silero VAD, speech regions closer than merge_gap_s joined into pieces of at most max_segment_s
   (cut at pauses; as faster-whisper joins them into chunks of at most 30 s), `batch` pieces per decode.
-- faster-whisper: WhisperModel(CT2 folder, compute_type int8, cpu_threads), language en,
+- faster-whisper: WhisperModel(CT2 folder, compute_type int8 (float32 for the parity row),
+  cpu_threads), language en,
   beam_size `beam`, without_timestamps, condition_on_previous_text False, temperature 0 only (no
   fallback), no no-speech skipping. Short, batch 1: WhisperModel.transcribe per utterance, no VAD.
   Short, batch 16: BatchedInferencePipeline.transcribe on the 16 utterances of a batch laid end
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..audio import load_audio
 from ..data.manifest import read_manifest
-from .whisper_h2h_records import FW_INT8, KDASR_INT8, LONG, Measured, RunSpec
+from .whisper_h2h_records import FASTER_WHISPER, FW_FP32, KDASR_INT8, LONG, Measured, RunSpec
 
 RATE = 16000
 
@@ -97,7 +98,8 @@ def fw_side(spec: RunSpec, waves: list[np.ndarray], timer: _Timer) -> tuple[list
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     w0 = time.perf_counter()
-    model = WhisperModel(spec.model_dir, device="cpu", compute_type="int8", cpu_threads=spec.threads,
+    compute = "float32" if spec.system == FW_FP32 else "int8"
+    model = WhisperModel(spec.model_dir, device="cpu", compute_type=compute, cpu_threads=spec.threads,
                          local_files_only=True)
     pipe = BatchedInferencePipeline(model)
     load_s = time.perf_counter() - w0
@@ -138,7 +140,7 @@ def fw_side(spec: RunSpec, waves: list[np.ndarray], timer: _Timer) -> tuple[list
 def measure(spec: RunSpec) -> Measured:
     ids, waves = load_set(spec)
     timer = _Timer()
-    side = fw_side if spec.system == FW_INT8 else kdasr_side
+    side = fw_side if spec.system in FASTER_WHISPER else kdasr_side
     texts, lat, load_s = side(spec, waves, timer)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     audio_s = sum(len(w) for w in waves) / RATE

@@ -133,11 +133,13 @@ def head_to_head(rep: H2HReport) -> list[str]:
 
 def parity_section(rep: H2HReport) -> list[str]:
     lines = ["## Parity with faster-whisper (same 1-best)", "",
-             "Share of utterances whose normalised 1-best equals faster-whisper int8's on the same utterances, "
-             f"beam {rep.beam}, both padded to 30 s (aim: >= {PARITY_AIM:.0%}). The same measure as "
-             "`python -m kdasr.eval.whisper_parity` (normalise_hypothesis equality). kdasr fp32 differs from "
-             "faster-whisper int8 in arithmetic as well (int8 quantisation of each side is its own), so a few "
-             "near ties break differently.", "",
+             "Share of utterances whose normalised 1-best equals faster-whisper's on the same utterances, "
+             f"beam {rep.beam}, same threads and batch, both padded to 30 s (aim: >= {PARITY_AIM:.0%}): the "
+             "head-to-head rows against faster-whisper int8, and the padding comparison's rows against "
+             "faster-whisper int8 and float32. The same measure as `python -m kdasr.eval.whisper_parity` "
+             "(normalise_hypothesis equality). Only kdasr fp32 against faster-whisper float32 is the same "
+             "arithmetic; int8 quantises each side its own way (kdasr: onnxruntime dynamic int8 of the MatMuls; "
+             "CTranslate2: its int8 kernels), so near ties can break differently there.", "",
              "| model | manifest | kdasr row | faster-whisper row | utterances | identical | share | aim met |",
              "|---|---|---|---|---:|---:|---:|---|"]
     for p in rep.parity:
@@ -152,7 +154,8 @@ def padding_section(rep: H2HReport) -> list[str]:
         return lines + ["(not measured: no --pad-manifest given)", ""]
     lines += [f"- **{v.name}**: {v.how}" for v in rep.variants]
     r0 = rep.padding[0].spec
-    lines += [f"- faster-whisper int8 beside them (it always pads to 30 s). kdasr fp32; all rows {r0.threads} "
+    lines += [f"- faster-whisper int8 and float32 beside them (it always pads to 30 s). kdasr fp32; all rows "
+              f"{r0.threads} "
               f"thread(s), batch {r0.batch}, beam {r0.beam}. words ratio = hypothesis words / reference words "
               "(far above 1: the model repeats itself).", "",
               "| model | manifest | utterances (scored) | variant | WER % | words ratio | RTFx | CPU s |",
