@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import QuantizeOpt, print_checks, user_errors
+from .common import QuantizeOpt, command_line, print_checks, user_errors
 
 TAIL_SECONDS = 2.0  # the zero log-mel tail with --no-pad-30
 
@@ -45,5 +45,54 @@ def import_whisper_cmd(
         raise typer.Exit(1)
 
 
+def bench_whisper_cmd(
+    manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest: the short utterances (first --limit).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown report (JSON beside it). The repository's is "
+                                      "eval/reports/whisper-runtime.md.")],
+    model: Annotated[list[str] | None, typer.Option("--model", help="tiny.en and/or base (repeatable; default "
+                                                    "both).")] = None,
+    limit: Annotated[int, typer.Option(help="Short utterances measured.")] = 48,
+    long_seconds: Annotated[float, typer.Option(help="Length of the long file (0: none).")] = 600.0,
+    long_from: Annotated[Path | None, typer.Option(help="Manifest whose utterances make the long file (default: "
+                                                   "--manifest).")] = None,
+    threads: Annotated[list[int] | None, typer.Option("--threads", help="Thread counts (repeatable; default 1 "
+                                                      "and all usable cores).")] = None,
+    batch: Annotated[list[int] | None, typer.Option("--batch", help="Batch sizes (repeatable; default 1 and 16)."
+                                                    )] = None,
+    long_threads: Annotated[list[int] | None, typer.Option("--long-threads", help="Thread counts on the long file "
+                                                           "(repeatable; default: --threads).")] = None,
+    long_batch: Annotated[list[int] | None, typer.Option("--long-batch", help="Batch sizes on the long file "
+                                                         "(repeatable; default: --batch).")] = None,
+    beam: Annotated[int, typer.Option(help="Beam of both sides.")] = 5,
+    pad_manifest: Annotated[list[Path] | None, typer.Option("--pad-manifest", help="Manifests of the "
+                                                            "padding comparison (repeatable), e.g. test, test_real."
+                                                            )] = None,
+    pad_limit: Annotated[int, typer.Option(help="Utterances per padding manifest.")] = 100,
+    work: Annotated[Path, typer.Option(help="Model dirs (imported here when missing) and the long file.")] = Path(
+        "exp/whisper-bench"),
+    note: Annotated[str, typer.Option(help="A line at the top of the report (e.g. 'smoke run').")] = "",
+) -> None:
+    """kdasr fp32 and int8 against faster-whisper int8 on the same whisper weights and audio: 1 thread
+    and all, batch 1 and 16, short utterances and a long file; RTFx, latency p50/p95, peak RSS (each
+    row in its own process), WER; parity of the 1-best; WER with and without 30 s padding.
+
+    Example: kdasr bench-whisper --manifest data/real/fotaq/test_real.jsonl --pad-manifest
+    data/real/fotaq/test_real.jsonl --out eval/reports/whisper-runtime.md
+    """
+    from ..reports.whisper_h2h import H2HConfig, run_h2h
+    from ..reports.whisper_h2h_writer import write_report
+
+    cfg = H2HConfig(manifest, tuple(model or ("tiny.en", "base")), limit, long_seconds, long_from,
+                    threads=tuple(threads or ()), batches=tuple(batch or (1, 16)),
+                    long_threads=tuple(long_threads or ()), long_batches=tuple(long_batch or ()), beam=beam,
+                    pad_manifests=tuple(pad_manifest or ()), pad_limit=pad_limit, work=work,
+                    command=command_line(), note=note)
+    with user_errors():
+        rep = run_h2h(cfg, progress=lambda m: typer.echo(m, err=True))
+        json_path = write_report(rep, out)
+    typer.echo(f"wrote {out} and {json_path}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("import-whisper")(import_whisper_cmd)
+    app.command("bench-whisper")(bench_whisper_cmd)
