@@ -191,6 +191,8 @@ def test_mix_band_limits_synthetic_and_augments_real(tmp_path):
     info = json.loads((out / "build_info.json").read_text())
     assert info["noise_sources"]["sfx"]["licence"].startswith("CC0")
     assert (out / "dev.jsonl").is_file()
+    report = run_kdasr("data", "report", str(out)).stdout  # the mix's own report (a traceback before)
+    assert "real share" in report and "| train | 20 |" in report and "sonic-pi-samples" in report
     before = (out / "train.jsonl").read_bytes()
     run_kdasr(*args)  # deterministic: a second build writes the same corpus
     assert (out / "train.jsonl").read_bytes() == before
@@ -224,3 +226,10 @@ def test_recogniser_pairs_refuse_clips_whisper_hears_no_speech_in(tmp_path):
     assert paired["ONELINE"][1] == "format" and paired["MIK_0109"] == (lines["other"][1], "recogniser")
     assert "1006SSSS" not in paired
     assert sum(v for k, v in counts.items() if "no speech" in k) == 1
+
+
+def test_data_report_on_an_unknown_build_record_is_one_line(tmp_path):
+    (tmp_path / "build_info.json").write_text('{"corpus": "v9"}')
+    proc = run_kdasr("data", "report", str(tmp_path), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "not a corpus build record" in proc.stderr and str(tmp_path) in proc.stderr
