@@ -25,7 +25,7 @@ FULL_EXP ?= exp/demo
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
-.PHONY: setup setup-data setup-games setup-noise real-corpus real-report corpus demo test test-fast train-demo recipe continue-demo bench lint clean
+.PHONY: setup setup-data setup-games setup-noise real-corpus corpus-v2 mix-corpus real-report corpus demo test test-fast train-demo recipe continue-demo bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -73,6 +73,13 @@ $(DEMO_VENV)/.installed: pyproject.toml $(shell find kdasr -name '*.py')  # a co
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/pip install -q .
 	touch $@
+
+# the pretrained-encoder students' corpus: corpus v2 (~9 h of synthetic speech; hours of CPU, resumable)
+# mixed with the real corpora (band-limited share, recorded noise and babble; ~2 min)
+corpus-v2: setup
+	$(KDASR) data synth data/v2 --voices-per-sentence 1
+mix-corpus: real-corpus corpus-v2
+	$(KDASR) data mix data/mix
 
 # eval/reports/real-corpus.md's generated part (the runs it reads are in eval/real/report.sh's header)
 real-report: setup

@@ -3,6 +3,7 @@
 # baselines on the real-speech sets, all from files kdasr commands wrote (make real-report).
 # The runs behind it (minutes to hours on 2 cores; each skips what exists):
 #   make real-corpus                                               # the two imports
+#   kdasr data mix data/mix                                        # make mix-corpus (corpus v2 first)
 #   kdasr data sample exp/real-baselines/GAME-spot200.jsonl data/real/GAME/*.jsonl -n 200 --seed 26
 #   kdasr eval-reference --manifest exp/real-baselines/GAME-spot200.jsonl --json ...GAME-spot200.json
 #   kdasr eval --model export/demo-en --manifest data/real/fotaq/SET.jsonl --system demo-en --json ...
@@ -18,6 +19,7 @@ for g in fotaq bass; do
   [ -f "data/real/$g/build_info.json" ] || continue
   echo; $K data report "data/real/$g" | sed 's/^# /## /; s/^## \([A-Z]\)/### \1/'
 done
+[ -f data/mix/build_info.json ] && { echo; $K data report data/mix | sed 's/^# /## /; s/^## \([A-Z]\)/### \1/'; }
 echo; echo "## Pairing spot checks: whisper tiny.en against the paired text on 200 random clips"; echo
 for g in fotaq bass; do
   [ -f "$R/$g-spot200.json" ] && python3 -c "
