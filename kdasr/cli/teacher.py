@@ -87,7 +87,8 @@ def with_training_run_options(fn):
 
     @functools.wraps(fn)
     def command(*args, **kwargs):
-        return fn(*args, **kwargs, run={n: kwargs.pop(n) for n, _, _ in TRAINING_RUN})
+        run = {n: kwargs.pop(n) for n, _, _ in TRAINING_RUN}  # popped first: **kwargs is spread before run=
+        return fn(*args, **kwargs, run=run)
 
     params = [p for p in sig.parameters.values() if p.name != "run"]
     command.__signature__ = sig.replace(parameters=[*params, *extra])
