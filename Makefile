@@ -89,11 +89,13 @@ demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/kdasr transcribe eval/samples/*.flac -m demo-en
 	$(DEMO_VENV)/bin/kdasr eval --manifest eval/samples/manifest.jsonl -m demo-en
 
+# -n auto: one pytest worker per core (pytest-xdist); --dist loadfile keeps a file's tests on one worker,
+# so a module's fixture (test_recipe's pipeline) is built once
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m 'not slow'
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile -m 'not slow'
 
 train-demo: setup
 	$(MAKE) corpus
