@@ -15,6 +15,7 @@ from .experiments import register as register_experiments
 from .extras import missing_extra_line
 from .models import models_app
 from .paper import register as register_paper
+from .recipe import register as register_recipe
 from .reports import register as register_reports
 from .runtime import register as register_runtime
 from .serve import register as register_serve
@@ -71,6 +72,7 @@ app.add_typer(models_app, name="models")
 register_experiments(app)
 register_card(app)
 register_whisper(app)
+register_recipe(app)
 
 
 @app.command()
