@@ -1,5 +1,6 @@
 """Stages import forward only (DESIGN.md §5): data → teachers → training → export → runtime →
-eval/serve. A stage may import the shared modules (models/ and the top-level kdasr/*.py utilities:
+eval/serve → recipe (the paper recipe: it runs the CLI as subprocesses). A stage may import the shared
+modules (models/ and the top-level kdasr/*.py utilities:
 text, audio, errors, io_utils, modelspec, graph_spec, ...) and any earlier stage, never a later one; the shared
 modules import no stage; no stage imports the front ends (kdasr/cli/, the package root, which
 re-exports the runtime's API). Every import statement counts, also the lazy ones inside
@@ -12,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kdasr"
 SHARED = 0
-STAGES = {"data": 1, "teachers": 2, "training": 3, "export": 4, "runtime": 5, "eval": 6, "serve": 6}
+STAGES = {"data": 1, "teachers": 2, "training": 3, "export": 4, "runtime": 5, "eval": 6, "serve": 6, "recipe": 7}
 FRONT = 9  # kdasr/cli/, kdasr/__init__.py, kdasr/__main__.py: may import anything
 # top-level modules that belong to a stage rather than being shared utilities
 TOP_LEVEL_STAGE = {"inputs": "runtime"}  # what `kdasr transcribe` expands its arguments into; imports runtime.prepare

@@ -33,8 +33,8 @@ TINY_ENV = {"DATA": "d", "EXP": "e", "WARM_START": "", "WARM": "1", "SWEEP": "1"
 
 
 def _curves(path: Path, rows: list[tuple[str, int, float]]) -> Path:
-    lines = [CURVES_HEADER] + [f"{run},{ep},{ep * 2},0.3,{wer},1.0,4.8,4.1,4,/x/{run}/epoch-{ep}.pt,none,," for run, ep, wer
-                               in rows]
+    lines = [CURVES_HEADER] + [f"{run},{ep},{ep * 2},0.3,{wer},1.0,4.8,4.1,4,/x/{run}/epoch-{ep}.pt,none,,"
+                               for run, ep, wer in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -144,3 +144,25 @@ def test_select_from_only_and_unknown(tmp_path):
     assert [s.name for s in select(st, ["three", "extra"])] == ["three", "extra"]
     with pytest.raises(RecipeError, match="unknown stage 'tree'"):
         select(st, ["one", "tree"])
+
+
+def test_recipe_command_lists_refuses_and_fails_in_one_line(tmp_path):
+    """`kdasr recipe run` as `make recipe` calls it: --list; an unknown stage refused before EXP is
+    written; a failing stage stops with one line naming it (no traceback)."""
+    env = {**os.environ, "EXP": str(tmp_path / "exp"), "DATA": str(tmp_path / "none"), "SYNTH": "0",
+           "TEACHER_AMP": "none"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([PY, "-m", "kdasr", "recipe", "run", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    listed = run("--list")
+    assert listed.returncode == 0 and [line.split()[0] for line in listed.stdout.splitlines()][:10] == [
+        "corpus", "prep", "quality", "sweep", "students", "export", "tune", "decode", "bench", "table"]
+    bad = run("baseline", "tables")
+    assert bad.returncode == 1 and bad.stderr.startswith("[recipe] error: unknown stage 'tables'")
+    assert not (tmp_path / "exp").exists() and "stage baseline" not in bad.stdout
+    failed = run("--from", "corpus")
+    assert failed.returncode == 1 and failed.stderr == \
+        f"[recipe] error: stage corpus: {tmp_path / 'none' / 'train.jsonl'}: no such manifest\n"
+    assert "stage prep" not in failed.stdout  # nothing past the failed stage

@@ -1,6 +1,35 @@
 """The recipe's variables, read from the environment with eval/recipe.sh's names and defaults (so
 `EXP=exp/paper2 make recipe` and the tests' environments work unchanged). `${X:-d}` in the old script
-(empty means the default) is `_get`; `${X-d}` (only unset means the default; empty is a value) is `_keep`."""
+(empty means the default) is `get`; `${X-d}` (only unset means the default; empty is a value) is `keep`.
+
+The variables, and why their defaults (all sized for one 180-minute session on 2 cores):
+  KDASR, LAUNCH   the kdasr command (default: this Python's -m kdasr) and the trainer's launcher (torchrun ...)
+  DATA, EXP, SYNTH, SYNTH_ARGS   the corpus (SYNTH=1: built by kdasr data synth, resumable) and the work dir
+  WARM_START      every student starts from these weights (empty: from scratch); export/demo-en-v1 is the model
+                  shipped before the paper run (CE on corpus v1), kept because export/demo-en is now its best student
+  TOK, VOCAB      the units: WARM_START's tokenizer, else DATA/tokenizer.model (trained with VOCAB when missing)
+  CONFIG, TEACHER_SIZE, {BERT,LM}_{MINUTES,STEPS,ARGS}, TEACHER_EVAL_EVERY   the students' and teachers' setup;
+                  a teacher's budget is steps when *_STEPS is set, else minutes
+  TEACHER_AMP     bf16 where the CPU has native bf16 (AMX or AVX-512 BF16; 1.6-2.3x measured with AMX), else none
+  STUDENT_AMP     the students' forward pass (none = fp32; bf16 halved a paper-v2 step on an AMD EPYC: 3.20 s vs
+                  1.65 s). All students must use the same: it and PROTOCOL_NOTE (free text for the table's protocol
+                  line) are kept in EXP, so a later run without them goes on alike
+  TEACHERS_FROM, TEACHERS_OUT   finished teachers to adopt (only when trained on this teacher.txt with these
+                  units; default export/teachers for data/v2) and where ship_teachers puts them
+  QUALITY_SENTENCES, STRICT     the quality gate (STRICT=1: no KD unless every teacher beats the count baselines)
+  WARM, SWEEP, EPOCHS, LAMBDAS, KD_LAMBDA, KD_LAMBDA_WHY, KD_MODES   the protocol. Default WARM=0 SWEEP=0: every
+                  student starts from WARM_START with one seed and data order and trains to EPOCHS, lambda fixed per
+                  mode by KD_LAMBDA (the paper's for BERT, and what a 1-epoch sweep chose on corpus v2), the students
+                  trained in prep's two lanes. Branched (e.g. WARM=8 SWEEP=1 EPOCHS=16, ~7 hours here): the baseline
+                  to WARM, KD students branched from it, a SWEEP-epoch sweep over LAMBDAS chosen on dev
+  DEV_LIMIT, THREADS, JOBS      dev utterances for choices; threads per job (empty: the libraries' defaults);
+                  jobs side by side (two 1-thread jobs beat one 2-thread job here)
+  SETS, EXPORT_ARGS, TUNE_*, NBEST, RESCORERS   the test sets, export flags, the dev grids (kdasr tune caches every
+                  point: a wider grid later decodes only its new points), n-best size of fusion and rescoring
+  SKIP_REFERENCE, REFERENCE_FROM   whisper tiny.en's row (needs the `reference` extra); its records are kept in
+                  git and adopted by a later run on the same set (manifest and audio hash the same)
+  BENCH_SET, BENCH_LIMIT, BENCH_REPEATS, QUALITY_OUT, CURVES_PLOT, TABLE_OUT, PLOT_OUT, SHIP_DIR   reports and
+                  where the ship stage puts the best student"""
 
 from __future__ import annotations
 
