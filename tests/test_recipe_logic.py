@@ -175,3 +175,5 @@ def test_settings_defaults_like_recipe_sh(tmp_path):
     assert empty.tok == Path("d/tokenizer.model") and empty.teachers_from == ""  # not data/v2: nothing to adopt
     assert empty.kdasr == ["python3", "-m", "kdasr"] and empty.bert_budget == ["--steps", "20"]
     assert empty.plot_out == Path("r/t.png")
+    with pytest.raises(RecipeError, match="EPOCHS='two': not a whole number"):
+        from_env({"TEACHER_AMP": "none", "EPOCHS": "two"})

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .logic import budget_flags
+from .runner import RecipeError
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,12 @@ def from_env(env: Mapping[str, str]) -> Settings:
     def keep(name: str, default: str) -> str:
         return env[name] if name in env else default
 
+    def count(name: str, default: str) -> int:
+        value = get(name, default)
+        if not value.isdigit():
+            raise RecipeError(f"{name}={value!r}: not a whole number")
+        return int(value)
+
     kdasr = shlex.split(env["KDASR"]) if env.get("KDASR") else [sys.executable, "-m", "kdasr"]
     data, exp = Path(get("DATA", "data/v2")), Path(get("EXP", "exp/paper"))
     warm_start = keep("WARM_START", "export/demo-en-v1")  # the model shipped before the paper run
@@ -157,7 +164,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         teachers_out=Path(get("TEACHERS_OUT", "export/teachers")),
         quality_sentences=get("QUALITY_SENTENCES", "200"),
         strict=get("STRICT", "1") == "1",
-        warm=int(get("WARM", "0")), sweep=int(get("SWEEP", "0")), epochs=int(get("EPOCHS", "2")),
+        warm=count("WARM", "0"), sweep=count("SWEEP", "0"), epochs=count("EPOCHS", "2"),
         lambdas=get("LAMBDAS", "0.1 0.3 0.5").split(),
         kd_lambda=get("KD_LAMBDA", "lm=0.1 bert=0.1 bert-context=0.3"),
         kd_lambda_why=keep("KD_LAMBDA_WHY", "the paper's for BERT, and what a 1-epoch sweep over 0.1/0.3/0.5 from "
@@ -165,13 +172,13 @@ def from_env(env: Mapping[str, str]) -> Settings:
         kd_modes=get("KD_MODES", "lm bert bert-context").split(),
         dev_limit=get("DEV_LIMIT", "300"),
         threads=keep("THREADS", "1"),
-        jobs=int(get("JOBS", "2")),
+        jobs=count("JOBS", "2"),
         sets=get("SETS", "dev test test_heldout test_neural_heldout test_noisy").split(),
         export_args=shlex.split(get("EXPORT_ARGS", "--check --quantize int8")),
         tune_beams=get("TUNE_BEAMS", "1,10"), tune_ctc=get("TUNE_CTC", "0,0.2,0.5"),
         tune_lm_weights=get("TUNE_LM_WEIGHTS", "0.1,0.3,0.5"), tune_length_bonus=get("TUNE_LENGTH_BONUS", "0,1"),
         tune_rescore_weights=get("TUNE_RESCORE_WEIGHTS", "0.1,0.3,1"),
-        nbest=int(get("NBEST", "10")),
+        nbest=count("NBEST", "10"),
         rescorers=get("RESCORERS", "lm bert").split(),
         skip_reference=get("SKIP_REFERENCE", "0") == "1",
         reference_from=keep("REFERENCE_FROM", "eval/reports/paper-reference"),
