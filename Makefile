@@ -9,7 +9,7 @@
 #                    demo-fast: 80 ms frames, CTC 0.5, lr 3e-3, the fastest learner measured), export, WER
 #   make recipe      the paper recipe (eval/recipe.sh): corpus v2, teachers, soft labels, four students, export,
 #                    tuning on dev, decoding, bench, eval/reports/paper-table.md (many hours on 2 cores;
-#                    every stage skips finished work: re-run to continue). Variables: see eval/recipe.sh
+#                    every stage skips finished work: re-run to continue). Variables: kdasr/recipe/settings.py
 #   make continue-demo  more training for the shipped model: starts from export/demo-en's weights
 SHELL := /bin/bash
 PYTHON ?= python3

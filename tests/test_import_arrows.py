@@ -1,6 +1,7 @@
 """Stages import forward only (docs/DESIGN.md §2): data → teachers → training → export → runtime →
-eval/serve → reports. A stage may import the shared modules (spec/, models/ and the top-level kdasr/*.py
-utilities: text, audio, errors, io_utils, ...) and any earlier stage, never a later one; the shared
+eval/serve → reports → recipe (the paper recipe: it runs the CLI as subprocesses). A stage may import
+the shared modules (spec/, models/ and the top-level kdasr/*.py utilities: text, audio, errors,
+io_utils, ...) and any earlier stage, never a later one; the shared
 modules import no stage; no stage imports the front ends (kdasr/cli/, the package root, which
 re-exports the runtime's API). Every import statement counts, also the lazy ones inside
 functions, read from the source with ast (nothing is imported). No two modules import each other,
@@ -14,7 +15,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "kdasr"
 SHARED = 0
 # kdasr/spec/ (the typed contracts) is shared: not a stage
-STAGES = {"data": 1, "teachers": 2, "training": 3, "export": 4, "runtime": 5, "eval": 6, "serve": 6, "reports": 7}
+STAGES = {"data": 1, "teachers": 2, "training": 3, "export": 4, "runtime": 5, "eval": 6, "serve": 6, "reports": 7,
+          "recipe": 8}
 FRONT = 9  # kdasr/cli/, kdasr/__init__.py, kdasr/__main__.py: may import anything
 
 # (importer, imported): known exceptions, each with its reason. Empty, and meant to stay so.

@@ -18,6 +18,7 @@ from .export import register as register_export
 from .extras import missing_extra_line
 from .models import models_app
 from .paper import register as register_paper
+from .recipe import register as register_recipe
 from .reports import register as register_reports
 from .serve import register as register_serve
 from .synth import register as register_synth
@@ -76,6 +77,7 @@ app.add_typer(models_app, name="models")
 register_experiments(app)
 register_card(app)
 register_whisper(app)
+register_recipe(app)
 
 
 @app.command()
