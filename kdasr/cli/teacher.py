@@ -13,9 +13,6 @@ from .data import command_line, user_errors
 
 teacher_app = typer.Typer(help="Teachers for distillation: BERT, Transformer LM, soft labels.", no_args_is_help=True)
 
-# (layers, hidden, heads, ff) per size; "paper" is Futami et al.'s BERT
-SIZES = {"paper": (6, 512, 8, 2048), "demo": (4, 256, 4, 1024), "tiny": (2, 32, 2, 64)}
-
 TextArg = Annotated[
     Path,
     typer.Argument(
@@ -59,11 +56,12 @@ def _checked_amp(amp: str) -> str:
 
 
 def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
-    if size not in SIZES:
-        raise typer.BadParameter(f"--size must be one of {', '.join(SIZES)}")
-    l_, h, n, ff = SIZES[size]
-    hidden = hidden or h
-    return layers or l_, hidden, heads or n, ff * hidden // h
+    from ..teachers.sizes import TEACHER_SIZES
+
+    if size not in TEACHER_SIZES:
+        raise typer.BadParameter(f"--size must be one of {', '.join(TEACHER_SIZES)}")
+    s = TEACHER_SIZES[size].override(layers, hidden, heads)
+    return s.layers, s.hidden, s.heads, s.ff_dim
 
 
 def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp, device):
@@ -223,11 +221,12 @@ def soft_labels(
     --teacher exp/teachers/bert --mode context --out exp/soft/bert-context
     """
     from ..teachers.common import resolve_device
+    from ..teachers.kd_mode import BERT_LABEL_MODES
     from ..teachers.run import run_soft_labels
     from ..teachers.soft_labels import SoftLabelConfig
 
-    if mode not in ("utterance", "context"):
-        raise typer.BadParameter("--mode must be 'utterance' or 'context'")
+    if mode not in BERT_LABEL_MODES:
+        raise typer.BadParameter(f"--mode must be {' or '.join(map(repr, BERT_LABEL_MODES))}")
     cfg = SoftLabelConfig(mode=mode, top_k=top_k, temperature=temperature, window=window, amp=_checked_amp(amp))
     with user_errors():
         stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads, device=resolve_device(device))
@@ -309,8 +308,10 @@ def bench(
     """
     from ..teachers.bench import run_bench
     from ..training.kd_bench import bench_kd_step
+    from ..training.presets import read_preset
 
     with user_errors():
+        preset = read_preset(config)  # the KD step's student; run_bench passes the name back
         text = run_bench(
             tokenizer,
             bert_teacher,
@@ -323,6 +324,6 @@ def bench(
             threads,
             repeats,
             command=command_line(),
-            kd_step=bench_kd_step,
+            kd_step=lambda tok, _name: bench_kd_step(tok, preset),
         )
     typer.echo(text)
