@@ -170,3 +170,15 @@ def test_a_checkpoint_without_training_state_cannot_be_continued(tmp_path):
         TrainingCheckpoint.from_dict(payload, tmp_path / "x.pt", action="branch")
     with pytest.raises(ModelError, match="not a kdasr checkpoint \\(bad model_config"):
         TrainingCheckpoint.from_dict({**payload, "model_config": {"nope": 1}}, tmp_path / "x.pt")
+
+
+def test_the_kd_step_bench_takes_the_preset_the_cli_read():
+    """`kdasr teacher bench` reads --config and passes the Preset in (kd_bench reads no file)."""
+    from kdasr.text import Tokenizer
+    from kdasr.training.kd_bench import bench_kd_step
+
+    tok = Tokenizer.from_bytes(TrainingCheckpoint.load(OLD_CHECKPOINT).tokenizer_model)
+    torch.set_num_threads(1)
+    times = bench_kd_step(tok, read_preset("tiny"), steps=1, batch=2, frames=64, units=4)
+    assert set(times) == {"baseline (CE)", "KD (bert, λ=0.1)", "baseline, bf16 autocast"}
+    assert all(t > 0 for t in times.values())
