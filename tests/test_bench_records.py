@@ -235,9 +235,10 @@ def test_whisper_bench_text():
 def test_kd_step_bench_measures_every_variant(tmp_path):
     from kdasr.text import Tokenizer, train_tokenizer
     from kdasr.training.kd_bench import bench_kd_step
+    from kdasr.training.presets import read_preset
 
     (tmp_path / "text.txt").write_text("the cat sat on the mat\nthe dog ran to the park\n" * 20)
     tok = Tokenizer(train_tokenizer([tmp_path / "text.txt"], tmp_path / "sp", vocab_size=20))
-    r = bench_kd_step(tok, "tiny", steps=1, batch=1, frames=32, units=3)
+    r = bench_kd_step(tok, read_preset("tiny"), steps=1, batch=1, frames=32, units=3)
     assert (r.preset, r.batch, r.frames, r.units, r.steps) == ("tiny", 1, 32, 3, 1)
     assert r.baseline in r.seconds and len(r.seconds) == 3 and min(r.seconds.values()) > 0

@@ -13,7 +13,9 @@ from conftest import run_kdasr
 
 from kdasr.errors import KdasrError
 from kdasr.training.checkpoint import load_checkpoint
+from kdasr.training.presets import read_preset
 from kdasr.training.recipe import run_training
+from kdasr.training.request import TrainRun
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,8 +33,8 @@ def source_run(tiny_corpus, tmp_path_factory):
     """A tiny baseline trained two epochs (epoch-1.pt and epoch-2.pt kept)."""
     root = tmp_path_factory.mktemp("branch")
     c = tiny_corpus
-    run_training(c / "train.jsonl", c / "dev.jsonl", c / "tokenizer.model", root / "src", preset="tiny",
-                 feature_cache=root / "feats", epochs=2, threads=1)
+    run_training(TrainRun(c / "train.jsonl", c / "dev.jsonl", c / "tokenizer.model", root / "src", config="tiny",
+                          feature_cache=root / "feats", epochs=2, threads=1), read_preset("tiny"))
     assert (root / "src" / "epoch-1.pt").is_file() and (root / "src" / "epoch-2.pt").is_file()
     return root
 
@@ -100,9 +102,9 @@ def test_kd_branch_differs_and_resumes_as_a_branch(tiny_corpus, source_run, lm_s
     assert all(float(r.split(",")[soft]) > 0 for r in rows)
     # OUT holds a branch of epoch-1; branching it from another checkpoint is refused
     with pytest.raises(KdasrError, match="is a branch of"):
-        run_training(tiny_corpus / "train.jsonl", tiny_corpus / "dev.jsonl", tiny_corpus / "tokenizer.model", out,
-                     preset="tiny", feature_cache=feats, kd="lm", soft_labels=lm_soft_labels,
-                     branch_from=src / "epoch-2.pt")
+        run_training(TrainRun(tiny_corpus / "train.jsonl", tiny_corpus / "dev.jsonl", tiny_corpus / "tokenizer.model",
+                              out, config="tiny", feature_cache=feats, kd="lm", soft_labels=lm_soft_labels,
+                              branch_from=src / "epoch-2.pt"), read_preset("tiny"))
 
 
 def test_mismatched_branches_are_refused_in_one_line(tiny_corpus, source_run, tmp_path):
@@ -122,8 +124,8 @@ def test_mismatched_branches_are_refused_in_one_line(tiny_corpus, source_run, tm
     ]
     c = tiny_corpus
     with pytest.raises(KdasrError, match="exclude each other"):
-        run_training(c / "train.jsonl", c / "dev.jsonl", c / "tokenizer.model", tmp_path / "x", preset="tiny",
-                     branch_from=src / "epoch-1.pt", init_from=src / "epoch-1.pt")
+        TrainRun(c / "train.jsonl", c / "dev.jsonl", c / "tokenizer.model", tmp_path / "x", config="tiny",
+                 branch_from=src / "epoch-1.pt", init_from=src / "epoch-1.pt")
     for extra, message in cases:
         args = _args(tiny_corpus, feats, tmp_path / "x", "--branch-from", ck)
         if extra[0] in ("--config", "--tokenizer"):

@@ -11,14 +11,17 @@ import pytest
 from conftest import run_kdasr
 
 from kdasr.training.checkpoint import load_checkpoint
+from kdasr.training.presets import read_preset
 from kdasr.training.recipe import run_training
+from kdasr.training.request import TrainRun
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _train(corpus, feats, out, **kw):
-    return run_training(corpus / "train.jsonl", corpus / "dev.jsonl", corpus / "tokenizer.model", out,
-                        preset="tiny", feature_cache=feats, threads=1, **kw)
+    run = TrainRun(corpus / "train.jsonl", corpus / "dev.jsonl", corpus / "tokenizer.model", out, config="tiny",
+                   feature_cache=feats, threads=1, **kw)
+    return run_training(run, read_preset(run.config))
 
 
 def _rows(path):

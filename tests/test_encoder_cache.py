@@ -96,7 +96,9 @@ def test_run_training_from_the_cache(tmp_path):
     from kdasr.export.pipeline import export_checkpoint
     from kdasr.models.student_io import load_student
     from kdasr.text import train_tokenizer
+    from kdasr.training.presets import read_preset
     from kdasr.training.recipe import run_training
+    from kdasr.training.request import TrainRun
 
     data = tmp_path / "data"
     shutil.copytree(SAMPLES, data)
@@ -109,8 +111,9 @@ def test_run_training_from_the_cache(tmp_path):
                       .replace("embed_dim = 256", "embed_dim = 16").replace("attention_dim = 256", "attention_dim = 16")
                       + "log_every = 1\n")
     out = tmp_path / "run"
-    run_training(data / "manifest.jsonl", data / "manifest.jsonl", tok, out, preset=str(preset), max_steps=3,
-                 specaug_start_step=1)
+    run = TrainRun(data / "manifest.jsonl", data / "manifest.jsonl", tok, out, config=str(preset), max_steps=3,
+                   specaug_start_step=1)
+    run_training(run, read_preset(run.config))
     assert len(list((out / "feats" / "train").glob("enc-*/shard-*.npz"))) == 1
     assert not list((out / "feats" / "train").glob("feats-*.npz"))  # no log-mel cache needed
     student = load_student(out / "last.pt")

@@ -73,17 +73,22 @@ def test_bert_context_kd_training_through_the_cli(tiny_corpus, bert_teacher, tmp
         "1",
     ]
     from kdasr.errors import KdasrError
+    from kdasr.training.presets import read_preset
     from kdasr.training.recipe import run_training
+    from kdasr.training.request import TrainRun
 
     with pytest.raises(KdasrError, match="needs lm soft labels"):  # refused before any feature work
         run_training(
-            tiny_corpus / "train.jsonl",
-            tiny_corpus / "dev.jsonl",
-            tiny_corpus / "tokenizer.model",
-            exp,
-            preset="tiny",
-            kd="lm",
-            soft_labels=soft,
+            TrainRun(
+                tiny_corpus / "train.jsonl",
+                tiny_corpus / "dev.jsonl",
+                tiny_corpus / "tokenizer.model",
+                exp,
+                config="tiny",
+                kd="lm",
+                soft_labels=soft,
+            ),
+            read_preset("tiny"),
         )
     run_kdasr(*args, "--kd", "bert-context", "--soft-labels", str(soft), "--max-steps", "3")
     ck = torch.load(exp / "last.pt", weights_only=False)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from kdasr.text import Tokenizer, train_tokenizer
-from kdasr.training.checkpoint import load_checkpoint
+from kdasr.training.checkpoint import TrainingCheckpoint
 from kdasr.training.data import Examples
 from kdasr.training.distributed import init_distributed, shutdown
 from kdasr.training.presets import load_preset
@@ -65,7 +65,7 @@ def main() -> None:
     if "--branch-from" in sys.argv:  # as `kdasr train --branch-from`: only when OUT holds no run yet
         source = Path(sys.argv[sys.argv.index("--branch-from") + 1])
         summary = {"branched_from": {"path": str(source)}}
-        branch = None if (out / "last.pt").exists() else load_checkpoint(source)
+        branch = None if (out / "last.pt").exists() else TrainingCheckpoint.load(source, action="branch")
     train(
         model_cfg, cfg, examples(tok, 16, 1), examples(tok, 4, 2), tok, out, dist_info=info,
         on_finish=save_rank_state, branch=branch, summary=summary,

@@ -15,9 +15,6 @@ from .common import command_line, user_errors
 
 teacher_app = typer.Typer(help="Teachers for distillation: BERT, Transformer LM, soft labels.", no_args_is_help=True)
 
-# (layers, hidden, heads, ff) per size; "paper" is Futami et al.'s BERT
-SIZES = {"paper": (6, 512, 8, 2048), "demo": (4, 256, 4, 1024), "tiny": (2, 32, 2, 64)}
-
 TextArg = Annotated[
     Path,
     typer.Argument(
@@ -61,11 +58,12 @@ def _checked_amp(amp: str) -> str:
 
 
 def _sizes(size: str, layers, hidden, heads) -> tuple[int, int, int, int]:
-    if size not in SIZES:
-        raise typer.BadParameter(f"--size must be one of {', '.join(SIZES)}")
-    l_, h, n, ff = SIZES[size]
-    hidden = hidden or h
-    return layers or l_, hidden, heads or n, ff * hidden // h
+    from ..teachers.sizes import TEACHER_SIZES
+
+    if size not in TEACHER_SIZES:
+        raise typer.BadParameter(f"--size must be one of {', '.join(TEACHER_SIZES)}")
+    s = TEACHER_SIZES[size].override(layers, hidden, heads)
+    return s.layers, s.hidden, s.heads, s.ff_dim
 
 
 # The options every teacher-training command ends with (bert, lm): (name, annotation, default), in --help order.
@@ -243,11 +241,12 @@ def soft_labels(
     --teacher exp/teachers/bert --mode context --out exp/soft/bert-context
     """
     from ..teachers.common import resolve_device
+    from ..teachers.kd_mode import BERT_LABEL_MODES
     from ..teachers.run import run_soft_labels
     from ..teachers.soft_labels import SoftLabelConfig
 
-    if mode not in ("utterance", "context"):
-        raise typer.BadParameter("--mode must be 'utterance' or 'context'")
+    if mode not in BERT_LABEL_MODES:
+        raise typer.BadParameter(f"--mode must be {' or '.join(map(repr, BERT_LABEL_MODES))}")
     cfg = SoftLabelConfig(mode=mode, top_k=top_k, temperature=temperature, window=window, amp=_checked_amp(amp))
     with user_errors():
         stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads, device=resolve_device(device))
@@ -332,9 +331,12 @@ def bench(
     from ..teachers.bench import TeacherBenchConfig, run_bench
     from ..teachers.bench_report import write_teacher_bench
     from ..training.kd_bench import bench_kd_step
+    from ..training.presets import read_preset
 
     cfg = TeacherBenchConfig(tokenizer, bert_teacher, lm_teacher, train, dev, utterances, config, threads, repeats,
                              command=command_line())
     with user_errors():
-        text = write_teacher_bench(run_bench(cfg, kd_step=bench_kd_step), report, report.with_suffix(".json"))
+        preset = read_preset(config)  # the KD step's student; run_bench passes the name back
+        text = write_teacher_bench(run_bench(cfg, kd_step=lambda tok, _name: bench_kd_step(tok, preset)),
+                                   report, report.with_suffix(".json"))
     typer.echo(text)

@@ -24,9 +24,9 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..data.manifest import Utterance
-from ..errors import KdasrError
 from ..text import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Tokenizer
 from .context import DocumentIndex, Window, utterance_windows
+from .kd_mode import KdMode, bert_label_mode
 from .mlm import MaskedRow, masked_rows, run_masked_batches
 from .storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
 from .train_loop import amp_context, device_of
@@ -37,7 +37,7 @@ Labels = tuple[np.ndarray, np.ndarray]  # ids int64 [n, K], probs float32 [n, K]
 
 @dataclass(frozen=True)
 class SoftLabelConfig:
-    mode: str = "utterance"  # BERT: "utterance" or "context"; the LM teacher is always "causal"
+    mode: str = "utterance"  # BERT: "utterance" or "context" (kd_mode.BERT_LABEL_MODES); the LM is always "causal"
     top_k: int = 8
     temperature: float = 3.0
     window: int = 256  # context window in tokens
@@ -136,16 +136,15 @@ def generate_soft_labels(
 ) -> dict:
     """Write soft-label shards for `utts` into out_dir; shards already there are kept (resume).
     kind: "bert" (teacher: BertTeacher) or "lm" (teacher: TransformerLM)."""
-    if kind == "bert" and cfg.mode not in ("utterance", "context"):
-        raise KdasrError(f"unknown soft-label mode {cfg.mode!r} (utterance or context)")
+    kd = bert_label_mode(cfg.mode) if kind == "bert" else KdMode.LM  # the student's --kd these labels serve
     window = min(cfg.window, teacher.window) if kind == "bert" else 0
-    mode = cfg.mode if kind == "bert" else "causal"
+    mode = kd.label_mode
     meta = SoftLabelMeta(
         kind,
         mode,
         cfg.top_k,
         cfg.temperature,
-        window if mode == "context" else 0,
+        window if kd.context else 0,
         tok.vocab_size,
         tokenizer_sha1(tok.model_bytes),
         teacher_path,
@@ -154,7 +153,7 @@ def generate_soft_labels(
     prepare_dir(out_dir, meta)
     own = {u.id: tuple(tok.encode(u.text)) for u in utts}
     utts = [u for u in utts if own[u.id]]
-    docs = DocumentIndex(utts, tok.encode) if mode == "context" else None
+    docs = DocumentIndex(utts, tok.encode) if kd.context else None
     shards = [utts[i : i + cfg.shard_size] for i in range(0, len(utts), cfg.shard_size)]
     cache: dict = {}
     stats = {

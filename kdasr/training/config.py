@@ -1,10 +1,19 @@
-"""Training options: one frozen dataclass built at the entry point and passed in."""
+"""Training settings: frozen dataclasses (torch-free), read from a preset, overridden by the request."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from .specaugment import SpecAugmentConfig
+from ..teachers.kd_mode import KdMode
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    freq_masks: int = 2
+    freq_width: int = 15
+    time_masks: int = 2
+    time_width_ratio: float = 0.05  # each time mask covers at most this share of the utterance
 
 
 @dataclass(frozen=True)
@@ -26,11 +35,18 @@ class TrainConfig:
     keep_epochs: int = 5  # epoch checkpoints kept for averaging
     dev_utterances: int = 300  # dev subset decoded at each epoch end
     threads: int | None = None
-    # knowledge distillation (DESIGN.md §4): "none", "lm", "bert" (utterance) or "bert-context"
-    kd: str = "none"
+    # knowledge distillation (DESIGN.md §4): none, lm, bert (utterance) or bert-context
+    kd: KdMode = KdMode.NONE
     kd_weight: float = 0.0  # λ; the recipe fills the per-mode default (0.1 utterance/LM, 0.3 context)
     kd_smoothing: float = 0.1  # soft target = (1 − σ)·top-K + σ·uniform
     # frozen pretrained encoders (whisper_trainable_layers >= 0): compute the frozen part once per
     # utterance, cache it (training/encoder_cache.py) and train from the cache; masks on its states
     encoder_cache: bool = False
     amp: str = "none"  # "bf16": autocast the forward pass (CPU or GPU)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kd", KdMode.parse(self.kd))  # also from a TOML string
+
+    def to_dict(self) -> dict:
+        """Plain values (the KD mode as its string), as checkpoints store it."""
+        return {**dataclasses.asdict(self), "kd": self.kd.value}

@@ -26,6 +26,7 @@ from ..models.frontend import LogMelFrontend
 from ..models.reference_decode import ctc_greedy_ids, greedy_from_memory
 from ..models.student_io import load_checkpoint, load_student
 from ..models.whisper_frontend import WhisperFrontend
+from ..teachers.kd_mode import KdMode
 from .batching import bucket_batches
 from .config import TrainConfig
 from .data import collate, make_examples
@@ -110,7 +111,7 @@ def decode_checkpoint(
     if not ex.ids:
         raise KdasrError(f"{dev.manifest}: none of the first dev utterances is usable (too short or empty)")
     smoothing = ck.get("train_config", {}).get("label_smoothing", TrainConfig.label_smoothing)
-    loss_cfg = TrainConfig(kd="none", label_smoothing=smoothing)
+    loss_cfg = TrainConfig(kd=KdMode.NONE, label_smoothing=smoothing)
     att_hyps, ctc_hyps, refs, total, att_total = [], [], [], 0.0, 0.0
     for idx in bucket_batches(ex.lengths, max_frames, seed=0, epoch=0):
         batch = collate(ex, idx, tok)

@@ -1,5 +1,5 @@
 """The KD training step's cost against the baseline step, for `kdasr teacher bench` (which passes
-this in, so the teachers stage does not import training)."""
+this in, so the teachers stage does not import training; the CLI reads the preset)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ import torch
 
 from ..models.student import build_model
 from ..teachers.bench_records import BASELINE_STEP, KdStepTimes
+from ..teachers.kd_mode import KdMode
 from ..text import Tokenizer
 from .data import Batch
-from .presets import load_preset
+from .presets import Preset
 from .trainer import compute_loss
 
 
 def bench_kd_step(
-    tok: Tokenizer, preset: str, steps: int = 5, batch: int = 8, frames: int = 800, units: int = 30
+    tok: Tokenizer, preset: Preset, steps: int = 5, batch: int = 8, frames: int = 800, units: int = 30
 ) -> KdStepTimes:
     """Median seconds of one training step (forward + backward + Adam) on a synthetic batch with
     soft labels, per variant: CE baseline, KD (BERT, λ=0.1), baseline under bf16 autocast; the
     record keeps the batch's shape (the report's heading quotes it)."""
-    model_cfg, base = load_preset(preset, tok.vocab_size)
+    model_cfg, base = preset.model_config(tok.vocab_size), preset.train
     g = torch.Generator().manual_seed(0)
     tin = torch.randint(5, tok.vocab_size, (batch, units + 1), generator=g)
     b = Batch(
@@ -38,9 +39,9 @@ def bench_kd_step(
         torch.ones(batch, units + 1, dtype=torch.bool),
     )
     variants = {
-        BASELINE_STEP: dataclasses.replace(base, kd="none"),
-        "KD (bert, λ=0.1)": dataclasses.replace(base, kd="bert", kd_weight=0.1),
-        "baseline, bf16 autocast": dataclasses.replace(base, kd="none", amp="bf16"),
+        BASELINE_STEP: dataclasses.replace(base, kd=KdMode.NONE),
+        "KD (bert, λ=0.1)": dataclasses.replace(base, kd=KdMode.BERT, kd_weight=0.1),
+        "baseline, bf16 autocast": dataclasses.replace(base, kd=KdMode.NONE, amp="bf16"),
     }
     torch.manual_seed(0)
     model = build_model(model_cfg)

@@ -1,4 +1,5 @@
-"""Packaged TOML configs (kdasr/configs/*.toml) -> ModelConfig / TrainConfig, with CLI overrides.
+"""Packaged TOML configs (kdasr/configs/*.toml) -> a Preset (ModelConfig + TrainConfig), read at
+the entry point (the CLI) and passed in: no library module reads a config by name.
 
 A config file is user input: a syntax error names the file, line and column; an unknown section
 or key, or a value of the wrong type, names the file, the section and the key."""
@@ -8,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from ..errors import KdasrError
 from ..models.config import ModelConfig
-from .config import TrainConfig
-from .specaugment import SpecAugmentConfig
+from .config import SpecAugmentConfig, TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTIONS = {"model": ModelConfig, "train": TrainConfig}
@@ -38,6 +40,8 @@ def _kind_ok(value: object, default: object) -> bool:
     """Is `value` (from TOML) usable where the dataclass default is `default`?"""
     if default is None:
         return isinstance(value, (int, float)) and not isinstance(value, bool)  # the optional numbers
+    if isinstance(default, Enum):
+        return isinstance(value, str)  # its value (e.g. kd = "bert"), checked by the dataclass
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, float):
@@ -70,7 +74,21 @@ def _section(path: Path, data: dict, name: str, cls: type, fixed: dict) -> dict:
     return out
 
 
-def load_preset(name_or_path: str, vocab_size: int, **train_overrides) -> tuple[ModelConfig, TrainConfig]:
+@dataclass(frozen=True)
+class Preset:
+    """A training config as read: its name (as given: packaged name or .toml path), the model
+    (vocab_size 0 until the tokenizer is known) and the training settings."""
+
+    name: str
+    model: ModelConfig
+    train: TrainConfig
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return dataclasses.replace(self.model, vocab_size=vocab_size)
+
+
+def read_preset(name_or_path: str) -> Preset:
+    """The packaged config `name_or_path` (no suffix) or the .toml file it names."""
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.toml"
@@ -80,6 +98,11 @@ def load_preset(name_or_path: str, vocab_size: int, **train_overrides) -> tuple[
     data = _parse_toml(path)
     if unknown := sorted(set(data) - set(SECTIONS)):
         raise KdasrError(f"{path}: unknown section [{unknown[0]}] (known: {', '.join(SECTIONS)})")
-    model = ModelConfig(vocab_size=vocab_size, **_section(path, data, "model", ModelConfig, {"vocab_size": 0}))
-    train = TrainConfig(**_section(path, data, "train", TrainConfig, {}))
-    return model, dataclasses.replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+    model = ModelConfig(vocab_size=0, **_section(path, data, "model", ModelConfig, {"vocab_size": 0}))
+    return Preset(name_or_path, model, TrainConfig(**_section(path, data, "train", TrainConfig, {})))
+
+
+def load_preset(name_or_path: str, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
+    """read_preset's model (for `vocab_size`) and training settings."""
+    preset = read_preset(name_or_path)
+    return preset.model_config(vocab_size), preset.train

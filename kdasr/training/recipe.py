@@ -1,4 +1,5 @@
-"""`kdasr train` as a library call: manifests + tokenizer (+ soft labels) -> features -> examples -> trainer."""
+"""`kdasr train` as a library call: a TrainRun (the request) and its Preset (the config, read by the
+caller) -> features -> examples (+ soft labels) -> trainer."""
 
 from __future__ import annotations
 
@@ -13,38 +14,36 @@ from ..io_utils import remove_orphan_temps
 from ..models.config import ModelConfig
 from ..models.student import build_frontend, build_model
 from ..models.student_io import load_student
+from ..teachers.kd_mode import KdMode
 from ..text import Tokenizer
-from .checkpoint import check_branchable, check_resumable, load_checkpoint
+from .checkpoint import TrainingCheckpoint, check_branchable, check_resumable
+from .config import TrainConfig
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
 from .encoder_cache import compute_encoder_cache, prefix_model
 from .features import FEATURE_SHARD_NAME, compute_features
-from .presets import load_preset
+from .presets import Preset
+from .request import TrainRun
 from .trainer import train
 
 CHECKPOINT_NAME = re.compile(r"(last|epoch-\d+|snapshot-[\d.e+-]+min)\.pt")  # what the trainer writes
 
-# λ per KD mode (Futami et al.: 0.1 utterance-level BERT, 0.3 with context)
-KD_DEFAULT_WEIGHT = {"none": 0.0, "lm": 0.1, "bert": 0.1, "bert-context": 0.3}
-KD_EXPECTS = {"lm": ("lm", "causal"), "bert": ("bert", "utterance"), "bert-context": ("bert", "context")}
 
-
-def check_soft_labels(soft_dir: Path, kd: str, tok: Tokenizer) -> None:
+def check_soft_labels(soft_dir: Path, kd: KdMode, tok: Tokenizer) -> None:
     """Refuse soft labels of the wrong teacher, mode or tokenizer (before any feature work)."""
     from ..teachers.storage import read_meta, tokenizer_sha1
 
     meta = read_meta(soft_dir)
-    want = KD_EXPECTS[kd]
-    if (meta.teacher, meta.mode) != want:
+    if KdMode.of_soft_labels(meta.teacher, meta.mode) is not kd:
         raise KdasrError(
-            f"--kd {kd} needs {want[0]} soft labels in {want[1]} mode; {soft_dir} holds "
+            f"--kd {kd} needs {kd.teacher} soft labels in {kd.label_mode} mode; {soft_dir} holds "
             f"{meta.teacher} labels in {meta.mode} mode"
         )
     if meta.tokenizer_sha1 != tokenizer_sha1(tok.model_bytes):
         raise KdasrError(f"{soft_dir}: soft labels were made with another tokenizer than {tok}")
 
 
-def attach_soft_labels(ex: Examples, soft_dir: Path, kd: str, tok: Tokenizer) -> tuple[Examples, dict]:
+def attach_soft_labels(ex: Examples, soft_dir: Path, kd: KdMode, tok: Tokenizer) -> tuple[Examples, dict]:
     """Examples with each utterance's soft-label rows; checks teacher, mode and tokenizer."""
     from ..teachers.storage import load_soft_labels
 
@@ -101,73 +100,50 @@ def encoder_init_weights(source: Path, tok: Tokenizer, model_cfg: ModelConfig) -
     return {k: weights[k] for k in target}, history
 
 
-def run_training(
-    train_manifest: Path,
-    dev_manifest: Path,
-    tokenizer_path: Path,
-    out_dir: Path,
-    preset: str = "demo",
-    feature_cache: Path | None = None,
-    resume: bool = True,
-    kd: str = "none",
-    soft_labels: Path | None = None,
-    init_from: Path | None = None,
-    ctc_weight: float | None = None,
-    branch_from: Path | None = None,
-    init_encoder_from: Path | None = None,
-    strict: bool = False,
-    **overrides,
-) -> Path:
-    """Features, examples (+ soft labels), then the trainer. `init_from`: a fresh run from other
-    weights; `branch_from`: continue another run's checkpoint (same architecture, tokenizer,
-    schedule and data order) with this call's loss settings (see `prepare_branch`). `init_encoder_from`:
+def run_training(run: TrainRun, preset: Preset) -> Path:
+    """Features, examples (+ soft labels), then the trainer, for the request `run` with the config
+    `preset` (read by the caller: presets.read_preset). `run.init_from`: a fresh run from other
+    weights; `run.branch_from`: continue another run's checkpoint (same architecture, tokenizer,
+    schedule and data order) with this run's loss settings (see `prepare_branch`). `run.init_encoder_from`:
     a fresh run whose encoder and CTC head start from other weights and whose decoder (of the preset's
     kind) starts from scratch. Manifests are checked like `kdasr data validate`: utterances that
-    break the text policy are reported and left out (`strict`: refused)."""
-    if kd not in KD_DEFAULT_WEIGHT:
-        raise KdasrError(f"--kd must be one of {', '.join(KD_DEFAULT_WEIGHT)}, got {kd!r}")
-    starts = [f for f, v in (("--init-from", init_from), ("--branch-from", branch_from),
-                              ("--init-encoder-from", init_encoder_from)) if v is not None]
-    if len(starts) > 1:
-        raise KdasrError(f"{' and '.join(starts)} exclude each other (one start: weights, a branch or an encoder)")
-    if kd != "none" and soft_labels is None:
-        raise KdasrError(f"--kd {kd} needs --soft-labels DIR (made by `kdasr teacher soft-labels`)")
-    if overrides.get("kd_weight") is None:
-        overrides["kd_weight"] = KD_DEFAULT_WEIGHT[kd]
-    tok = Tokenizer(tokenizer_path)
-    model_cfg, train_cfg = load_preset(preset, tok.vocab_size, kd=kd, **overrides)
+    break the text policy are reported and left out (`run.strict`: refused)."""
+    kd, out_dir, init_from, init_encoder_from = run.kd, run.out, run.init_from, run.init_encoder_from
+    tok = Tokenizer(run.tokenizer)
+    model_cfg, train_cfg = preset.model_config(tok.vocab_size), run.train_config(preset.train)
     init_weights, init_history = None, {}
     if init_from is not None:
         # the source fixes the architecture; the preset still sets the training knobs
         init_cfg, init_weights, init_history = load_init_weights(init_from, tok)
         model_cfg = dataclasses.replace(init_cfg, ctc_weight=model_cfg.ctc_weight)
-    if ctc_weight is not None:
-        model_cfg = dataclasses.replace(model_cfg, ctc_weight=ctc_weight)
+    if run.ctc_weight is not None:
+        model_cfg = dataclasses.replace(model_cfg, ctc_weight=run.ctc_weight)
     if init_encoder_from is not None:
         init_weights, init_history = encoder_init_weights(init_encoder_from, tok, model_cfg)
-    if kd != "none":
-        check_soft_labels(soft_labels, kd, tok)
+    if kd is not KdMode.NONE:
+        check_soft_labels(run.soft_labels, kd, tok)
     resumed = None
-    if resume and (out_dir / "last.pt").exists():
+    if run.resume and (out_dir / "last.pt").exists():
         # read and checked before any feature work: a foreign or mismatched last.pt fails in one line
-        resumed = load_checkpoint(out_dir / "last.pt")
-        check_resumable(out_dir / "last.pt", resumed, model_cfg, tok, preset)
+        resumed = TrainingCheckpoint.load(out_dir / "last.pt")
+        check_resumable(out_dir / "last.pt", resumed, model_cfg, tok, preset.name)
     branch = None
-    if branch_from is not None:
-        branch = prepare_branch(Path(branch_from), resumed, out_dir, model_cfg, train_cfg, tok, preset)
+    if run.branch_from is not None:
+        branch = prepare_branch(run.branch_from, resumed, out_dir, model_cfg, train_cfg, tok, preset.name)
     info = init_distributed()
+    cache = run.feature_cache or out_dir / "feats"
     if info.main:  # temp files of checkpoint and feature writes a killed run left (only those)
         remove_orphan_temps(out_dir, CHECKPOINT_NAME.fullmatch)
         for name in ("train", "dev"):
-            remove_orphan_temps((feature_cache or out_dir / "feats") / name, FEATURE_SHARD_NAME.fullmatch)
+            remove_orphan_temps(cache / name, FEATURE_SHARD_NAME.fullmatch)
     frontend = build_frontend(model_cfg)  # whisper encoders: whisper's own log-mel
-    cache = feature_cache or out_dir / "feats"
     # a frozen pretrained encoder part: its output cached once per utterance (training/encoder_cache.py)
-    prefix = prefix_model(model_cfg, (resumed or branch or {}).get("model") or init_weights) \
+    start = resumed or branch
+    prefix = prefix_model(model_cfg, start.model if start is not None else init_weights) \
         if train_cfg.encoder_cache else None
     sets = {}
-    for name, manifest in (("train", train_manifest), ("dev", dev_manifest)):
-        utts, skipped = read_training_manifest(manifest, strict)
+    for name, manifest in (("train", run.train_manifest), ("dev", run.dev_manifest)):
+        utts, skipped = read_training_manifest(manifest, run.strict)
         if skipped and info.main:
             report_skipped(manifest, skipped, len(utts))
         if not info.main:
@@ -184,20 +160,20 @@ def run_training(
     train_ex = sets["train"][1]
     if not train_ex.ids:  # else the trainer divides by zero batches
         raise KdasrError(
-            f"{train_manifest}: no usable training utterances ({len(sets['train'][0])} passed the checks; "
+            f"{run.train_manifest}: no usable training utterances ({len(sets['train'][0])} passed the checks; "
             "those with unreadable audio, under 16 feature frames or no tokens are left out): nothing to train on"
         )
     kd_info = {}
-    if kd != "none":
-        train_ex, kd_info = attach_soft_labels(train_ex, soft_labels, kd, tok)
+    if kd is not KdMode.NONE:
+        train_ex, kd_info = attach_soft_labels(train_ex, run.soft_labels, kd, tok)
     hours = sum(u.duration for u in sets["train"][0]) / 3600
     summary = {
-        "train_manifest": str(train_manifest),
+        "train_manifest": str(run.train_manifest),
         "train_hours": round(hours, 2),
         "train_utterances": len(train_ex.ids),
-        "preset": preset,
-        "kd": kd,
-        "kd_weight": train_cfg.kd_weight if kd != "none" else 0.0,
+        "preset": preset.name,
+        "kd": kd.value,
+        "kd_weight": train_cfg.kd_weight if kd is not KdMode.NONE else 0.0,
         **({"kd_" + k: v for k, v in kd_info.items()}),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         # where the weights came from, with that model's own training summary (its history)
@@ -209,11 +185,11 @@ def run_training(
         ),
     }
     if branch is not None:
-        summary["branched_from"] = branch_record(Path(branch_from), branch)
-        src_utts = branch.get("summary", {}).get("train_utterances")
+        summary["branched_from"] = branch_record(run.branch_from, branch)
+        src_utts = branch.summary.get("train_utterances")
         if src_utts is not None and src_utts != len(train_ex.ids):
             raise KdasrError(
-                f"--branch-from {branch_from}: the source run trained on {src_utts} utterances, this one has "
+                f"--branch-from {run.branch_from}: the source run trained on {src_utts} utterances, this one has "
                 f"{len(train_ex.ids)} (another --train manifest?): the data order would differ"
             )
     return train(
@@ -223,7 +199,7 @@ def run_training(
         sets["dev"][1],
         tok,
         out_dir,
-        resume=resume,
+        resume=run.resume,
         summary=summary,
         dist_info=info,
         init_weights=init_weights,
@@ -244,12 +220,18 @@ def report_skipped(manifest: Path, skipped: list[str], kept: int) -> None:
 
 
 def prepare_branch(
-    source: Path, resumed: dict | None, out_dir: Path, model_cfg: ModelConfig, train_cfg, tok: Tokenizer, preset: str
-) -> dict | None:
+    source: Path,
+    resumed: TrainingCheckpoint | None,
+    out_dir: Path,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    tok: Tokenizer,
+    preset: str,
+) -> TrainingCheckpoint | None:
     """The source checkpoint of a new branch, checked; None when out_dir/last.pt exists (then the
     run resumes, and that last.pt must be a branch of the same source)."""
     if resumed is not None:
-        recorded = resumed.get("summary", {}).get("branched_from")
+        recorded = resumed.summary.get("branched_from")
         if recorded is None or Path(recorded["path"]).resolve() != source.resolve():
             was = f"a branch of {recorded['path']}" if recorded else "not a branch"
             raise KdasrError(
@@ -257,22 +239,22 @@ def prepare_branch(
                 "(resume it without --branch-from, or choose another --out)"
             )
         return None
-    ck = load_checkpoint(source)
+    ck = TrainingCheckpoint.load(source, action="branch")
     check_resumable(source, ck, model_cfg, tok, preset, action="branch")
-    check_branchable(source, ck, dataclasses.asdict(train_cfg))
+    check_branchable(source, ck, train_cfg)
     return ck
 
 
-def branch_record(source: Path, ck: dict) -> dict:
+def branch_record(source: Path, ck: TrainingCheckpoint) -> dict:
     """What a branch keeps of its source in its summary (and so in its checkpoints and exports)."""
-    src = ck.get("summary", {})
+    src = ck.summary
     return {
         "path": str(source),
-        "step": ck["step"],
-        "epoch": ck["epoch"],
-        "batch_pos": ck["batch_pos"],
-        "elapsed_s": round(ck.get("elapsed", 0.0)),
-        "kd": src.get("kd", ck.get("train_config", {}).get("kd", "none")),
+        "step": ck.step,
+        "epoch": ck.epoch,
+        "batch_pos": ck.batch_pos,
+        "elapsed_s": round(ck.elapsed),
+        "kd": src.get("kd", ck.train_config.get("kd", KdMode.NONE.value)),
         "kd_weight": src.get("kd_weight", 0.0),
         # the source's own history (when it started, where its weights came from, its own branch)
         **{k: src[k] for k in ("started", "initialised_from", "branched_from") if k in src},

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from .config import SpecAugmentConfig  # declared beside TrainConfig (torch-free: the CLI reads its fields)
 
-@dataclass(frozen=True)
-class SpecAugmentConfig:
-    freq_masks: int = 2
-    freq_width: int = 15
-    time_masks: int = 2
-    time_width_ratio: float = 0.05  # each time mask covers at most this share of the utterance
+__all__ = ["SpecAugmentConfig", "spec_augment"]
 
 
 def spec_augment(feats: torch.Tensor, lens: torch.Tensor, cfg: SpecAugmentConfig, gen: torch.Generator) -> torch.Tensor:

@@ -5,7 +5,6 @@ batch position and every RNG), a rich progress bar and CSV loss logs."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -19,9 +18,10 @@ from ..errors import KdasrError
 from ..models.config import ModelConfig
 from ..models.reference_decode import ctc_greedy_ids
 from ..models.student import Seq2SeqStudent, build_model, count_parameters, load_pretrained
+from ..teachers.kd_mode import KdMode
 from ..text import Tokenizer
 from .batching import bucket_batches
-from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from .checkpoint import TrainingCheckpoint, check_resumable, save_checkpoint
 from .config import TrainConfig
 from .data import Batch, Examples, collate
 from .distributed import DistInfo, gather_objects, init_distributed, sync_flags
@@ -39,10 +39,10 @@ def compute_loss(
     model: torch.nn.Module, batch: Batch, tok: Tokenizer, cfg: TrainConfig, ctc_weight: float | None = None
 ) -> dict[str, torch.Tensor]:
     """(1 − w)·attention loss + w·CTC, where the attention loss is label-smoothed CE, or with
-    soft labels in the batch and cfg.kd != "none", λ·CE(soft) + (1 − λ)·CE(hard)."""
+    soft labels in the batch and a KD mode in cfg, λ·CE(soft) + (1 − λ)·CE(hard)."""
     with torch.autocast(batch.feats.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
         att_logits, ctc_logits, enc_lens = model(batch.feats, batch.feat_lens, batch.tokens_in)
-    if cfg.kd != "none" and batch.soft_ids is not None:
+    if cfg.kd is not KdMode.NONE and batch.soft_ids is not None:
         parts = kd_loss(
             att_logits,
             batch.targets,
@@ -119,8 +119,8 @@ def train(
     dist_info: DistInfo | None = None,
     on_finish: Callable[[torch.nn.Module], None] | None = None,
     init_weights: dict[str, torch.Tensor] | None = None,
-    checkpoint: dict | None = None,
-    branch: dict | None = None,
+    checkpoint: TrainingCheckpoint | None = None,
+    branch: TrainingCheckpoint | None = None,
 ) -> Path:
     """Train into out_dir (checkpoints last.pt, epoch-N.pt; logs train_log.csv, dev_log.csv).
     With resume=True and out_dir/last.pt present, continue exactly where it stopped: a run killed
@@ -129,7 +129,7 @@ def train(
     out_dir/last.pt already loaded (and checked) by the caller. `branch`: another run's checkpoint
     (loaded and checked by the caller) to continue from when out_dir holds no last.pt: its
     weights, optimiser, schedule and batch position, elapsed time and RNGs, with this call's
-    loss settings (cfg.kd, cfg.kd_weight) and `summary`; with `cfg.kd == "none"` and the same
+    loss settings (cfg.kd, cfg.kd_weight) and `summary`; with no KD and the same
     settings, the branch reproduces the source run's own continuation bit for bit."""
     info = dist_info or init_distributed()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -174,23 +174,23 @@ def train(
     if resuming or branch is not None:
         ck = checkpoint if resuming else branch
         if ck is None:
-            ck = load_checkpoint(last)
+            ck = TrainingCheckpoint.load(last)
             check_resumable(last, ck, model_cfg, tok)
-        core.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        step, epoch, batch_pos, elapsed = ck["step"], ck["epoch"], ck["batch_pos"], ck["elapsed"]
+        core.load_state_dict(ck.model)
+        opt.load_state_dict(ck.optimizer)
+        step, epoch, batch_pos, elapsed = ck.step, ck.epoch, ck.batch_pos, ck.elapsed
         if resuming:
             # the run's history stays the first start's: when it began, where its weights came from
             kept = ("started", "initialised_from", "encoder_initialised_from", "branched_from", "pretrained_encoder")
-            summary = {**(summary or {}), **{k: ck["summary"][k] for k in kept if k in ck.get("summary", {})}}
-        rngs = ck.get("rngs")
+            summary = {**(summary or {}), **{k: ck.summary[k] for k in kept if k in ck.summary}}
+        rngs = ck.rngs
         if rngs and len(rngs) == info.world:
             torch.set_rng_state(rngs[info.rank]["torch"])
             gen.set_state(rngs[info.rank]["specaug"])
             if "cuda" in rngs[info.rank] and info.device.startswith("cuda"):
                 torch.cuda.set_rng_state(rngs[info.rank]["cuda"], info.device)
         else:  # older checkpoints (or another world size): the global RNG only
-            torch.set_rng_state(ck["rng"])
+            torch.set_rng_state(ck.rng)
             gen.manual_seed(cfg.seed + step)
         if info.main:
             train_log.truncate_after(step)  # a branch restarted before its first last.pt logged steps again
@@ -202,34 +202,34 @@ def train(
         print(
             f"model: {count_parameters(core) / 1e6:.2f}M parameters; train {len(train_ex.ids)} utts, "
             f"dev {len(dev_ex.ids)}; kd {cfg.kd}"
-            + (f" (lambda {cfg.kd_weight})" if cfg.kd != "none" else "")
+            + (f" (lambda {cfg.kd_weight})" if cfg.kd is not KdMode.NONE else "")
             + (f"; {info.world} processes" if info.world > 1 else "")
         )
         if count_parameters(core) < 200_000 and len(train_ex.ids) > 200:
             print(f"warning: a {count_parameters(core) / 1e6:.2f}M-parameter model (a test-sized config) for "
                   f"{len(train_ex.ids)} utterances: it cannot learn much; --config demo suits hours of speech")
 
-    def payload(kind: str) -> dict:
+    def payload(kind: str) -> TrainingCheckpoint:
         state = {"torch": torch.get_rng_state(), "specaug": gen.get_state()}
         if info.device.startswith("cuda"):
             state["cuda"] = torch.cuda.get_rng_state(info.device)
         rngs = gather_objects(info, state)
-        return {
-            "kind": kind,
-            "model_config": model_cfg.to_dict(),
-            "train_config": dataclasses.asdict(cfg),
-            "model": core.state_dict(),
-            "optimizer": opt.state_dict(),
-            "step": step,
-            "epoch": epoch,
-            "batch_pos": batch_pos,
-            "elapsed": elapsed,
-            "rng": torch.get_rng_state(),
-            "rngs": rngs,
-            "world_size": info.world,
-            "tokenizer_model": tok.model_bytes,
-            "summary": summary or {},
-        }
+        return TrainingCheckpoint(
+            kind=kind,
+            model_config=model_cfg,
+            train_config=cfg.to_dict(),
+            model=core.state_dict(),
+            optimizer=opt.state_dict(),
+            step=step,
+            epoch=epoch,
+            batch_pos=batch_pos,
+            elapsed=elapsed,
+            rng=torch.get_rng_state(),
+            rngs=rngs,
+            world_size=info.world,
+            tokenizer_model=tok.model_bytes,
+            summary=summary or {},
+        )
 
     def save(path: Path, kind: str) -> None:
         data = payload(kind)  # collective under DDP: every rank takes part
