@@ -180,5 +180,6 @@ def test_the_kd_step_bench_takes_the_preset_the_cli_read():
     tok = Tokenizer.from_bytes(TrainingCheckpoint.load(OLD_CHECKPOINT).tokenizer_model)
     torch.set_num_threads(1)
     times = bench_kd_step(tok, read_preset("tiny"), steps=1, batch=2, frames=64, units=4)
-    assert set(times) == {"baseline (CE)", "KD (bert, λ=0.1)", "baseline, bf16 autocast"}
-    assert all(t > 0 for t in times.values())
+    assert times.preset == "tiny"
+    assert set(times.seconds) == {"baseline (CE)", "KD (bert, λ=0.1)", "baseline, bf16 autocast"}
+    assert all(t > 0 for t in times.seconds.values())

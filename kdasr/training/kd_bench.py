@@ -57,4 +57,4 @@ def bench_kd_step(
             if i:
                 times[name].append(time.perf_counter() - t0)
     medians = {k: statistics.median(v) for k, v in times.items()}
-    return KdStepTimes(preset, batch, frames, units, steps, medians, BASELINE_STEP)
+    return KdStepTimes(preset.name, batch, frames, units, steps, medians, BASELINE_STEP)
