@@ -55,7 +55,7 @@ def tuned(tmp_path_factory):
     for mode in ("ce", "kd"):
         for _ in range(4):
             losses = whisper_loss(model, batch, 0.1, kd_weight=0.5 if mode == "kd" else 0.0)
-            curves[mode].append(float(losses["loss"]))
+            curves[mode].append(float(losses["loss"].detach()))
             opt.zero_grad()
             losses["loss"].backward()
             opt.step()
