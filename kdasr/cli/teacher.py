@@ -22,7 +22,8 @@ TextArg = Annotated[
         "or .txt (one sentence a line, blank line between documents)."
     ),
 ]
-TokOpt = Annotated[Path, typer.Option(help="The ASR's sentencepiece model.")]
+TokOpt = Annotated[Path, typer.Option(help="The ASR's sentencepiece model, or whisper's tokenizer for a whisper "
+                                      "student: whisper:tiny.en, whisper:base or a tokenizer.json.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Teacher directory to write.")]
 SizeOpt = Annotated[str, typer.Option(help="paper (6x512, 8 heads), demo (4x256, 4 heads) or tiny (2x32, tests).")]
 DevOpt = Annotated[Path | None, typer.Option(help="Dev text or manifest: perplexity reported after training.")]
@@ -156,6 +157,7 @@ def bert(
     """
     from ..teachers.bert import ARCHS, BertConfigLite
     from ..teachers.run import run_bert_teacher
+    from ..teachers.whisper_vocab import is_whisper
 
     if arch not in ARCHS:
         raise typer.BadParameter(f"--arch must be one of {', '.join(ARCHS)}")
@@ -173,6 +175,8 @@ def bert(
     peak = lr if lr is not None else (1e-3 if arch == "modernbert" else 5e-4)
     with user_errors():
         tcfg = _train_cfg(steps, batch_size, peak, warmup, **run)
+        if is_whisper(tokenizer):  # over the whisper ids of the text (teachers/whisper_teacher.py)
+            from ..teachers.whisper_teacher import run_whisper_bert_teacher as run_bert_teacher
         summary = run_bert_teacher(text, tokenizer, out, cfg, tcfg, run["dev"])
     typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
 
@@ -205,7 +209,17 @@ def lm(
     from ..text import Tokenizer
 
     n_layers, n_hidden, n_heads, ff = _sizes(size, layers, hidden, heads)
+    from ..teachers.whisper_vocab import is_whisper
+
     with user_errors():
+        if is_whisper(tokenizer):  # over the whisper ids of the text (teachers/whisper_teacher.py)
+            from ..teachers.whisper_teacher import run_whisper_lm_teacher
+
+            tcfg = _train_cfg(steps, batch_size, lr, warmup, **run)
+            summary = run_whisper_lm_teacher(text, str(tokenizer), out, (n_layers, n_hidden, n_heads, ff), tcfg,
+                                             run["dev"])
+            typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
+            return
         vocab = Tokenizer(tokenizer).vocab_size
         cfg = LMConfig(vocab_size=vocab, d_model=n_hidden, layers=n_layers, heads=n_heads, ff_dim=ff)
         tcfg = _train_cfg(steps, batch_size, lr, warmup, **run)
@@ -249,7 +263,13 @@ def soft_labels(
         raise typer.BadParameter(f"--mode must be {' or '.join(map(repr, BERT_LABEL_MODES))}")
     cfg = SoftLabelConfig(mode=mode, top_k=top_k, temperature=temperature, window=window, amp=_checked_amp(amp))
     with user_errors():
-        stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads, device=resolve_device(device))
+        from ..teachers.whisper_teacher import is_whisper_teacher, run_whisper_soft_labels
+
+        if is_whisper_teacher(teacher):  # ids over whisper's vocabulary (CPU)
+            stats = run_whisper_soft_labels(manifests, str(tokenizer), teacher, out, cfg, threads=threads)
+        else:
+            stats = run_soft_labels(manifests, tokenizer, teacher, out, cfg, threads=threads,
+                                    device=resolve_device(device))
     typer.echo(f"wrote {out}: {json.dumps(stats)}")
 
 

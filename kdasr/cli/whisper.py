@@ -27,6 +27,8 @@ def import_whisper_cmd(
     tail: Annotated[float, typer.Option("--tail", help="Without --pad-30: seconds of zero log-mel after each "
                                         "input (whisper ends its text more reliably when it sees some; 0 = none)."
                                         )] = TAIL_SECONDS,
+    weights: Annotated[Path | None, typer.Option("--weights", help="A `kdasr train-whisper` checkpoint "
+                                                 "(OUT/whisper.pt) of SOURCE: export the fine-tuned model.")] = None,
 ) -> None:
     """Import a whisper model: encoder.onnx (whisper's log-mel inside, padded with zeros to 30 s as
     faster-whisper does; --no-pad-30: any length, --tail seconds of zero log-mel after each input),
@@ -39,7 +41,9 @@ def import_whisper_cmd(
     from ..export.whisper_import import import_whisper  # torch: only when the command runs
 
     with user_errors():
-        result = import_whisper(source, out_dir, tuple(quantize or ()), check, pad_30, tail)
+        result = import_whisper(source, out_dir, tuple(quantize or ()), check, pad_30, tail, weights)
+    for note in result.get("notes", []):
+        typer.echo(f"warning: {note}")
     typer.echo(f"wrote {out_dir}")
     if not print_checks(result["checks"], tolerance):
         raise typer.Exit(1)
@@ -94,5 +98,8 @@ def bench_whisper_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    from .whisper_train import train_whisper_cmd
+
     app.command("import-whisper")(import_whisper_cmd)
     app.command("bench-whisper")(bench_whisper_cmd)
+    app.command("train-whisper")(train_whisper_cmd)

@@ -16,72 +16,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ..models.whisper_hf import reference_model
 from ..models.whisper_weights import CT2Checkpoint
 from .check import GraphCheck
-from .whisper_graphs import NEG, decoder_dims
+from .whisper_graphs import NEG
 
 TEXT = [40, 2236, 407, 307, 1498, 284, 1394, 345, 11]  # GPT-2 ids: "I shall not be able to keep you,"
-
-
-def _hf_state(ckpt: CT2Checkpoint, enc_layers: int, dec_layers: int) -> dict[str, torch.Tensor]:
-    t = lambda n: torch.from_numpy(np.asarray(ckpt.get(n), np.float32).copy())  # noqa: E731
-    s = {"model.encoder.conv1.weight": t("encoder/conv1/weight"), "model.encoder.conv1.bias": t("encoder/conv1/bias"),
-         "model.encoder.conv2.weight": t("encoder/conv2/weight"), "model.encoder.conv2.bias": t("encoder/conv2/bias"),
-         "model.encoder.embed_positions.weight": t("encoder/position_encodings/encodings"),
-         "model.encoder.layer_norm.weight": t("encoder/layer_norm/gamma"),
-         "model.encoder.layer_norm.bias": t("encoder/layer_norm/beta"),
-         "model.decoder.embed_tokens.weight": t("decoder/embeddings/weight"),
-         "model.decoder.embed_positions.weight": t("decoder/position_encodings/encodings"),
-         "model.decoder.layer_norm.weight": t("decoder/layer_norm/gamma"),
-         "model.decoder.layer_norm.bias": t("decoder/layer_norm/beta")}
-
-    def norm(dst: str, src: str) -> None:
-        s[f"{dst}.weight"], s[f"{dst}.bias"] = t(f"{src}/gamma"), t(f"{src}/beta")
-
-    def lin(dst: str, src: str) -> None:
-        s[f"{dst}.weight"], s[f"{dst}.bias"] = t(f"{src}/weight"), t(f"{src}/bias")
-
-    def qkv(dst: str, src: str, fused: int) -> None:  # CT2's fused [q; k; v] (or [k; v]) rows
-        w, b = t(f"{src}/weight"), t(f"{src}/bias")
-        names = ["q_proj", "k_proj", "v_proj"][3 - fused :]
-        for j, n in enumerate(names):
-            s[f"{dst}.{n}.weight"] = w[j * w.shape[1] : (j + 1) * w.shape[1]]
-            if n != "k_proj":
-                s[f"{dst}.{n}.bias"] = b[j * w.shape[1] : (j + 1) * w.shape[1]]
-
-    for side, layers in (("encoder", enc_layers), ("decoder", dec_layers)):
-        for i in range(layers):
-            d, c = f"model.{side}.layers.{i}", f"{side}/layer_{i}"
-            norm(f"{d}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
-            qkv(f"{d}.self_attn", f"{c}/self_attention/linear_0", 3)
-            lin(f"{d}.self_attn.out_proj", f"{c}/self_attention/linear_1")
-            norm(f"{d}.final_layer_norm", f"{c}/ffn/layer_norm")
-            lin(f"{d}.fc1", f"{c}/ffn/linear_0")
-            lin(f"{d}.fc2", f"{c}/ffn/linear_1")
-            if side == "decoder":
-                norm(f"{d}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
-                lin(f"{d}.encoder_attn.q_proj", f"{c}/attention/linear_0")
-                qkv(f"{d}.encoder_attn", f"{c}/attention/linear_1", 2)
-                lin(f"{d}.encoder_attn.out_proj", f"{c}/attention/linear_2")
-    return s
-
-
-def reference_model(ckpt: CT2Checkpoint):
-    """transformers' WhisperForConditionalGeneration holding the checkpoint's weights (fp32, eval)."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    enc_layers = len({k.split("/")[1] for k in ckpt.variables if k.startswith("encoder/layer_") and
-                      k.split("/")[1][6:].isdigit()})
-    dec_layers, heads, width = decoder_dims(ckpt)
-    cfg = WhisperConfig(vocab_size=ckpt.get("decoder/embeddings/weight").shape[0], num_mel_bins=80, d_model=width,
-                        encoder_layers=enc_layers, decoder_layers=dec_layers, encoder_attention_heads=heads,
-                        decoder_attention_heads=heads, encoder_ffn_dim=4 * width, decoder_ffn_dim=4 * width)
-    model = WhisperForConditionalGeneration(cfg).eval()
-    missing, unexpected = model.load_state_dict(_hf_state(ckpt, enc_layers, dec_layers), strict=False)
-    missing = [m for m in missing if m != "proj_out.weight"]  # tied to the embedding
-    if missing or unexpected:
-        raise ValueError(f"reference whisper: missing {missing[:4]}, unexpected {unexpected[:4]}")
-    return model
 
 
 def test_audio(seconds: float = 6.0) -> np.ndarray:

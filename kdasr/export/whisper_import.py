@@ -62,12 +62,24 @@ def prompt_of(special: dict[str, int], multilingual: bool, language: str = "en")
 
 
 def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), check: bool = False,
-                   pad_30: bool = True, tail_seconds: float = 0.0) -> dict:
+                   pad_30: bool = True, tail_seconds: float = 0.0, weights: Path | None = None) -> dict:
     """Build the model dir; returns {"spec": model.json content, "checks": [...]}. pad_30: the
     encoder graph pads the log-mel with zeros to 30 s as faster-whisper does; without it, it sees
     the input and `tail_seconds` of zero log-mel only (faster, but whisper then often repeats its
-    text: tiny.en on 100 test_real utterances, WER 6.45 % padded, 199.5 % with a 2 s tail)."""
+    text: tiny.en on 100 test_real utterances, WER 6.45 % padded, 199.5 % with a 2 s tail).
+    weights: a `kdasr train-whisper` checkpoint (whisper.pt) of this source: its fine-tuned
+    variables replace the source's before the graphs are written."""
     ckpt, folder = load_source(source)
+    notes = []
+    if weights is not None:
+        from ..training.whisper_recipe import load_fine_tuned
+
+        tuned = load_fine_tuned(Path(weights), ckpt)
+        ckpt.provenance = {**ckpt.provenance, "fine_tuned": {"checkpoint": str(weights), **tuned}}
+        enc = tuned["encoder_input"]
+        if (enc["pad_30"], 0.0 if enc["pad_30"] else enc["tail_seconds"]) != (pad_30, 0.0 if pad_30 else tail_seconds):
+            notes.append(f"{weights} trained on encoder input pad_30={enc['pad_30']}, tail {enc['tail_seconds']} s; "
+                         f"this export has pad_30={pad_30}, tail {tail_seconds} s")
     name = model_name_of(ckpt)
     tokens = read_vocabulary(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -107,4 +119,4 @@ def import_whisper(source: str, out_dir: Path, quantize: tuple[str, ...] = (), c
         from .whisper_check import check_whisper_dir
 
         checks = check_whisper_dir(ckpt, out_dir, prompt, suppress, begin)
-    return {"spec": spec, "checks": checks}
+    return {"spec": spec, "checks": checks, "notes": notes}
