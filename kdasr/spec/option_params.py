@@ -27,17 +27,19 @@ def with_option_params(on: str, annotation: Callable[[OptionField], object], *, 
                  for param, f in zip(names, fields)]
 
         def given(kwargs: dict) -> dict:
-            values = {field: kwargs.pop(param) for param, field in names.items()}
+            values = {field: kwargs.pop(param, None) for param, field in names.items()}
             return {k: v for k, v in values.items() if v is not None}
 
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def command(*args, **kwargs):
-                return await fn(*args, **kwargs, decode=given(kwargs))
+                decode = given(kwargs)  # popped before the call passes kwargs on
+                return await fn(*args, **kwargs, decode=decode)
         else:
             @functools.wraps(fn)
             def command(*args, **kwargs):
-                return fn(*args, **kwargs, decode=given(kwargs))
+                decode = given(kwargs)
+                return fn(*args, **kwargs, decode=decode)
 
         params = [p for p in sig.parameters.values() if p.name != "decode"]
         command.__signature__ = sig.replace(parameters=[*params, *extra])
