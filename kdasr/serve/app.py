@@ -2,7 +2,7 @@
 
   POST /v1/audio/transcriptions  OpenAI audio API multipart form (file, model, response_format, language,
                                  temperature, prompt) + the DecodeOptions fields offered on FORM
-                                 (beam, nbest, ctc_weight, method)
+                                 (decode_params.py)
   POST /v1/transcribe            raw audio bytes as the body; the DecodeOptions fields offered on QUERY as
                                  query parameters (decode_params.py)
   GET  /v1/models, /healthz, /readyz, /metrics"""
