@@ -162,6 +162,11 @@ def option_fields(cls: type = DecodeOptions, on: str | None = None) -> tuple[Opt
     return tuple(out)
 
 
+# help(DecodeOptions) lists every field from its declaration (nothing to keep in step by hand)
+DecodeOptions.__doc__ += "\n\n    Fields:\n" + "\n".join(
+    f"    {f.name} ({f.kind.__name__}, default {f.default!r}): {f.help}" for f in option_fields())
+
+
 def _checked(name: str, value, kind: type, within: Within):
     """`value` as `kind` if it is a finite number `within` its range, else ValueError naming the field.
     Integral floats (2.0 from JSON) become ints; 2.5, True and "3" are refused."""
