@@ -127,7 +127,7 @@ def test_beam_one_is_greedy_and_lm_weight_zero_changes_nothing(tiny_corpus, mode
         full = {"decoder": DecoderScorer(t.model, enc)}
         if full_lm:
             full["lm"] = t.teacher("lm").scorer()
-        hyps = beam_search(full, weights, limits, ids.bos, ids.eos, beam, nbest=beam)
+        hyps = beam_search(full, weights, limits, ids.bos, ids.eos, DecodeOptions(beam=beam, nbest=beam))
         return [[(h.tokens, h.score) for h in nb] for nb in hyps]
 
     greedy = attention_greedy(t.model, enc, opts)
@@ -285,7 +285,8 @@ def test_early_exit_keeps_the_nbest(monkeypatch):
 
     def run(nbest):
         scorer = _TableScorer(table)
-        return beam.beam_search({"decoder": scorer}, {"decoder": 1.0}, limits, 2, 3, 4, nbest=nbest), scorer
+        return beam.beam_search({"decoder": scorer}, {"decoder": 1.0}, limits, 2, 3,
+                                DecodeOptions(beam=4, nbest=nbest)), scorer
 
     for nbest in (1, 2, 4):
         fast, fast_scorer = run(nbest)

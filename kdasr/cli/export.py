@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from ..spec.decode_options import EXPORT
 from .common import QuantizeOpt, bad_decoding, print_checks, user_errors
-from .decode_flags import DECODING, with_decode_flags
+from .decode_flags import with_decode_flags
 
 TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 
@@ -22,7 +23,7 @@ def _check_recommended_decoding(decoding: dict) -> None:
         bad_decoding(e)
 
 
-@with_decode_flags(*DECODING, recommend=True)
+@with_decode_flags(EXPORT)
 def export_cmd(
     checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint(s); several are averaged.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],

@@ -1,6 +1,6 @@
 """`kdasr transcribe` and `kdasr eval`: thin commands over kdasr.runtime and kdasr.eval. They import
 no torch (DESIGN.md §2); the decode flags
-are declared once (decode_flags.py), default to "not given", and go over the model's recommended
+come from the DecodeOptions fields (decode_flags.py), default to "not given", and go over the model's recommended
 decoding in `_transcriber_and_options`."""
 
 from __future__ import annotations
@@ -12,14 +12,10 @@ from typing import Annotated
 import typer
 
 from ..defaults import VAD_DEFAULT
+from ..spec.decode_options import EVAL, TRANSCRIBE
 from .common import DeviceOpt, LmOpt, ModelOpt, PrecisionOpt, ThreadsOpt, bad_decoding, command_line, user_errors
 from .decode_flags import with_decode_flags
 from .progress import progress_bar
-
-TRANSCRIBE_FLAGS = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
-                    "rescore_weight", "max_segment", "batch_size", "pad", "pad_to")
-EVAL_FLAGS = ("method", "beam", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
-              "rescore_weight", "batch_size", "pad", "pad_to")
 
 
 def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **decode):
@@ -36,7 +32,7 @@ def _transcriber_and_options(model, device, threads, precision, lm, vad=None, **
         bad_decoding(e)
 
 
-@with_decode_flags(*TRANSCRIBE_FLAGS)
+@with_decode_flags(TRANSCRIBE)
 def transcribe(
     files: Annotated[
         list[str] | None,
@@ -185,7 +181,7 @@ def _check_language(given: str | None, model_language: str) -> None:
                                  "models: omit --language or give the model's)", param_hint="'--language'")
 
 
-@with_decode_flags(*EVAL_FLAGS)
+@with_decode_flags(EVAL)
 def evaluate(
     ctx: typer.Context,
     manifest: Annotated[Path, typer.Option("--manifest", help="JSONL manifest with reference texts.")],

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import KdasrError
 from ..io_utils import atomic_write_text, read_json
 from ..runtime import DecodeOptions
+from ..spec.decode_options import option_fields
 from .results import result_record, write_result
 from .run import evaluate_manifest
 
@@ -34,8 +35,7 @@ _TEST_NAME = re.compile(r"test|(^|[^a-z])eval", re.IGNORECASE)
 
 
 def _field_types() -> dict[str, type]:
-    d = DecodeOptions()
-    return {f.name: type(getattr(d, f.name)) for f in dataclasses.fields(DecodeOptions)}
+    return {f.name: f.kind for f in option_fields()}
 
 
 def _value(name: str, text: str, kind: type):

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..spec.decode_options import DecodeOptions
+from ..spec.decode_options import DecodeOptions, option_fields
 from .prepare import AudioSlice
 from .vad import VadOptions
 
 SINGLE_TYPES = (str, os.PathLike, np.ndarray, AudioSlice)
 INPUT_HELP = "a path (str or os.PathLike), a numpy array of samples, an AudioSlice, or a list of these"
-FIELDS = tuple(f.name for f in dataclasses.fields(DecodeOptions))
+FIELDS = tuple(f.name for f in option_fields())  # the keywords transcribe() takes
 
 
 def as_inputs(inputs) -> tuple[list, bool]:
@@ -40,18 +40,18 @@ def decode_options(base: DecodeOptions, opts, overrides: dict) -> DecodeOptions:
     if opts is not None and not isinstance(opts, DecodeOptions):
         hint = " (pass the fields as keywords: transcribe(x, **options))" if isinstance(opts, Mapping) else ""
         raise TypeError(f"opts must be a kdasr.DecodeOptions or None, not {type(opts).__name__}{hint}")
-    unknown = sorted(set(overrides) - set(FIELDS))
+    chosen = base if opts is None else opts
+    kinds = {f.name: f.kind for f in option_fields(type(chosen))}  # a subclass's fields too
+    unknown = sorted(set(overrides) - set(kinds))
     if unknown:
         raise TypeError(f"unknown decoding option(s) {', '.join(unknown)}; DecodeOptions fields are: "
-                        f"{', '.join(FIELDS)}")
+                        f"{', '.join(kinds)}")
     for name, value in overrides.items():
-        _check_type(name, value)
-    chosen = base if opts is None else opts
+        _check_type(name, value, kinds[name])
     return dataclasses.replace(chosen, **overrides) if overrides else chosen
 
 
-def _check_type(name: str, value) -> None:
-    kind = type(getattr(DecodeOptions(), name))  # every field has a default of its type
+def _check_type(name: str, value, kind: type) -> None:
     ok = isinstance(value, kind) and not isinstance(value, bool)
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,8 +1,10 @@
 """The FastAPI app. Routes parse the request and call `Service`; nothing more.
 
   POST /v1/audio/transcriptions  OpenAI audio API multipart form (file, model, response_format, language,
-                                 temperature, prompt) + kdasr's beam, nbest, ctc_weight, method
-  POST /v1/transcribe            raw audio bytes as the body; decoding options as query parameters
+                                 temperature, prompt) + the DecodeOptions fields offered on FORM
+                                 (decode_params.py)
+  POST /v1/transcribe            raw audio bytes as the body; the DecodeOptions fields offered on QUERY as
+                                 query parameters (decode_params.py)
   GET  /v1/models, /healthz, /readyz, /metrics"""
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..runtime import Transcriber
+from ..spec.decode_options import FORM, QUERY
 from .config import ServeConfig
 from .connections import fit_connection_cap, guarded_protocol, install_accept_error_filter
+from .decode_params import with_decode_params
 from .errors import ApiError, WarmUpFailed
 from .guards import ApiKeyMiddleware, ReadTimeoutMiddleware, RequestIdMiddleware
 from .middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -112,6 +116,7 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
                                      param).body(), status_code=400)
 
     @app.post("/v1/audio/transcriptions", summary="OpenAI-compatible transcription (multipart form)")
+    @with_decode_params(FORM)
     async def openai_transcriptions(
         request: Request,
         file: Annotated[UploadFile, File(description="Audio file (wav, flac, ogg, mp3: anything soundfile reads)")],
@@ -120,14 +125,11 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
         language: Annotated[str | None, Form(description="Checked: must be the model's language")] = None,
         temperature: Annotated[float | None, Form(description="Accepted and ignored (search is deterministic)")] = None,
         prompt: Annotated[str | None, Form(description="Accepted and ignored, with a note (no conditioning)")] = None,
-        beam: Annotated[int | None, Form()] = None,
-        nbest: Annotated[int | None, Form(description="verbose_json lists this many hypotheses")] = None,
-        ctc_weight: Annotated[float | None, Form()] = None,
-        method: Annotated[str | None, Form()] = None,
         stream: Annotated[bool, Form(description="Refused when true (no streaming)")] = False,
         timestamp_granularities: Annotated[list[str] | None, Form(
             alias="timestamp_granularities[]",
             description="'word' adds word times and probabilities (from the CTC head) to verbose_json")] = None,
+        decode: dict | None = None,  # the FORM decoding fields given (decode_params.py)
     ) -> Response:
         _check_format(response_format, OPENAI_FORMATS, "response_format")
         if stream:
@@ -139,7 +141,7 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
             raise ApiError(400, f"temperature must be within [0, 1], not {temperature}", "invalid_value",
                            "temperature")
         words = _word_timestamps(timestamp_granularities, response_format, svc)
-        opts = svc.options(beam=beam, nbest=nbest, ctc_weight=ctc_weight, method=method)
+        opts = svc.options(**decode)
         result = await svc.transcribe(await file.read(), file.filename or "upload", opts, _disconnected(request),
                                       words)
         body = openai_body(result, response_format, svc.language, opts.nbest > 1)
@@ -153,22 +155,15 @@ def create_app(transcriber: Transcriber, config: ServeConfig) -> FastAPI:
         return response
 
     @app.post("/v1/transcribe", summary="Raw audio bytes in the body; options as query parameters")
+    @with_decode_params(QUERY)
     async def transcribe_raw(
         request: Request,
         format: Annotated[str, Query(description="json (kdasr's result), text, srt or vtt")] = "json",
         name: Annotated[str, Query(description="Name used in the result and in errors")] = "upload",
-        beam: int | None = None,
-        nbest: int | None = None,
-        ctc_weight: float | None = None,
-        method: str | None = None,
-        length_penalty: float | None = None,
-        length_bonus: float | None = None,
-        max_segment_seconds: float | None = None,
+        decode: dict | None = None,  # the QUERY decoding fields given (decode_params.py)
     ) -> Response:
         _check_format(format, RAW_FORMATS, "format")
-        opts = svc.options(beam=beam, nbest=nbest, ctc_weight=ctc_weight, method=method,
-                           length_penalty=length_penalty, length_bonus=length_bonus,
-                           max_segment_seconds=max_segment_seconds)
+        opts = svc.options(**decode)
         result = await svc.transcribe(await request.body(), name, opts, _disconnected(request))
         return _respond(raw_body(result, format, opts.nbest > 1), format)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...spec.decode_options import DecodeOptions
 from .scorers import PARTIAL, PER_TOKEN, FullScorer, Scorer, kind_of
 
 NEG_INF = -np.inf
@@ -144,21 +145,21 @@ def beam_search(
     limits: np.ndarray,
     bos: int,
     eos: int,
-    beam: int,
-    ranker: LengthNormalized = LengthNormalized(),
-    prebeam: float = 1.5,
-    nbest: int = 1,
+    opts: DecodeOptions,
+    ranker: LengthNormalized | None = None,
 ) -> list[list[Hypothesis]]:
     """limits [U]: most tokens per utterance. Returns, per utterance, its n-best, best first.
-    `scorers`: name -> scorer, each weighted by weights[name] (StepScores); `ranker`: a finished
-    hypothesis's score from its search score and length; `prebeam`: the partial scorers see
-    ceil(prebeam x beam) candidates per row.
+    `scorers`: name -> scorer, each weighted by weights[name] (StepScores; usually opts.weights());
+    `opts`: the search's settings (beam, nbest, ctc_prebeam: the partial scorers see
+    ceil(ctc_prebeam x beam) candidates per row); `ranker`: a finished hypothesis's score from its
+    search score and length (default: LengthNormalized(opts.length_penalty)).
 
     The first step scores one row per utterance (all `beam` rows start as the same <bos>
     hypothesis, and only the first counts: the others start at -inf), then every utterance has
     `beam` rows. The walk over each utterance's ranked candidates is done for all utterances at
     once in numpy; prefixes are kept as a token matrix (one row per hypothesis)."""
-    k, n_utts = beam, len(limits)
+    k, n_utts, nbest, prebeam = opts.beam, len(limits), opts.nbest, opts.ctc_prebeam
+    ranker = ranker or LengthNormalized(opts.length_penalty)
     utts = np.arange(n_utts)
     width = 1  # rows per utterance this step
     rows = utts.copy()

@@ -69,18 +69,9 @@ def decode_encoded(
         scorers["ctc"] = CTCPrefixScorer(enc[io.ctc_logprobs], enc[io.lens], ids.blank, ids.eos)
     if "length_bonus" in weights:
         scorers["length_bonus"] = LengthBonus()
-    nbest = max(opts.nbest, opts.beam) if opts.rescore != "none" else opts.nbest
-    hyps = beam_search(
-        scorers,
-        weights,
-        length_limits(enc[io.lens], enc.get(io.ctc_logprobs), ids.blank, opts),
-        ids.bos,
-        ids.eos,
-        opts.beam,
-        ranker=LengthNormalized(opts.length_penalty),
-        prebeam=opts.ctc_prebeam,
-        nbest=nbest,
-    )
+    search = replace(opts, nbest=max(opts.nbest, opts.beam)) if opts.rescore != "none" else opts  # rescored: all
+    limits = length_limits(enc[io.lens], enc.get(io.ctc_logprobs), ids.blank, opts)
+    hyps = beam_search(scorers, weights, limits, ids.bos, ids.eos, search)
     if opts.rescore != "none":
         if rescorer is None:
             raise ModelError(f"--rescore {opts.rescore} needs its model (--lm DIR or --bert DIR)")
