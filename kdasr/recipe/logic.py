@@ -13,10 +13,13 @@ from pathlib import Path
 
 from .runner import RecipeError
 
-# the fields of a tuned decoding that `kdasr export` takes as flags (kdasr/cli/decode_flags.py's DECODING: what
-# a search is; batch size and segment length are resources, not recorded); a test checks `kdasr export --help`
-EXPORT_DECODING = ("method", "beam", "nbest", "ctc_weight", "lm_weight", "length_bonus", "length_penalty", "rescore",
-                   "rescore_weight")
+
+def _export_decoding() -> tuple[tuple[str, str], ...]:
+    """(field, flag) of each decoding option `kdasr export` takes, from DecodeOptions' own declarations
+    (what a search is; batch size and segment length are resources, not recorded)."""
+    from kdasr.spec.decode_options import EXPORT, option_fields
+
+    return tuple((f.name, "--" + f.flag.replace("_", "-")) for f in option_fields(on=EXPORT))
 
 
 def budget_flags(steps: str, minutes: str) -> list[str]:
@@ -76,7 +79,7 @@ def baseline_search(tune_json: Path, nbest: int) -> list[str]:
 def decoding_flags(tune_json: Path) -> list[str]:
     """A tuned decoding as `kdasr export` flags (stored in model.json as the recommendation)."""
     d = _decoding(tune_json)
-    return [x for field in EXPORT_DECODING if field in d for x in (f"--{field.replace('_', '-')}", str(d[field]))]
+    return [x for field, flag in _export_decoding() if field in d for x in (flag, str(d[field]))]
 
 
 def best_student(results: Path, students: list[str]) -> str:
