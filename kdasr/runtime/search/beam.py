@@ -68,15 +68,7 @@ def candidate_tokens(total: np.ndarray, eos: int, m: int) -> np.ndarray:
     instead of sorting the whole vocabulary; rows with a tie across the cut take the full sort."""
     masked = total.copy()
     masked[:, eos] = NEG_INF
-    if m >= masked.shape[1] - 1:
-        best = np.argsort(-masked, axis=1, kind="stable")[:, :m]
-    else:
-        part = np.argpartition(-masked, m - 1, axis=1)[:, :m]
-        vals = np.take_along_axis(masked, part, axis=1)
-        best = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), axis=1)
-        ties = (masked >= vals.min(axis=1, keepdims=True)).sum(axis=1) > m
-        if ties.any():
-            best[ties] = np.argsort(-masked[ties], axis=1, kind="stable")[:, :m]
+    best = top_ranked(masked, m)
     return np.concatenate([np.full((len(total), 1), eos), best], axis=1)
 
 
