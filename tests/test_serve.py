@@ -7,11 +7,8 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
-import subprocess
-import sys
+import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,36 +19,19 @@ import soundfile as sf
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
 
-from kdasr.serve.client import Client  # noqa: E402
+from tests.serve_helpers import served, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "eval" / "samples").glob("*.flac"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def server(*args: str):
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "kdasr", "serve", "--port", str(port), "--threads", "1", "--log-level", "warning",
-           *args]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    client = Client(port=port, timeout=60)
-    try:
-        client.wait_ready(180)
+    """`kdasr serve ARGS` on a free loopback port, ready: (process, client), through
+    tests/serve_helpers.served; the server's log is the process's `log` attribute (a file)."""
+    with tempfile.TemporaryDirectory() as tmp, served(Path(tmp), *args) as (proc, client, log):
+        proc.log = log
         yield proc, client
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def long_wav(seconds: float) -> bytes:
@@ -75,13 +55,6 @@ def in_threads(fn, args_list):
     for t in threads:
         t.join()
     return out
-
-
-def wait_for(cond, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -233,4 +206,4 @@ def test_graceful_shutdown_finishes_in_flight_requests():
         assert done[0].status == 200 and done[0].json()["duration"] == 60.0
         # uvicorn re-raises the signal after its clean shutdown, so the status says SIGTERM
         assert proc.wait(30) in (0, -signal.SIGTERM)
-        assert "Traceback" not in proc.stdout.read()
+        assert "Traceback" not in proc.log.read_text()
