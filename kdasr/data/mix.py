@@ -6,7 +6,8 @@
   babble of unlabelled voices (`real_noise`) at a drawn SNR.
 - Every choice is drawn from a generator seeded by (seed, utterance id): the same corpus on every run,
   and a killed build resumes (audio already written is kept).
-Dev and test manifests of both sources are written beside train, pointing at the original audio.
+Dev and test manifests of both sources are written beside train, pointing at the original audio, and
+teacher.txt for the teachers (`mix_text`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import soxr
 
 from kdasr.audio import load_audio
 from kdasr.data.manifest import Utterance, read_manifest, write_manifest
+from kdasr.data.mix_text import write_teacher_text
 from kdasr.data.signal import mix_at_snr
 from kdasr.errors import KdasrError
 from kdasr.io_utils import atomic_open, atomic_write_text
@@ -95,6 +97,8 @@ def build_mix(out: Path, synthetic: Path, real: list[Path], packages: Path, *, s
             parts = [read_manifest(f / f"{name}.jsonl") for f in folders if (f / f"{name}.jsonl").is_file()]
             if any(parts):
                 write_manifest(out / f"{name}.jsonl", [u for part in parts for u in part])
+    teacher_text = write_teacher_text(out, synthetic, real,
+                                      [out / f"{n}.jsonl" for n in (*SYNTHETIC_SETS, *REAL_SETS)])
     hours = {"synthetic": sum(u.duration for u in synth_train) / 3600,
              "real": sum(u.duration for u in real_train) / 3600 * (1 + real_copies)}
     info = {
@@ -106,6 +110,7 @@ def build_mix(out: Path, synthetic: Path, real: list[Path], packages: Path, *, s
         "real_copies": real_copies, "real_augmentation": {**kinds, "sfx_snr_db": SFX_SNR_DB,
                                                           "babble_snr_db": BABBLE_SNR_DB},
         "noise_sources": bank.sources if bank else None,
+        "teacher_text": teacher_text,
         "licences": _licences(synthetic, real, bank), "wall_seconds": round(time.time() - started, 1),
         # the keys model cards read (kdasr.reports.model_card_facts.load_corpus): splits, sources and licences
         "speech": _speech(out), "sources": _sources(synthetic, real, bank),
