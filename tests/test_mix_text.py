@@ -25,7 +25,8 @@ def test_teacher_text_orders_dialogues_and_leaves_out_held_out_lines(tmp_path: P
     info = write_teacher_text(out, v2, [game], [out / "test_real.jsonl", out / "dev_real.jsonl"])
     docs = (out / "teacher.txt").read_text(encoding="utf-8").split("\n\n")
     assert docs == ["first synthetic sentence\nsecond one", "a line first\nthen the reply", "another scene\n"]
-    assert info == {"documents_added": 2, "lines_added": 3, "lines_left_out_held_out": 1, "base": str(v2 / "teacher.txt")}
+    assert info == {"documents_added": 2, "lines_added": 3, "lines_left_out_held_out": 1,
+                    "base": str(v2 / "teacher.txt")}
 
 
 def test_teacher_text_without_v2_text_names_the_file(tmp_path: Path):

@@ -47,6 +47,7 @@ def test_eval_json_reference_and_table(tmp_path: Path) -> None:
     # each record says how to make it again
     assert a["command"].startswith("kdasr eval --manifest") and a["command"].endswith("--system shipped")
     assert b["command"].startswith("kdasr eval-reference")
+    assert "whisper tiny.en: 3/3 in" in r.stderr  # progress, one line per tenth, in a log
     out = tmp_path / "table.md"
     r = _kdasr("eval-table", str(ours), str(ref), "--out", str(out))
     assert r.returncode == 0, r.stderr

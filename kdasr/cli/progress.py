@@ -63,3 +63,20 @@ def progress_bar(items: list, quiet: bool):
                TextColumn(f"{{task.fields[files]}}/{len(items)} files"), TimeElapsedColumn(), TimeRemainingColumn())
     with Bar(*columns, console=Console(stderr=True), transient=True) as bar:
         yield Progress(bar, bar.add_task("transcribe", total=audio_seconds(items) or None, files=0))
+
+
+def counted(items: list, label: str):
+    """Iterate ITEMS with progress on stderr: a rich bar on a terminal; elsewhere (a log file) one
+    line per tenth done, so a long run in the background shows how far it is."""
+    if sys.stderr.isatty():
+        from rich.progress import track
+
+        yield from track(items, description=label, transient=True)
+        return
+    import time
+
+    start, step = time.monotonic(), max(1, len(items) // 10)
+    for n, item in enumerate(items, 1):
+        yield item
+        if n % step == 0 or n == len(items):
+            typer.echo(f"{label}: {n}/{len(items)} in {time.monotonic() - start:.0f} s", err=True)

@@ -32,9 +32,11 @@ def eval_reference(
     """
     from ..eval.reference import evaluate_reference, reference_name
     from ..eval.run import problem_lines, summary_line
+    from .progress import counted
 
     try:
-        res = evaluate_reference(manifest, limit=limit, threads=threads, beam=beam, hyps_path=hyps, model_name=model)
+        res = evaluate_reference(manifest, limit=limit, threads=threads, beam=beam, hyps_path=hyps, model_name=model,
+                                  progress=lambda utts: counted(utts, f"whisper {model}"))
     except KdasrError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

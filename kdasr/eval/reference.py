@@ -45,7 +45,8 @@ class ReferenceReport:
 
 
 def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int = 1, beam: int = 5,
-                       hyps_path: Path | None = None, model_name: str = "tiny.en") -> ReferenceReport:
+                       hyps_path: Path | None = None, model_name: str = "tiny.en",
+                       progress=None) -> ReferenceReport:
     """Transcribe a manifest's slices with whisper (tiny.en or base) and score them like `kdasr eval`."""
     utts = read_manifest(manifest)[:limit]
     if not utts:
@@ -54,7 +55,7 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
     ids, refs, hyps, rows = [], [], [], []
     failed, skipped, emptied = [], [], []
     seconds = decode_seconds = 0.0
-    for u in utts:
+    for u in (progress(utts) if progress else utts):
         ref, problem = reference(u)
         if ref is None:
             skipped.append(Problem(u.id, problem))
