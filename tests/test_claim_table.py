@@ -193,3 +193,9 @@ def test_chosen_rows_set_the_order_of_each_pair(tmp_path):
     assert [s["system"] for s in claim.doc["systems"]] == ["ce", "smooth", "kd", "ghost"]
     only = build_claim(load_seeded([res]), ClaimConfig("ce", ("test",), ("kd",), resamples=1000))
     assert "smooth" not in only.markdown and "kd-s1-test.json`: kd, seed 1, on test" in only.markdown
+
+
+def test_shares_of_draws_are_not_rounded_to_certainty():
+    from kdasr.reports.claim_table import _p
+
+    assert [_p(x) for x in (0.0, 0.0005, 0.25, 0.9995, 1.0)] == ["0.000", "< 0.001", "0.250", "> 0.999", "1.000"]

@@ -105,8 +105,16 @@ def _set_stats(recs: list[Seeded], cfg: ClaimConfig) -> tuple[dict[str, SeedRuns
 
 
 def _iv(iv) -> str:
-    return "–" if iv is None or math.isnan(iv.estimate) else f"{_signed(iv.estimate)} [{_signed(iv.low)}, " \
-                                                               f"{_signed(iv.high)}]"
+    if iv is None or math.isnan(iv.estimate):
+        return "–"
+    return f"{_signed(iv.estimate)} [{_signed(iv.low)}, {_signed(iv.high)}]"
+
+
+def _p(p: float) -> str:
+    """A share of draws; never rounded to a certainty the draws do not show."""
+    if 0 < p < 0.001:
+        return "< 0.001"
+    return "> 0.999" if 0.999 < p < 1 else f"{p:.3f}"
 
 
 def _fence(text: str, file: str | None) -> list[str]:
@@ -179,13 +187,13 @@ def build_claim(records: list[Seeded], cfg: ClaimConfig) -> Claim:
             for bname in order[:j]:
                 p = b.pairs.get((a, bname))
                 cells = ("–", "–") if p is None else (_iv(p.change) if p.change else "n/a (B makes no errors)",
-                                                      f"{p.p_a_better:.3f}")
+                                                      _p(p.p_a_better))
                 out.append(f"| {a} vs {bname} | {cells[0]} | {cells[1]} |")
                 if p is not None and p.excludes_zero:
                     k = f"{len(stats[(a, n)][0].seeds)} × {len(stats[(bname, n)][0].seeds)} seeds"
                     how = "lower" if p.change.high < 0 else "higher"
                     reading.append(f"- {n}: {a} has a {how} WER than {bname}: {_iv(p.change)} %, P(A < B) "
-                                   f"{p.p_a_better:.3f} ({k}, {utts[n]} utterances).")
+                                   f"{_p(p.p_a_better)} ({k}, {utts[n]} utterances).")
         out.append("")
         doc_pairs[n] = [_pair_doc(b, a, c, stats, n) for a in order for c in order if a != c]
     out += ["## Reading", "", *(reading or ["- No pair's interval excludes 0 on any set."]), "",
