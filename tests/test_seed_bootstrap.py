@@ -112,3 +112,19 @@ def test_misaligned_ids_name_system_seed_and_file():
     shuffled = _rec("b", 1, e[perm], ids=[_ids()[i] for i in perm], words=_words()[perm])
     runs = stack([_rec("a", 1, e), shuffled])
     assert np.array_equal(runs["b"].errors[0], e)
+
+
+@pytest.mark.filterwarnings("error")  # no numpy warning either
+def test_degenerate_sets_give_no_interval_and_ties_count_as_no_change():
+    zero = np.zeros(4, np.int64)
+    empty = stack([_rec("a", 1, [0, 1, 0, 2], words=zero), _rec("b", 1, [1, 1, 0, 0], words=zero)])
+    boot = seed_bootstrap(empty, resamples=200)
+    assert np.isnan(boot.wer["a"].estimate) and np.isnan(boot.wer["a"].low)
+    assert boot.pairs[("a", "b")].change is None and not boot.pairs[("a", "b")].excludes_zero
+    # a perfect system against one with errors on a single utterance: draws without that utterance tie
+    # (0 against 0: no change), so the interval reaches 0 and nothing is claimed
+    words = np.full(4, 5)
+    runs = stack([_rec("a", 1, [0, 0, 0, 0], words=words), _rec("b", 1, [0, 0, 0, 1], words=words)])
+    pair = seed_bootstrap(runs, resamples=500).pairs[("a", "b")]
+    assert pair.change.estimate == -100 and pair.change.high == 0 and not pair.excludes_zero
+    assert 0.5 < pair.p_a_better < 0.8  # 1 - (3/4)^4 of the draws hold the utterance

@@ -63,7 +63,7 @@ class Pair:
 
     a: str
     b: str
-    change: Interval | None  # None when B makes no errors
+    change: Interval | None  # None when B makes no errors (or its WER is undefined)
     p_a_better: float
 
     @property
@@ -148,6 +148,12 @@ def _seed_rng(seed: int, system: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(system.encode("utf-8"))])
 
 
+def _bounds(samples: np.ndarray, level: float) -> tuple[float, float]:
+    # a draw without a defined value (no reference words, B without errors) is left out; none: no interval
+    samples = np.where(np.isfinite(samples), samples, np.nan)
+    return percentile_bounds(samples, level) if not np.isnan(samples).all() else (float("nan"), float("nan"))
+
+
 def seed_bootstrap(runs: dict[str, SeedRuns], resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                    level: float = 95.0) -> SeedBootstrap:
     """Intervals for each system's WER and for the relative WER change of every ordered pair, from
@@ -177,7 +183,7 @@ def seed_bootstrap(runs: dict[str, SeedRuns], resamples: int = DEFAULT_RESAMPLES
         draws = {s: 100 * errs[s] / (len(r.seeds) * total) for s, r in runs.items()}
     point = {s: 100 * r.errors.sum() / (len(r.seeds) * words.sum()) if words.sum() else float("nan")
              for s, r in runs.items()}
-    wer = {s: Interval(float(point[s]), *percentile_bounds(draws[s], level), n) for s in runs}
+    wer = {s: Interval(float(point[s]), *_bounds(draws[s], level), n) for s in runs}
     pairs = {}
     for a in runs:
         for b in runs:
@@ -186,7 +192,8 @@ def seed_bootstrap(runs: dict[str, SeedRuns], resamples: int = DEFAULT_RESAMPLES
             change = None
             if point[b] > 0:
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    rel = 100 * (draws[a] - draws[b]) / draws[b]
-                change = Interval(float(100 * (point[a] - point[b]) / point[b]), *percentile_bounds(rel, level), n)
+                    # equal WERs are no change, also both at 0; A above a B of 0 has none defined (left out)
+                    rel = np.where(draws[a] == draws[b], 0.0, 100 * (draws[a] - draws[b]) / draws[b])
+                change = Interval(float(100 * (point[a] - point[b]) / point[b]), *_bounds(rel, level), n)
             pairs[(a, b)] = Pair(a, b, change, float(np.mean(draws[a] < draws[b])))
     return SeedBootstrap(wer, pairs, resamples, seed, level)

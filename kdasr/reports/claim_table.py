@@ -158,10 +158,11 @@ def build_claim(records: list[Seeded], cfg: ClaimConfig) -> Claim:
                 cells.append("–")
                 continue
             k, sm = len(stats[(s, n)][0].seeds), stats[(s, n)][1]
-            cells.append(f"{_f(sm.mean, 2)} ± {_f(sm.sd, 2)}" + (f" ({k} seeds)" if k != most else ""))
+            wer = "–" if math.isnan(sm.mean) else f"{_f(sm.mean, 2)} ± {_f(sm.sd, 2)}"
+            cells.append(wer + (f" ({k} seeds)" if k != most else ""))
         out.append(f"| {label[s]} | {most or '–'} | " + " | ".join(cells) + " |")
     legend = ("sd over seeds with ddof = 1 ('–' with one seed); seeds: training seeds in the row, a cell naming "
-              "its own count where a set has fewer; '–': no record.")
+              "its own count where a set has fewer; '–': no record, or no reference words.")
     if absent:
         out += ["", f"**Warning:** no record of {', '.join(absent)}."]
     out += ["", *_decoding_warnings([{**r.doc, "system": r.system} for r in records], order, tuple(sets)), legend, ""]
@@ -180,13 +181,13 @@ def build_claim(records: list[Seeded], cfg: ClaimConfig) -> Claim:
                 out.append(f"| {label[s]} | – | – |")
                 continue
             iv = b.wer[s]
-            out.append(f"| {label[s]} | {', '.join(stats[(s, n)][0].seeds)} | {_f(iv.estimate, 2)} "
-                       f"[{_f(iv.low, 2)}, {_f(iv.high, 2)}] |")
+            wer = "–" if math.isnan(iv.estimate) else f"{_f(iv.estimate, 2)} [{_f(iv.low, 2)}, {_f(iv.high, 2)}]"
+            out.append(f"| {label[s]} | {', '.join(stats[(s, n)][0].seeds)} | {wer} |")
         out += ["", "| A vs B | relative WER change % [95 % interval] | P(WER A < WER B) |", "|---|---:|---:|"]
         for j, a in enumerate(order):
             for bname in order[:j]:
                 p = b.pairs.get((a, bname))
-                cells = ("–", "–") if p is None else (_iv(p.change) if p.change else "n/a (B makes no errors)",
+                cells = ("–", "–") if p is None else (_iv(p.change) if p.change else "n/a (WER B is 0 or undefined)",
                                                       _p(p.p_a_better))
                 out.append(f"| {a} vs {bname} | {cells[0]} | {cells[1]} |")
                 if p is not None and p.excludes_zero:
@@ -223,7 +224,8 @@ def _system_doc(s: str, n: str, stats: dict, boots: dict, files: dict) -> dict |
         return None
     runs, sm = stats[(s, n)]
     iv = boots[n].wer[s]
-    return {"seeds": list(runs.seeds), "per_seed_wer": sm.per_seed, "mean": _num(sm.mean), "sd": _num(sm.sd),
+    return {"seeds": list(runs.seeds), "per_seed_wer": {k: _num(v) for k, v in sm.per_seed.items()},
+            "mean": _num(sm.mean), "sd": _num(sm.sd),
             "pooled_wer": _num(iv.estimate), "low": _num(iv.low), "high": _num(iv.high),
             "files": files[(s, n)]}
 
