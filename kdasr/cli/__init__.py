@@ -10,6 +10,7 @@ import typer
 
 from .bench import register as register_bench
 from .card import register as register_card
+from .claim import register as register_claim
 from .data import data_app, tokenizer_app
 from .experiments import register as register_experiments
 from .export import register as register_export
@@ -70,6 +71,7 @@ register_export(app)
 register_bench(app)
 register_reports(app)
 register_paper(app)
+register_claim(app)
 register_serve(app)
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(models_app, name="models")

@@ -27,7 +27,9 @@ class Interval:
         return self.low <= x <= self.high
 
 
-def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
+def resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n) utterance positions drawn with replacement; kdasr.eval.seed_bootstrap makes
+    the same draws at the same seed."""
     if n < 1:
         raise ValueError("no utterances to resample")
     if resamples < 1:
@@ -35,7 +37,8 @@ def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def _bounds(samples: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_bounds(samples: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` % of the samples (NaN draws, e.g. a zero denominator, left out)."""
     tail = (100 - level) / 2
     low, high = np.nanpercentile(samples, [tail, 100 - tail])
     return float(low), float(high)
@@ -45,11 +48,11 @@ def rate_interval(errors: np.ndarray, totals: np.ndarray, resamples: int = DEFAU
                   seed: int = DEFAULT_SEED, level: float = 95.0) -> Interval:
     """Error rate in percent (errors / totals pooled) with its bootstrap interval."""
     errors, totals = np.asarray(errors, np.float64), np.asarray(totals, np.float64)
-    idx = _indices(len(errors), resamples, seed)
+    idx = resample_indices(len(errors), resamples, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         samples = 100 * errors[idx].sum(1) / totals[idx].sum(1)
         estimate = 100 * errors.sum() / totals.sum()
-    return Interval(float(estimate), *_bounds(samples, level), len(errors))
+    return Interval(float(estimate), *percentile_bounds(samples, level), len(errors))
 
 
 def paired_relative_change(errors: np.ndarray, base_errors: np.ndarray, resamples: int = DEFAULT_RESAMPLES,
@@ -62,10 +65,10 @@ def paired_relative_change(errors: np.ndarray, base_errors: np.ndarray, resample
         raise ValueError(f"{errors.shape[0]} vs {base.shape[0]} utterances: not paired")
     if base.sum() == 0:
         raise ValueError("the baseline makes no errors: a relative change is undefined")
-    idx = _indices(len(errors), resamples, seed)
+    idx = resample_indices(len(errors), resamples, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         samples = 100 * (errors[idx].sum(1) / base[idx].sum(1) - 1)
-    return Interval(float(100 * (errors.sum() / base.sum() - 1)), *_bounds(samples, level), len(errors))
+    return Interval(float(100 * (errors.sum() / base.sum() - 1)), *percentile_bounds(samples, level), len(errors))
 
 
 def align(ids: np.ndarray, base_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -53,10 +53,10 @@ def _is_record(doc) -> bool:
     return isinstance(doc, dict) and {"system", "set", "wer", "cer"} <= set(doc)
 
 
-def load_records(paths: list[Path]) -> list[dict]:
-    """Result records from files and folders (their *.json, recursively; other JSON, such as tune
-    options or bench files, is skipped). KdasrError naming the file for unreadable JSON and for
-    two records of the same system and set."""
+def record_files(paths: list[Path]) -> list[tuple[Path, dict]]:
+    """(file, record) for the result records in files and folders (their *.json, recursively; other
+    JSON, such as tune options or bench files, is skipped). KdasrError naming the file for
+    unreadable JSON and for a path that does not exist."""
     files = []
     for p in paths:
         p = Path(p)
@@ -66,11 +66,15 @@ def load_records(paths: list[Path]) -> list[dict]:
             files.append(p)
         else:
             raise KdasrError(f"{p}: no such file or folder")
+    docs = ((f, read_json(f, "not a JSON result record")) for f in files)
+    return [(f, doc) for f, doc in docs if _is_record(doc)]
+
+
+def load_records(paths: list[Path]) -> list[dict]:
+    """Result records from files and folders (see record_files), each with its "_file". KdasrError
+    naming the file for two records of the same system and set."""
     records, seen = [], {}
-    for f in files:
-        doc = read_json(f, "not a JSON result record")
-        if not _is_record(doc):
-            continue
+    for f, doc in record_files(paths):
         key = (doc["system"], doc["set"])
         if key in seen:
             raise KdasrError(f"{f}: a second record of system {key[0]!r} on {key[1]!r} (first: {seen[key]})")
