@@ -202,6 +202,8 @@ def test_the_commands_are_torch_free_and_fail_in_one_line(tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(BLOCK_TORCH)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
+    blocked = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert blocked.returncode != 0 and "torch blocked" in blocked.stderr  # the blocker works
 
     def kdasr(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "kdasr", "protocol", *map(str, args)], capture_output=True,

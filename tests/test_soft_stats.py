@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +27,11 @@ from kdasr.teachers.soft_stats import (
 )
 from kdasr.teachers.storage import SoftLabelMeta, load_soft_labels, prepare_dir, shard_path, write_shard
 from kdasr.training.losses import kd_loss, smoothed_token_ce
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK_TORCH = ("import sys\nclass _B:\n    def find_spec(self, name, path=None, target=None):\n"
+               "        if name.split('.')[0] == 'torch':\n            raise ImportError('torch blocked')\n"
+               "sys.meta_path.insert(0, _B())\n")
 
 
 @pytest.mark.parametrize("vocab", [2, 60, 256, 1000])
@@ -121,11 +128,15 @@ def test_soft_stats_over_a_written_folder(tmp_path):
 
 @pytest.mark.slow
 def test_the_command_writes_the_figures_and_refuses_bad_input_in_one_line(tmp_path):
+    """Through the real CLI, where `import torch` fails (the command is torch-free)."""
     _write_folder(tmp_path / "soft", temperature=2.0)
     out = tmp_path / "stats" / "soft.json"
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCK_TORCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
     cmd = [sys.executable, "-m", "kdasr", "teacher", "soft-stats"]
     proc = subprocess.run([*cmd, str(tmp_path / "soft"), "--vocab-size", "60", "--kd-smoothing", "0.2",
-                           "--json", str(out)], capture_output=True, text=True)
+                           "--json", str(out)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(out.read_text())
     want = soft_stats(tmp_path / "soft", 60, 0.2)
@@ -136,6 +147,6 @@ def test_the_command_writes_the_figures_and_refuses_bad_input_in_one_line(tmp_pa
         ([str(tmp_path / "soft"), "--kd-smoothing", "1"], "error: --kd-smoothing 1.0: must be at least 0 and below 1"),
         ([str(tmp_path / "soft"), "--vocab-size", "8"], "error: --vocab-size 8: must exceed the soft labels' K = 8"),
     ]:
-        proc = subprocess.run([*cmd, *args], capture_output=True, text=True)
+        proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env)
         assert proc.returncode == 1 and proc.stderr.startswith(message), proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
