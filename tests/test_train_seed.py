@@ -90,6 +90,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow  # several trainings (seconds each on a busy machine)
 def test_the_seed_sets_the_initial_weights(tmp_path, one_thread):
     """lr 0: Adam moves nothing, so the checkpoint holds the weights the trainer initialised."""
     tok = tokenizer(tmp_path / "tok")
@@ -100,6 +101,7 @@ def test_the_seed_sets_the_initial_weights(tmp_path, one_thread):
     assert len(differ) > len(a) // 2  # every randomly initialised tensor (biases and norms start fixed)
 
 
+@pytest.mark.slow  # several trainings (seconds each on a busy machine)
 def test_the_seed_sets_the_data_order(tmp_path, one_thread):
     """Same initial weights, no dropout, no SpecAugment: what a seed still changes is the batch order."""
     tok = tokenizer(tmp_path / "tok")
