@@ -17,6 +17,7 @@ from .export import register as register_export
 from .extras import missing_extra_line
 from .models import models_app
 from .paper import register as register_paper
+from .protocol import register as register_protocol
 from .recipe import register as register_recipe
 from .reports import register as register_reports
 from .serve import register as register_serve
@@ -79,6 +80,7 @@ register_experiments(app)
 register_card(app)
 register_whisper(app)
 register_recipe(app)
+register_protocol(app)
 register_train(app)
 
 

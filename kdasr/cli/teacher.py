@@ -273,6 +273,34 @@ def soft_labels(
     typer.echo(f"wrote {out}: {json.dumps(stats)}")
 
 
+@teacher_app.command("soft-stats")
+def soft_stats(
+    folder: Annotated[Path, typer.Argument(help="Soft-label folder (kdasr teacher soft-labels --out).")],
+    vocab_size: Annotated[
+        int | None, typer.Option(help="The student's output units V (default: the folder's tokenizer's, meta.json).")
+    ] = None,
+    kd_smoothing: Annotated[
+        float, typer.Option(help="σ of the soft target (1 − σ)·top-K + σ·uniform, as kdasr train --kd-smoothing.")
+    ] = 0.1,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures here (JSON).")] = None,
+) -> None:
+    """How flat the soft targets are, over every token: mean entropy (nats) of the target the trainer
+    builds, (1 − σ)·top-K + σ·uniform over V units, beside ln V; the teacher's top-K rows alone
+    (entropy beside ln K, top-1 probability); K and T; and the label smoothing ε whose target
+    (1 − ε)·one-hot + ε·uniform has the same entropy: the smoothing control's --label-smoothing.
+
+    Example: kdasr teacher soft-stats exp/soft/bert-context --kd-smoothing 0.1 --json exp/soft/bert-context.stats.json
+    """
+    from ..io_utils import atomic_write_text
+    from ..teachers.soft_stats import soft_stats as compute
+
+    with user_errors():
+        stats = compute(folder, vocab_size, kd_smoothing)
+        if json_out is not None:
+            atomic_write_text(json_out, json.dumps(stats.to_dict(), indent=2) + "\n")
+    typer.echo(stats.render())
+
+
 @teacher_app.command("quality")
 def quality(
     tokenizer: TokOpt,

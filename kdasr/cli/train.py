@@ -57,11 +57,12 @@ def train(**options: Any) -> None:
     --branch-from exp/paper/baseline/epoch-8.pt --kd bert --soft-labels exp/soft/bert-utt
     """
     from ..training.presets import read_preset
-    from ..training.recipe import run_training
     from ..training.request import TrainRun
 
     with user_errors():
-        run = TrainRun(**options)
+        run = TrainRun(**options)  # a bad flag fails here, before torch is imported
+        from ..training.recipe import run_training
+
         last = run_training(run, read_preset(run.config))
     typer.echo(f"checkpoint: {last}")
 

@@ -20,8 +20,8 @@ from ..text import Tokenizer
 from .config import TrainConfig
 
 __all__ = [
-    "TrainingCheckpoint", "average_checkpoints", "check_branchable", "check_resumable", "load_checkpoint",
-    "save_checkpoint", "student_from_checkpoint",
+    "TrainingCheckpoint", "average_checkpoints", "check_branchable", "check_resumable", "check_resume_settings",
+    "load_checkpoint", "save_checkpoint", "student_from_checkpoint",
 ]
 
 TRAINING_KEYS = ("optimizer", "step", "epoch", "batch_pos")  # what a run continues from beyond the weights
@@ -112,6 +112,10 @@ BRANCH_PROTOCOL = (
     "lr", "warmup_steps", "max_frames", "seed", "grad_clip", "label_smoothing", "specaug_start_step", "specaug",
 )
 
+# training settings a resumed run keeps (a run's identity in a seeded comparison): another seed would
+# change the data order mid-run, another smoothing the loss the run is named for
+RESUME_PROTOCOL = ("seed", "label_smoothing", "kd_smoothing")
+
 
 def check_resumable(
     path: Path,
@@ -153,4 +157,17 @@ def check_branchable(path: Path, ck: TrainingCheckpoint, train_cfg: TrainConfig)
         raise ModelError(
             f"{path}: cannot branch from it: its training settings differ (checkpoint vs now: {', '.join(diffs)}); "
             "a branch changes only the loss (--kd, --soft-labels, --kd-weight) and the budget"
+        )
+
+
+def check_resume_settings(path: Path, ck: TrainingCheckpoint, train_cfg: TrainConfig) -> None:
+    """Refuse, in one line, to resume `path` with another seed or smoothing than it was trained with
+    (`train_cfg`: this command's; keys an older checkpoint lacks are not compared)."""
+    saved, now = ck.train_config, train_cfg.to_dict()
+    diffs = [f"{k} {saved[k]!r} vs {now[k]!r}" for k in RESUME_PROTOCOL if k in saved and saved[k] != now[k]]
+    if diffs:
+        flags = " ".join(f"--{k.replace('_', '-')} {saved[k]}" for k in RESUME_PROTOCOL if k in saved)
+        raise ModelError(
+            f"{path}: cannot resume: its training settings differ (checkpoint vs now: {', '.join(diffs)}); "
+            f"resume with {flags}, or start over with --no-resume or another --out"
         )

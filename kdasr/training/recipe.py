@@ -16,7 +16,7 @@ from ..models.student import build_frontend, build_model
 from ..models.student_io import load_student
 from ..teachers.kd_mode import KdMode
 from ..text import Tokenizer
-from .checkpoint import TrainingCheckpoint, check_branchable, check_resumable
+from .checkpoint import TrainingCheckpoint, check_branchable, check_resumable, check_resume_settings
 from .config import TrainConfig
 from .data import Examples, make_examples
 from .distributed import barrier, init_distributed
@@ -127,6 +127,7 @@ def run_training(run: TrainRun, preset: Preset) -> Path:
         # read and checked before any feature work: a foreign or mismatched last.pt fails in one line
         resumed = TrainingCheckpoint.load(out_dir / "last.pt")
         check_resumable(out_dir / "last.pt", resumed, model_cfg, tok, preset.name)
+        check_resume_settings(out_dir / "last.pt", resumed, train_cfg)
     branch = None
     if run.branch_from is not None:
         branch = prepare_branch(run.branch_from, resumed, out_dir, model_cfg, train_cfg, tok, preset.name)

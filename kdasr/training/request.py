@@ -80,6 +80,19 @@ class TrainRun:
     specaug_start_step: int | None = option(
         "Step at which SpecAugment starts.", sets="specaug_start_step", default=None
     )
+    seed: int | None = option(
+        "Seed of the trainable weights' initialisation and of the data order (and dropout and SpecAugment "
+        "masks); default: the config's (0). A resume or branch keeps the run's seed.",
+        sets="seed", default=None,
+    )
+    label_smoothing: float | None = option(
+        "ε of the hard target (1 − ε)·one-hot + ε·uniform, in [0, 1) (config default 0.1).",
+        sets="label_smoothing", default=None,
+    )
+    kd_smoothing: float | None = option(
+        "σ of the soft target (1 − σ)·teacher top-K + σ·uniform, in [0, 1) (config default 0.1).",
+        sets="kd_smoothing", default=None,
+    )
     strict: bool = option(
         "Refuse manifests with utterances that `kdasr data validate` reports (digits, unnormalised text, more "
         "text than the duration can hold) instead of leaving them out.",
@@ -98,6 +111,12 @@ class TrainRun:
                   if getattr(self, n) is not None]
         if len(starts) > 1:
             raise KdasrError(f"{' and '.join(starts)} exclude each other (one start: weights, a branch or an encoder)")
+        for name in ("label_smoothing", "kd_smoothing"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:  # also NaN
+                raise KdasrError(f"--{name.replace('_', '-')} {value}: must be at least 0 and below 1")
+        if self.seed is not None and self.seed < 0:
+            raise KdasrError(f"--seed {self.seed}: must be a whole number, 0 or more")
         if self.kd is not KdMode.NONE and self.soft_labels is None:
             raise KdasrError(f"--kd {self.kd} needs --soft-labels DIR (made by `kdasr teacher soft-labels`)")
 

@@ -21,7 +21,7 @@ from ..models.student import Seq2SeqStudent, build_model, count_parameters, load
 from ..teachers.kd_mode import KdMode
 from ..text import Tokenizer
 from .batching import bucket_batches
-from .checkpoint import TrainingCheckpoint, check_resumable, save_checkpoint
+from .checkpoint import TrainingCheckpoint, check_resumable, check_resume_settings, save_checkpoint
 from .config import TrainConfig
 from .data import Batch, Examples, collate
 from .distributed import DistInfo, gather_objects, init_distributed, sync_flags
@@ -176,6 +176,7 @@ def train(
         if ck is None:
             ck = TrainingCheckpoint.load(last)
             check_resumable(last, ck, model_cfg, tok)
+            check_resume_settings(last, ck, cfg)
         core.load_state_dict(ck.model)
         opt.load_state_dict(ck.optimizer)
         step, epoch, batch_pos, elapsed = ck.step, ck.epoch, ck.batch_pos, ck.elapsed

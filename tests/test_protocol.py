@@ -1,0 +1,228 @@
+"""The protocol fixed before any test number (issue 28 item 1): a TOML file read and checked with
+errors naming the file and key, a fingerprint of its content (not of its formatting or its change
+record), frozen into a run dir; a changed protocol is refused unless the change is recorded, then the
+lock follows it once and keeps the history; the Markdown block lists every change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kdasr.errors import KdasrError
+from kdasr.recipe.protocol import COPY, LOCK, freeze, read_lock, require_frozen
+from kdasr.spec.protocol import ENTROPY_MATCHED, KD_MODES, read_protocol, render_protocol_block
+from kdasr.teachers.kd_mode import KdMode
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "kdasr" / "configs" / "protocols" / "claim-v1.toml"
+
+BASE = textwrap.dedent("""\
+    name = "t"
+    seeds = [1, 2, 3]
+    dev_manifests = ["data/mix/dev.jsonl"]
+    test_sets = ["test"]
+
+    [budget]
+    steps = 100
+    threads = 1
+
+    [soft_labels]
+    temperature = [1, 3]
+    top_k = [8]
+
+    [decoding]
+    beam = [1, 5]
+    ctc_weight = [0, 0.3]
+
+    [[system]]
+    name = "ce"
+    kd = "none"
+    label_smoothing = 0.1
+
+    [[system]]
+    name = "bert"
+    kd = "bert"
+    label_smoothing = 0.1
+    kd_weight = [0.1, 0.3]
+    """)
+
+
+def change(source: str, after_test: bool = False, what: str = "budget 100 -> 200 steps") -> str:
+    return textwrap.dedent(f"""
+        [[change]]
+        date = 2026-12-07
+        from = "{source}"
+        what = "{what}"
+        why = "the dev curve had not flattened"
+        after_test = {str(after_test).lower()}
+        """)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_the_example_protocol_reads_and_its_kd_modes_are_the_trainers():
+    assert list(KD_MODES) == [m.value for m in KdMode]
+    p = read_protocol(EXAMPLE)
+    assert [s.name for s in p.systems] == ["ce", "smoothing-control", "lm-kd", "bert-utterance", "bert-context"]
+    assert p.system("smoothing-control").label_smoothing == ENTROPY_MATCHED
+    assert {s.kd_weight for s in p.systems if s.kd != "none"} == {(0.1, 0.3, 0.5)}
+    assert p.temperatures == (1.0, 2.0, 3.0) and p.top_ks == (8, 32) and len(p.seeds) >= 3
+    assert p.dev_manifests == ("data/mix/dev.jsonl", "data/mix/dev_real.jsonl")
+    assert p.test_sets == ("test", "test_heldout", "test_neural_heldout", "test_noisy", "test_real")
+    assert "DRAFT" in EXAMPLE.read_text().splitlines()[0]
+
+
+def test_the_fingerprint_covers_content_not_formatting_or_changes(tmp_path):
+    fp = read_protocol(write(tmp_path / "a.toml", BASE)).fingerprint
+    same = BASE.replace("temperature = [1, 3]", "temperature = [1.0, 3.0]  # the same numbers").replace(
+        'name = "t"\n', '# a comment\nname = "t"\n\n')
+    same += change("0" * 64)
+    assert read_protocol(write(tmp_path / "b.toml", same)).fingerprint == fp
+    for old, new in [("steps = 100", "steps = 101"), ("seeds = [1, 2, 3]", "seeds = [1, 2, 4]"),
+                     ("kd_weight = [0.1, 0.3]", "kd_weight = [0.1, 0.5]"), ("beam = [1, 5]", "beam = [1, 10]"),
+                     ('test_sets = ["test"]', 'test_sets = ["test", "test_real"]')]:
+        assert read_protocol(write(tmp_path / "c.toml", BASE.replace(old, new))).fingerprint != fp, new
+
+
+def test_freeze_then_check_round_trip(tmp_path):
+    src, exp = write(tmp_path / "p.toml", BASE), tmp_path / "exp"
+    p, what = freeze(src, exp)
+    assert what == "frozen" and (exp / COPY).read_bytes() == src.read_bytes()
+    lock = read_lock(exp)
+    assert lock["fingerprint"] == p.fingerprint and lock["path"] == str(src) and lock["time"].endswith("Z")
+    assert [h["fingerprint"] for h in lock["history"]] == [p.fingerprint] and lock["history"][0]["change"] is None
+    before = (exp / LOCK).read_bytes()
+    assert freeze(src, exp)[1] == "unchanged" and (exp / LOCK).read_bytes() == before  # a no-op
+    assert require_frozen(src, exp) == p and (exp / LOCK).read_bytes() == before
+
+
+def test_nothing_frozen_is_refused(tmp_path):
+    src = write(tmp_path / "p.toml", BASE)
+    with pytest.raises(KdasrError, match="freeze the protocol before building a test table"):
+        require_frozen(src, tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()
+
+
+def test_a_changed_protocol_is_refused_until_the_change_is_recorded_then_once(tmp_path):
+    src, exp = write(tmp_path / "p.toml", BASE), tmp_path / "exp"
+    first = freeze(src, exp)[0].fingerprint
+    before = (exp / LOCK).read_bytes()
+    write(src, BASE.replace("steps = 100", "steps = 200"))
+    changed = read_protocol(src).fingerprint
+    message = (f"{src} (fingerprint {changed[:16]}) is not the protocol frozen in {exp / LOCK} (fingerprint "
+               f"{first[:16]}): record the change as a [[change]] with from = \"{first}\"")
+    with pytest.raises(KdasrError) as e:
+        require_frozen(src, exp)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    with pytest.raises(KdasrError, match="is not the protocol frozen in"):
+        freeze(src, exp)  # freezing again does not overwrite either
+    assert (exp / LOCK).read_bytes() == before
+    write(src, BASE.replace("steps = 100", "steps = 200") + change(first))
+    p = require_frozen(src, exp)
+    assert p.fingerprint == changed and (exp / COPY).read_bytes() == src.read_bytes()
+    lock = read_lock(exp)
+    assert lock["fingerprint"] == changed and [h["fingerprint"] for h in lock["history"]] == [first, changed]
+    assert lock["history"][1]["change"]["from_fingerprint"] == first
+    assert lock["history"][1]["change"]["what"] == "budget 100 -> 200 steps"
+    assert require_frozen(src, exp) == p  # the lock is at the new protocol now
+    # the same record does not cover a further edit: it changes `first`, and the lock is at `changed`
+    write(src, BASE.replace("steps = 100", "steps = 300") + change(first))
+    with pytest.raises(KdasrError, match=f"fingerprint {changed[:16]}\\): record the change"):
+        require_frozen(src, exp)
+    write(src, BASE.replace("steps = 100", "steps = 300") + change(first) + change(changed, True, "300 steps"))
+    require_frozen(src, exp)
+    assert len(read_lock(exp)["history"]) == 3
+
+
+def test_the_block_lists_every_change_with_its_after_test_flag(tmp_path):
+    text = (BASE.replace('label_smoothing = 0.1\n\n[[system]]\nname = "bert"',
+                         f'label_smoothing = "{ENTROPY_MATCHED}"\n\n[[system]]\nname = "bert"')
+            + change("a" * 64, False, "λ grid widened") + change("b" * 64, True, "budget | doubled"))
+    block = render_protocol_block(read_protocol(write(tmp_path / "p.toml", text)))
+    assert "- Budget: 100 optimiser steps per student, 1 thread" in block
+    assert "- Seeds: 1, 2, 3" in block and "T ∈ {1, 3}, K ∈ {8}" in block
+    assert "beam ∈ {1, 5}; ctc_weight ∈ {0, 0.3}" in block and "`data/mix/dev.jsonl`" in block
+    assert "| ce | none | entropy-matched (`kdasr teacher soft-stats`) | — |" in block
+    assert "| bert | bert | 0.1 | {0.1, 0.3} |" in block
+    assert "(2; 1 after a test number was seen)" in block
+    assert "| 2026-12-07 | λ grid widened | the dev curve had not flattened | no |" in block
+    assert "| 2026-12-07 | budget \\| doubled | the dev curve had not flattened | **yes** |" in block
+    assert "Changes since the protocol was fixed: none." in render_protocol_block(
+        read_protocol(write(tmp_path / "q.toml", BASE)))
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('name = "t"', 'name = "t"\nbudgett = 3', "unknown key 'budgett'"),
+    ("steps = 100", "steps = 0", r"\[budget\] steps must be a positive whole number, got 0"),
+    ("threads = 1\n", "", r"\[budget\] missing required key 'threads'"),
+    ("seeds = [1, 2, 3]", "seeds = [1, 1]", "seeds lists a value twice"),
+    ('kd = "bert"', 'kd = "bert-utt"', r"\[\[system\]\] 2 \('bert'\): kd must be one of none, lm, bert, bert-context"),
+    ("kd_weight = [0.1, 0.3]", "kd_weight = []", r"kd = 'bert' needs kd_weight, the λ grid"),
+    ('kd = "none"', 'kd = "none"\nkd_weight = [0.1]', r"\('ce'\): kd_weight \(λ\) is for KD systems"),
+    ("label_smoothing = 0.1\n\n", "label_smoothing = 1.0\n\n", r"label_smoothing must be in \[0, 1\)"),
+    ("beam = [1, 5]", "beam = [0, 5]", r"\[decoding\] beam: beam must be within \[1, 1000\], not 0"),
+    ("beam = [1, 5]", "beams = [1, 5]", r"\[decoding\] unknown key 'beams': not a decoding option"),
+    ("top_k = [8]", "top_k = [8.5]", r"\[soft_labels\] top_k must be a non-empty list"),
+    ('name = "bert"', 'name = "ce"', r"\[\[system\]\] name 'ce' is used twice"),
+    ("steps = 100", "steps = = 100", r":7:9: invalid TOML"),
+])
+def test_bad_protocols_are_refused_naming_the_file_and_key(tmp_path, old, new, message):
+    assert old in BASE
+    path = write(tmp_path / "bad.toml", BASE.replace(old, new, 1))
+    with pytest.raises(KdasrError, match=f"^{path}.*{message}") as e:
+        read_protocol(path)
+    assert "\n" not in str(e.value)
+
+
+def test_a_bad_change_record_is_refused(tmp_path):
+    path = write(tmp_path / "bad.toml", BASE + change("not-a-fingerprint"))
+    with pytest.raises(KdasrError, match=r"\[\[change\]\] 1: from must be the sha256 fingerprint"):
+        read_protocol(path)
+    path = write(tmp_path / "bad.toml", BASE + change("a" * 64).replace("after_test = false", ""))
+    with pytest.raises(KdasrError, match=r"\[\[change\]\] 1: after_test must be true or false"):
+        read_protocol(path)
+
+
+BLOCK_TORCH = ("import sys\nclass _B:\n    def find_spec(self, name, path=None, target=None):\n"
+               "        if name.split('.')[0] == 'torch':\n            raise ImportError('torch blocked')\n"
+               "sys.meta_path.insert(0, _B())\n")
+
+
+@pytest.mark.slow
+def test_the_commands_are_torch_free_and_fail_in_one_line(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCK_TORCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
+    blocked = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert blocked.returncode != 0 and "torch blocked" in blocked.stderr  # the blocker works
+
+    def kdasr(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kdasr", "protocol", *map(str, args)], capture_output=True,
+                              text=True, env=env)
+
+    src, exp = write(tmp_path / "p.toml", BASE), tmp_path / "exp"
+    proc = kdasr("freeze", src, "--exp", exp)
+    fp = read_protocol(src).fingerprint
+    assert proc.returncode == 0 and proc.stdout == f"froze {src} into {exp} (fingerprint {fp})\n", proc.stderr
+    write(src, BASE.replace("steps = 100", "steps = 200"))
+    proc = kdasr("check", src, "--exp", exp)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {src} (fingerprint ") and f'from = "{fp}"' in proc.stderr
+    write(src, BASE.replace("steps = 100", "steps = 200") + change(fp, True))
+    proc = kdasr("check", src, "--exp", exp)
+    assert proc.returncode == 0 and "its recorded change moved the lock" in proc.stdout, proc.stderr
+    proc = kdasr("show", src)
+    assert proc.returncode == 0 and proc.stdout == render_protocol_block(read_protocol(src))
+    assert "| **yes** |" in proc.stdout and json.loads((exp / LOCK).read_text())["fingerprint"] != fp
+    proc = kdasr("show", write(tmp_path / "bad.toml", "name = = 1\n"))
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {tmp_path / 'bad.toml'}:1:")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
