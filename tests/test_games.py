@@ -173,6 +173,7 @@ def test_mix_band_limits_synthetic_and_augments_real(tmp_path):
     from kdasr.audio import load_audio
 
     _corpus(tmp_path / "synth", "s", 8)
+    (tmp_path / "synth/teacher.txt").write_text("synthetic teacher text\n")
     _corpus(tmp_path / "real", "r", 4)
     packages = _noise_packages(tmp_path / "packages")
     out = tmp_path / "mix"
@@ -193,6 +194,9 @@ def test_mix_band_limits_synthetic_and_augments_real(tmp_path):
     assert (out / "dev.jsonl").is_file()
     report = run_kdasr("data", "report", str(out)).stdout  # the mix's own report (a traceback before)
     assert "real share" in report and "| train | 20 |" in report and "sonic-pi-samples" in report
+    # teacher.txt: the synthetic text, and no real line, since the real dev set holds the same text
+    assert "plus 0 lines of the real corpora's train split" in report and "4 train lines left out" in report
+    assert (out / "teacher.txt").read_text() == "synthetic teacher text\n\n"
     before = (out / "train.jsonl").read_bytes()
     run_kdasr(*args)  # deterministic: a second build writes the same corpus
     assert (out / "train.jsonl").read_bytes() == before

@@ -3,11 +3,8 @@ any line that a dev or test set also holds."""
 
 from pathlib import Path
 
-import pytest
-
 from kdasr.data.manifest import Utterance, write_manifest
 from kdasr.data.mix_text import write_teacher_text
-from kdasr.errors import KdasrError
 
 
 def _utt(i: str, text: str, doc: str, pos: int) -> Utterance:
@@ -29,6 +26,7 @@ def test_teacher_text_orders_dialogues_and_leaves_out_held_out_lines(tmp_path: P
                     "base": str(v2 / "teacher.txt")}
 
 
-def test_teacher_text_without_v2_text_names_the_file(tmp_path: Path):
-    with pytest.raises(KdasrError, match="teacher.txt: no teacher text"):
-        write_teacher_text(tmp_path, tmp_path / "v2", [], [])
+def test_teacher_text_without_a_synthetic_teacher_text_holds_the_real_lines(tmp_path: Path):
+    write_manifest(tmp_path / "train.jsonl", [_utt("g1", "only line", "d1", 0)])
+    info = write_teacher_text(tmp_path, tmp_path / "v2", [tmp_path], [])
+    assert (tmp_path / "teacher.txt").read_text(encoding="utf-8") == "only line\n" and info["base"] is None

@@ -24,6 +24,12 @@ def mix_corpus_report(corpus: Path, info: dict) -> str:
              "## Speech per split", "", "| split | utterances | hours | speakers |", "|---|---:|---:|---:|"]
     for split, s in info["speech"].items():
         lines.append(f"| {split} | {s['utterances']} | {s['hours']:.2f} | {s['speakers']} |")
+    if t := info.get("teacher_text"):  # mixes built before teacher.txt was written have none
+        base = f"`{t['base']}` plus " if t["base"] else ""
+        lines += ["", "## Teacher text", "",
+                  f"`teacher.txt`: {base}{t['lines_added']} lines of the real corpora's train split in "
+                  f"{t['documents_added']} dialogues (spoken order); {t['lines_left_out_held_out']} train lines "
+                  "left out because a dev or test set holds the same text."]
     lines += ["", "## Noise sources", "", "| kind | package | files | licence |", "|---|---|---:|---|"]
     for kind, src in info["noise_sources"].items():
         lines.append(f"| {kind} | {src['package']} | {src['files']} | {src['licence']} |")

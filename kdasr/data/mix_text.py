@@ -9,15 +9,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from kdasr.data.manifest import read_manifest
-from kdasr.errors import KdasrError
 from kdasr.io_utils import atomic_write_text
 
 
 def write_teacher_text(out: Path, synthetic: Path, real: list[Path], held_out: list[Path]) -> dict:
     """Write out/teacher.txt; returns counts (documents and lines added, lines left out as held out)."""
-    base = synthetic / "teacher.txt"
-    if not base.is_file():
-        raise KdasrError(f"{base}: no teacher text (build corpus v2 first)")
+    base = synthetic / "teacher.txt"  # corpus v2 has one; another synthetic corpus may not
     held = {u.text for m in held_out if m.is_file() for u in read_manifest(m)}
     docs: dict[str, list[tuple[int, str]]] = defaultdict(list)
     left_out = 0
@@ -28,7 +25,8 @@ def write_teacher_text(out: Path, synthetic: Path, real: list[Path], held_out: l
                 continue
             docs[u.doc or u.id].append((u.pos, u.text))
     blocks = ["\n".join(text for _, text in sorted(lines)) + "\n" for _, lines in sorted(docs.items())]
-    text = base.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(blocks)
+    head = base.read_text(encoding="utf-8").rstrip("\n") + "\n\n" if base.is_file() else ""
+    text = head + "\n".join(blocks)
     atomic_write_text(out / "teacher.txt", text)
     return {"documents_added": len(blocks), "lines_added": sum(len(v) for v in docs.values()),
-            "lines_left_out_held_out": left_out, "base": str(base)}
+            "lines_left_out_held_out": left_out, "base": str(base) if head else None}
