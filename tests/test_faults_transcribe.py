@@ -344,6 +344,11 @@ def test_long_file_is_read_in_blocks_and_decoded_like_in_memory(tmp_path, monkey
     assert [(s.start, s.end, s.text) for s in streamed.segments] == [
         (s.start, s.end, s.text) for s in in_memory.segments
     ]
+    # an array over KEEP_SECONDS is kept as it is (there is no file to read again; an AssertionError before)
+    from_array = t.transcribe([whole], opts)[0]
+    assert [(s.start, s.end, s.text) for s in from_array.segments] == [
+        (s.start, s.end, s.text) for s in in_memory.segments
+    ]
 
 
 @pytest.mark.slow

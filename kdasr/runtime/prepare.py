@@ -88,8 +88,8 @@ def prepare(
             probs.append(stream.feed(block))
         if kept is not None:
             kept.append(block)
-            if total > KEEP_SECONDS * rate:
-                kept = None  # too long to hold: read again when decoding
+            if total > KEEP_SECONDS * rate and src is not None:
+                kept = None  # too long to hold: read again when decoding (an array is in memory already)
     if stream is not None:
         probs.append(stream.feed(np.zeros(0, np.float32), final=True))
         regions = speech_regions(np.concatenate(probs), total, vad_opts)
