@@ -5,19 +5,30 @@ SLOW_FIXTURES, directly or through another fixture (marked here automatically, s
 rule), or when it is marked `@pytest.mark.slow` by hand: do that for a test (or, through `pytestmark`,
 a file) whose setup + call takes over ~2 s in `pytest --durations=0` on a busy 2-core machine, e.g. a
 corpus build, training, or a chain of CLI subprocesses. `make test` runs everything. Build nothing
-twice: a test that needs the tiny corpus or model takes these fixtures rather than making its own.
+twice: a test that needs the tiny corpus or model takes these fixtures rather than making its own, and
+under pytest-xdist the workers of a run share them (built by the first worker that needs them).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 KDASR = [sys.executable, "-m", "kdasr"]
+
+# One torch/OpenMP thread per core among xdist's workers (set before torch loads; the CLI subprocesses
+# inherit it): two workers of two threads each on two cores made a 6-step training take 3x the wall time
+# and 4x the CPU of one thread (spinning threads waiting on each other). A test that is about threads
+# says how many it wants.
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
 
 
 def corpus_waves(corpus: Path, n: int = 4) -> list:
@@ -39,18 +50,52 @@ def run_kdasr(*args: str, env: dict | None = None, check: bool = True) -> subpro
 SLOW_FIXTURES = frozenset({"tiny_corpus", "tiny_model"})
 
 
+# The files that take longest (seconds on a quiet 2-core machine, make test), longest first. make test
+# (pytest-xdist --dist loadfile --no-loadscope-reorder) hands whole files to the workers in the order
+# below: these first, one per worker, then the rest by number of tests (xdist's own order). Left to
+# xdist's order (most tests first), a one-test file of 90 s came last and ran on one worker while the
+# other idled, and the two longest could land on one worker.
+LONG_FILES = ("test_recipe.py", "test_examples.py", "test_whisper_h2h.py")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    count: dict[Path, int] = {}
+    for item in items:
+        count[item.path] = count.get(item.path, 0) + 1
+
+    def rank(item) -> tuple:
+        name = item.path.name
+        return (LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES), -count[item.path])
+
+    items.sort(key=rank)  # stable: a file's tests, and files of equal rank, keep their order
 
 
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory) -> Path:
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder made by build(folder) once per test run. Under pytest-xdist every worker of the run gets
+    the same folder: the first to ask builds it while holding a file lock, the others wait for it (a
+    session fixture is per worker, so each would build its own). Tests read it and never change it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        out = tmp_path_factory.mktemp(name)
+        build(out)
+        return out
+    run_dir = tmp_path_factory.getbasetemp().parent  # this run's, above each worker's own basetemp
+    out, done = run_dir / name, run_dir / f"{name}.done"
+    with FileLock(run_dir / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # left by a worker whose build failed
+            out.mkdir()
+            build(out)
+            done.touch()
+    return out
+
+
+def _build_tiny_corpus(out: Path) -> None:
     from kdasr.data.synth import synth_corpus
     from kdasr.text import train_tokenizer
 
-    out = tmp_path_factory.mktemp("corpus")
     # corpus v1 (Debian voices, WEB + Austen): seconds to build; v2's text download and Kokoro voices
     # are tested on their own in test_corpus_v2.py
     synth_corpus(
@@ -58,13 +103,20 @@ def tiny_corpus(tmp_path_factory) -> Path:
         version=1,
     )
     train_tokenizer([out / "teacher.txt"], out / "tokenizer", vocab_size=60)
-    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    return built_once(tmp_path_factory, "corpus", _build_tiny_corpus)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
     """A toy student trained a few steps through the real CLI, then exported (with parity check)."""
-    exp = tmp_path_factory.mktemp("exp")
+    return built_once(tmp_path_factory, "exp", lambda exp: _train_tiny_model(tiny_corpus, exp)) / "model"
+
+
+def _train_tiny_model(tiny_corpus: Path, exp: Path) -> None:
     run_kdasr(
         "train",
         "--train",
@@ -80,11 +132,10 @@ def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
         "--max-steps",
         "6",
         "--threads",
-        "2",
+        "1",  # one: under xdist the other worker has the other core
     )
     proc = run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check")
     (exp / "export-check.txt").write_text(proc.stdout)  # what the check printed, for test_e2e to read
-    return exp / "model"
 
 
 @pytest.fixture
