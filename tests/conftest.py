@@ -1,12 +1,12 @@
-"""Shared fixtures: one tiny corpus and one tiny trained+exported model per test session.
+"""Shared fixtures: one tiny corpus, one tiny trained+exported model and a copy of it with random tiny
+teachers exported in, per test run (built_once: under pytest-xdist the workers share them).
 
 Fast lane (`make test-fast` = `pytest -m "not slow"`): a test is `slow` when it needs a fixture in
 SLOW_FIXTURES, directly or through another fixture (marked here automatically, so new tests follow the
 rule), or when it is marked `@pytest.mark.slow` by hand: do that for a test (or, through `pytestmark`,
 a file) whose setup + call takes over ~2 s in `pytest --durations=0` on a busy 2-core machine, e.g. a
 corpus build, training, or a chain of CLI subprocesses. `make test` runs everything. Build nothing
-twice: a test that needs the tiny corpus or model takes these fixtures rather than making its own, and
-under pytest-xdist the workers of a run share them (built by the first worker that needs them).
+twice: a test that needs the tiny corpus or model takes these fixtures rather than making its own.
 """
 
 from __future__ import annotations
@@ -50,12 +50,14 @@ def run_kdasr(*args: str, env: dict | None = None, check: bool = True) -> subpro
 SLOW_FIXTURES = frozenset({"tiny_corpus", "tiny_model"})
 
 
-# The files that take longest (seconds on a quiet 2-core machine, make test), longest first. make test
-# (pytest-xdist --dist loadfile --no-loadscope-reorder) hands whole files to the workers in the order
-# below: these first, one per worker, then the rest by number of tests (xdist's own order). Left to
-# xdist's order (most tests first), a one-test file of 90 s came last and ran on one worker while the
-# other idled, and the two longest could land on one worker.
-LONG_FILES = ("test_recipe.py", "test_examples.py", "test_whisper_h2h.py")
+# The files that take longest on a quiet 2-core machine (test_recipe: its fixture alone 134-202 s;
+# test_examples 85-90 s; test_whisper_h2h 50-62 s). make test (pytest-xdist --dist loadfile
+# --no-loadscope-reorder) hands whole files to the workers in the order below: test_recipe to one
+# worker, the other two to the other, then the rest by number of tests (xdist's own order).
+# test_whisper_h2h goes before test_examples: it needs no corpus, so the second worker works while the
+# first builds it. Left to xdist's order (most tests first), the one-test test_examples came near the
+# end and ran on one worker while the other idled.
+LONG_FILES = ("test_recipe.py", "test_whisper_h2h.py", "test_examples.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -136,6 +138,38 @@ def _train_tiny_model(tiny_corpus: Path, exp: Path) -> None:
     )
     proc = run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check")
     (exp / "export-check.txt").write_text(proc.stdout)  # what the check printed, for test_e2e to read
+
+
+@pytest.fixture(scope="session")
+def tiny_model_with_teachers(tiny_model, tmp_path_factory) -> tuple[Path, Path]:
+    """(model dir, root): a copy of the tiny model dir with a random tiny LM and BERT exported into it
+    (export-lm --check); root/lm and root/bert are the torch teachers they came from (test_beam compares
+    ORT fusion and rescoring with them, test_tune tunes over them)."""
+    root = built_once(tmp_path_factory, "teachers", lambda root: _export_random_teachers(tiny_model, root))
+    return root / "model", root
+
+
+def _export_random_teachers(tiny_model: Path, root: Path) -> None:
+    import torch
+
+    from kdasr.models.lm import LMConfig, build_lm
+    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
+    from kdasr.text import Tokenizer
+
+    tok = Tokenizer(tiny_model / "tokenizer.model")
+    torch.manual_seed(0)
+    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=2, heads=2, ff_dim=64, max_len=128))
+    (root / "lm").mkdir()
+    payload = {"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes}
+    torch.save(payload, root / "lm" / "lm.pt")
+    cfg = BertConfigLite(layers=2, hidden=32, heads=2, ff_dim=64, window=64)
+    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+    model_dir = root / "model"
+    shutil.copytree(tiny_model, model_dir)
+    out = run_kdasr(
+        "export-lm", "--lm", str(root / "lm"), "--bert", str(root / "bert"), "--out", str(model_dir), "--check"
+    )
+    assert "check lm:" in out.stdout and "check bert:" in out.stdout and "FAIL" not in out.stdout
 
 
 @pytest.fixture
