@@ -90,12 +90,13 @@ demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/kdasr eval --manifest eval/samples/manifest.jsonl -m demo-en
 
 # -n auto: one pytest worker per core (pytest-xdist); --dist loadfile keeps a file's tests on one worker,
-# so a module's fixture (test_recipe's pipeline) is built once
+# so a module's fixture (test_recipe's pipeline) is built once; --no-loadscope-reorder: files go out in
+# the order tests/conftest.py gives them (the longest first, LONG_FILES)
 test: setup
-	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile -m 'not slow'
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m 'not slow'
 
 train-demo: setup
 	$(MAKE) corpus

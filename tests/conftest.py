@@ -1,4 +1,5 @@
-"""Shared fixtures: one tiny corpus and one tiny trained+exported model per test session.
+"""Shared fixtures: one tiny corpus, one tiny trained+exported model and a copy of it with random tiny
+teachers exported in, per test run (built_once: under pytest-xdist the workers share them).
 
 Fast lane (`make test-fast` = `pytest -m "not slow"`): a test is `slow` when it needs a fixture in
 SLOW_FIXTURES, directly or through another fixture (marked here automatically, so new tests follow the
@@ -11,13 +12,23 @@ twice: a test that needs the tiny corpus or model takes these fixtures rather th
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 KDASR = [sys.executable, "-m", "kdasr"]
+
+# One torch/OpenMP thread per core among xdist's workers (set before torch loads; the CLI subprocesses
+# inherit it): two workers of two threads each on two cores made a 6-step training take 3x the wall time
+# and 4x the CPU of one thread (spinning threads waiting on each other). A test that is about threads
+# says how many it wants.
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
 
 
 def corpus_waves(corpus: Path, n: int = 4) -> list:
@@ -39,18 +50,54 @@ def run_kdasr(*args: str, env: dict | None = None, check: bool = True) -> subpro
 SLOW_FIXTURES = frozenset({"tiny_corpus", "tiny_model"})
 
 
+# The files that take longest on a quiet 2-core machine (test_recipe: its fixture alone 134-202 s;
+# test_examples 85-90 s; test_whisper_h2h 50-62 s). make test (pytest-xdist --dist loadfile
+# --no-loadscope-reorder) hands whole files to the workers in the order below: test_recipe to one
+# worker, the other two to the other, then the rest by number of tests (xdist's own order).
+# test_whisper_h2h goes before test_examples: it needs no corpus, so the second worker works while the
+# first builds it. Left to xdist's order (most tests first), the one-test test_examples came near the
+# end and ran on one worker while the other idled.
+LONG_FILES = ("test_recipe.py", "test_whisper_h2h.py", "test_examples.py")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    count: dict[Path, int] = {}
+    for item in items:
+        count[item.path] = count.get(item.path, 0) + 1
+
+    def rank(item) -> tuple:
+        name = item.path.name
+        return (LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES), -count[item.path])
+
+    items.sort(key=rank)  # stable: a file's tests, and files of equal rank, keep their order
 
 
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory) -> Path:
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder made by build(folder) once per test run. Under pytest-xdist every worker of the run gets
+    the same folder: the first to ask builds it while holding a file lock, the others wait for it (a
+    session fixture is per worker, so each would build its own). Tests read it and never change it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        out = tmp_path_factory.mktemp(name)
+        build(out)
+        return out
+    run_dir = tmp_path_factory.getbasetemp().parent  # this run's, above each worker's own basetemp
+    out, done = run_dir / name, run_dir / f"{name}.done"
+    with FileLock(run_dir / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # left by a worker whose build failed
+            out.mkdir()
+            build(out)
+            done.touch()
+    return out
+
+
+def _build_tiny_corpus(out: Path) -> None:
     from kdasr.data.synth import synth_corpus
     from kdasr.text import train_tokenizer
 
-    out = tmp_path_factory.mktemp("corpus")
     # corpus v1 (Debian voices, WEB + Austen): seconds to build; v2's text download and Kokoro voices
     # are tested on their own in test_corpus_v2.py
     synth_corpus(
@@ -58,13 +105,20 @@ def tiny_corpus(tmp_path_factory) -> Path:
         version=1,
     )
     train_tokenizer([out / "teacher.txt"], out / "tokenizer", vocab_size=60)
-    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    return built_once(tmp_path_factory, "corpus", _build_tiny_corpus)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
     """A toy student trained a few steps through the real CLI, then exported (with parity check)."""
-    exp = tmp_path_factory.mktemp("exp")
+    return built_once(tmp_path_factory, "exp", lambda exp: _train_tiny_model(tiny_corpus, exp)) / "model"
+
+
+def _train_tiny_model(tiny_corpus: Path, exp: Path) -> None:
     run_kdasr(
         "train",
         "--train",
@@ -80,11 +134,42 @@ def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
         "--max-steps",
         "6",
         "--threads",
-        "2",
+        "1",  # one: under xdist the other worker has the other core
     )
     proc = run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check")
     (exp / "export-check.txt").write_text(proc.stdout)  # what the check printed, for test_e2e to read
-    return exp / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_with_teachers(tiny_model, tmp_path_factory) -> tuple[Path, Path]:
+    """(model dir, root): a copy of the tiny model dir with a random tiny LM and BERT exported into it
+    (export-lm --check); root/lm and root/bert are the torch teachers they came from (test_beam compares
+    ORT fusion and rescoring with them, test_tune tunes over them)."""
+    root = built_once(tmp_path_factory, "teachers", lambda root: _export_random_teachers(tiny_model, root))
+    return root / "model", root
+
+
+def _export_random_teachers(tiny_model: Path, root: Path) -> None:
+    import torch
+
+    from kdasr.models.lm import LMConfig, build_lm
+    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
+    from kdasr.text import Tokenizer
+
+    tok = Tokenizer(tiny_model / "tokenizer.model")
+    torch.manual_seed(0)
+    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=2, heads=2, ff_dim=64, max_len=128))
+    (root / "lm").mkdir()
+    payload = {"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes}
+    torch.save(payload, root / "lm" / "lm.pt")
+    cfg = BertConfigLite(layers=2, hidden=32, heads=2, ff_dim=64, window=64)
+    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+    model_dir = root / "model"
+    shutil.copytree(tiny_model, model_dir)
+    out = run_kdasr(
+        "export-lm", "--lm", str(root / "lm"), "--bert", str(root / "bert"), "--out", str(model_dir), "--check"
+    )
+    assert "check lm:" in out.stdout and "check bert:" in out.stdout and "FAIL" not in out.stdout
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@ batch, beam 1 equals greedy, LM fusion at weight 0 changes nothing; rescoring sc
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from conftest import corpus_waves, run_kdasr
+from conftest import corpus_waves
 
-from kdasr.models.lm import LMConfig, build_lm
 from kdasr.models.reference_beam import torch_beam_search
 from kdasr.models.student_io import load_student
 from kdasr.runtime import DecodeOptions, Transcriber
@@ -19,30 +17,13 @@ from kdasr.runtime.search.beam import beam_search
 from kdasr.runtime.search.greedy import attention_greedy, length_limits
 from kdasr.runtime.search.scorers import DecoderScorer
 from kdasr.teachers.lm_train import load_lm_teacher as load_lm
-from kdasr.text import Tokenizer
 
 
 @pytest.fixture(scope="module")
-def model_with_lm(tiny_model, tmp_path_factory):
-    """A copy of the tiny model dir with a random tiny LM and BERT exported into it (export-lm --check)."""
-    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
-
-    root = tmp_path_factory.mktemp("teachers")
-    tok = Tokenizer(tiny_model / "tokenizer.model")
-    torch.manual_seed(0)
-    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=2, heads=2, ff_dim=64, max_len=128))
-    (root / "lm").mkdir()
-    payload = {"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes}
-    torch.save(payload, root / "lm" / "lm.pt")
-    cfg = BertConfigLite(layers=2, hidden=32, heads=2, ff_dim=64, window=64)
-    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
-    model_dir = root / "model"
-    shutil.copytree(tiny_model, model_dir)
-    out = run_kdasr(
-        "export-lm", "--lm", str(root / "lm"), "--bert", str(root / "bert"), "--out", str(model_dir), "--check"
-    )
-    assert "check lm:" in out.stdout and "check bert:" in out.stdout and "FAIL" not in out.stdout
-    return model_dir, root
+def model_with_lm(tiny_model_with_teachers):
+    """A copy of the tiny model dir with a random tiny LM and BERT exported into it (export-lm --check),
+    and the folder of those torch teachers (conftest: test_tune shares it)."""
+    return tiny_model_with_teachers
 
 
 def _lens_and_ctc(t, enc):

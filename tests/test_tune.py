@@ -25,27 +25,9 @@ def dev(tiny_corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model_with_teachers(tiny_model, tmp_path_factory):
-    """The tiny model with a random tiny LM and BERT exported into a copy of it (as test_beam does)."""
-    import torch
-
-    from kdasr.models.lm import LMConfig, build_lm
-    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
-    from kdasr.text import Tokenizer
-
-    root = tmp_path_factory.mktemp("tune-teachers")
-    tok = Tokenizer(tiny_model / "tokenizer.model")
-    torch.manual_seed(0)
-    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=16, layers=1, heads=2, ff_dim=32, max_len=128))
-    (root / "lm").mkdir()
-    torch.save({"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes},
-               root / "lm" / "lm.pt")
-    cfg = BertConfigLite(layers=1, hidden=16, heads=2, ff_dim=32, window=64)
-    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
-    model_dir = root / "model"
-    shutil.copytree(tiny_model, model_dir)
-    run_kdasr("export-lm", "--lm", str(root / "lm"), "--bert", str(root / "bert"), "--out", str(model_dir))
-    return model_dir
+def model_with_teachers(tiny_model_with_teachers):
+    """The tiny model with a random tiny LM and BERT exported into a copy of it (conftest: test_beam's too)."""
+    return tiny_model_with_teachers[0]
 
 
 def _tune(model, manifest, out, *args, check=True):
