@@ -92,9 +92,12 @@ def read_choices(exp: Path) -> dict:
 
 def write_choices(exp: Path, p: Protocol, section: str, value: object) -> None:
     """One section of EXP/choices.json, the rest kept; with the protocol's fingerprint and the metric."""
-    doc = read_choices(exp)
+    old = read_choices(exp)
+    doc = dict(old)
     doc.update({"protocol": p.name, "fingerprint": p.fingerprint, "evidence": "dev only", "dev_set": DEV_SET,
                 "dev_manifests": list(p.dev_manifests), "metric": METRIC, section: value})
+    if json.loads(json.dumps(doc)) == old:
+        return  # a rerun leaves the file (and its time) as it was
     atomic_write_text(exp / CHOICES, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
