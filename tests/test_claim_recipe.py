@@ -204,3 +204,24 @@ def test_same_lambda_pairs_utterance_and_context_at_every_shared_lambda(tmp_path
     assert claim_logic.same_lambda(kd, wer) == [{"kd_weight": 0.3, "dev_wer": {"u": 19.0, "c": 18.5}}]
     assert claim_logic.same_lambda(kd[:1], wer) == []
     assert claim_logic.choose([("a", 2.0), ("b", 1.0), ("c", 1.0)]) == "b"
+
+
+def test_a_choice_reads_only_dev_records(tmp_path):
+    from kdasr.recipe.runner import RecipeError
+
+    record = tmp_path / "r.json"
+    record.write_text(json.dumps({"set": "dev-all", "wer": 12.5}))
+    assert claim_logic.dev_wer(record) == 12.5
+    record.write_text(json.dumps({"set": "test", "wer": 10.0}))
+    with pytest.raises(RecipeError, match="a record of 'test', not of the dev set dev-all"):
+        claim_logic.dev_wer(record)
+
+
+def test_wall_time_adds_up_over_the_runs_that_did_work(tmp_path):
+    times = tmp_path / "times.json"
+    claim_logic.add_time(times, "students", 90.0, 3)
+    claim_logic.add_time(times, "students", 30.0, 1)  # resumed after a kill
+    claim_logic.add_time(times, "export", 12.0, 2)
+    assert json.loads(times.read_text())["students"] == {"seconds": 120.0, "runs": 2, "commands": 4}
+    line = claim_logic.time_lines(times, ["students", "export", "table"])[0]
+    assert "students 2.0, export 0.2; total 2.2" in line
