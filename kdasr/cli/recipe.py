@@ -28,7 +28,7 @@ def run(
 @recipe_app.command("claim")
 def claim(
     stages: Annotated[list[str] | None, typer.Argument(help="Stages to run, in order (default: all).")] = None,
-    protocol: Annotated[str, typer.Option("--protocol", help="Protocol file (TOML) with a [setup] table, e.g. "
+    protocol: Annotated[str, typer.Option("--protocol", help="Protocol file (TOML) with a \\[setup] table, e.g. "
                                           "kdasr/configs/protocols/claim-v1.toml.")] = "",
     exp: Annotated[str, typer.Option("--exp", help="Run dir (the protocol is frozen into it).")] = "",
     start: Annotated[str | None, typer.Option("--from", help="Run the sequence from this stage on.")] = None,

@@ -19,7 +19,7 @@ DONE = "done.json"
 
 
 def _log_name(c, out: Path) -> str:
-    return str(out.relative_to(c.exp)).replace(os.sep, "-").replace("@", "-")
+    return str(out.relative_to(c.exp)).removesuffix(".json").replace(os.sep, "-").replace("@", "-")
 
 
 def soft_one(c, mode: str, t: float, k: int) -> Path:
