@@ -48,6 +48,7 @@ def _protocol(corpus: Path, teachers: Path, beam: str = "1, 2") -> str:
         lm_teacher = "{teachers / 'lm'}"
         test_dir = "{corpus}"
         sweep_steps = 2
+        dev_limit = 3
 
         [soft_labels]
         temperature = [2]
@@ -123,6 +124,7 @@ def test_every_choice_is_made_on_dev_and_says_so(claim):
     for q in points:  # every number a choice rests on is a dev record, of the pooled dev manifests
         record = json.loads(Path(q["record"]).read_text())
         assert record["set"] == "dev-all" and Path(record["manifest"]) == exp / "dev" / "dev-all.jsonl"
+        assert record["utterances"] == 3  # setup.dev_limit
         assert q["dev_wer"] == record["wer"] and Path(q["run"]).parent == exp / "sweep"
     assert choices["tk"]["chosen"] == {"temperature": 2.0, "top_k": 4} and choices["tk"]["kd_weight"] == 0.3
     lam = {q["kd_weight"]: q["dev_wer"] for q in choices["lambda"]["bert"]["points"]}
@@ -148,7 +150,7 @@ def test_every_system_and_seed_has_its_records_and_the_table_its_protocol(claim)
                 record = json.loads((exp / "results" / f"{system}@s{seed}" / f"{set_name}.json").read_text())
                 assert record["system"] == f"{system}@s{seed}" and record["set"] == set_name
             tuned = json.loads((exp / "tune" / f"{system}@s{seed}.json").read_text())
-            assert tuned["tuned_on"]["set"] == "dev-all"
+            assert tuned["tuned_on"]["set"] == "dev-all" and tuned["tuned_on"]["utterances"] == 3
     table = (exp / "report" / "claim-test.md").read_text()
     assert "### Protocol `toy-claim`" in table and "Choices made on dev only" in table
     assert "- Students: 3 systems × 2 seeds = 6 runs × 4 steps = 24 optimiser steps" in table

@@ -245,7 +245,7 @@ def test_the_setup_is_read_checked_and_in_the_fingerprint(tmp_path):
     p = read_protocol(write(tmp_path / "p.toml", BASE + SETUP))
     u = p.setup
     assert (u.train, u.config, u.sweep_steps) == ("data/mix/train.jsonl", "whisper-tiny-frozen", 50)
-    assert u.feature_cache == ""
+    assert u.feature_cache == "" and u.dev_limit == 0
     assert u.test_manifest("test") == str(Path("data/mix") / "test.jsonl")
     assert p.content()["setup"]["bert_teacher"] == "exp/p27/teachers/bert-1000"
     without = read_protocol(write(tmp_path / "q.toml", BASE))
@@ -253,7 +253,8 @@ def test_the_setup_is_read_checked_and_in_the_fingerprint(tmp_path):
     assert p.fingerprint != without.fingerprint
     for old, new in [('config = "whisper-tiny-frozen"', 'config = "demo"'), ("sweep_steps = 50", "sweep_steps = 60"),
                      ('test_dir = "data/mix"', 'test_dir = "data/v2"'),
-                     ("sweep_steps = 50", 'sweep_steps = 50\nfeature_cache = "exp/cache/x"')]:
+                     ("sweep_steps = 50", 'sweep_steps = 50\nfeature_cache = "exp/cache/x"'),
+                     ("sweep_steps = 50", "sweep_steps = 50\ndev_limit = 10")]:
         other = read_protocol(write(tmp_path / "r.toml", BASE + SETUP.replace(old, new)))
         assert other.fingerprint != p.fingerprint, new
     block = render_protocol_block(p)
@@ -277,6 +278,7 @@ def test_the_example_protocol_has_the_claim_runs_setup():
     ("sweep_steps = 50", "sweep_steps = 0", r"\[setup\] sweep_steps must be a whole number in \[1, budget.steps"),
     ("sweep_steps = 50", "sweep_steps = 101", r"sweep_steps .* = 100\], got 101"),
     ("sweep_steps = 50", "sweep_steps = 50\nfeature_cache = 3", r"\[setup\] feature_cache must be a string"),
+    ("sweep_steps = 50", "sweep_steps = 50\ndev_limit = -1", r"\[setup\] dev_limit must be a whole number"),
     ("sweep_steps = 50", "sweep_steps = 50\nteacher = 'x'", r"\[setup\] unknown key 'teacher'"),
     ('test_dir = "data/mix"', 'test_dir = ["data/mix"]', r"\[setup\] test_dir must be a non-empty string"),
 ])

@@ -16,8 +16,9 @@ from .runner import RecipeError
 CHOICES = "choices.json"
 DEV_SET = "dev-all"  # the dev manifests pooled into one (EXP/dev/dev-all.jsonl): every choice is made on it
 METRIC = ("dev WER % of greedy attention decoding (`kdasr eval`, the export's default decoding) of the run's last "
-          "checkpoint after the sweep's steps, on EXP/dev/dev-all.jsonl (the protocol's dev manifests pooled); a "
-          "tie goes to the point listed first in the protocol's grid")
+          "checkpoint after the sweep's steps, on EXP/dev/dev-all.jsonl (the protocol's dev manifests interleaved; "
+          "its first setup.dev_limit utterances when set); a tie goes to the point listed first in the protocol's "
+          "grid")
 
 
 def label(system: str, seed: int) -> str:
@@ -29,11 +30,11 @@ def soft_name(mode: str, t: float, k: int) -> str:
     return f"{mode}-t{t:g}-k{k}"
 
 
-def sweep_name(kd: str, t: float, k: int, lam: float, eps: float) -> str:
-    """A dev-sweep run, named by everything that sets it (seed and steps are the protocol's): two
-    stages asking for the same run share it (the T, K sweep's point at the chosen T, K is the λ
-    sweep's point at the middle λ)."""
-    return f"{soft_name(kd, t, k)}-w{lam:g}-ls{eps:g}"
+def sweep_name(kd: str, t: float, k: int, lam: float, eps: float, seed: int) -> str:
+    """A dev-sweep run, named by everything that sets it but its steps (the protocol's sweep_steps;
+    a run of fewer is trained on): two stages asking for the same run share it (the T, K sweep's
+    point at the chosen T, K is the λ sweep's point at the middle λ)."""
+    return f"{soft_name(kd, t, k)}-w{lam:g}-ls{eps:g}-s{seed}"
 
 
 def tk_system(p: Protocol) -> System | None:

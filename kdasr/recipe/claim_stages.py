@@ -87,45 +87,55 @@ def export_run(c, run: Path, model: Path) -> None:
                  what=f"export of {model}")
 
 
-def eval_run(c, model: Path, manifest: Path, record: Path, system: str, options: Path | None = None) -> None:
-    """`kdasr eval` of MODEL on MANIFEST into RECORD (skipped when newer than the model and options)."""
-    if fresh(record, model / "model.json", *([options] if options else [])):
+def eval_run(c, model: Path, manifest: Path, record: Path, system: str, options: Path | None = None,
+             extra: tuple = (), inputs: tuple = ()) -> None:
+    """`kdasr eval` of MODEL on MANIFEST into RECORD (skipped when newer than the model, options, INPUTS)."""
+    if fresh(record, model / "model.json", *([options] if options else []), *inputs):
         return
     record.parent.mkdir(parents=True, exist_ok=True)
     log(f"eval {system} on {manifest.stem}")
     c.r.run(c.kdasr("eval", "--model", model, "--manifest", manifest, "--threads", 1, "--system", system,
-                    "--json", record, *(["--options", options] if options else [])),
+                    "--json", record, *(["--options", options] if options else []), *extra),
             f"eval-{_log_name(c, record)}", what=f"kdasr eval ({system}, {manifest})", append=False)
 
 
 def write_dev_all(c) -> Path:
-    """The protocol's dev manifests pooled into EXP/dev/dev-all.jsonl (audio paths made absolute; an id
-    met twice prefixed with its set): every dev choice is made on it."""
+    """The protocol's dev manifests pooled into EXP/dev/dev-all.jsonl, interleaved (so that
+    setup.dev_limit takes from each alike; audio paths made absolute; an id met twice prefixed with its
+    set): every dev choice is made on it."""
+    from itertools import chain, zip_longest
+
     from ..data.manifest import read_manifest
 
+    sets = [[(Path(path).stem, utt) for utt in read_manifest(path)] for path in c.p.dev_manifests]
     lines, seen = [], set()
-    for path in c.p.dev_manifests:
-        for utt in read_manifest(path):
-            row = {"id": utt.id, "audio": utt.audio, "text": utt.text, "duration": utt.duration,
-                   "speaker": utt.speaker, "doc": utt.doc, "pos": utt.pos, "start": utt.start, **utt.extra}
-            if row["id"] in seen:
-                row["id"] = f"{Path(path).stem}/{utt.id}"
-            seen.add(row["id"])
-            lines.append(json.dumps(row, ensure_ascii=False))
+    for stem, utt in (x for x in chain.from_iterable(zip_longest(*sets)) if x is not None):
+        row = {"id": utt.id, "audio": utt.audio, "text": utt.text, "duration": utt.duration,
+               "speaker": utt.speaker, "doc": utt.doc, "pos": utt.pos, "start": utt.start, **utt.extra}
+        if row["id"] in seen:
+            row["id"] = f"{stem}/{utt.id}"
+        seen.add(row["id"])
+        lines.append(json.dumps(row, ensure_ascii=False))
     out = c.dev_all()
     out.parent.mkdir(parents=True, exist_ok=True)
     write_if_changed(out, "\n".join(lines))
     return out
 
 
+def dev_limit(c) -> list:
+    return ["--limit", c.u.dev_limit] if c.u.dev_limit else []
+
+
 def sweep_point(c, system: System, t: float, k: int, lam: float) -> dict:
     """One dev-sweep run (first seed, sweep_steps) trained, exported and scored on the pooled dev set."""
     eps = logic.epsilon(system, c.choices())
     soft_dir = soft_one(c, system.kd, t, k)
-    run = c.exp / "sweep" / logic.sweep_name(system.kd, t, k, lam, eps)
+    run = c.exp / "sweep" / logic.sweep_name(system.kd, t, k, lam, eps, c.p.seeds[0])
     train(c, run, c.u.sweep_steps, c.p.seeds[0], system, eps, soft_dir, lam)
     export_run(c, run, run / "model")
-    eval_run(c, run / "model", c.dev_all(), run / "dev.json", run.name)
+    write_if_changed(run / "dev.limit", str(c.u.dev_limit))  # a changed dev_limit scores again
+    eval_run(c, run / "model", c.dev_all(), run / "dev.json", run.name, extra=tuple(dev_limit(c)),
+             inputs=(c.dev_all(), run / "dev.limit"))
     return {"temperature": t, "top_k": k, "kd_weight": lam, "label_smoothing": eps,
             "dev_wer": logic.dev_wer(run / "dev.json"), "run": str(run), "record": str(run / "dev.json")}
 
@@ -160,7 +170,8 @@ def lambdas(c) -> None:
     kd = [s for s in p.systems if s.kd != "none"]
     ensure_soft(c, [(s.kd, t, k) for s in kd])
     choices = c.choices()
-    jobs = {logic.sweep_name(s.kd, t, k, lam, logic.epsilon(s, choices)): (s, lam) for s in kd for lam in s.kd_weight}
+    jobs = {logic.sweep_name(s.kd, t, k, lam, logic.epsilon(s, choices), p.seeds[0]): (s, lam)
+            for s in kd for lam in s.kd_weight}
     c.r.parallel(lambda j: sweep_point(c, j[0], t, k, j[1]), list(jobs.values()), "lambda")
     chosen, wer = {}, {}
     for s in kd:

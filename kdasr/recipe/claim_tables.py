@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..spec.protocol import render_protocol_block
 from . import claim_logic as logic
-from .claim_stages import DONE, eval_run, export_run, write_dev_all
+from .claim_stages import DONE, dev_limit, eval_run, export_run, write_dev_all
 from .runner import RecipeError, fresh, log, write_if_changed
 
 ORDER = ["freeze", "soft", "tk", "lambda", "smoothing", "students", "export", "tune", "test", "table"]
@@ -41,10 +41,11 @@ def export(c) -> None:
 def _tune_one(c, name: str, seed: int) -> None:
     model, out = _model(c, name, seed), _options(c, name, seed)
     grid = logic.grid_args(c.p.decoding)
-    write_if_changed(out.with_suffix(".grid"), " ".join(grid))  # a changed grid tunes again (new points only)
+    # a changed grid or dev_limit tunes again (kdasr tune decodes only the new points)
+    write_if_changed(out.with_suffix(".grid"), " ".join(map(str, [*grid, *dev_limit(c)])))
     if not fresh(out, model / "model.json", c.dev_all(), out.with_suffix(".grid")):
         log(f"tune {out.stem} on {c.dev_all().name}")
-        c.r.run(c.kdasr("tune", "--model", model, "--manifest", c.dev_all(), "--threads", 1, *grid,
+        c.r.run(c.kdasr("tune", "--model", model, "--manifest", c.dev_all(), *dev_limit(c), "--threads", 1, *grid,
                         "--system", logic.label(name, seed), "--out", out, "--table", out.with_suffix(".md")),
                 f"tune-{out.stem}", what=f"kdasr tune ({out})", append=False)
     for dev in c.p.dev_manifests:  # the dev sets' own records, with the tuned decoding: the dev table

@@ -14,7 +14,8 @@ Shared (not a stage) so that the table writer in kdasr/reports can render the pr
                               config = "whisper-tiny-frozen", tokenizer = "data/mix/tok1000.model",
                               bert_teacher = "exp/p27/teachers/bert-1000", lm_teacher = "...",
                               feature_cache = "exp/cache/tiny-frozen" (optional), test_dir = "data/mix",
-                              sweep_steps = 1000   (the short dev sweeps of λ and T, K)
+                              sweep_steps = 1000   (the short dev sweeps of λ and T, K),
+                              dev_limit = 600 (optional: dev utterances every choice is scored on)
     [soft_labels]             temperature = [1, 2, 3], top_k = [8, 32], kd_smoothing = 0.1
     [decoding]                beam = [1, 10], ctc_weight = [0, 0.3]   (DecodeOptions fields -> values)
     [[system]]                name = "ce", kd = "none", label_smoothing = 0.1
@@ -134,13 +135,15 @@ class Setup:
     test_dir: str  # holds <set>.jsonl for every test set
     sweep_steps: int  # optimiser steps of each dev-sweep run (λ, T and K)
     feature_cache: str = ""  # kdasr train --feature-cache ("": one inside the run dir)
+    dev_limit: int = 0  # dev utterances every choice is scored on (the pooled dev sets interleaved; 0: all)
 
     def test_manifest(self, name: str) -> str:
         return str(Path(self.test_dir) / f"{name}.jsonl")
 
     @classmethod
     def parse(cls, where: str, data: dict, steps: int) -> Setup:
-        t = _table(where, data, "setup", (*SETUP_PATHS, "feature_cache", "sweep_steps"), (*SETUP_PATHS, "sweep_steps"))
+        t = _table(where, data, "setup", (*SETUP_PATHS, "feature_cache", "sweep_steps", "dev_limit"),
+                   (*SETUP_PATHS, "sweep_steps"))
         paths = {k: _string(where, t, k, f"[setup] {k}") for k in SETUP_PATHS}
         cache = t.get("feature_cache", "")
         if not isinstance(cache, str):
@@ -148,7 +151,10 @@ class Setup:
         sweep = t["sweep_steps"]
         if not (type(sweep) is int and 0 < sweep <= steps):
             _fail(where, f"[setup] sweep_steps must be a whole number in [1, budget.steps = {steps}], got {sweep!r}")
-        return cls(**paths, sweep_steps=sweep, feature_cache=cache)
+        limit = t.get("dev_limit", 0)
+        if not (type(limit) is int and limit >= 0):
+            _fail(where, f"[setup] dev_limit must be a whole number (0: every dev utterance), got {limit!r}")
+        return cls(**paths, sweep_steps=sweep, feature_cache=cache, dev_limit=limit)
 
 
 @dataclass(frozen=True)
@@ -307,7 +313,8 @@ def _setup_lines(u: Setup | None) -> list[str]:
         f"- Setup: train `{u.train}` (the trainer's dev `{u.dev}`), student config `{u.config}`, units "
         f"`{u.tokenizer}`, teachers `{u.bert_teacher}` (BERT) and `{u.lm_teacher}` (LM), test sets from "
         f"`{u.test_dir}`" + (f", features cached in `{u.feature_cache}`" if u.feature_cache else ""),
-        f"- Dev sweeps (λ; T and K): {u.sweep_steps} optimiser steps per run, first seed",
+        f"- Dev sweeps (λ; T and K): {u.sweep_steps} optimiser steps per run, first seed; choices scored on "
+        + (f"the first {u.dev_limit} utterances of the dev sets interleaved" if u.dev_limit else "every dev utterance"),
     ]
 
 
