@@ -10,6 +10,10 @@
 #   make recipe      the paper recipe (eval/recipe.sh): corpus v2, teachers, soft labels, four students, export,
 #                    tuning on dev, decoding, bench, eval/reports/paper-table.md (many hours on 2 cores;
 #                    every stage skips finished work: re-run to continue). Variables: kdasr/recipe/settings.py
+#   make claim       the claim recipe (issue 28), driven by a protocol file: make claim PROTOCOL=FILE EXP=DIR
+#                    [STAGES="tk lambda"] (kdasr recipe claim; default kdasr/configs/protocols/claim-v1.toml
+#                    into exp/claim): protocol frozen first, every choice on dev, systems x seeds, claim tables
+#                    in EXP/report; every stage skips finished work (re-run to continue). kdasr/recipe/claim.py
 #   make continue-demo  more training for the shipped model: starts from export/demo-en's weights
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -25,7 +29,7 @@ FULL_EXP ?= exp/demo
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
-.PHONY: setup setup-data setup-games setup-noise real-corpus corpus-v2 mix-corpus real-report corpus demo test test-fast train-demo recipe continue-demo bench lint clean
+.PHONY: setup setup-data setup-games setup-noise real-corpus corpus-v2 mix-corpus real-report corpus demo test test-fast train-demo recipe claim continue-demo bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -111,6 +115,11 @@ train-demo: setup
 # its variables come from the environment, e.g. `EXP=exp/paper2 make recipe` or `make recipe STAGES="tune decode"`
 recipe: setup
 	bash eval/recipe.sh $(STAGES)
+
+# the claim recipe (issue 28): every stage from the protocol file; EXP names the run dir it is frozen into
+claim: setup
+	$(KDASR) recipe claim --protocol $(or $(PROTOCOL),kdasr/configs/protocols/claim-v1.toml) \
+		--exp $(or $(EXP),exp/claim) $(STAGES)
 
 # more training for the shipped model: start from export/demo-en's weights (recovered from its ONNX
 # graphs) with a fresh optimiser, a short warmup and SpecAugment on; resumable like the others.

@@ -226,3 +226,71 @@ def test_the_commands_are_torch_free_and_fail_in_one_line(tmp_path):
     proc = kdasr("show", write(tmp_path / "bad.toml", "name = = 1\n"))
     assert proc.returncode == 1 and proc.stderr.startswith(f"error: {tmp_path / 'bad.toml'}:1:")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+SETUP = textwrap.dedent("""
+    [setup]
+    train = "data/mix/train.jsonl"
+    dev = "data/mix/dev.jsonl"
+    config = "whisper-tiny-frozen"
+    tokenizer = "data/mix/tok1000.model"
+    bert_teacher = "exp/p27/teachers/bert-1000"
+    lm_teacher = "exp/p27/teachers/lm-1000"
+    test_dir = "data/mix"
+    sweep_steps = 50
+    """)
+
+
+def test_the_setup_is_read_checked_and_in_the_fingerprint(tmp_path):
+    p = read_protocol(write(tmp_path / "p.toml", BASE + SETUP))
+    u = p.setup
+    assert (u.train, u.config, u.sweep_steps) == ("data/mix/train.jsonl", "whisper-tiny-frozen", 50)
+    assert u.feature_cache == "" and u.dev_limit == 0
+    assert u.test_manifest("test") == str(Path("data/mix") / "test.jsonl")
+    assert p.content()["setup"]["bert_teacher"] == "exp/p27/teachers/bert-1000"
+    without = read_protocol(write(tmp_path / "q.toml", BASE))
+    assert without.setup is None and "setup" not in without.content()
+    assert p.fingerprint != without.fingerprint
+    for old, new in [('config = "whisper-tiny-frozen"', 'config = "demo"'), ("sweep_steps = 50", "sweep_steps = 60"),
+                     ('test_dir = "data/mix"', 'test_dir = "data/v2"'),
+                     ("sweep_steps = 50", 'sweep_steps = 50\nfeature_cache = "exp/cache/x"'),
+                     ("sweep_steps = 50", "sweep_steps = 50\ndev_limit = 10")]:
+        other = read_protocol(write(tmp_path / "r.toml", BASE + SETUP.replace(old, new)))
+        assert other.fingerprint != p.fingerprint, new
+    block = render_protocol_block(p)
+    assert "student config `whisper-tiny-frozen`" in block and "50 optimiser steps per run, first seed" in block
+    assert (read_protocol(write(tmp_path / "s.toml", BASE + SETUP.replace("sweep_steps = 50", "sweep_steps = 50\n"
+                                                                          'feature_cache = "exp/c"'))).setup
+            .feature_cache == "exp/c")
+
+
+def test_the_example_protocol_has_the_claim_runs_setup():
+    u = read_protocol(EXAMPLE).setup
+    assert (u.train, u.dev, u.config, u.tokenizer) == ("data/mix/train.jsonl", "data/mix/dev.jsonl",
+                                                       "whisper-tiny-frozen", "data/mix/tok1000.model")
+    assert (u.bert_teacher, u.lm_teacher, u.feature_cache, u.test_dir) == (
+        "exp/p27/teachers/bert-1000", "exp/p27/teachers/lm-1000", "exp/cache/tiny-frozen", "data/mix")
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('train = "data/mix/train.jsonl"\n', "", r"\[setup\] missing required key 'train'"),
+    ('config = "whisper-tiny-frozen"', 'config = ""', r"\[setup\] config must be a non-empty string"),
+    ("sweep_steps = 50", "sweep_steps = 0", r"\[setup\] sweep_steps must be a whole number in \[1, budget.steps"),
+    ("sweep_steps = 50", "sweep_steps = 101", r"sweep_steps .* = 100\], got 101"),
+    ("sweep_steps = 50", "sweep_steps = 50\nfeature_cache = 3", r"\[setup\] feature_cache must be a string"),
+    ("sweep_steps = 50", "sweep_steps = 50\ndev_limit = -1", r"\[setup\] dev_limit must be a whole number"),
+    ("sweep_steps = 50", "sweep_steps = 50\nteacher = 'x'", r"\[setup\] unknown key 'teacher'"),
+    ('test_dir = "data/mix"', 'test_dir = ["data/mix"]', r"\[setup\] test_dir must be a non-empty string"),
+])
+def test_a_bad_setup_is_refused_naming_the_file_and_key(tmp_path, old, new, message):
+    assert old in SETUP
+    path = write(tmp_path / "bad.toml", BASE + SETUP.replace(old, new, 1))
+    with pytest.raises(KdasrError, match=f"^{path}.*{message}") as e:
+        read_protocol(path)
+    assert "\n" not in str(e.value)
+
+
+def test_a_test_set_named_like_a_dev_manifest_is_refused(tmp_path):
+    path = write(tmp_path / "bad.toml", BASE.replace('test_sets = ["test"]', 'test_sets = ["test", "dev"]'))
+    with pytest.raises(KdasrError, match="test set 'dev' has the name of a dev manifest"):
+        read_protocol(path)

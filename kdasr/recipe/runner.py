@@ -150,9 +150,11 @@ def select(stages: list[Stage], names: list[str], start: str | None = None) -> l
     return chosen
 
 
-def run_stages(stages: list[Stage], runner: Runner, times: Path | None = None) -> None:
+def run_stages(stages: list[Stage], runner: Runner, times: Path | None = None,
+               on_done: Callable[[str, float, int], None] | None = None) -> None:
     """Each stage in turn: logged with its wall time; one that took a minute or more records it in
-    TIMES/NAME (seconds: the table states them). A failure stops the run with the stage's name."""
+    TIMES/NAME (seconds: the table states them); ON_DONE(name, seconds, commands run) after each
+    stage that finished. A failure stops the run with the stage's name."""
     for stage in stages:
         log(f"stage {stage.name}")
         t0, ran = time.monotonic(), runner.ran
@@ -167,3 +169,5 @@ def run_stages(stages: list[Stage], runner: Runner, times: Path | None = None) -
         if times is not None and took >= 60:
             times.mkdir(parents=True, exist_ok=True)
             write_if_changed(times / stage.name, str(int(took)))
+        if on_done is not None:
+            on_done(stage.name, took, n)

@@ -10,6 +10,12 @@ Shared (not a stage) so that the table writer in kdasr/reports can render the pr
     dev_manifests = ["data/mix/dev.jsonl"]
     test_sets = ["test", "test_real"]
     [budget]                  steps = 6000, threads = 1   (per student)
+    [setup]                   train = "data/mix/train.jsonl", dev = "data/mix/dev.jsonl",
+                              config = "whisper-tiny-frozen", tokenizer = "data/mix/tok1000.model",
+                              bert_teacher = "exp/p27/teachers/bert-1000", lm_teacher = "...",
+                              feature_cache = "exp/cache/tiny-frozen" (optional), test_dir = "data/mix",
+                              sweep_steps = 1000   (the short dev sweeps of λ and T, K),
+                              dev_limit = 600 (optional: dev utterances every choice is scored on)
     [soft_labels]             temperature = [1, 2, 3], top_k = [8, 32], kd_smoothing = 0.1
     [decoding]                beam = [1, 10], ctc_weight = [0, 0.3]   (DecodeOptions fields -> values)
     [[system]]                name = "ce", kd = "none", label_smoothing = 0.1
@@ -17,6 +23,12 @@ Shared (not a stage) so that the table writer in kdasr/reports can render the pr
                               kd_weight = [0.1, 0.3, 0.5]
     [[change]]                date = 2026-12-07, from = "<fingerprint it changes>", what = "...",
                               why = "...", after_test = false
+
+[setup] is what the claim recipe (kdasr/recipe/claim.py) runs on: the train manifest, the dev
+manifest the trainer reports on, the student config (packaged name or .toml path), the units, the
+teachers, the feature cache (optional), the folder holding the test sets `<test_dir>/<set>.jsonl` and
+the length of the dev sweeps. It changes results, so it is in the fingerprint; a protocol without it
+(a table's block only) still reads, with the same fingerprint as before [setup] existed.
 
 A system's label_smoothing is a number or "entropy-matched" (the smoothing control: the ε that
 `kdasr teacher soft-stats` gives for the chosen soft labels). A change's `from` is the fingerprint it
@@ -39,7 +51,9 @@ from .decode_options import DecodeOptions
 
 KD_MODES = ("none", "lm", "bert", "bert-context")  # `kdasr train --kd` (kdasr.teachers.kd_mode.KdMode's values)
 ENTROPY_MATCHED = "entropy-matched"
-TOP_KEYS = ("name", "seeds", "dev_manifests", "test_sets", "budget", "soft_labels", "decoding", "system", "change")
+TOP_KEYS = ("name", "seeds", "dev_manifests", "test_sets", "budget", "setup", "soft_labels", "decoding", "system",
+            "change")
+SETUP_PATHS = ("train", "dev", "config", "tokenizer", "bert_teacher", "lm_teacher", "test_dir")  # required strings
 
 
 def _fail(where: str, msg: str):
@@ -109,6 +123,41 @@ class System:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """What the claim recipe runs on (paths as given: relative ones to where the recipe runs)."""
+
+    train: str  # train manifest
+    dev: str  # the dev manifest the trainer reports on (kdasr train --dev)
+    config: str  # student config: a packaged name (whisper-tiny-frozen) or a .toml path
+    tokenizer: str
+    bert_teacher: str  # teacher dirs (kdasr teacher bert / lm --out)
+    lm_teacher: str
+    test_dir: str  # holds <set>.jsonl for every test set
+    sweep_steps: int  # optimiser steps of each dev-sweep run (λ, T and K)
+    feature_cache: str = ""  # kdasr train --feature-cache ("": one inside the run dir)
+    dev_limit: int = 0  # dev utterances every choice is scored on (the pooled dev sets interleaved; 0: all)
+
+    def test_manifest(self, name: str) -> str:
+        return str(Path(self.test_dir) / f"{name}.jsonl")
+
+    @classmethod
+    def parse(cls, where: str, data: dict, steps: int) -> Setup:
+        t = _table(where, data, "setup", (*SETUP_PATHS, "feature_cache", "sweep_steps", "dev_limit"),
+                   (*SETUP_PATHS, "sweep_steps"))
+        paths = {k: _string(where, t, k, f"[setup] {k}") for k in SETUP_PATHS}
+        cache = t.get("feature_cache", "")
+        if not isinstance(cache, str):
+            _fail(where, f"[setup] feature_cache must be a string (a folder), got {json.dumps(cache, default=str)}")
+        sweep = t["sweep_steps"]
+        if not (type(sweep) is int and 0 < sweep <= steps):
+            _fail(where, f"[setup] sweep_steps must be a whole number in [1, budget.steps = {steps}], got {sweep!r}")
+        limit = t.get("dev_limit", 0)
+        if not (type(limit) is int and limit >= 0):
+            _fail(where, f"[setup] dev_limit must be a whole number (0: every dev utterance), got {limit!r}")
+        return cls(**paths, sweep_steps=sweep, feature_cache=cache, dev_limit=limit)
+
+
+@dataclass(frozen=True)
 class Change:
     date: str  # ISO date
     what: str
@@ -150,10 +199,15 @@ class Protocol:
     test_sets: tuple[str, ...]
     changes: tuple[Change, ...] = ()
     path: str = ""  # where it was read from (not content)
+    setup: Setup | None = None  # what the claim recipe runs on (None: a table's block only)
 
     def content(self) -> dict:
-        """The canonical content: everything but the changes and the path (what the fingerprint covers)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("changes", "path")}
+        """The canonical content: everything but the changes and the path (what the fingerprint covers);
+        no "setup" key without [setup], so such a protocol keeps the fingerprint it had before."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("changes", "path", "setup")}
+        if self.setup is not None:
+            d["setup"] = dataclasses.asdict(self.setup)
         d["systems"] = [dataclasses.asdict(s) for s in self.systems]
         d["decoding"] = {k: list(v) for k, v in self.decoding.items()}
         return json.loads(json.dumps(d))  # tuples as lists
@@ -211,15 +265,19 @@ def parse_protocol(data: dict, where: str) -> Protocol:
     changes = data.get("change", [])
     if not isinstance(changes, list):
         _fail(where, "change must be [[change]] tables")
+    test_sets = _list(where, data["test_sets"], "test_sets", lambda v: isinstance(v, str) and v)
+    dev_manifests = _list(where, data["dev_manifests"], "dev_manifests", lambda v: isinstance(v, str) and v)
+    if clash := sorted(set(test_sets) & {Path(d).stem for d in dev_manifests}):
+        _fail(where, f"test set {clash[0]!r} has the name of a dev manifest (results are filed by set name)")
     return Protocol(
         name=_string(where, data, "name"),
         steps=budget["steps"], threads=budget["threads"], seeds=seeds, systems=parsed,
         temperatures=tuple(float(t) for t in temps), top_ks=top_ks, kd_smoothing=float(sigma),
         decoding=_decoding(where, data.get("decoding", {})),
-        dev_manifests=_list(where, data["dev_manifests"], "dev_manifests", lambda v: isinstance(v, str) and v),
-        test_sets=_list(where, data["test_sets"], "test_sets", lambda v: isinstance(v, str) and v),
+        dev_manifests=dev_manifests, test_sets=test_sets,
         changes=tuple(Change.parse(f"{where}: [[change]] {i + 1}", c) for i, c in enumerate(changes)),
         path=where,
+        setup=Setup.parse(where, data, budget["steps"]) if "setup" in data else None,
     )
 
 
@@ -248,6 +306,18 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _setup_lines(u: Setup | None) -> list[str]:
+    if u is None:
+        return []
+    return [
+        f"- Setup: train `{u.train}` (the trainer's dev `{u.dev}`), student config `{u.config}`, units "
+        f"`{u.tokenizer}`, teachers `{u.bert_teacher}` (BERT) and `{u.lm_teacher}` (LM), test sets from "
+        f"`{u.test_dir}`" + (f", features cached in `{u.feature_cache}`" if u.feature_cache else ""),
+        f"- Dev sweeps (λ; T and K): {u.sweep_steps} optimiser steps per run, first seed; choices scored on "
+        + (f"the first {u.dev_limit} utterances of the dev sets interleaved" if u.dev_limit else "every dev utterance"),
+    ]
+
+
 def render_protocol_block(p: Protocol) -> str:
     """The protocol as a Markdown block for a results table: what was fixed before any test number,
     and every change since, those made after a test number was seen marked."""
@@ -266,6 +336,7 @@ def render_protocol_block(p: Protocol) -> str:
         + ("; ".join(f"{k} ∈ {_values(v)}" for k, v in p.decoding.items()) or "none (greedy)"),
         f"- Dev sets (every choice): {', '.join(f'`{d}`' for d in p.dev_manifests)}",
         f"- Test sets: {', '.join(f'`{t}`' for t in p.test_sets)}",
+        *_setup_lines(p.setup),
         "",
         "| system | KD | label smoothing | λ grid |",
         "|---|---|---|---|",

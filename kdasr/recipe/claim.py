@@ -1,0 +1,153 @@
+"""The claim recipe (issue 28), driven by a protocol file (kdasr/spec/protocol.py): `kdasr recipe claim
+--protocol FILE --exp EXP [STAGES...]` (and `make claim`). Its stages, in order:
+
+  freeze     the protocol frozen into EXP (protocol.toml, protocol.lock.json): fixed before any test number
+  soft       soft labels: the T, K sweep's system at every T × K, and every KD mode at the chosen T, K
+  tk         T and K chosen on dev: the first seed, the BERT-utterance system at the middle λ of its grid,
+             each T × K trained setup.sweep_steps steps (EXP/choices.json)
+  lambda     λ chosen on dev per KD system at the chosen T, K (first seed, sweep_steps each); the dev WER of
+             BERT utterance and context at the same λ recorded beside
+  smoothing  ε of every entropy-matched system (`kdasr teacher soft-stats` on the chosen soft labels)
+  students   every system × seed trained budget.steps steps with the choices
+  export     every student exported
+  tune       the decoding grid on the pooled dev manifests (`kdasr tune`), then every student on each dev set
+  test       (the protocol checked against EXP's lock first) every student on every test set
+  table      (the lock checked first) `kdasr claim-table` for the test sets and for the dev sets, with the
+             protocol block, the dev choices, the budget plan and the wall time; learning curves of every seed
+
+Every stage skips finished work (a rerun, or a run after a kill, does what is missing; trainers resume from
+their last.pt); every command logs into EXP/logs; independent jobs run JOBS (default 2) side by side, one
+thread each. The commands are the kdasr CLI as subprocesses ($KDASR, default this Python's -m kdasr)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import KdasrError
+from ..spec.protocol import Protocol, Setup, read_protocol
+from . import claim_logic as logic
+from .runner import RecipeError, Runner, Stage, log, run_stages, select
+
+
+@dataclass
+class ClaimCtx:
+    protocol_path: Path
+    exp: Path
+    r: Runner
+    kdasr_cmd: list[str]
+    _p: Protocol | None = field(default=None, repr=False)
+
+    @property
+    def p(self) -> Protocol:
+        if self._p is None:
+            p = read_protocol(self.protocol_path)
+            if p.setup is None:
+                raise RecipeError(f"{self.protocol_path}: no [setup] table (train, dev, config, tokenizer, "
+                                  "bert_teacher, lm_teacher, test_dir, sweep_steps): the claim recipe needs it")
+            self._p = p
+        return self._p
+
+    def reread(self) -> Protocol:
+        self._p = None
+        return self.p
+
+    @property
+    def u(self) -> Setup:
+        return self.p.setup
+
+    def kdasr(self, *args) -> list[str]:
+        return [*self.kdasr_cmd, *map(str, args)]
+
+    def choices(self) -> dict:
+        return logic.read_choices(self.exp)
+
+    def dev_all(self) -> Path:
+        return self.exp / "dev" / f"{logic.DEV_SET}.jsonl"
+
+    def feature_cache(self) -> Path:
+        return Path(self.u.feature_cache) if self.u.feature_cache else self.exp / "feats"
+
+    def soft_dir(self, mode: str, t: float, k: int) -> Path:
+        return self.exp / "soft" / logic.soft_name(mode, t, k)
+
+    def student_dir(self, system: str, seed: int) -> Path:
+        return self.exp / "students" / system / f"s{seed}"
+
+    def students(self) -> list[tuple[str, int]]:
+        return [(s.name, seed) for seed in self.p.seeds for s in self.p.systems]
+
+
+def freeze_stage(c: ClaimCtx) -> None:
+    from .protocol import freeze
+
+    p, what = freeze(c.protocol_path, c.exp)
+    c.reread()
+    log({"frozen": f"froze {c.protocol_path} into {c.exp} (fingerprint {p.fingerprint[:16]})",
+         "unchanged": f"protocol {p.name} already frozen in {c.exp} (fingerprint {p.fingerprint[:16]})",
+         "changed": f"recorded change: {c.exp} now holds fingerprint {p.fingerprint[:16]}"}[what])
+
+
+def stages(c: ClaimCtx) -> list[Stage]:
+    from . import claim_stages as cs
+    from . import claim_tables as ct
+
+    def st(name, fn, doc):
+        def run() -> None:
+            try:
+                fn(c)
+            except KdasrError as e:  # a bad file met in-process: one line, with the stage's name
+                raise RecipeError(str(e)) from None
+
+        return Stage(name, run, doc)
+
+    return [
+        st("freeze", freeze_stage, "the protocol frozen into EXP before any test number"),
+        st("soft", cs.soft, "soft labels: the T/K sweep's mode at every T x K; every KD mode at the chosen T, K"),
+        st("tk", cs.tk, "T and K chosen on dev (first seed, BERT utterance at its middle lambda, sweep_steps)"),
+        st("lambda", cs.lambdas, "lambda chosen on dev per KD system; utterance vs context at the same lambda"),
+        st("smoothing", cs.smoothing, "epsilon of the entropy-matched systems (kdasr teacher soft-stats)"),
+        st("students", cs.students, "every system x seed, budget.steps steps, with the dev choices"),
+        st("export", ct.export, "every student exported"),
+        st("tune", ct.tune, "decoding grid on the pooled dev manifests; every student on each dev set"),
+        st("test", ct.test, "the frozen protocol checked, then every student on every test set"),
+        st("table", ct.table, "claim tables (test sets, dev sets) with the protocol block; learning curves"),
+    ]
+
+
+def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | None = None,
+         list_only: bool = False, jobs: int | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    exp = Path(exp)
+    kdasr_cmd = shlex.split(env["KDASR"]) if env.get("KDASR") else [sys.executable, "-m", "kdasr"]
+    if jobs is None:
+        jobs = int(env["JOBS"]) if env.get("JOBS", "").isdigit() else 2
+    c = ClaimCtx(Path(protocol), exp, Runner(exp / "logs", jobs), kdasr_cmd)
+    try:
+        every = stages(c)
+        if list_only:
+            for stage in every:
+                print(f"{stage.name:10} {stage.doc}")
+            return 0
+        chosen = select(every, names, start)  # a typo is refused before anything is written
+        c.p  # noqa: B018 - a bad protocol is refused before anything runs
+        (exp / "logs").mkdir(parents=True, exist_ok=True)
+
+        def timed(name: str, seconds: float, commands: int) -> None:
+            if commands:
+                logic.add_time(exp / "times.json", name, seconds, commands)
+
+        run_stages(chosen, c.r, on_done=timed)
+    except (RecipeError, KdasrError) as e:
+        print(f"[recipe] error: {e}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("[recipe] interrupted: a rerun resumes (finished work is skipped)", file=sys.stderr, flush=True)
+        return 130
+    log(f"done: {' '.join(s.name for s in chosen)} ({time.strftime('%H:%M:%S')})")
+    return 0

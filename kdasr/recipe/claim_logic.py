@@ -1,0 +1,192 @@
+"""The claim recipe's decisions and texts as plain functions (kdasr/recipe/claim.py runs the stages):
+the names of its runs, the choice of a grid point by dev WER, the choices file, the budget plan and
+the wall times. Unit-testable without running anything."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from ..io_utils import atomic_write_text
+from ..spec.protocol import ENTROPY_MATCHED, Protocol, System
+from .runner import RecipeError
+
+CHOICES = "choices.json"
+DEV_SET = "dev-all"  # the dev manifests pooled into one (EXP/dev/dev-all.jsonl): every choice is made on it
+METRIC = ("dev WER % of greedy attention decoding (`kdasr eval`, the export's default decoding) of the run's last "
+          "checkpoint after the sweep's steps, on EXP/dev/dev-all.jsonl (the protocol's dev manifests interleaved; "
+          "its first setup.dev_limit utterances when set); a tie goes to the point listed first in the protocol's "
+          "grid")
+
+
+def label(system: str, seed: int) -> str:
+    """A student's name in the records and the claim table (`kdasr claim-table` reads the seed from it)."""
+    return f"{system}@s{seed}"
+
+
+def soft_name(mode: str, t: float, k: int) -> str:
+    return f"{mode}-t{t:g}-k{k}"
+
+
+def sweep_name(kd: str, t: float, k: int, lam: float, eps: float, seed: int) -> str:
+    """A dev-sweep run, named by everything that sets it but its steps (the protocol's sweep_steps;
+    a run of fewer is trained on): two stages asking for the same run share it (the T, K sweep's
+    point at the chosen T, K is the λ sweep's point at the middle λ)."""
+    return f"{soft_name(kd, t, k)}-w{lam:g}-ls{eps:g}-s{seed}"
+
+
+def tk_system(p: Protocol) -> System | None:
+    """The system whose sweep chooses T and K: BERT utterance (kd = bert), else the first KD system."""
+    kd = [s for s in p.systems if s.kd != "none"]
+    return next((s for s in kd if s.kd == "bert"), kd[0] if kd else None)
+
+
+def middle(grid: tuple[float, ...]) -> float:
+    return grid[len(grid) // 2]
+
+
+def choose(points: list[tuple[object, float]]) -> object:
+    """The key with the lowest WER; a tie goes to the one listed first."""
+    return min(enumerate(points), key=lambda ip: (ip[1][1], ip[0]))[1][0]
+
+
+def grid_args(decoding) -> list[str]:
+    """The protocol's decoding grid as `kdasr tune --grid NAME=V1,V2` flags."""
+    def text(v) -> str:
+        return format(v, "g") if isinstance(v, float) else str(v)
+
+    return [x for key, values in decoding.items() for x in ("--grid", f"{key}={','.join(map(text, values))}")]
+
+
+def dev_wer(record: Path) -> float:
+    try:
+        doc = json.loads(record.read_text())
+        if doc["set"] != DEV_SET:  # choices are made on dev only: never read another set's record here
+            raise RecipeError(f"{record}: a record of {doc['set']!r}, not of the dev set {DEV_SET}")
+        return float(doc["wer"])
+    except (OSError, ValueError, KeyError) as e:
+        raise RecipeError(f"{record}: no dev WER ({e})") from None
+
+
+def same_lambda(kd: list[System], wer: dict[str, dict[float, float]]) -> list[dict]:
+    """Issue 28: BERT utterance vs context also at the same λ, not only each at its own: the dev WER of
+    the first system of each mode at every λ both grids hold."""
+    utt = next((s for s in kd if s.kd == "bert"), None)
+    ctx = next((s for s in kd if s.kd == "bert-context"), None)
+    if not (utt and ctx):
+        return []
+    return [{"kd_weight": lam, "dev_wer": {utt.name: wer[utt.name][lam], ctx.name: wer[ctx.name][lam]}}
+            for lam in utt.kd_weight if lam in ctx.kd_weight]
+
+
+def read_choices(exp: Path) -> dict:
+    path = exp / CHOICES
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise RecipeError(f"{path}: not JSON ({e})") from None
+
+
+def write_choices(exp: Path, p: Protocol, section: str, value: object) -> None:
+    """One section of EXP/choices.json, the rest kept; with the protocol's fingerprint and the metric."""
+    old = read_choices(exp)
+    doc = dict(old)
+    doc.update({"protocol": p.name, "fingerprint": p.fingerprint, "evidence": "dev only", "dev_set": DEV_SET,
+                "dev_manifests": list(p.dev_manifests), "metric": METRIC, section: value})
+    if json.loads(json.dumps(doc)) == old:
+        return  # a rerun leaves the file (and its time) as it was
+    atomic_write_text(exp / CHOICES, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def need(choices: dict, section: str, stage: str, key: str | None = None) -> object:
+    value = choices.get(section)
+    if key is not None and isinstance(value, dict):
+        value = value.get(key)
+    if value is None:
+        raise RecipeError(f"{CHOICES} has no {section}{f' for {key}' if key else ''}: run the {stage} stage first")
+    return value
+
+
+def chosen_tk(choices: dict) -> tuple[float, int]:
+    tk = need(choices, "tk", "tk")
+    return float(tk["chosen"]["temperature"]), int(tk["chosen"]["top_k"])
+
+
+def epsilon(system: System, choices: dict) -> float:
+    """A system's label smoothing: its number, or the entropy-matched ε the smoothing stage found."""
+    if system.label_smoothing != ENTROPY_MATCHED:
+        return float(system.label_smoothing)
+    return float(need(choices, "label_smoothing", "smoothing", system.name)["epsilon"])
+
+
+def last_row(train_log: Path) -> dict | None:
+    try:
+        with open(train_log, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return None
+    return rows[-1] if rows else None
+
+
+def budget_plan(p: Protocol, exp: Path, students: list[Path], sweeps: list[Path]) -> list[str]:
+    """The plan (runs × steps) and what the finished runs took (their train_log.csv's elapsed time)."""
+    n = len(p.systems) * len(p.seeds)
+    sweep_steps = p.setup.sweep_steps if p.setup else 0
+    lines = [f"- Students: {len(p.systems)} systems × {len(p.seeds)} seeds = {n} runs × {p.steps} steps = "
+             f"{n * p.steps} optimiser steps ({p.threads} thread{'s' if p.threads != 1 else ''} each)",
+             f"- Dev sweeps (first seed): {len(sweeps)} runs × {sweep_steps} steps = {len(sweeps) * sweep_steps} "
+             "optimiser steps"]
+    for what, runs in (("student", students), ("sweep", sweeps)):
+        took = [float(r["elapsed_s"]) for d in runs if (r := last_row(d / "train_log.csv")) and r.get("elapsed_s")]
+        if took:
+            lines.append(f"- Measured: {len(took)} {what} runs took {sum(took) / 60:.1f} training minutes in all "
+                         f"({sum(took) / len(took) / 60:.1f} per run; train_log.csv elapsed time)")
+    return lines
+
+
+def add_time(times: Path, stage: str, seconds: float, commands: int) -> None:
+    """Accumulate a stage's wall time over the runs of it that did work (a rerun with nothing to do
+    adds nothing; a run resumed after a kill adds what it spent)."""
+    try:
+        doc = json.loads(times.read_text())
+    except (OSError, ValueError):
+        doc = {}
+    entry = doc.setdefault(stage, {"seconds": 0.0, "runs": 0, "commands": 0})
+    entry["seconds"] = round(entry["seconds"] + seconds, 1)
+    entry["runs"] += 1
+    entry["commands"] += commands
+    atomic_write_text(times, json.dumps(doc, indent=2) + "\n")
+
+
+def time_lines(times: Path, order: list[str]) -> list[str]:
+    try:
+        doc = json.loads(times.read_text())
+    except (OSError, ValueError):
+        return ["- Wall time: none recorded yet"]
+    parts = [f"{s} {doc[s]['seconds'] / 60:.1f}" for s in order if s in doc]
+    total = sum(doc[s]["seconds"] for s in order if s in doc) / 60
+    return [f"- Wall time actually spent, minutes on {os.cpu_count()} cores (stages that did work, every run "
+            f"summed; this table's own stage not yet counted): {', '.join(parts)}; total {total:.1f}"]
+
+
+def choices_lines(p: Protocol, choices: dict) -> list[str]:
+    """The dev choices as Markdown lines for the table's protocol block."""
+    out = [f"Choices made on dev only ({DEV_SET}: {', '.join(p.dev_manifests)}; {METRIC}):", ""]
+    if tk := choices.get("tk"):
+        pts = ", ".join(f"T {q['temperature']:g} K {q['top_k']}: {q['dev_wer']:.2f}" for q in tk["points"])
+        out.append(f"- T and K: T = {tk['chosen']['temperature']:g}, K = {tk['chosen']['top_k']} (swept with "
+                   f"{tk['system']} at λ {tk['kd_weight']:g}, seed {tk['seed']}, {tk['steps']} steps: {pts})")
+    for name, lam in (choices.get("lambda") or {}).items():
+        pts = ", ".join(f"{q['kd_weight']:g}: {q['dev_wer']:.2f}" for q in lam["points"])
+        out.append(f"- λ of {name}: {lam['chosen']:g} (dev WER per λ: {pts})")
+    for row in choices.get("same_lambda") or []:
+        out.append(f"- Same λ {row['kd_weight']:g}, dev WER: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in row["dev_wer"].items()))
+    for name, ls in (choices.get("label_smoothing") or {}).items():
+        out.append(f"- Label smoothing of {name}: ε = {ls['epsilon']:.4f}, entropy-matched to {ls['soft_labels']} "
+                   f"(σ = {p.kd_smoothing:g})")
+    return out + [""]

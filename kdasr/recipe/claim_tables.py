@@ -1,0 +1,135 @@
+"""The claim recipe's stages after training (kdasr/recipe/claim.py lists them all): export, decoding
+tuned on dev, the test records (only under the frozen protocol), the claim tables and learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..spec.protocol import render_protocol_block
+from . import claim_logic as logic
+from .claim_stages import DONE, dev_limit, eval_run, export_run, write_dev_all
+from .runner import RecipeError, fresh, log, write_if_changed
+
+ORDER = ["freeze", "soft", "tk", "lambda", "smoothing", "students", "export", "tune", "test", "table"]
+
+
+def _trained(c) -> list[tuple[str, int, Path]]:
+    """(system, seed, run dir) of every student; RecipeError naming those not trained to the budget."""
+    out, missing = [], []
+    for name, seed in c.students():
+        run = c.student_dir(name, seed)
+        (out if (run / DONE).is_file() else missing).append((name, seed, run))
+    if missing:
+        raise RecipeError(f"{len(missing)} student(s) not trained (e.g. {missing[0][2]}): run the students stage")
+    return out
+
+
+def _model(c, name: str, seed: int) -> Path:
+    return c.exp / "models" / logic.label(name, seed)
+
+
+def _options(c, name: str, seed: int) -> Path:
+    return c.exp / "tune" / f"{logic.label(name, seed)}.json"
+
+
+def export(c) -> None:
+    """Every student's last checkpoint (budget.steps) exported."""
+    jobs = _trained(c)
+    c.r.parallel(lambda j: export_run(c, j[2], _model(c, j[0], j[1])), jobs, "export")
+
+
+def _tune_one(c, name: str, seed: int) -> None:
+    model, out = _model(c, name, seed), _options(c, name, seed)
+    grid = logic.grid_args(c.p.decoding)
+    # a changed grid or dev_limit tunes again (kdasr tune decodes only the new points)
+    write_if_changed(out.with_suffix(".grid"), " ".join(map(str, [*grid, *dev_limit(c)])))
+    if not fresh(out, model / "model.json", c.dev_all(), out.with_suffix(".grid")):
+        log(f"tune {out.stem} on {c.dev_all().name}")
+        c.r.run(c.kdasr("tune", "--model", model, "--manifest", c.dev_all(), *dev_limit(c), "--threads", 1, *grid,
+                        "--system", logic.label(name, seed), "--out", out, "--table", out.with_suffix(".md")),
+                f"tune-{out.stem}", what=f"kdasr tune ({out})", append=False)
+    for dev in c.p.dev_manifests:  # the dev sets' own records, with the tuned decoding: the dev table
+        eval_run(c, model, Path(dev), c.exp / "results" / logic.label(name, seed) / f"{Path(dev).stem}.json",
+                 logic.label(name, seed), out)
+
+
+def tune(c) -> None:
+    """The protocol's decoding grid on the pooled dev manifests for every student (`kdasr tune` refuses
+    test-named manifests); then every student on each dev manifest with its tuned decoding."""
+    for name, seed, _ in _trained(c):
+        if not (_model(c, name, seed) / "model.json").is_file():
+            raise RecipeError(f"{_model(c, name, seed)} missing: run the export stage")
+    write_dev_all(c)
+    (c.exp / "tune").mkdir(parents=True, exist_ok=True)
+    c.r.parallel(lambda j: _tune_one(c, j[0], j[1]), c.students(), "tune")
+
+
+def _frozen(c):
+    """The protocol, checked against EXP's lock first (a change not recorded is refused in one line)."""
+    from .protocol import require_frozen
+
+    require_frozen(c.protocol_path, c.exp)
+    return c.reread()
+
+
+def test(c) -> None:
+    """Every student on every test set with its dev-tuned decoding, under the frozen protocol only."""
+    p = _frozen(c)
+    manifests = {t: Path(c.u.test_manifest(t)) for t in p.test_sets}
+    if missing := [str(m) for m in manifests.values() if not m.is_file()]:
+        raise RecipeError(f"no test manifest {missing[0]} (test_dir/<set>.jsonl for every test set)")
+    jobs = []
+    for name, seed in c.students():
+        opts = _options(c, name, seed)
+        if not opts.is_file():
+            raise RecipeError(f"{opts} missing: run the tune stage")
+        jobs += [(name, seed, t, opts) for t in p.test_sets]
+    c.r.parallel(lambda j: eval_run(c, _model(c, j[0], j[1]), manifests[j[2]],
+                                    c.exp / "results" / logic.label(j[0], j[1]) / f"{j[2]}.json",
+                                    logic.label(j[0], j[1]), j[3]), jobs, "test")
+
+
+def _block(c) -> str:
+    """The protocol block, the dev choices, the budget plan and the wall time: what each table opens with."""
+    p = c.p
+    students = [c.student_dir(n, s) for n, s in c.students()]
+    sweeps = sorted(d for d in (c.exp / "sweep").glob("*") if (d / DONE).is_file())
+    plan = logic.budget_plan(p, c.exp, students, sweeps)
+    return "\n".join([render_protocol_block(p), *logic.choices_lines(p, c.choices()), "Budget:", "", *plan,
+                      *logic.time_lines(c.exp / "times.json", ORDER[:-1]), ""])
+
+
+def _curves(c, runs: list[Path], report: Path) -> None:
+    checkpoints = [f for d in runs for f in d.glob("epoch-*.pt")]
+    csv, png = report / "curves.csv", report / "curves.png"
+    if not checkpoints or (png.is_file() and fresh(csv, *checkpoints)):
+        return
+    log(f"learning curves of {len(runs)} runs (every seed)")
+    c.r.run(c.kdasr("curves", *runs, "--dev", c.u.dev, "--feature-cache", c.feature_cache(), "--threads", 1,
+                    "--no-progress", "--out", csv, "--plot", png), "curves", what="kdasr curves", append=False)
+
+
+def table(c) -> None:
+    """`kdasr claim-table` per set group (the test sets; the dev sets), baseline the first system, each
+    with the protocol block; the learning curves of every student (every seed)."""
+    p = _frozen(c)
+    runs = [run for *_, run in _trained(c)]
+    report = c.exp / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    block = report / "protocol.md"
+    write_if_changed(block, _block(c))
+    records = [c.exp / "results" / logic.label(n, s) for n, s in c.students()]
+    groups = {"test": list(p.test_sets), "dev": [Path(d).stem for d in p.dev_manifests]}
+    for group, sets in groups.items():
+        files = [r / f"{s}.json" for r in records for s in sets]
+        if missing := [f for f in files if not f.is_file()]:
+            raise RecipeError(f"{missing[0]} missing: run the {'test' if group == 'test' else 'tune'} stage")
+        out = report / f"claim-{group}.md"
+        if fresh(out, block, *files) and fresh(out.with_suffix(".json"), block, *files):
+            continue
+        log(f"claim table {out}")
+        c.r.run(c.kdasr("claim-table", *files, "--baseline", p.systems[0].name, "--sets", ",".join(sets),
+                        "--systems", ",".join(s.name for s in p.systems), "--protocol-block", block,
+                        "--out", out, "--json", out.with_suffix(".json")),
+                f"table-{group}", what=f"kdasr claim-table ({group})", append=False)
+    _curves(c, runs, report)

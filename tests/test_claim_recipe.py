@@ -1,0 +1,229 @@
+"""The claim recipe (`kdasr recipe claim`, issue 28) end to end on the session's toy corpus: a protocol
+with 2 seeds, 3 systems (CE, the entropy-matched smoothing control, BERT-utterance KD), a 1-point T/K
+grid and a 2-point λ grid, students of a few steps, random tiny teachers (as test_tune builds them).
+Checks that every choice is made on dev and says so, that every system × seed has a test record, that
+the table carries the protocol block and the pairwise rows, that an edited protocol stops the test and
+table stages in one line until its change is recorded, and that a rerun does nothing. Real
+subprocesses throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from kdasr.recipe import claim_logic
+from kdasr.spec.protocol import read_protocol
+
+TIMEOUT = 900
+WORK = re.compile(r"\] (train |soft labels|eval |tune |claim table|learning curves)")
+SYSTEMS = ("ce", "smooth", "bert")
+SEEDS = (1, 2)
+
+
+def _protocol(corpus: Path, teachers: Path, beam: str = "1, 2") -> str:
+    return textwrap.dedent(f"""\
+        name = "toy-claim"
+        seeds = [1, 2]
+        dev_manifests = ["{corpus / 'dev.jsonl'}"]
+        test_sets = ["test"]
+
+        [budget]
+        steps = 4
+        threads = 1
+
+        [setup]
+        train = "{corpus / 'train.jsonl'}"
+        dev = "{corpus / 'dev.jsonl'}"
+        config = "tiny"
+        tokenizer = "{corpus / 'tokenizer.model'}"
+        bert_teacher = "{teachers / 'bert'}"
+        lm_teacher = "{teachers / 'lm'}"
+        test_dir = "{corpus}"
+        sweep_steps = 2
+        dev_limit = 3
+
+        [soft_labels]
+        temperature = [2]
+        top_k = [4]
+        kd_smoothing = 0.1
+
+        [decoding]
+        beam = [{beam}]
+
+        [[system]]
+        name = "ce"
+        kd = "none"
+        label_smoothing = 0.1
+
+        [[system]]
+        name = "smooth"
+        kd = "none"
+        label_smoothing = "entropy-matched"
+
+        [[system]]
+        name = "bert"
+        kd = "bert"
+        label_smoothing = 0.1
+        kd_weight = [0.1, 0.3]
+        """)
+
+
+def _teachers(corpus: Path, root: Path) -> None:
+    """A random tiny LM and BERT on the corpus's units (as test_tune.model_with_teachers)."""
+    import torch
+
+    from kdasr.models.lm import LMConfig, build_lm
+    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
+    from kdasr.text import Tokenizer
+
+    tok = Tokenizer(corpus / "tokenizer.model")
+    torch.manual_seed(0)
+    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=16, layers=1, heads=2, ff_dim=32, max_len=128))
+    (root / "lm").mkdir(parents=True)
+    torch.save({"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes},
+               root / "lm" / "lm.pt")
+    cfg = BertConfigLite(layers=1, hidden=16, heads=2, ff_dim=32, window=64)
+    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+
+
+def _run(env: dict, protocol: Path, exp: Path, *stages: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kdasr", "recipe", "claim", "--protocol", str(protocol),
+                           "--exp", str(exp), *stages], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def claim(tiny_corpus, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("claim")  # no 'test' in the folder names: kdasr tune refuses those
+    _teachers(tiny_corpus, root / "teachers")
+    protocol = root / "protocol.toml"
+    protocol.write_text(_protocol(tiny_corpus, root / "teachers"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KDASR": f"{sys.executable} -m kdasr", "JOBS": "2"}
+    t0 = time.time()
+    first = _run(env, protocol, root / "exp")
+    wall = time.time() - t0
+    assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
+    print(f"toy claim recipe: {wall:.0f} s wall")
+    return {"root": root, "exp": root / "exp", "protocol": protocol, "env": env, "corpus": tiny_corpus,
+            "first": first}
+
+
+def test_every_choice_is_made_on_dev_and_says_so(claim):
+    exp = claim["exp"]
+    choices = json.loads((exp / "choices.json").read_text())
+    assert choices["evidence"] == "dev only" and choices["dev_set"] == "dev-all"
+    assert "dev WER" in choices["metric"] and choices["fingerprint"] == read_protocol(claim["protocol"]).fingerprint
+    points = [*choices["tk"]["points"], *choices["lambda"]["bert"]["points"]]
+    for q in points:  # every number a choice rests on is a dev record, of the pooled dev manifests
+        record = json.loads(Path(q["record"]).read_text())
+        assert record["set"] == "dev-all" and Path(record["manifest"]) == exp / "dev" / "dev-all.jsonl"
+        assert record["utterances"] == 3  # setup.dev_limit
+        assert q["dev_wer"] == record["wer"] and Path(q["run"]).parent == exp / "sweep"
+    assert choices["tk"]["chosen"] == {"temperature": 2.0, "top_k": 4} and choices["tk"]["kd_weight"] == 0.3
+    lam = {q["kd_weight"]: q["dev_wer"] for q in choices["lambda"]["bert"]["points"]}
+    assert choices["lambda"]["bert"]["chosen"] == min((0.1, 0.3), key=lambda x: (lam[x], x))
+    # the T/K point (middle λ 0.3) is the λ sweep's 0.3 point: one run, not two
+    assert len(list((exp / "sweep").glob("*/done.json"))) == 2
+    eps = choices["label_smoothing"]["smooth"]["epsilon"]
+    stats = json.loads(Path(choices["label_smoothing"]["smooth"]["stats"]).read_text())
+    assert eps == stats["matched_label_smoothing"] and 0 < eps < 1 and stats["top_k"] == 4
+    argv = json.loads((exp / "students" / "smooth" / "s2" / "done.json").read_text())["argv"]
+    assert argv[argv.index("--label-smoothing") + 1] == f"{eps:g}" and "--kd" not in argv
+    argv = json.loads((exp / "students" / "bert" / "s1" / "done.json").read_text())["argv"]
+    assert argv[argv.index("--kd-weight") + 1] == f"{choices['lambda']['bert']['chosen']:g}"
+    assert argv[argv.index("--max-steps") + 1] == "4" and argv[argv.index("--seed") + 1] == "1"
+    assert argv[argv.index("--soft-labels") + 1].endswith("soft/bert-t2-k4")
+
+
+def test_every_system_and_seed_has_its_records_and_the_table_its_protocol(claim):
+    exp = claim["exp"]
+    for system in SYSTEMS:
+        for seed in SEEDS:
+            for set_name in ("test", "dev"):
+                record = json.loads((exp / "results" / f"{system}@s{seed}" / f"{set_name}.json").read_text())
+                assert record["system"] == f"{system}@s{seed}" and record["set"] == set_name
+            tuned = json.loads((exp / "tune" / f"{system}@s{seed}.json").read_text())
+            assert tuned["tuned_on"]["set"] == "dev-all" and tuned["tuned_on"]["utterances"] == 3
+    table = (exp / "report" / "claim-test.md").read_text()
+    assert "### Protocol `toy-claim`" in table and "Choices made on dev only" in table
+    assert "- Students: 3 systems × 2 seeds = 6 runs × 4 steps = 24 optimiser steps" in table
+    assert "Wall time actually spent" in table and "Changes since the protocol was fixed: none." in table
+    for pair in ("smooth vs ce", "bert vs ce", "bert vs smooth"):
+        assert re.search(rf"^\| {pair} \| ", table, re.M), pair
+    assert "| ce (baseline) | 2 |" in table
+    assert "## dev (" in (exp / "report" / "claim-dev.md").read_text()
+    assert (exp / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    runs = {line.split(",")[0] for line in (exp / "report" / "curves.csv").read_text().splitlines()[1:]}
+    assert len(runs) == 6  # every seed's learning curve
+    assert (exp / "logs" / "students-bert-s2.log").is_file()
+
+
+def test_a_rerun_does_nothing(claim):
+    again = _run(claim["env"], claim["protocol"], claim["exp"])
+    assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
+    assert not WORK.search(again.stdout), again.stdout
+
+
+def test_an_edited_protocol_stops_test_and_table_until_the_change_is_recorded(claim):
+    exp, protocol, env = claim["exp"], claim["protocol"], claim["env"]
+    frozen = json.loads((exp / "protocol.lock.json").read_text())["fingerprint"]
+    before = (exp / "report" / "claim-test.md").read_text()
+    protocol.write_text(_protocol(claim["corpus"], claim["root"] / "teachers", beam="1, 3"))
+    for stage in ("test", "table"):
+        refused = _run(env, protocol, exp, stage)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert f"stage {stage}: " in refused.stderr and f'record the change as a [[change]] with from = "{frozen}"' \
+            in refused.stderr and "Traceback" not in refused.stderr
+    assert (exp / "report" / "claim-test.md").read_text() == before
+    protocol.write_text(protocol.read_text() + textwrap.dedent(f"""
+        [[change]]
+        date = 2026-12-07
+        from = "{frozen}"
+        what = "beam grid 1, 2 -> 1, 3"
+        why = "a wider search"
+        after_test = true
+        """))
+    done = _run(env, protocol, exp, "test", "table")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    table = (exp / "report" / "claim-test.md").read_text()
+    assert "| 2026-12-07 | beam grid 1, 2 -> 1, 3 | a wider search | **yes** |" in table
+    history = json.loads((exp / "protocol.lock.json").read_text())["history"]
+    assert [h["fingerprint"] for h in history] == [frozen, read_protocol(protocol).fingerprint]
+
+
+def test_same_lambda_pairs_utterance_and_context_at_every_shared_lambda(tmp_path):
+    from kdasr.spec.protocol import System
+
+    kd = [System("u", "bert", 0.1, (0.1, 0.3)), System("c", "bert-context", 0.1, (0.3, 0.5))]
+    wer = {"u": {0.1: 20.0, 0.3: 19.0}, "c": {0.3: 18.5, 0.5: 18.0}}
+    assert claim_logic.same_lambda(kd, wer) == [{"kd_weight": 0.3, "dev_wer": {"u": 19.0, "c": 18.5}}]
+    assert claim_logic.same_lambda(kd[:1], wer) == []
+    assert claim_logic.choose([("a", 2.0), ("b", 1.0), ("c", 1.0)]) == "b"
+
+
+def test_a_choice_reads_only_dev_records(tmp_path):
+    from kdasr.recipe.runner import RecipeError
+
+    record = tmp_path / "r.json"
+    record.write_text(json.dumps({"set": "dev-all", "wer": 12.5}))
+    assert claim_logic.dev_wer(record) == 12.5
+    record.write_text(json.dumps({"set": "test", "wer": 10.0}))
+    with pytest.raises(RecipeError, match="a record of 'test', not of the dev set dev-all"):
+        claim_logic.dev_wer(record)
+
+
+def test_wall_time_adds_up_over_the_runs_that_did_work(tmp_path):
+    times = tmp_path / "times.json"
+    claim_logic.add_time(times, "students", 90.0, 3)
+    claim_logic.add_time(times, "students", 30.0, 1)  # resumed after a kill
+    claim_logic.add_time(times, "export", 12.0, 2)
+    assert json.loads(times.read_text())["students"] == {"seconds": 120.0, "runs": 2, "commands": 4}
+    line = claim_logic.time_lines(times, ["students", "export", "table"])[0]
+    assert "students 2.0, export 0.2; total 2.2" in line
