@@ -43,7 +43,8 @@ def _errors(system, n, seed):
     return base
 
 
-def _write(folder: Path, name: str, set_name: str, errors: list[int], drop: int = 0, stem: str = "", **extra) -> Path:
+def _write(folder: Path, name: str, set_name: str, errors: list[int], drop: int = 0, stem: str = "",
+           decoding: dict | None = None, **extra) -> Path:
     """A result record as `kdasr eval --json` writes it, from real WER scores: the first `e` words of
     utterance i's reference substituted."""
     refs = _refs(len(errors))
@@ -55,7 +56,7 @@ def _write(folder: Path, name: str, set_name: str, errors: list[int], drop: int 
 
     path = folder / f"{stem or name.replace('@', '-')}-{set_name}.json"
     write_result(path, result_record(name, Path(f"data/{set_name}.jsonl"), report, 1.0, 1,
-                                     decoding={"beam": 1}, **extra))
+                                     decoding=decoding or {"beam": 1}, **extra))
     return path
 
 
@@ -151,6 +152,20 @@ def test_one_seed_shows_no_sd(tmp_path):
     claim = build_claim(load_seeded([res]), ClaimConfig("ce", resamples=1000))
     assert "| kd | 1 | " in claim.markdown and " ± – |" in claim.markdown
     assert claim.doc["systems"][1]["sets"]["test"]["sd"] is None
+
+
+def test_seeds_tuned_apart_are_no_warning_but_a_run_decoded_two_ways_is(tmp_path):
+    res = tmp_path / "tuned"
+    res.mkdir()
+    for set_name in ("dev", "test"):
+        for seed, beam in ((1, 1), (2, 4)):  # each seed's own dev-chosen beam, the same on every set
+            _write(res, f"ce@s{seed}", set_name, _errors("ce", 20, seed), decoding={"beam": beam})
+    claim = build_claim(load_seeded([res]), ClaimConfig("ce", ("dev", "test"), resamples=200))
+    assert "different settings" not in claim.markdown
+    _write(res, "ce@s1", "test", _errors("ce", 20, 1), decoding={"beam": 8})  # seed 1's test decoded otherwise
+    claim = build_claim(load_seeded([res]), ClaimConfig("ce", ("dev", "test"), resamples=200))
+    assert "**Warning:** ce@s1 was decoded with different settings on different sets (dev; test)" in claim.markdown
+    assert "ce@s2 was decoded" not in claim.markdown
 
 
 @pytest.mark.slow  # four subprocesses

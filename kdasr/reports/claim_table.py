@@ -165,7 +165,11 @@ def build_claim(records: list[Seeded], cfg: ClaimConfig) -> Claim:
               "its own count where a set has fewer; '–': no record, or no reference words.")
     if absent:
         out += ["", f"**Warning:** no record of {', '.join(absent)}."]
-    out += ["", *_decoding_warnings([{**r.doc, "system": r.system} for r in records], order, tuple(sets)), legend, ""]
+    # per run (system and seed): each seed is tuned on dev on its own, so only a run decoded differently
+    # on different sets is a mistake
+    runs = [{**r.doc, "system": r.system if r.seed is None else f"{r.system}@s{r.seed}"} for r in records]
+    named = list(dict.fromkeys(run["system"] for run, r in zip(runs, records) if r.system in order))
+    out += ["", *_decoding_warnings(runs, named, tuple(sets)), legend, ""]
 
     doc_pairs, reading = {}, []
     for n in sets:
