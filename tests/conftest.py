@@ -152,16 +152,12 @@ def tiny_model_with_teachers(tiny_model, tmp_path_factory) -> tuple[Path, Path]:
 def _export_random_teachers(tiny_model: Path, root: Path) -> None:
     import torch
 
-    from kdasr.models.lm import LMConfig, build_lm
     from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
     from kdasr.text import Tokenizer
 
     tok = Tokenizer(tiny_model / "tokenizer.model")
+    save_random_lm(tok, root / "lm", d_model=32, layers=2)
     torch.manual_seed(0)
-    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=2, heads=2, ff_dim=64, max_len=128))
-    (root / "lm").mkdir()
-    payload = {"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes}
-    torch.save(payload, root / "lm" / "lm.pt")
     cfg = BertConfigLite(layers=2, hidden=32, heads=2, ff_dim=64, window=64)
     save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
     model_dir = root / "model"
@@ -170,6 +166,20 @@ def _export_random_teachers(tiny_model: Path, root: Path) -> None:
         "export-lm", "--lm", str(root / "lm"), "--bert", str(root / "bert"), "--out", str(model_dir), "--check"
     )
     assert "check lm:" in out.stdout and "check bert:" in out.stdout and "FAIL" not in out.stdout
+
+
+def save_random_lm(tok, folder: Path, d_model: int = 32, layers: int = 2) -> Path:
+    """An untrained tiny LM teacher on `tok`'s units saved as `kdasr teacher lm` saves one (folder/lm.pt):
+    what tests of fusion, rescoring and LM export need, without training one."""
+    import torch
+
+    from kdasr.models.lm import LMConfig, build_lm
+    from kdasr.teachers.lm_train import save_lm_teacher
+
+    torch.manual_seed(0)
+    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=d_model, layers=layers, heads=2,
+                           ff_dim=2 * d_model, max_len=128))
+    return save_lm_teacher(lm, tok, folder, {})
 
 
 @pytest.fixture

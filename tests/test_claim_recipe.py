@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import save_random_lm
 
 from kdasr.recipe import claim_logic
 from kdasr.spec.protocol import read_protocol
@@ -80,16 +81,12 @@ def _teachers(corpus: Path, root: Path) -> None:
     """A random tiny LM and BERT on the corpus's units (as test_tune.model_with_teachers)."""
     import torch
 
-    from kdasr.models.lm import LMConfig, build_lm
     from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
     from kdasr.text import Tokenizer
 
     tok = Tokenizer(corpus / "tokenizer.model")
+    save_random_lm(tok, root / "lm", d_model=16, layers=1)
     torch.manual_seed(0)
-    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=16, layers=1, heads=2, ff_dim=32, max_len=128))
-    (root / "lm").mkdir(parents=True)
-    torch.save({"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes},
-               root / "lm" / "lm.pt")
     cfg = BertConfigLite(layers=1, hidden=16, heads=2, ff_dim=32, window=64)
     save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
 

@@ -9,8 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import run_kdasr
+from conftest import run_kdasr, save_random_lm
 
 from kdasr.runtime import DecodeOptions, Transcriber
 
@@ -33,16 +32,11 @@ def _ckpt(tiny_model: Path) -> str:
 @pytest.fixture(scope="module")
 def with_lm(tiny_model, tmp_path_factory):
     """(a model exported with RECOMMENDED, the plain tiny model): both with the same random tiny LM."""
-    from kdasr.models.lm import LMConfig, build_lm
     from kdasr.text import Tokenizer
 
     root = tmp_path_factory.mktemp("recommending")
     tok = Tokenizer(tiny_model / "tokenizer.model")
-    torch.manual_seed(0)
-    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=1, heads=2, ff_dim=64, max_len=128))
-    (root / "lm").mkdir()
-    torch.save({"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes},
-               root / "lm" / "lm.pt")
+    save_random_lm(tok, root / "lm", d_model=32, layers=1)
     rec, plain = root / "rec", root / "plain"
     run_kdasr("export", _ckpt(tiny_model), "--out", str(rec), *_flags(RECOMMENDED))
     run_kdasr("export-lm", "--lm", str(root / "lm"), "--out", str(rec))

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import corpus_waves, run_kdasr
+from conftest import corpus_waves, run_kdasr, save_random_lm
 
 from kdasr.models.config import ModelConfig
 from kdasr.models.encoder import padding_mask
@@ -180,7 +180,6 @@ def test_lm_fusion_and_rescoring_run_on_the_transformer_decoder(tiny_corpus, tf_
 
     import numpy as np
 
-    from kdasr.models.lm import LMConfig, build_lm
     from kdasr.models.reference_beam import torch_beam_search
     from kdasr.models.student_io import load_student
     from kdasr.runtime import DecodeOptions, Transcriber
@@ -188,11 +187,7 @@ def test_lm_fusion_and_rescoring_run_on_the_transformer_decoder(tiny_corpus, tf_
     from kdasr.text import Tokenizer
 
     tok = Tokenizer(tf_model / "tokenizer.model")
-    torch.manual_seed(0)
-    lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=2, heads=2, ff_dim=64, max_len=128))
-    (tmp_path / "lm").mkdir()
-    payload = {"lm_config": lm.cfg.to_dict(), "model": lm.state_dict(), "tokenizer_model": tok.model_bytes}
-    torch.save(payload, tmp_path / "lm" / "lm.pt")
+    save_random_lm(tok, tmp_path / "lm", d_model=32, layers=2)
     model_dir = tmp_path / "model"
     shutil.copytree(tf_model, model_dir)
     run_kdasr("export-lm", "--lm", str(tmp_path / "lm"), "--out", str(model_dir), "--check")
