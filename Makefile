@@ -29,7 +29,7 @@ FULL_EXP ?= exp/demo
 CONT_EXP ?= exp/cont
 CONT_MINUTES ?= 130
 
-.PHONY: setup setup-data setup-games setup-noise real-corpus corpus-v2 mix-corpus real-report corpus demo test test-fast train-demo recipe claim continue-demo bench lint clean
+.PHONY: setup setup-data setup-games setup-noise real-corpus corpus-v2 mix-corpus real-report pretrained-report corpus demo test test-fast train-demo recipe claim continue-demo bench lint clean
 
 setup: $(VENV)/.installed setup-data
 
@@ -88,6 +88,11 @@ mix-corpus: real-corpus corpus-v2
 # eval/reports/real-corpus.md's generated part (the runs it reads are in eval/real/report.sh's header)
 real-report: setup
 	bash eval/real/report.sh > eval/reports/real-corpus.generated.md
+
+# eval/reports/pretrained-encoder.md: the generated part (runs: eval/pretrained/run.sh) and the hand notes
+pretrained-report: setup
+	{ bash eval/pretrained/report.sh && cat eval/pretrained/notes.md; } > eval/reports/pretrained-encoder.md.tmp
+	mv eval/reports/pretrained-encoder.md.tmp eval/reports/pretrained-encoder.md
 
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/kdasr transcribe eval/samples/*.flac -m demo-en

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Issue 27's studies on whisper tiny.en's frozen, cached encoder (kdasr/configs/whisper-tiny-frozen*.toml),
+# on the mix (make mix-corpus: corpus v2 + FOTAQ + BASS), one torch thread per job. Every stage is
+# resumable: trainers resume from last.pt, finished records are skipped. Hours of CPU; run it in the
+# background (nohup bash eval/pretrained/run.sh STAGE... > exp/p27/run.log 2>&1 &), two jobs side by side.
+#
+#   units     the 256-unit (export/demo-en's) and 1,000-unit (data/mix/tok1000.model) LSTM students,
+#             45 min each (EQ_MIN); eq-45.pt kept
+#   decoder   the Transformer-decoder student on 1,000 units, 45 min
+#   score     each eq-45.pt (and tf-1000's epoch-3.pt = the LSTM's step count) exported and scored greedy
+#             on the first 200 utterances of the mix's dev and dev_real; records in $E/units
+#   bert      the BERT teacher on 1,000 units (data/mix/teacher.txt, 150 min)
+#   ce        the chosen student (LSTM, 1,000 units) trained on to 180 min
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+K=${KDASR:-.venv/bin/python -m kdasr}
+D=${D:-data}; E=${E:-exp/p27}; C=${C:-exp/cache/tiny-frozen}; U=$E/units
+T256=export/demo-en/tokenizer.model T1000=$D/mix/tok1000.model
+EQ_MIN=${EQ_MIN:-45} CE_MIN=${CE_MIN:-180} BERT_MIN=${BERT_MIN:-150}
+export OMP_NUM_THREADS=1
+
+train() {  # run config tokenizer minutes
+  $K train --train $D/mix/train.jsonl --dev $D/mix/dev.jsonl --tokenizer "$3" --config "$2" --out "$E/$1" \
+    --minutes "$4" --threads 1 --feature-cache $C >> "$E/$1.log" 2>&1
+}
+keep_eq() { [ -f "$E/$1/eq-$EQ_MIN.pt" ] || cp "$E/$1/last.pt" "$E/$1/eq-$EQ_MIN.pt"; }
+score() {  # name checkpoint
+  [ -f "$U/$1/model.json" ] || $K export "$2" --out "$U/$1" > "$U/$1-export.log" 2>&1
+  for s in dev dev_real; do
+    [ -f "$U/$1-$s-b1.json" ] || $K eval --model "$U/$1" --manifest $D/mix/$s.jsonl --limit 200 --threads 1 \
+      --beam 1 --system "$1-b1" --json "$U/$1-$s-b1.json" > "$U/$1-$s-b1.log" 2>&1
+  done
+}
+
+mkdir -p $U
+for stage in "${@:-units decoder score bert ce}"; do
+  for st in $stage; do
+    echo "[pretrained $(date +%H:%M:%S)] $st"
+    case $st in
+      units)   for n in lstm-256:$T256 lstm-1000:$T1000; do
+                 [ -f "$E/${n%%:*}/eq-$EQ_MIN.pt" ] || { train "${n%%:*}" whisper-tiny-frozen "${n#*:}" $EQ_MIN; keep_eq "${n%%:*}"; }
+               done ;;
+      decoder) [ -f "$E/tf-1000/eq-$EQ_MIN.pt" ] || { train tf-1000 whisper-tiny-frozen-tf $T1000 $EQ_MIN; keep_eq tf-1000; } ;;
+      score)   score lstm-256-s1316 $E/lstm-256/eq-$EQ_MIN.pt; score lstm-1000-s1341 $E/lstm-1000/eq-$EQ_MIN.pt
+               score tf-1000-s1607 $E/tf-1000/eq-$EQ_MIN.pt;   score tf-1000-s1341 $E/tf-1000/epoch-3.pt ;;
+      bert)    $K teacher bert $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/bert-1000 --size demo \
+                 --window 256 --minutes $BERT_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/bert-1000.log 2>&1 ;;
+      ce)      train lstm-1000 whisper-tiny-frozen $T1000 $CE_MIN ;;
+      *)       echo "unknown stage $st (units decoder score bert ce)" >&2; exit 2 ;;
+    esac
+  done
+done
