@@ -199,7 +199,8 @@ def test_the_alternatives_are_tuned_on_dev_per_seed_tested_tabled_and_benched(cl
     assert "| ce+rescore-lm | 2 |" in table and "| bert+rescore-lm | 2 |" in table
     for pair in ("ce+rescore-lm vs ce", "bert+rescore-lm vs bert", "bert+rescore-lm vs ce+rescore-lm"):
         assert re.search(rf"^\| {re.escape(pair)} \| ", table, re.M), pair
-    assert "Best KD student (the alternatives' best-kd): bert" in table and "[bench.md](bench.md)" in table
+    assert "Best KD student (the alternatives' best-kd): bert" in table and "([bench.md](bench.md): one" in table
+    assert re.search(r"^\| bert\+rescore-lm@s1 \| beam 2, LM rescoring 0\.[15] \| ", table, re.M)  # the bench's row
     assert "| ce+rescore-lm | 2 |" in (exp / "report" / "claim-dev.md").read_text()
     bench = json.loads((exp / "report" / "bench.json").read_text())
     assert [s["name"] for s in bench["systems"]] == ["ce@s1", "ce+rescore-lm@s1", "bert@s1", "bert+rescore-lm@s1"]
@@ -287,18 +288,3 @@ def test_best_kd_is_the_lowest_mean_dev_wer_over_seeds_word_weighted_over_dev_se
     with pytest.raises(RecipeError, match="run the alternatives stage first"):
         claim_logic.alt_students(("ce", "best-kd"), {})
 
-
-def test_fusion_and_rescoring_tune_flags_are_shared_with_the_paper_recipe(tmp_path):
-    from kdasr.recipe import logic
-
-    tuned = tmp_path / "ce@s1.json"
-    tuned.write_text(json.dumps({"decoding": {"beam": 1, "ctc_weight": 0.3}}))
-    search = logic.baseline_search(tuned, 4)
-    assert search == ["--set", "beam=4", "--set", "ctc_weight=0.3"]
-    lm = tmp_path / "teachers"
-    assert logic.alternative_args("fusion", lm, search, 4, "0.1,0.3", "0", "1") == [
-        "--lm", str(lm), *search, "--grid", "lm_weight=0.1,0.3", "--grid", "length_bonus=0"]
-    assert logic.alternative_args("rescore-bert", lm, search, 4, "", "", "0.1,0.5") == [
-        "--lm", str(lm), *search, "--set", "nbest=4", "--set", "rescore=bert", "--grid", "rescore_weight=0.1,0.5"]
-    assert logic.scorer_file(lm, "rescore-bert") == lm / "bert.json"
-    assert logic.scorer_file(lm, "fusion") == logic.scorer_file(lm, "rescore-lm") == lm / "lm.json"

@@ -85,7 +85,8 @@ def _tune(c, student: str, method: str, seed: int) -> None:
     model, plain, out = c.model(student, seed), c.tuned(logic.label(student, seed)), c.tuned(label)
     args = alternative_args(method, lm, baseline_search(plain, a.nbest), a.nbest, _fmt(a.lm_weight),
                             _fmt(a.length_bonus), _fmt(a.rescore_weight))
-    write_if_changed(out.with_suffix(".grid"), " ".join(map(str, [*args, *dev_limit(c)])))
+    # what is searched and scored; not the teachers' path (an input below): EXP named another way tunes nothing again
+    write_if_changed(out.with_suffix(".grid"), " ".join(map(str, [*args[2:], *dev_limit(c)])))
     if not fresh(out, model / "model.json", plain, scorer_file(lm, method), c.dev_all(), out.with_suffix(".grid")):
         log(f"tune {label} on {c.dev_all().name}")
         c.r.run(c.kdasr("tune", "--model", model, "--manifest", c.dev_all(), *dev_limit(c), "--threads", 1, *args,
@@ -136,10 +137,19 @@ def bench(c, report: Path) -> list[str]:
     flags = [x for name, model, opts in rows for x in ("--system", f"{name}={model}:{opts}")]
     manifest = Path(c.u.test_manifest(test_set))
     write_if_changed(args, " ".join([*flags, str(manifest), str(a.bench_limit), str(a.bench_repeats)]))
-    if not fresh(out.with_suffix(".json"), args, manifest, *(f for _, m, o in rows for f in (o, m / "model.json"))):
+    inputs = [args, manifest, *(f for _, m, o in rows for f in (o, m / "model.json"))]
+    if not (fresh(out, *inputs) and fresh(out.with_suffix(".json"), *inputs)):
         log(f"bench {len(rows)} systems on {test_set} (first {a.bench_limit} utterances, seed {seed})")
         c.r.run(c.kdasr("bench", "--manifest", manifest, "--limit", a.bench_limit, "--threads", 1, "--repeats",
                         a.bench_repeats, *flags, "--out", out), "bench", what="kdasr bench", append=False)
-    return [f"- Decoding cost of the alternatives beside their students: [bench.md](bench.md) (one `kdasr bench` run, "
+    return [f"Decoding cost of the alternatives beside their students ([bench.md](bench.md): one `kdasr bench` run, "
             f"seed {seed}, the first {a.bench_limit} utterances of `{test_set}`, 1 thread, best of "
-            f"{a.bench_repeats}; systems {', '.join(name for name, _, _ in rows)})", ""]
+            f"{a.bench_repeats}):", "", *_first_table(out), ""]
+
+
+def _first_table(markdown: Path) -> list[str]:
+    """The first Markdown table of a file (the bench's systems side by side)."""
+    lines = markdown.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]

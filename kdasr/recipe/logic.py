@@ -87,7 +87,7 @@ def alternative_args(method: str, lm_dir: Path, search: list[str], nbest: int, l
                      rescore_weights: str) -> list[str]:
     """`kdasr tune` flags of fusion | rescore-lm | rescore-bert searching with SEARCH (baseline_search): fusion
     tunes lm_weight x length_bonus; rescoring tunes rescore_weight on an n-best list of NBEST. Grids as
-    'V1,V2'."""
+    'V1,V2'. The first two are always '--lm', LM_DIR."""
     if method == "fusion":
         return ["--lm", str(lm_dir), *search, "--grid", f"lm_weight={lm_weights}",
                 "--grid", f"length_bonus={length_bonus}"]
