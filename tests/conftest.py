@@ -168,7 +168,7 @@ def _export_random_teachers(tiny_model: Path, root: Path) -> None:
     assert "check lm:" in out.stdout and "check bert:" in out.stdout and "FAIL" not in out.stdout
 
 
-def save_random_lm(tok, folder: Path, d_model: int = 32, layers: int = 2) -> Path:
+def save_random_lm(tok, folder: Path, d_model: int = 32, layers: int = 2, max_len: int = 128) -> Path:
     """An untrained tiny LM teacher on `tok`'s units saved as `kdasr teacher lm` saves one (folder/lm.pt):
     what tests of fusion, rescoring and LM export need, without training one."""
     import torch
@@ -178,7 +178,7 @@ def save_random_lm(tok, folder: Path, d_model: int = 32, layers: int = 2) -> Pat
 
     torch.manual_seed(0)
     lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=d_model, layers=layers, heads=2,
-                           ff_dim=2 * d_model, max_len=128))
+                           ff_dim=2 * d_model, max_len=max_len))
     return save_lm_teacher(lm, tok, folder, {})
 
 

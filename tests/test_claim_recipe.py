@@ -1,10 +1,11 @@
 """The claim recipe (`kdasr recipe claim`, issue 28) end to end on the session's toy corpus: a protocol
 with 2 seeds, 3 systems (CE, the entropy-matched smoothing control, BERT-utterance KD), a 1-point T/K
-grid and a 2-point λ grid, students of a few steps, random tiny teachers (as test_tune builds them).
-Checks that every choice is made on dev and says so, that every system × seed has a test record, that
-the table carries the protocol block and the pairwise rows, that an edited protocol stops the test and
-table stages in one line until its change is recorded, and that a rerun does nothing. Real
-subprocesses throughout."""
+grid and a 2-point λ grid, students of a few steps, random tiny teachers (as test_tune builds them), and
+one inference-time alternative (LM rescoring, a 2-point weight grid) on the baseline and the best KD
+student. Checks that every choice is made on dev and says so, that every system × seed (alternatives
+included) has a test record, that the table carries the protocol block and the pairwise rows, that the
+bench puts each alternative beside its student, that an edited protocol stops the test and table stages
+in one line until its change is recorded, and that a rerun does nothing. Real subprocesses throughout."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from kdasr.recipe import claim_logic
 from kdasr.spec.protocol import read_protocol
 
 TIMEOUT = 900
-WORK = re.compile(r"\] (train |soft labels|eval |tune |claim table|learning curves)")
+WORK = re.compile(r"\] (train |soft labels|eval |tune |claim table|learning curves|export teachers|bench )")
 SYSTEMS = ("ce", "smooth", "bert")
 SEEDS = (1, 2)
 
@@ -74,6 +75,13 @@ def _protocol(corpus: Path, teachers: Path, beam: str = "1, 2") -> str:
         kd = "bert"
         label_smoothing = 0.1
         kd_weight = [0.1, 0.3]
+
+        [alternatives]
+        methods = ["rescore-lm"]
+        on = ["ce", "best-kd"]
+        rescore_weight = [0.1, 0.5]
+        nbest = 2
+        bench_limit = 2
         """)
 
 
@@ -85,7 +93,8 @@ def _teachers(corpus: Path, root: Path) -> None:
     from kdasr.text import Tokenizer
 
     tok = Tokenizer(corpus / "tokenizer.model")
-    save_random_lm(tok, root / "lm", d_model=16, layers=1)
+    # max_len: the untrained students' looping hypotheses run past 128 units, and LM rescoring scores them whole
+    save_random_lm(tok, root / "lm", d_model=16, layers=1, max_len=1024)
     torch.manual_seed(0)
     cfg = BertConfigLite(layers=1, hidden=16, heads=2, ff_dim=32, window=64)
     save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
@@ -162,6 +171,40 @@ def test_every_system_and_seed_has_its_records_and_the_table_its_protocol(claim)
     assert (exp / "logs" / "students-bert-s2.log").is_file()
 
 
+def test_the_alternatives_are_tuned_on_dev_per_seed_tested_tabled_and_benched(claim):
+    exp = claim["exp"]
+    best = json.loads((exp / "choices.json").read_text())["alternatives"]["best_kd"]
+    assert best["chosen"] == "bert" and "word-weighted" in best["metric"]
+    for seed in SEEDS:  # best-kd's evidence: the tune stage's dev records, word-weighted
+        dev = json.loads((exp / "results" / f"bert@s{seed}" / "dev.json").read_text())
+        assert best["dev_wer"]["bert"][str(seed)] == pytest.approx(100 * dev["word_errors"] / dev["words"])
+    assert sorted(p.name for p in (exp / "models" / "teachers").glob("*.json")) == ["lm.json"]  # no BERT needed
+    for student in ("ce", "bert"):
+        for seed in SEEDS:
+            label = f"{student}+rescore-lm@s{seed}"
+            tuned = json.loads((exp / "tune" / f"{label}.json").read_text())
+            plain = json.loads((exp / "tune" / f"{student}@s{seed}.json").read_text())["decoding"]
+            assert tuned["tuned_on"]["set"] == "dev-all" and tuned["tuned_on"]["utterances"] == 3
+            assert tuned["points"] == 2 and Path(tuned["lm"]) == exp / "models" / "teachers"
+            d = tuned["decoding"]
+            assert (d["rescore"], d["nbest"], d["rescore_weight"] in (0.1, 0.5)) == ("lm", 2, True)
+            assert (d["beam"], d["ctc_weight"]) == (max(plain["beam"], 2), plain["ctc_weight"])  # its student's
+            for set_name in ("test", "dev"):
+                record = json.loads((exp / "results" / label / f"{set_name}.json").read_text())
+                assert record["system"] == label and record["decoding"]["rescore"] == "lm"
+    table = (exp / "report" / "claim-test.md").read_text()
+    assert "| ce+rescore-lm | 2 |" in table and "| bert+rescore-lm | 2 |" in table
+    for pair in ("ce+rescore-lm vs ce", "bert+rescore-lm vs bert", "bert+rescore-lm vs ce+rescore-lm"):
+        assert re.search(rf"^\| {re.escape(pair)} \| ", table, re.M), pair
+    assert "Best KD student (the alternatives' best-kd): bert" in table and "([bench.md](bench.md): one" in table
+    assert re.search(r"^\| bert\+rescore-lm@s1 \| beam 2, LM rescoring 0\.[15] \| ", table, re.M)  # the bench's row
+    assert "| ce+rescore-lm | 2 |" in (exp / "report" / "claim-dev.md").read_text()
+    bench = json.loads((exp / "report" / "bench.json").read_text())
+    assert [s["name"] for s in bench["systems"]] == ["ce@s1", "ce+rescore-lm@s1", "bert@s1", "bert+rescore-lm@s1"]
+    assert bench["utterances"] == 2 and bench["manifest"] == str(claim["corpus"] / "test.jsonl")
+    assert "ce+rescore-lm@s1" in (exp / "report" / "bench.md").read_text()
+
+
 def test_a_rerun_does_nothing(claim):
     again = _run(claim["env"], claim["protocol"], claim["exp"])
     assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
@@ -224,3 +267,21 @@ def test_wall_time_adds_up_over_the_runs_that_did_work(tmp_path):
     assert json.loads(times.read_text())["students"] == {"seconds": 120.0, "runs": 2, "commands": 4}
     line = claim_logic.time_lines(times, ["students", "export", "table"])[0]
     assert "students 2.0, export 0.2; total 2.2" in line
+
+
+def test_best_kd_is_the_lowest_mean_dev_wer_over_seeds_word_weighted_over_dev_sets():
+    from kdasr.recipe.runner import RecipeError
+
+    # word-weighted: 70 errors in 400 words, not the mean of 10 % and 20 %
+    assert claim_logic.pooled_wer([{"words": 100, "word_errors": 10}, {"words": 300, "word_errors": 60}]) == 17.5
+    # a has the best single seed, b the lower mean: b
+    best = claim_logic.best_kd(["a", "b"], {"a": {1: 10.0, 2: 20.0}, "b": {1: 14.0, 2: 15.0}})
+    assert best["chosen"] == "b" and best["mean_dev_wer"] == {"a": 15.0, "b": 14.5}
+    assert best["dev_wer"]["a"] == {"1": 10.0, "2": 20.0}
+    assert claim_logic.best_kd(["a", "b"], {"a": {1: 15.0}, "b": {1: 15.0}})["chosen"] == "a"  # a tie: first
+    choices = {"alternatives": {"best_kd": {"chosen": "b"}}}
+    assert claim_logic.alt_students(("ce", "best-kd", "b"), choices) == ["ce", "b"]
+    assert claim_logic.alt_students(("ce",), {}) == ["ce"]
+    with pytest.raises(RecipeError, match="run the alternatives stage first"):
+        claim_logic.alt_students(("ce", "best-kd"), {})
+

@@ -79,6 +79,8 @@ def test_the_example_protocol_reads_and_its_kd_modes_are_the_trainers():
     assert p.dev_manifests == ("data/mix/dev.jsonl", "data/mix/dev_real.jsonl")
     assert p.test_sets == ("test", "test_heldout", "test_neural_heldout", "test_noisy", "test_real")
     assert "DRAFT" in EXAMPLE.read_text().splitlines()[0]
+    a = p.alternatives
+    assert a.methods == ("fusion", "rescore-lm", "rescore-bert") and a.on == ("ce", "best-kd") and a.nbest == 8
 
 
 def test_the_fingerprint_covers_content_not_formatting_or_changes(tmp_path):
@@ -294,3 +296,78 @@ def test_a_test_set_named_like_a_dev_manifest_is_refused(tmp_path):
     path = write(tmp_path / "bad.toml", BASE.replace('test_sets = ["test"]', 'test_sets = ["test", "dev"]'))
     with pytest.raises(KdasrError, match="test set 'dev' has the name of a dev manifest"):
         read_protocol(path)
+
+
+ALT = textwrap.dedent("""
+    [alternatives]
+    methods = ["fusion", "rescore-bert"]
+    on = ["ce", "best-kd"]
+    lm_weight = [0.1, 0.3]
+    nbest = 4
+    """)
+# BASE's fingerprints before [alternatives] existed (git f2e2ed5): a protocol without the table keeps them
+BASE_FINGERPRINT = "706ceeb8c920f6308a92b6c4e4e1aecd730aab14f0397710addaadb8a38cad35"
+BASE_SETUP_FINGERPRINT = "82e6c489d509a5dd926f730f2a7d4a6fbdb789d561dc34e8395d479dc937e735"
+
+
+def test_the_alternatives_are_read_checked_and_in_the_fingerprint_only_when_present(tmp_path):
+    p = read_protocol(write(tmp_path / "p.toml", BASE + ALT))
+    a = p.alternatives
+    assert a.methods == ("fusion", "rescore-bert") and a.on == ("ce", "best-kd") and a.nbest == 4
+    assert a.lm_weight == (0.1, 0.3) and a.length_bonus == (0.0,) and a.rescore_weight == (0.1, 0.3, 0.5)
+    assert (a.bench_limit, a.bench_repeats) == (16, 1) and a.scorers() == ("lm", "bert")
+    assert p.content()["alternatives"]["methods"] == ["fusion", "rescore-bert"]
+    without = read_protocol(write(tmp_path / "q.toml", BASE))
+    assert without.alternatives is None and "alternatives" not in without.content()
+    assert without.fingerprint == BASE_FINGERPRINT != p.fingerprint
+    assert read_protocol(write(tmp_path / "s.toml", BASE + SETUP)).fingerprint == BASE_SETUP_FINGERPRINT
+    for old, new in [("nbest = 4", "nbest = 5"), ("lm_weight = [0.1, 0.3]", "lm_weight = [0.1, 0.5]"),
+                     ('on = ["ce", "best-kd"]', 'on = ["ce"]'), ("nbest = 4", "nbest = 4\nbench_limit = 8"),
+                     ('"fusion", "rescore-bert"', '"fusion", "rescore-lm"')]:
+        other = read_protocol(write(tmp_path / "r.toml", BASE + ALT.replace(old, new)))
+        assert other.fingerprint != p.fingerprint, new
+    # defaults: the first system and best-kd (the first alone without a KD system); only the methods' grids
+    only = read_protocol(write(tmp_path / "d.toml", BASE + '\n[alternatives]\nmethods = ["rescore-lm"]\n'))
+    assert only.alternatives.on == ("ce", "best-kd") and only.alternatives.lm_weight == ()
+    assert only.alternatives.rescore_weight == (0.1, 0.3, 0.5) and only.alternatives.scorers() == ("lm",)
+    no_kd = BASE.split("[[system]]\nname = \"bert\"")[0] + '[alternatives]\nmethods = ["fusion"]\n'
+    assert read_protocol(write(tmp_path / "n.toml", no_kd)).alternatives.on == ("ce",)
+    block = render_protocol_block(p)
+    assert ("- Inference-time alternatives on ce, best-kd (the KD system with the lowest mean dev WER over seeds): "
+            "fusion (lm_weight ∈ {0.1, 0.3}, length_bonus ∈ {0}); rescore-bert (BERT's pseudo-log-likelihood, "
+            "rescore_weight ∈ {0.1, 0.3, 0.5})") in block
+    assert "beam (at least 4, the n-best list rescored)" in block and "the first 16 utterances of `test`" in block
+    assert "alternatives" not in render_protocol_block(without)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("nbest = 4", "nbest = 4\nlm_weights = [1]", r"\[alternatives\] unknown key 'lm_weights' \(known: methods, on,"),
+    ('methods = ["fusion", "rescore-bert"]\n', "", r"\[alternatives\] missing required key 'methods'"),
+    ('"fusion", "rescore-bert"', '"fusion", "rescore"', r"\[alternatives\] methods: unknown method 'rescore'"),
+    ('"fusion", "rescore-bert"', '"fusion", "fusion"', r"\[alternatives\] methods lists a value twice"),
+    ('on = ["ce", "best-kd"]', 'on = ["ce", "best"]', r"\[alternatives\] on: 'best' is not a \[\[system\]\] name"),
+    ('"fusion", "rescore-bert"', '"rescore-bert"', r"\[alternatives\] lm_weight is the grid of fusion, not among"),
+    ("nbest = 4", "nbest = 4\nrescore_weight = []", r"\[alternatives\] rescore_weight must be a non-empty list"),
+    ("lm_weight = [0.1, 0.3]", "lm_weight = [0.1, -0.3]", r"\[alternatives\] lm_weight: lm_weight must be within"),
+    ("lm_weight = [0.1, 0.3]", 'lm_weight = ["0.1"]', r"\[alternatives\] lm_weight must be a non-empty list"),
+    ("nbest = 4", "nbest = 1", r"\[alternatives\] nbest must be a whole number >= 2, got 1"),
+    ("nbest = 4", "nbest = 4\nbench_limit = 0", r"\[alternatives\] bench_limit must be a whole number >= 1"),
+])
+def test_bad_alternatives_are_refused_naming_the_file_and_key(tmp_path, old, new, message):
+    assert old in ALT
+    path = write(tmp_path / "bad.toml", BASE + ALT.replace(old, new, 1))
+    with pytest.raises(KdasrError, match=f"^{path}.*{message}") as e:
+        read_protocol(path)
+    assert "\n" not in str(e.value)
+
+
+def test_best_kd_needs_a_kd_system_and_alternative_names_stay_free(tmp_path):
+    no_kd = BASE.split("[[system]]\nname = \"bert\"")[0]
+    path = write(tmp_path / "a.toml", no_kd + '[alternatives]\nmethods = ["fusion"]\non = ["best-kd"]\n')
+    with pytest.raises(KdasrError, match=r"on: 'best-kd' needs a KD system"):
+        read_protocol(path)
+    path = write(tmp_path / "b.toml", BASE.replace('name = "bert"', 'name = "bert+fusion"') + ALT)
+    with pytest.raises(KdasrError, match=r"name 'bert\+fusion' has a '\+', which names the alternatives"):
+        read_protocol(path)
+    with pytest.raises(KdasrError, match=r"'alternatives' must be a table \(\[alternatives\]\), got int"):
+        read_protocol(write(tmp_path / "c.toml", "alternatives = 3\n" + BASE))

@@ -178,3 +178,19 @@ def test_settings_defaults_like_recipe_sh(tmp_path):
     assert empty.plot_out == Path("r/t.png")
     with pytest.raises(RecipeError, match="EPOCHS='two': not a whole number"):
         from_env({"TEACHER_AMP": "none", "EPOCHS": "two"})
+
+
+def test_fusion_and_rescoring_tune_flags_are_shared_with_the_paper_recipe(tmp_path):
+    tuned = tmp_path / "ce@s1.json"
+    tuned.write_text(json.dumps({"decoding": {"beam": 1, "ctc_weight": 0.3}}))
+    search = logic.baseline_search(tuned, 4)
+    assert search == ["--set", "beam=4", "--set", "ctc_weight=0.3"]
+    lm = tmp_path / "teachers"
+    assert logic.alternative_args("fusion", lm, search, 4, "0.1,0.3", "0", "1") == [
+        "--lm", str(lm), *search, "--grid", "lm_weight=0.1,0.3", "--grid", "length_bonus=0"]
+    assert logic.alternative_args("rescore-bert", lm, search, 4, "", "", "0.1,0.5") == [
+        "--lm", str(lm), *search, "--set", "nbest=4", "--set", "rescore=bert", "--grid", "rescore_weight=0.1,0.5"]
+    assert logic.scorer_file(lm, "rescore-bert") == lm / "bert.json"
+    assert logic.scorer_file(lm, "fusion") == logic.scorer_file(lm, "rescore-lm") == lm / "lm.json"
+    with pytest.raises(RecipeError, match="unknown alternative 'rescore'"):
+        logic.alternative_args("rescore", lm, search, 4, "", "", "0.1")

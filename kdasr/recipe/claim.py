@@ -11,9 +11,15 @@
   students   every system × seed trained budget.steps steps with the choices
   export     every student exported
   tune       the decoding grid on the pooled dev manifests (`kdasr tune`), then every student on each dev set
-  test       (the protocol checked against EXP's lock first) every student on every test set
-  table      (the lock checked first) `kdasr claim-table` for the test sets and for the dev sets, with the
-             protocol block, the dev choices, the budget plan and the wall time; learning curves of every seed
+  alternatives  (only with the protocol's [alternatives]) best-kd chosen on the tune stage's dev records; the
+             LM and/or BERT teachers exported once (EXP/models/teachers); every (student, method) × seed
+             tuned on the pooled dev set with that student's own tuned beam (at least nbest) and CTC weight
+             (EXP/tune/STUDENT+METHOD@sN.json), then decoded on each dev set
+  test       (the protocol checked against EXP's lock first) every student and alternative on every test set
+  table      (the lock checked first) one `kdasr bench` of the alternatives beside their students (first
+             seed, EXP/report/bench.md); `kdasr claim-table` for the test sets and for the dev sets, the
+             alternatives as systems STUDENT+METHOD, with the protocol block, the dev choices, the budget
+             plan and the wall time; learning curves of every seed
 
 Every stage skips finished work (a rerun, or a run after a kill, does what is missing; trainers resume from
 their last.pt); every command logs into EXP/logs; independent jobs run JOBS (default 2) side by side, one
@@ -82,6 +88,17 @@ class ClaimCtx:
     def students(self) -> list[tuple[str, int]]:
         return [(s.name, seed) for seed in self.p.seeds for s in self.p.systems]
 
+    def model(self, system: str, seed: int) -> Path:
+        """A student's export (the alternatives decode it too, with their own options)."""
+        return self.exp / "models" / logic.label(system, seed)
+
+    def tuned(self, label: str) -> Path:
+        """The dev-tuned decoding (`kdasr tune --out`) of a student or an alternative, by its record label."""
+        return self.exp / "tune" / f"{label}.json"
+
+    def record(self, label: str, set_name: str) -> Path:
+        return self.exp / "results" / label / f"{set_name}.json"
+
 
 def freeze_stage(c: ClaimCtx) -> None:
     from .protocol import freeze
@@ -94,6 +111,7 @@ def freeze_stage(c: ClaimCtx) -> None:
 
 
 def stages(c: ClaimCtx) -> list[Stage]:
+    from . import claim_alternatives as ca
     from . import claim_stages as cs
     from . import claim_tables as ct
 
@@ -115,8 +133,9 @@ def stages(c: ClaimCtx) -> list[Stage]:
         st("students", cs.students, "every system x seed, budget.steps steps, with the dev choices"),
         st("export", ct.export, "every student exported"),
         st("tune", ct.tune, "decoding grid on the pooled dev manifests; every student on each dev set"),
-        st("test", ct.test, "the frozen protocol checked, then every student on every test set"),
-        st("table", ct.table, "claim tables (test sets, dev sets) with the protocol block; learning curves"),
+        st("alternatives", ca.alternatives, "[alternatives]: fusion, rescoring tuned on dev per student x seed"),
+        st("test", ct.test, "the frozen protocol checked, then every student and alternative on every test set"),
+        st("table", ct.table, "bench of the alternatives; claim tables (test, dev) with the protocol block; curves"),
     ]
 
 
@@ -132,7 +151,7 @@ def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | N
         every = stages(c)
         if list_only:
             for stage in every:
-                print(f"{stage.name:10} {stage.doc}")
+                print(f"{stage.name:12} {stage.doc}")
             return 0
         chosen = select(every, names, start)  # a typo is refused before anything is written
         c.p  # noqa: B018 - a bad protocol is refused before anything runs

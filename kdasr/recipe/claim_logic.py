@@ -189,4 +189,41 @@ def choices_lines(p: Protocol, choices: dict) -> list[str]:
     for name, ls in (choices.get("label_smoothing") or {}).items():
         out.append(f"- Label smoothing of {name}: ε = {ls['epsilon']:.4f}, entropy-matched to {ls['soft_labels']} "
                    f"(σ = {p.kd_smoothing:g})")
+    if best := (choices.get("alternatives") or {}).get("best_kd"):
+        pts = ", ".join(f"{k} {v:.2f}" for k, v in best["mean_dev_wer"].items())
+        out.append(f"- Best KD student (the alternatives' best-kd): {best['chosen']} (mean over seeds of the dev WER "
+                   f"word-weighted over the dev sets, each student with its tuned decoding: {pts})")
     return out + [""]
+
+
+# The inference-time alternatives (the protocol's [alternatives]; kdasr/recipe/claim_alternatives.py)
+
+def alt_name(student: str, method: str) -> str:
+    """An alternative's system name in the records and the claim table: `ce+fusion`."""
+    return f"{student}+{method}"
+
+
+def pooled_wer(records: list[dict]) -> float:
+    """WER % word-weighted over records (one seed's dev sets): their word errors over their words."""
+    words = sum(int(r["words"]) for r in records)
+    return 100.0 * sum(int(r["word_errors"]) for r in records) / words if words else float("nan")
+
+
+def best_kd(kd: list[str], wer: dict[str, dict[int, float]]) -> dict:
+    """The KD system with the lowest mean dev WER over its seeds (WER: system -> seed -> dev WER, each
+    word-weighted over the dev sets); a tie goes to the system listed first. The choice and its evidence."""
+    if not kd:
+        raise RecipeError("best-kd: the protocol has no KD system")
+    mean = {s: sum(wer[s].values()) / len(wer[s]) for s in kd}
+    chosen = min(kd, key=lambda s: (mean[s], kd.index(s)))
+    return {"chosen": chosen, "mean_dev_wer": mean,
+            "dev_wer": {s: {str(seed): w for seed, w in wer[s].items()} for s in kd}}
+
+
+def alt_students(on: tuple[str, ...], choices: dict) -> list[str]:
+    """The protocol's `on` with best-kd replaced by the system the alternatives stage chose (once)."""
+    from ..spec.alternatives import BEST_KD
+
+    out = [str(need(choices, "alternatives", "alternatives", "best_kd")["chosen"]) if x == BEST_KD else x
+           for x in on]
+    return list(dict.fromkeys(out))

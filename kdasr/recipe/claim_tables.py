@@ -1,16 +1,19 @@
 """The claim recipe's stages after training (kdasr/recipe/claim.py lists them all): export, decoding
-tuned on dev, the test records (only under the frozen protocol), the claim tables and learning curves."""
+tuned on dev, the test records (only under the frozen protocol), the claim tables and learning curves.
+The inference-time alternatives' own stage and bench are in claim_alternatives.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..spec.protocol import render_protocol_block
+from . import claim_alternatives as alt
 from . import claim_logic as logic
 from .claim_stages import DONE, dev_limit, eval_run, export_run, write_dev_all
 from .runner import RecipeError, fresh, log, write_if_changed
 
-ORDER = ["freeze", "soft", "tk", "lambda", "smoothing", "students", "export", "tune", "test", "table"]
+ORDER = ["freeze", "soft", "tk", "lambda", "smoothing", "students", "export", "tune", "alternatives", "test",
+         "table"]
 
 
 def _trained(c) -> list[tuple[str, int, Path]]:
@@ -25,11 +28,11 @@ def _trained(c) -> list[tuple[str, int, Path]]:
 
 
 def _model(c, name: str, seed: int) -> Path:
-    return c.exp / "models" / logic.label(name, seed)
+    return c.model(name, seed)
 
 
 def _options(c, name: str, seed: int) -> Path:
-    return c.exp / "tune" / f"{logic.label(name, seed)}.json"
+    return c.tuned(logic.label(name, seed))
 
 
 def export(c) -> None:
@@ -72,30 +75,37 @@ def _frozen(c):
     return c.reread()
 
 
-def test(c) -> None:
-    """Every student on every test set with its dev-tuned decoding, under the frozen protocol only."""
-    p = _frozen(c)
-    manifests = {t: Path(c.u.test_manifest(t)) for t in p.test_sets}
-    if missing := [str(m) for m in manifests.values() if not m.is_file()]:
-        raise RecipeError(f"no test manifest {missing[0]} (test_dir/<set>.jsonl for every test set)")
-    jobs = []
+def runs(c) -> list[tuple[str, Path, Path]]:
+    """(record label, model dir, tuned options) of every student and then every alternative, all seeds."""
+    out = []
     for name, seed in c.students():
         opts = _options(c, name, seed)
         if not opts.is_file():
             raise RecipeError(f"{opts} missing: run the tune stage")
-        jobs += [(name, seed, t, opts) for t in p.test_sets]
-    c.r.parallel(lambda j: eval_run(c, _model(c, j[0], j[1]), manifests[j[2]],
-                                    c.exp / "results" / logic.label(j[0], j[1]) / f"{j[2]}.json",
-                                    logic.label(j[0], j[1]), j[3]), jobs, "test")
+        out.append((logic.label(name, seed), _model(c, name, seed), opts))
+    return out + alt.runs(c)
 
 
-def _block(c) -> str:
-    """The protocol block, the dev choices, the budget plan and the wall time: what each table opens with."""
+def test(c) -> None:
+    """Every student and alternative on every test set with its dev-tuned decoding, under the frozen
+    protocol only."""
+    p = _frozen(c)
+    manifests = {t: Path(c.u.test_manifest(t)) for t in p.test_sets}
+    if missing := [str(m) for m in manifests.values() if not m.is_file()]:
+        raise RecipeError(f"no test manifest {missing[0]} (test_dir/<set>.jsonl for every test set)")
+    jobs = [(run, t) for run in runs(c) for t in p.test_sets]
+    c.r.parallel(lambda j: eval_run(c, j[0][1], manifests[j[1]], c.record(j[0][0], j[1]), j[0][0], j[0][2]),
+                 jobs, "test")
+
+
+def _block(c, bench: list[str]) -> str:
+    """The protocol block, the dev choices, the bench's line, the budget plan and the wall time: what each
+    table opens with."""
     p = c.p
     students = [c.student_dir(n, s) for n, s in c.students()]
     sweeps = sorted(d for d in (c.exp / "sweep").glob("*") if (d / DONE).is_file())
     plan = logic.budget_plan(p, c.exp, students, sweeps)
-    return "\n".join([render_protocol_block(p), *logic.choices_lines(p, c.choices()), "Budget:", "", *plan,
+    return "\n".join([render_protocol_block(p), *logic.choices_lines(p, c.choices()), *bench, "Budget:", "", *plan,
                       *logic.time_lines(c.exp / "times.json", ORDER[:-1]), ""])
 
 
@@ -110,26 +120,29 @@ def _curves(c, runs: list[Path], report: Path) -> None:
 
 
 def table(c) -> None:
-    """`kdasr claim-table` per set group (the test sets; the dev sets), baseline the first system, each
-    with the protocol block; the learning curves of every student (every seed)."""
+    """The bench of the alternatives beside their students; `kdasr claim-table` per set group (the test
+    sets; the dev sets), baseline the first system, the alternatives as systems STUDENT+METHOD, each with
+    the protocol block; the learning curves of every student (every seed)."""
     p = _frozen(c)
-    runs = [run for *_, run in _trained(c)]
+    trained = [run for *_, run in _trained(c)]
     report = c.exp / "report"
     report.mkdir(parents=True, exist_ok=True)
     block = report / "protocol.md"
-    write_if_changed(block, _block(c))
-    records = [c.exp / "results" / logic.label(n, s) for n, s in c.students()]
+    write_if_changed(block, _block(c, alt.bench(c, report)))
+    labels = [label for label, _, _ in runs(c)]
+    systems = [s.name for s in p.systems] + [logic.alt_name(*sm) for sm in alt.systems(c)]
     groups = {"test": list(p.test_sets), "dev": [Path(d).stem for d in p.dev_manifests]}
     for group, sets in groups.items():
-        files = [r / f"{s}.json" for r in records for s in sets]
+        files = [c.record(label, s) for label in labels for s in sets]
         if missing := [f for f in files if not f.is_file()]:
-            raise RecipeError(f"{missing[0]} missing: run the {'test' if group == 'test' else 'tune'} stage")
+            stage = "test" if group == "test" else "alternatives" if "+" in missing[0].parent.name else "tune"
+            raise RecipeError(f"{missing[0]} missing: run the {stage} stage")
         out = report / f"claim-{group}.md"
         if fresh(out, block, *files) and fresh(out.with_suffix(".json"), block, *files):
             continue
         log(f"claim table {out}")
         c.r.run(c.kdasr("claim-table", *files, "--baseline", p.systems[0].name, "--sets", ",".join(sets),
-                        "--systems", ",".join(s.name for s in p.systems), "--protocol-block", block,
+                        "--systems", ",".join(systems), "--protocol-block", block,
                         "--out", out, "--json", out.with_suffix(".json")),
                 f"table-{group}", what=f"kdasr claim-table ({group})", append=False)
-    _curves(c, runs, report)
+    _curves(c, trained, report)

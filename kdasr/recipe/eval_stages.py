@@ -60,16 +60,10 @@ def _tune_student(c: Ctx, system: str) -> None:
 def _tune_alternative(c: Ctx, name: str, search: list[str]) -> None:
     """fusion | rescore-lm | rescore-bert on the baseline, searching with SEARCH (the baseline's choice)."""
     s, t, b, lm = c.s, c.exp / "tune", c.exp / "models" / "baseline", c.exp / "models" / "teachers"
-    base = [b / "model.json", t / "baseline.json"]
-    if name == "fusion":
-        _tune_one(c, t / "fusion.json", [*base, lm / "lm.json"], "--model", b, "--lm", lm, *search,
-                  "--system", "baseline+fusion", "--grid", f"lm_weight={s.tune_lm_weights}",
-                  "--grid", f"length_bonus={s.tune_length_bonus}")
-    else:
-        scorer = name.removeprefix("rescore-")
-        _tune_one(c, t / f"{name}.json", [*base, lm / f"{scorer}.json"], "--model", b, "--lm", lm, *search,
-                  "--set", f"nbest={s.nbest}", "--set", f"rescore={scorer}", "--system", f"baseline+{name}",
-                  "--grid", f"rescore_weight={s.tune_rescore_weights}")
+    _tune_one(c, t / f"{name}.json", [b / "model.json", t / "baseline.json", logic.scorer_file(lm, name)],
+              "--model", b, "--system", f"baseline+{name}",
+              *logic.alternative_args(name, lm, search, s.nbest, s.tune_lm_weights, s.tune_length_bonus,
+                                      s.tune_rescore_weights))
 
 
 def tune(c: Ctx) -> None:

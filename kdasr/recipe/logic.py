@@ -71,9 +71,31 @@ def _decoding(tune_json: Path) -> dict:
 
 
 def baseline_search(tune_json: Path, nbest: int) -> list[str]:
-    """The baseline's dev-chosen CTC weight at a beam of at least NBEST: what fusion and rescoring search with."""
+    """A student's dev-chosen CTC weight at its dev-chosen beam, raised to NBEST where smaller: what fusion
+    and rescoring search with (the paper recipe's baseline; the claim recipe's chosen students)."""
     d = _decoding(tune_json)
     return ["--set", f"beam={max(d['beam'], nbest)}", "--set", f"ctc_weight={d['ctc_weight']!r}"]
+
+
+def scorer_file(lm_dir: Path, method: str) -> Path:
+    """The exported teacher (kdasr export-lm) an alternative needs: fusion, rescore-lm -> lm.json; rescore-bert
+    -> bert.json."""
+    return lm_dir / ("bert.json" if method == "rescore-bert" else "lm.json")
+
+
+def alternative_args(method: str, lm_dir: Path, search: list[str], nbest: int, lm_weights: str, length_bonus: str,
+                     rescore_weights: str) -> list[str]:
+    """`kdasr tune` flags of fusion | rescore-lm | rescore-bert searching with SEARCH (baseline_search): fusion
+    tunes lm_weight x length_bonus; rescoring tunes rescore_weight on an n-best list of NBEST. Grids as
+    'V1,V2'. The first two are always '--lm', LM_DIR."""
+    if method == "fusion":
+        return ["--lm", str(lm_dir), *search, "--grid", f"lm_weight={lm_weights}",
+                "--grid", f"length_bonus={length_bonus}"]
+    if method not in ("rescore-lm", "rescore-bert"):
+        raise RecipeError(f"unknown alternative {method!r} (fusion, rescore-lm, rescore-bert)")
+    scorer = method.removeprefix("rescore-")
+    return ["--lm", str(lm_dir), *search, "--set", f"nbest={nbest}", "--set", f"rescore={scorer}",
+            "--grid", f"rescore_weight={rescore_weights}"]
 
 
 def decoding_flags(tune_json: Path) -> list[str]:

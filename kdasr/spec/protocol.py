@@ -21,6 +21,8 @@ Shared (not a stage) so that the table writer in kdasr/reports can render the pr
     [[system]]                name = "ce", kd = "none", label_smoothing = 0.1
     [[system]]                name = "bert-context", kd = "bert-context", label_smoothing = 0.1,
                               kd_weight = [0.1, 0.3, 0.5]
+    [alternatives]            methods = ["fusion", "rescore-lm"], on = ["ce", "best-kd"], lm_weight = [0.1, 0.3]
+                              (optional; kdasr/spec/alternatives.py: fusion and rescoring on chosen students)
     [[change]]                date = 2026-12-07, from = "<fingerprint it changes>", what = "...",
                               why = "...", after_test = false
 
@@ -45,14 +47,18 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from ..errors import KdasrError
 from .decode_options import DecodeOptions
 
+if TYPE_CHECKING:
+    from .alternatives import Alternatives
+
 KD_MODES = ("none", "lm", "bert", "bert-context")  # `kdasr train --kd` (kdasr.teachers.kd_mode.KdMode's values)
 ENTROPY_MATCHED = "entropy-matched"
 TOP_KEYS = ("name", "seeds", "dev_manifests", "test_sets", "budget", "setup", "soft_labels", "decoding", "system",
-            "change")
+            "alternatives", "change")
 SETUP_PATHS = ("train", "dev", "config", "tokenizer", "bert_teacher", "lm_teacher", "test_dir")  # required strings
 
 
@@ -200,14 +206,17 @@ class Protocol:
     changes: tuple[Change, ...] = ()
     path: str = ""  # where it was read from (not content)
     setup: Setup | None = None  # what the claim recipe runs on (None: a table's block only)
+    alternatives: Alternatives | None = None  # fusion and rescoring on chosen students (kdasr/spec/alternatives.py)
 
     def content(self) -> dict:
         """The canonical content: everything but the changes and the path (what the fingerprint covers);
-        no "setup" key without [setup], so such a protocol keeps the fingerprint it had before."""
+        no "setup" or "alternatives" key without its table, so such a protocol keeps the fingerprint it
+        had before the table existed."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in ("changes", "path", "setup")}
-        if self.setup is not None:
-            d["setup"] = dataclasses.asdict(self.setup)
+             if f.name not in ("changes", "path", "setup", "alternatives")}
+        for key in ("setup", "alternatives"):
+            if getattr(self, key) is not None:
+                d[key] = dataclasses.asdict(getattr(self, key))
         d["systems"] = [dataclasses.asdict(s) for s in self.systems]
         d["decoding"] = {k: list(v) for k, v in self.decoding.items()}
         return json.loads(json.dumps(d))  # tuples as lists
@@ -278,7 +287,16 @@ def parse_protocol(data: dict, where: str) -> Protocol:
         changes=tuple(Change.parse(f"{where}: [[change]] {i + 1}", c) for i, c in enumerate(changes)),
         path=where,
         setup=Setup.parse(where, data, budget["steps"]) if "setup" in data else None,
+        alternatives=_alternatives(where, data, parsed),
     )
+
+
+def _alternatives(where: str, data: dict, systems: tuple[System, ...]) -> Alternatives | None:
+    if "alternatives" not in data:
+        return None
+    from .alternatives import parse_alternatives  # it reads this module's checks
+
+    return parse_alternatives(where, data["alternatives"], systems)
 
 
 def read_protocol(path: str | Path) -> Protocol:
@@ -318,6 +336,14 @@ def _setup_lines(u: Setup | None) -> list[str]:
     ]
 
 
+def _alternatives_lines(p: Protocol) -> list[str]:
+    if p.alternatives is None:
+        return []
+    from .alternatives import alternatives_lines
+
+    return alternatives_lines(p.alternatives, p.test_sets[0])
+
+
 def render_protocol_block(p: Protocol) -> str:
     """The protocol as a Markdown block for a results table: what was fixed before any test number,
     and every change since, those made after a test number was seen marked."""
@@ -337,6 +363,7 @@ def render_protocol_block(p: Protocol) -> str:
         f"- Dev sets (every choice): {', '.join(f'`{d}`' for d in p.dev_manifests)}",
         f"- Test sets: {', '.join(f'`{t}`' for t in p.test_sets)}",
         *_setup_lines(p.setup),
+        *_alternatives_lines(p),
         "",
         "| system | KD | label smoothing | λ grid |",
         "|---|---|---|---|",
