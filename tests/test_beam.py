@@ -170,6 +170,31 @@ def _random_ctc(rng, u=2, t=24, v=12):
     return logits - np.log(np.exp(logits).sum(-1, keepdims=True)), np.array([t, t - 7])
 
 
+def test_lm_past_its_last_position_scores_its_reach_and_then_abstains(model_with_lm):
+    """A hypothesis longer than the LM's max_len (a looping student; the toy LM's 128) is rescored over
+    the LM's first max_len positions, as torch scores them, not a failed batch; in fusion, the step
+    after the last position gives zeros (no opinion) and keeps the state."""
+    model_dir, root = model_with_lm
+    t = Transcriber(model_dir, vad=False)
+    ids, lm_ort = t.model.spec.special_ids, t.teacher("lm")
+    reach = lm_ort.spec.max_len
+    assert reach == 128
+    long_seq, short = tuple(10 + i % 20 for i in range(reach + 40)), (7, 8)
+    got = lm_ort.sequence_scores([long_seq, short])
+    lm, _ = load_lm(root / "lm", None)
+    with torch.no_grad():
+        logp = torch.log_softmax(lm(torch.tensor([[ids.bos, *long_seq[: reach - 1]]]))[0], -1)
+        want = float(logp[torch.arange(reach), torch.tensor(long_seq[:reach])].sum())
+    assert abs(got[0] - want) < 1e-2 and np.isfinite(got[1])
+    state = lm_ort.empty_state(1)
+    for tok in (ids.bos, *long_seq[: reach - 1]):
+        _, state = lm_ort.step(np.array([tok]), state)
+    assert lm_ort.steps_done(state) == reach
+    logprobs, after = lm_ort.step(np.array([long_seq[reach - 1]]), state)
+    assert logprobs.shape == (1, lm_ort.spec.vocab_size) and not logprobs.any()
+    assert all(after[k] is state[k] for k in state)
+
+
 def test_ctc_prefix_scores_equal_textbook_recursion():
     """The vectorised scorer against the float64 textbook forward recursion of the torch reference,
     over several steps of growing prefixes (repeated labels included), for utterances of two lengths."""

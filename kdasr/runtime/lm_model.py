@@ -16,6 +16,7 @@ from ..errors import ModelError
 from ..spec.modelspec import ModelSpec
 from ..spec.teacher_spec import BertSpec, LMSpec, load_teacher_spec
 from .onnx_model import load_graph, run_graph
+from ..spec.graph_spec import STEPS
 from .search.scorers import initial_state
 
 
@@ -58,7 +59,17 @@ class OnnxLM:
     def empty_state(self, n: int) -> dict[str, np.ndarray]:
         return {s.name: initial_state(s, n, np.zeros(n, np.int64), 0) for s in self.spec.state}
 
+    def steps_done(self, state: dict) -> int:
+        """Positions the LM has read so far (the KV cache's STEPS length)."""
+        t = next((t for t in self.spec.state if STEPS in t.shape), None)
+        return 0 if t is None else state[t.name].shape[t.axis(STEPS)]
+
     def step(self, tokens: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+        """Log-probs of the next unit. Past the LM's last position (its max_len: the position table
+        ends there) it has no opinion: zeros for every unit, state unchanged. A looping hypothesis
+        or a long segment then decodes on without the LM instead of failing the whole batch."""
+        if self.spec.max_len is not None and self.steps_done(state) >= self.spec.max_len:
+            return np.zeros((len(tokens), self.spec.vocab_size), np.float32), state
         out = run_graph(self.session, {self.spec.tokens: tokens.astype(np.int64), **state})
         return out[self.spec.logprobs], {s.name: out[s.output] for s in self.spec.state}
 
@@ -66,14 +77,17 @@ class OnnxLM:
         return LMScorer(self)
 
     def sequence_scores(self, seqs: list[tuple[int, ...]]) -> np.ndarray:
-        """log p(y <eos>) for every sequence, all in one batch, one step call per position."""
+        """log p(y <eos>) for every sequence, all in one batch, one step call per position; over the
+        first max_len positions only (as BERT scores its window), the LM's whole reach."""
         ids = self.spec.special_ids
         n, width = len(seqs), max(len(s) for s in seqs) + 1
+        width = min(width, self.spec.max_len or width)
         inputs = np.full((n, width), ids.pad, np.int64)
         targets = np.full((n, width), -1, np.int64)
         for i, s in enumerate(seqs):
-            inputs[i, : len(s) + 1] = (ids.bos, *s)
-            targets[i, : len(s) + 1] = (*s, ids.eos)
+            m = min(len(s) + 1, width)
+            inputs[i, :m] = (ids.bos, *s)[:m]
+            targets[i, :m] = (*s, ids.eos)[:m]
         total, state = np.zeros(n), self.empty_state(n)
         for t in range(width):
             logprobs, state = self.step(inputs[:, t], state)
