@@ -13,10 +13,10 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
+from ..spec.graph_spec import STEPS
 from ..spec.modelspec import ModelSpec
 from ..spec.teacher_spec import BertSpec, LMSpec, load_teacher_spec
 from .onnx_model import load_graph, run_graph
-from ..spec.graph_spec import STEPS
 from .search.scorers import initial_state
 
 
