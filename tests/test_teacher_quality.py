@@ -173,21 +173,31 @@ def test_word_grouping_and_whole_word_rows():
     ]
 
 
-def test_span_batches_mask_the_whole_word_and_return_its_positions():
-    """A probe model whose logits at a position say which ids it saw: the masked ones are the mask."""
+@pytest.mark.parametrize("arch", ["bert", "modernbert"])
+def test_span_batches_mask_the_whole_word_and_return_its_positions(arch):
+    """The ids the model sees have the whole span masked; the logits are the full model's at those
+    positions (its own forward on the masked ids)."""
     from kdasr.teachers.bert import BertConfigLite, build_bert
     from kdasr.teachers.mlm import SpanRow, run_span_batches
 
     torch.manual_seed(0)
-    model = build_bert(BertConfigLite(arch="bert", layers=1, hidden=16, heads=2, ff_dim=32, window=8), 12).eval()
+    cfg = BertConfigLite(arch=arch, layers=1, hidden=16, heads=2, ff_dim=32, window=8, dropout=0.0)
+    model = build_bert(cfg, 12).eval()
     seen = []
-    model.base_model.embeddings.word_embeddings.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
     rows = [SpanRow(0, (5, 9, 10, 11), 1, 4), SpanRow(0, (5, 9, 10, 11), 0, 1), SpanRow(1, (6, 7), 0, 2)]
     got = list(run_span_batches(model, rows, 8192, mask_id=4))
+    hook.remove()
     ids = {tuple(x.tolist()) for batch in seen for x in batch}
     assert ids == {(5, 4, 4, 4), (4, 9, 10, 11), (4, 4)}
-    shapes = {(r.start, r.end): tuple(lg.shape) for chunk, logits in got for r, lg in zip(chunk, logits)}
-    assert shapes == {(1, 4): (3, 12), (0, 1): (1, 12), (0, 2): (2, 12)}
+    for chunk, logits in got:
+        for r, lg in zip(chunk, logits, strict=True):
+            masked = torch.tensor([r.tokens])
+            masked[0, r.start : r.end] = 4
+            with torch.no_grad():
+                full = model(input_ids=masked).logits[0, r.start : r.end]
+            assert lg.shape == (r.end - r.start, 12)
+            torch.testing.assert_close(lg, full, atol=1e-5, rtol=1e-5)
 
 
 def test_word_two_sided_count_model_by_hand():
