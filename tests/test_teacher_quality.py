@@ -122,9 +122,123 @@ def test_quality_command_reports_untrained_teachers_as_not_beating_counts(tiny_s
     assert data["sentences"] == 2 and not data["passed"]
     assert set(data["baselines"]) == {"masked unigram", "two-sided count (l, r)", "unigram LM", "bigram LM"}
     assert data["bert"]["arch"] == "modernbert" and data["bert"]["beats_baselines"] is False
-    assert "two-sided count" in report.read_text()
+    text = report.read_text()
+    assert "two-sided count" in text
+    # per word: the 6 + 4 words of the two dev sentences, each masked whole
+    assert "### Per word" in text and "| whole-word top-1 | word top-8 | first-unit top-1 | first-unit top-8 |" in text
+    words = data["per_word"]
+    assert words["words"] == 10 and words["words_not_in_teacher_text"] == 7  # all but "god", "and", "was"
+    assert set(words["baselines"]) == {
+        "word unigram",
+        "word two-sided count (prev, next word)",
+        "word two-sided count, length known",
+        "unit two-sided count (unit before, unit after)",
+    }
+    bert = words["bert"]
+    assert bert["words"] == 10 and bert["whole_word_top8"] is None
+    assert 0 <= bert["whole_word_top1"] <= bert["first_unit_top1"] <= bert["first_unit_top8"] <= 1
+    assert data["passed_words"] is bert["beats_baselines"] and f"| BERT (modernbert) `{r / 'bert'}` | 10 |" in text
+    print(text)
     # a dev set that shares a sentence with the teacher text is refused in one line
     (r / "leaky.txt").write_text("the earth was formless and empty\n")
     leaky = ["teacher", "quality", "--tokenizer", str(r / "tok.model"), "--dev", str(r / "leaky.txt")]
     proc = run_kdasr(*leaky, "--teacher-text", str(r / "teacher.txt"), "--sentences", "1", check=False)
     assert proc.returncode != 0 and "dev figures would be inflated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- per word -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def word_tok(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wtok")
+    (d / "t.txt").write_text("a bird sang and a bird flew\na cat sat on the mat\n" * 30)
+    return Tokenizer(train_tokenizer([d / "t.txt"], d / "sp", vocab_size=26))
+
+
+def test_word_grouping_and_whole_word_rows():
+    from kdasr.teachers.word_quality import whole_word_rows, word_spans
+
+    starts = np.zeros(12, bool)
+    starts[[5, 9]] = True  # units 5 and 9 begin a word ('▁...'), 6-8 and 10-11 continue one
+    assert word_spans([5, 9, 10, 11], starts) == [(0, 1), (1, 4)]  # words of 1 and 3 units
+    assert word_spans([6, 5, 7], starts) == [(0, 1), (1, 3)]  # units before the first word start: a word
+    assert word_spans([], starts) == []
+    rows = whole_word_rows([[5, 9, 10, 11], [9, 6, 5]], starts, window=3)
+    # the 3-unit word of sentence 0 crosses the window's end (3): not scored
+    assert [(r.window, r.tokens, r.start, r.end) for r in rows] == [
+        (0, (5, 9, 10), 0, 1),
+        (1, (9, 6, 5), 0, 2),
+        (1, (9, 6, 5), 2, 3),
+    ]
+
+
+@pytest.mark.parametrize("arch", ["bert", "modernbert"])
+def test_span_batches_mask_the_whole_word_and_return_its_positions(arch):
+    """The ids the model sees have the whole span masked; the logits are the full model's at those
+    positions (its own forward on the masked ids)."""
+    from kdasr.teachers.bert import BertConfigLite, build_bert
+    from kdasr.teachers.mlm import SpanRow, run_span_batches
+
+    torch.manual_seed(0)
+    cfg = BertConfigLite(arch=arch, layers=1, hidden=16, heads=2, ff_dim=32, window=8, dropout=0.0)
+    model = build_bert(cfg, 12).eval()
+    seen = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    rows = [SpanRow(0, (5, 9, 10, 11), 1, 4), SpanRow(0, (5, 9, 10, 11), 0, 1), SpanRow(1, (6, 7), 0, 2)]
+    got = list(run_span_batches(model, rows, 8192, mask_id=4))
+    hook.remove()
+    ids = {tuple(x.tolist()) for batch in seen for x in batch}
+    assert ids == {(5, 4, 4, 4), (4, 9, 10, 11), (4, 4)}
+    for chunk, logits in got:
+        for r, lg in zip(chunk, logits, strict=True):
+            masked = torch.tensor([r.tokens])
+            masked[0, r.start : r.end] = 4
+            with torch.no_grad():
+                full = model(input_ids=masked).logits[0, r.start : r.end]
+            assert lg.shape == (r.end - r.start, 12)
+            torch.testing.assert_close(lg, full, atol=1e-5, rtol=1e-5)
+
+
+def test_word_two_sided_count_model_by_hand():
+    from kdasr.teachers.word_ngram import UNK, WordCounts, rank
+
+    a, b, c, d, x, y = (5,), (6,), (7,), (11,), (8, 9), (10,)
+    # "a x b" twice, "a y b" once, "c y d" three times: between a and b, x is top-1 (y is more
+    # frequent overall, so the word unigram ranks y first)
+    m = WordCounts([[a, x, b]] * 2 + [[a, y, b]] + [[c, y, d]] * 3, discount=0.5)
+    ia, ib, ix, iy = (m.word_id(w) for w in (a, b, x, y))
+    p = m.two_sided(ia, ib)
+    assert int(np.argmax(p)) == ix and rank(p, iy) == 1 and np.isclose(p.sum(), 1.0)
+    # trigram (a, ·, b): x twice, y once; 2 distinct, total 3 -> p(x) = 1.5/3 + (0.5 * 2 / 3) q(x)
+    assert p[ix] > 0.5 and p[iy] > 0.5 / 3
+    assert int(np.argmax(m.masked_unigram())) == iy
+    assert m.word_id((12,)) == UNK and m.first_unit[ix] == 8 and m.n_units[ix] == 2
+    # first-unit marginal: word x's mass goes to unit 8, y's to unit 10
+    u = m.first_unit_marginal(p, 13)
+    assert np.isclose(u[8], p[ix]) and np.isclose(u[10], p[iy]) and np.isclose(u.sum(), 1.0)
+    # an unseen context backs off to the bigrams/unigrams and is still a distribution over words
+    q = m.two_sided(m.word_id(c), UNK)
+    assert np.isclose(q.sum(), 1.0) and q[:3].sum() == 0
+
+
+def test_count_word_figures_on_a_toy_text(word_tok):
+    from kdasr.teachers.word_quality import count_word_figures, whole_word_rows, word_start_units
+
+    tok = word_tok
+    starts = word_start_units(tok)
+    teach = [tok.encode(s) for s in ["a bird sang and a bird flew", "a cat sat on the mat"] * 5]
+    dev = [tok.encode("a bird sat on the mat"), tok.encode("a dog sang")]
+    rows = whole_word_rows(dev, starts, 64)
+    assert len(rows) == 9
+    figs, oov = count_word_figures(teach, dev, rows, starts, CountModels(teach, tok.vocab_size))
+    assert oov == 1  # "dog"
+    two = figs["word two-sided count (prev, next word)"]
+    # hits: a (<s> _ bird), on, the, mat (trigrams seen with them); sat (bird _ on: unseen, but
+    # p(sat | bird) p(on | sat) beats p(sang | bird) p(on | sang)); a (<s> _ dog: only "a" starts a
+    # sentence). Misses: bird (a _ sat: the text has "a cat sat"), dog (not in the text), sang
+    # (dog _ </s>: flew and mat end sentences, sang does not)
+    assert two["words"] == 9 and two["whole_word_top1"] == pytest.approx(6 / 9)
+    assert figs["word unigram"]["whole_word_top1"] == pytest.approx(2 / 9)  # "a" is the most frequent word
+    unit = figs["unit two-sided count (unit before, unit after)"]
+    assert unit["whole_word_top1"] is None and 0 <= unit["first_unit_top1"] <= unit["first_unit_top8"] <= 1

@@ -322,8 +322,10 @@ def quality(
     """Are the teachers worth distilling from? BERT pseudo-perplexity and masked top-1, LM perplexity
     and top-1, and soft labels' reference-in-top-1/top-K shares, beside count baselines computed
     here over the same units from the teacher text (masked unigram, two-sided count model that
-    predicts a unit from its two neighbours, unigram and bigram LMs). Refuses a dev set that shares
-    a sentence with the teacher text.
+    predicts a unit from its two neighbours, unigram and bigram LMs). Per word too: every dev word
+    masked whole, BERT's whole-word top-1 and first-unit top-1/top-8 beside word-level count
+    baselines (its own verdict, `passed_words` in the JSON; --strict stays unit-level). Refuses a
+    dev set that shares a sentence with the teacher text.
 
     Example: kdasr teacher quality --tokenizer data/v1/tokenizer.model --dev data/v1/dev.jsonl \\
     --teacher-text data/v2/teacher.txt --bert exp/teachers/bert --lm exp/teachers/lm \\

@@ -1,7 +1,8 @@
 """A Hugging Face masked LM run the fast way: its body and MLM head, and batches of masked rows
 (each row one window with one position masked), equal-length rows batched without padding, the head
 run only at each row's masked position. Used by the BERT teacher (bert), its soft labels
-(soft_labels), its quality checks and the teacher export."""
+(soft_labels), its quality checks and the teacher export. Span rows (a whole word masked at once,
+for the per-word quality figures) are batched the same way."""
 
 from __future__ import annotations
 
@@ -62,25 +63,60 @@ def run_masked_batches(
     top-K logits keep their precision."""
     body, head = mlm_body_and_head(model)
     dev = device_of(model)
-    by_len: dict[int, list[MaskedRow]] = defaultdict(list)
+    for chunk in _equal_length_chunks(rows, batch_tokens):
+        ids = torch.tensor([r.tokens for r in chunk], dtype=torch.long)
+        rows_i = torch.arange(len(chunk))
+        pos = torch.tensor([r.position for r in chunk])
+        ids[rows_i, pos] = mask_id
+        ids, rows_i, pos = ids.to(dev), rows_i.to(dev), pos.to(dev)
+        with amp_context(amp, dev):
+            if _is_plain_bert(model):
+                at = _bert_hidden_at(body, ids, pos)
+            else:
+                at = body(input_ids=ids).last_hidden_state[rows_i, pos]
+        yield chunk, head(at.float()).cpu()
+
+
+def _equal_length_chunks(rows: list, batch_tokens: int) -> Iterator[list]:
+    """Rows grouped by length (shortest first), about batch_tokens tokens per chunk."""
+    by_len: dict[int, list] = defaultdict(list)
     for r in rows:
         by_len[len(r.tokens)].append(r)
     for length in sorted(by_len):
         group = by_len[length]
         per = max(1, batch_tokens // length)
         for i in range(0, len(group), per):
-            chunk = group[i : i + per]
-            ids = torch.tensor([r.tokens for r in chunk], dtype=torch.long)
-            rows_i = torch.arange(len(chunk))
-            pos = torch.tensor([r.position for r in chunk])
-            ids[rows_i, pos] = mask_id
-            ids, rows_i, pos = ids.to(dev), rows_i.to(dev), pos.to(dev)
-            with amp_context(amp, dev):
-                if _is_plain_bert(model):
-                    at = _bert_hidden_at(body, ids, pos)
-                else:
-                    at = body(input_ids=ids).last_hidden_state[rows_i, pos]
-            yield chunk, head(at.float()).cpu()
+            yield group[i : i + per]
+
+
+@dataclass(frozen=True)
+class SpanRow:
+    window: int  # index of the window (sentence) this row belongs to
+    tokens: tuple[int, ...]  # the unmasked window
+    start: int  # positions start .. end-1 are replaced by <mask> together
+    end: int
+
+
+@torch.no_grad()
+def run_span_batches(
+    model, rows: list[SpanRow], batch_tokens: int, mask_id: int = MASK_ID, amp: str = "none"
+) -> Iterator[tuple[list[SpanRow], list[torch.Tensor]]]:
+    """Yield (rows, per row the logits [end - start, V] at its masked positions, on the CPU): each
+    row's span masked at once, equal-length rows batched without padding, the head run only at the
+    masked positions."""
+    body, head = mlm_body_and_head(model)
+    dev = device_of(model)
+    for chunk in _equal_length_chunks(rows, batch_tokens):
+        ids = torch.tensor([r.tokens for r in chunk], dtype=torch.long)
+        at = torch.arange(ids.shape[1])[None]
+        masked = (at >= torch.tensor([r.start for r in chunk])[:, None]) & (
+            at < torch.tensor([r.end for r in chunk])[:, None]
+        )
+        ids[masked] = mask_id
+        with amp_context(amp, dev):
+            hidden = body(input_ids=ids.to(dev)).last_hidden_state[masked.to(dev)]  # row by row, in order
+        logits = head(hidden.float()).cpu()
+        yield chunk, list(logits.split([r.end - r.start for r in chunk]))
 
 
 def _is_plain_bert(model) -> bool:

@@ -10,6 +10,10 @@ beside count baselines computed here from the teacher text over the same units:
 
 A teacher "beats the baselines" when it is better than the best count model of its kind on both
 figures; `passed` says whether every teacher given does (the CLI exits 1 otherwise with --strict).
+
+Per word (kdasr.teachers.word_quality, `per_word` in the JSON): every dev word masked whole, BERT's
+whole-word top-1 and first-unit top-1 / top-8 beside word-level and unit-level count baselines, with
+its own verdict `passed_words` (None without --bert); `passed` and --strict are unit-level only.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..text import Tokenizer
 from .common import read_documents
 from .ngram import CountModels, Scores
 from .storage import load_soft_labels, tokenizer_sha1
+from .word_quality import render_word_table, word_section
 
 
 @dataclass
@@ -44,6 +49,8 @@ class QualityReport:
     soft_labels: list[dict] = field(default_factory=list)
     passed: bool = True
     command: str = ""
+    per_word: dict | None = None
+    passed_words: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,11 +70,10 @@ def overlap_count(dev: Path, teacher_docs: list[list[str]]) -> int:
 
 
 @torch.no_grad()
-def bert_quality(path: Path, tok: Tokenizer, dev: list[list[int]]) -> dict:
-    from .bert import load_bert_teacher, masked_scores
+def bert_quality(path: Path, teacher, dev: list[list[int]]) -> dict:
+    from .bert import masked_scores
     from .mlm import masked_rows, run_masked_batches
 
-    teacher = load_bert_teacher(path, tok)
     ppl, top1 = masked_scores(teacher, dev)
     rows = masked_rows([(tuple(t[: teacher.window]), range(min(len(t), teacher.window))) for t in dev])
     predicted = set()
@@ -155,10 +161,17 @@ def run_quality(
     rep.command = command
     masked_bar = [baselines["masked unigram"], baselines["two-sided count (l, r)"]]
     lm_bar = [baselines["unigram LM"], baselines["bigram LM"]]
+    teacher = None
     if bert is not None:
-        rep.bert = bert_quality(bert, tok, dev_toks)
+        from .bert import load_bert_teacher
+
+        teacher = load_bert_teacher(bert, tok)
+        rep.bert = bert_quality(bert, teacher, dev_toks)
         rep.bert["beats_baselines"] = _beats(rep.bert, masked_bar)
         rep.passed &= rep.bert["beats_baselines"]
+    rep.per_word = word_section(tok, teach, dev_toks, counts, teacher)
+    if rep.per_word["bert"] is not None:
+        rep.passed_words = rep.per_word["bert"]["beats_baselines"]
     if lm is not None:
         rep.lm = lm_quality(lm, tok, dev_toks)
         rep.lm["beats_baselines"] = _beats(rep.lm, lm_bar)
@@ -213,7 +226,10 @@ def render_markdown(rep: QualityReport) -> str:
             )
     if rep.bert or rep.lm:
         verdict = "every teacher given beats" if rep.passed else "NOT every teacher given beats"
-        lines += ["", f"Verdict: {verdict} the count baselines (on both perplexity and top-1)."]
+        lines += ["", f"Verdict: {verdict} the count baselines (on both perplexity and top-1, per unit)."]
+    if rep.per_word is not None:
+        name = f"BERT ({rep.bert['arch']}) `{rep.bert['path']}`" if rep.bert else "BERT"
+        lines += render_word_table(rep.per_word, name)
     return "\n".join(lines) + "\n"
 
 
