@@ -37,3 +37,6 @@ for run in lstm-256 lstm-1000 tf-1000; do
   [ -f "$L/$run-dev_log.csv" ] && tail -n +2 "$L/$run-dev_log.csv" |
     awk -F, -v r=$run '{printf "| %s | %d | %.0f | %.3f | %.1f |\n", r, $1, $5/60, $3, $4}'
 done
+echo; echo "## The BERT teacher on 1,000 units (\`kdasr teacher quality\`, per unit and per word)"; echo
+echo "Trained by \`eval/pretrained/run.sh bert\` (demo size, window 256, 150 min on one thread: 3,159 steps)."
+sed -n '/^Command:/,$p' eval/pretrained/records/teacher-quality-bert-1000.md | sed 's/^#/###/'

@@ -10,6 +10,8 @@
 #   score     each eq-45.pt (and tf-1000's epoch-3.pt = the LSTM's step count) exported and scored greedy
 #             on the first 200 utterances of the mix's dev and dev_real; records in $E/units
 #   bert      the BERT teacher on 1,000 units (data/mix/teacher.txt, 150 min)
+#   quality   the BERT teacher per unit and per word beside the count baselines (kdasr teacher quality)
+#   soft      its utterance-mode soft labels of the train set at T = 1, K = 32
 #   ce        the chosen student (LSTM, 1,000 units) trained on to 180 min
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,8 +47,13 @@ for stage in "${@:-units decoder score bert ce}"; do
                score tf-1000-s1607 $E/tf-1000/eq-$EQ_MIN.pt;   score tf-1000-s1341 $E/tf-1000/epoch-3.pt ;;
       bert)    $K teacher bert $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/bert-1000 --size demo \
                  --window 256 --minutes $BERT_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/bert-1000.log 2>&1 ;;
+      quality) $K teacher quality --tokenizer $T1000 --dev $D/mix/dev.jsonl --teacher-text $D/mix/teacher.txt \
+                 --bert $E/teachers/bert-1000 --sentences 200 --no-strict --threads 1 \
+                 --report eval/pretrained/records/teacher-quality-bert-1000.md ;;
+      soft)    $K teacher soft-labels $D/mix/train.jsonl --tokenizer $T1000 --teacher $E/teachers/bert-1000 \
+                 --mode utterance --top-k 32 --temperature 1 --threads 1 --out $E/soft/bert-utt-t1-k32 >> $E/soft-bert-utt.log 2>&1 ;;
       ce)      train lstm-1000 whisper-tiny-frozen $T1000 $CE_MIN ;;
-      *)       echo "unknown stage $st (units decoder score bert ce)" >&2; exit 2 ;;
+      *)       echo "unknown stage $st (units decoder score bert quality soft ce)" >&2; exit 2 ;;
     esac
   done
 done
