@@ -29,7 +29,10 @@ import json
 from dataclasses import dataclass
 
 from .decode_options import DecodeOptions
-from .protocol import _fail, _list, _number, _values
+from .toml_checks import fail as _fail
+from .toml_checks import list_of as _list
+from .toml_checks import number as _number
+from .toml_checks import values as _values
 
 METHODS = ("fusion", "rescore-lm", "rescore-bert")
 BEST_KD = "best-kd"

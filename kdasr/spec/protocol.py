@@ -47,13 +47,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from ..errors import KdasrError
+from .alternatives import Alternatives, parse_alternatives
 from .decode_options import DecodeOptions
-
-if TYPE_CHECKING:
-    from .alternatives import Alternatives
+from .toml_checks import fail as _fail
+from .toml_checks import list_of as _list
+from .toml_checks import number as _number
+from .toml_checks import string as _string
+from .toml_checks import table as _table
+from .toml_checks import values as _values
 
 KD_MODES = ("none", "lm", "bert", "bert-context")  # `kdasr train --kd` (kdasr.teachers.kd_mode.KdMode's values)
 ENTROPY_MATCHED = "entropy-matched"
@@ -62,39 +65,14 @@ TOP_KEYS = ("name", "seeds", "dev_manifests", "test_sets", "budget", "setup", "s
 SETUP_PATHS = ("train", "dev", "config", "tokenizer", "bert_teacher", "lm_teacher", "test_dir")  # required strings
 
 
-def _fail(where: str, msg: str):
-    raise KdasrError(f"{where}: {msg}")
 
 
-def _number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
 
-def _table(where: str, d: dict, key: str, known: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
-    """d[key] as a table whose keys are all `known` and include `required`."""
-    t = d.get(key, {})
-    if not isinstance(t, dict):
-        _fail(where, f"'{key}' must be a table ([{key}]), got {type(t).__name__}")
-    if unknown := sorted(set(t) - set(known)):
-        _fail(where, f"[{key}] unknown key '{unknown[0]}' (known: {', '.join(known)})")
-    if missing := [k for k in required if k not in t]:
-        _fail(where, f"[{key}] missing required key '{missing[0]}'")
-    return t
 
 
-def _list(where: str, value: object, what: str, ok, empty: bool = False) -> tuple:
-    if not isinstance(value, list) or (not value and not empty) or not all(ok(v) for v in value):
-        _fail(where, f"{what} must be a {'' if empty else 'non-empty '}list, got {json.dumps(value, default=str)[:80]}")
-    if len(set(value)) != len(value):
-        _fail(where, f"{what} lists a value twice: {value}")
-    return tuple(value)
 
 
-def _string(where: str, d: dict, key: str, what: str | None = None) -> str:
-    v = d.get(key)
-    if not isinstance(v, str) or not v.strip():
-        _fail(where, f"{what or key} must be a non-empty string, got {json.dumps(v, default=str)[:60]}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -294,8 +272,6 @@ def parse_protocol(data: dict, where: str) -> Protocol:
 def _alternatives(where: str, data: dict, systems: tuple[System, ...]) -> Alternatives | None:
     if "alternatives" not in data:
         return None
-    from .alternatives import parse_alternatives  # it reads this module's checks
-
     return parse_alternatives(where, data["alternatives"], systems)
 
 
@@ -316,8 +292,6 @@ def read_protocol(path: str | Path) -> Protocol:
     return parse_protocol(data, str(path))
 
 
-def _values(values) -> str:
-    return "{" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + "}"
 
 
 def _cell(text: str) -> str:
