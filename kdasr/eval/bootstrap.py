@@ -68,6 +68,9 @@ def paired_relative_change(errors: np.ndarray, base_errors: np.ndarray, resample
     idx = resample_indices(len(errors), resamples, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         samples = 100 * (errors[idx].sum(1) / base[idx].sum(1) - 1)
+    # a draw in which the baseline makes no error has no relative change (x / 0): left out like 0 / 0,
+    # not kept as +inf (it made the upper bound infinite when a few utterances hold every baseline error)
+    samples[~np.isfinite(samples)] = np.nan
     return Interval(float(100 * (errors.sum() / base.sum() - 1)), *percentile_bounds(samples, level), len(errors))
 
 
