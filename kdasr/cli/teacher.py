@@ -273,6 +273,27 @@ def soft_labels(
     typer.echo(f"wrote {out}: {json.dumps(stats)}")
 
 
+@teacher_app.command("soft-derive")
+def soft_derive(
+    source: Annotated[Path, typer.Argument(help="Finished soft-label folder (kdasr teacher soft-labels --out).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Soft-label folder to write (shards + meta.json).")],
+    temperature: Annotated[float, typer.Option(help="Softmax temperature of the derived labels.")],
+    top_k: Annotated[int, typer.Option(help="Entries kept per token (at most the source's K).")],
+) -> None:
+    """Soft labels at another temperature and a smaller K, from a finished folder, without the teacher:
+    the source's top K are softmax(logits / T_src), so p ∝ p_src^(T_src / T) over the first K gives what
+    the teacher would have written (up to the source's float16 storage). One teacher pass at the
+    largest K then serves a whole T × K sweep. Resumable; summary.json is written last.
+
+    Example: kdasr teacher soft-derive exp/soft/bert-t1-k32 --temperature 3 --top-k 8 --out exp/soft/bert-t3-k8
+    """
+    from ..teachers.soft_derive import derive_soft_labels
+
+    with user_errors():
+        stats = derive_soft_labels(source, out, temperature, top_k)
+    typer.echo(f"wrote {out}: {json.dumps(stats)}")
+
+
 @teacher_app.command("soft-stats")
 def soft_stats(
     folder: Annotated[Path, typer.Argument(help="Soft-label folder (kdasr teacher soft-labels --out).")],
