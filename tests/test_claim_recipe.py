@@ -285,3 +285,13 @@ def test_best_kd_is_the_lowest_mean_dev_wer_over_seeds_word_weighted_over_dev_se
     with pytest.raises(RecipeError, match="run the alternatives stage first"):
         claim_logic.alt_students(("ce", "best-kd"), {})
 
+
+
+def test_one_teacher_pass_per_mode_serves_the_t_k_grid(tmp_path):
+    """Every (T, K) of the grid comes from the first temperature at the largest K (kdasr teacher
+    soft-derive); that point is the pass itself; a K above the grid's is a pass of its own."""
+    text = _protocol(tmp_path, tmp_path).replace("temperature = [2]", "temperature = [1, 2, 3]")
+    (tmp_path / "p.toml").write_text(text.replace("top_k = [4]", "top_k = [8, 32]"))
+    p = read_protocol(tmp_path / "p.toml")
+    assert {claim_logic.soft_source(p, t, k) for t in (1.0, 2.0, 3.0) for k in (8, 32)} == {(1.0, 32)}
+    assert claim_logic.soft_source(p, 2.0, 64) == (2.0, 64)

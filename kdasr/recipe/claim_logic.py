@@ -37,6 +37,14 @@ def sweep_name(kd: str, t: float, k: int, lam: float, eps: float, seed: int) -> 
     return f"{soft_name(kd, t, k)}-w{lam:g}-ls{eps:g}-s{seed}"
 
 
+def soft_source(p: Protocol, t: float, k: int) -> tuple[float, int]:
+    """The (T, K) whose teacher pass serves (t, k): the protocol's first temperature at its largest K
+    (`kdasr teacher soft-derive` gives every other point of the T × K grid from it, without the teacher);
+    a point off the grid (k above the grid's K) is its own pass."""
+    kmax = max(p.top_ks)
+    return (t, k) if k > kmax else (p.temperatures[0], kmax)
+
+
 def tk_system(p: Protocol) -> System | None:
     """The system whose sweep chooses T and K: BERT utterance (kd = bert), else the first KD system."""
     kd = [s for s in p.systems if s.kd != "none"]

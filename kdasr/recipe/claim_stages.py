@@ -28,6 +28,12 @@ def soft_one(c, mode: str, t: float, k: int) -> Path:
     out = c.soft_dir(mode, t, k)
     if (out / "summary.json").is_file():
         return out
+    if (source := logic.soft_source(c.p, t, k)) != (t, k):  # one teacher pass serves the T x K grid
+        src = soft_one(c, mode, *source)
+        log(f"soft labels {out.name} derived from {src.name} (log {c.r.logs / ('soft-' + out.name)}.log)")
+        c.r.run(c.kdasr("teacher", "soft-derive", src, "--temperature", t, "--top-k", k, "--out", out),
+                f"soft-{out.name}", what=f"soft labels {out.name}")
+        return out
     u = c.u
     teacher = u.lm_teacher if mode == "lm" else u.bert_teacher
     log(f"soft labels {out.name} (log {c.r.logs / ('soft-' + out.name)}.log)")
@@ -39,8 +45,12 @@ def soft_one(c, mode: str, t: float, k: int) -> Path:
 
 
 def ensure_soft(c, jobs: list[tuple[str, float, int]]) -> None:
-    """These soft labels made (JOBS at a time) before jobs that share them start side by side."""
-    c.r.parallel(lambda j: soft_one(c, *j), list(dict.fromkeys(jobs)), "soft")
+    """These soft labels made (JOBS at a time) before jobs that share them start side by side: the
+    teacher passes first (each mode's source, logic.soft_source), then what is derived from them."""
+    jobs = list(dict.fromkeys(jobs))
+    sources = list(dict.fromkeys((m, *logic.soft_source(c.p, t, k)) for m, t, k in jobs))
+    c.r.parallel(lambda j: soft_one(c, *j), sources, "soft")
+    c.r.parallel(lambda j: soft_one(c, *j), jobs, "soft")
 
 
 def soft(c) -> None:
