@@ -2,7 +2,8 @@
 --protocol FILE --exp EXP [STAGES...]` (and `make claim`). Its stages, in order:
 
   freeze     the protocol frozen into EXP (protocol.toml, protocol.lock.json): fixed before any test number
-  soft       soft labels: the T, K sweep's system at every T × K, and every KD mode at the chosen T, K
+  soft       soft labels: the T, K sweep's system at every T × K, and every KD mode at the chosen T, K (one
+             teacher pass per mode at the first T and the largest K; the other points `kdasr teacher soft-derive`)
   tk         T and K chosen on dev: the first seed, the BERT-utterance system at the middle λ of its grid,
              each T × K trained setup.sweep_steps steps (EXP/choices.json)
   lambda     λ chosen on dev per KD system at the chosen T, K (first seed, sweep_steps each); the dev WER of
