@@ -34,6 +34,18 @@ class Scores:
     tokens: int
 
 
+def discounted_middle(q: np.ndarray, mids: np.ndarray, counts: np.ndarray, d: float) -> np.ndarray:
+    """The two-sided models' last level: max(c(l w r) − d, 0) / c(l · r) + d · n(l · r) / c(l · r) · q(w),
+    for the middles `mids` seen between one (l, r) `counts` times; q itself when (l, r) was never seen."""
+    c = counts.astype(np.float64)
+    total = c.sum()
+    if total == 0:
+        return q
+    p = (d * len(c) / total) * q
+    p[mids] += np.maximum(c - d, 0.0) / total
+    return p
+
+
 class CountModels:
     def __init__(self, sentences: list[list[int]], vocab_size: int, discount: float = 0.75) -> None:
         if not 0.0 < discount <= 1.0:
@@ -77,13 +89,7 @@ class CountModels:
         hi = np.searchsorted(self.tri_keys, left * v * v + (v - 1) * v + right, side="right")
         keys, counts = self.tri_keys[lo:hi], self.tri_counts[lo:hi]
         hit = keys % v == right  # keys between lo and hi with the same left; keep the right r
-        mids, c = (keys[hit] // v) % v, counts[hit].astype(np.float64)
-        total = c.sum()
-        if total == 0:
-            return q
-        p = (self.d * len(c) / total) * q
-        p[mids] += np.maximum(c - self.d, 0.0) / total
-        return p
+        return discounted_middle(q, (keys[hit] // v) % v, counts[hit], self.d)
 
     def masked_unigram(self) -> np.ndarray:
         p = np.zeros(self.vocab_size)

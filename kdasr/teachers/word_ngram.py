@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ngram import discounted_middle
+
 BOS, EOS, UNK = 0, 1, 2
 FIRST_WORD = 3
 
@@ -85,13 +87,7 @@ class WordCounts:
         q = np.where(self.candidates, self.following(a) * self.preceding(b), 0.0)
         q /= q.sum()
         r = self._range(self.tri_keys, a * self.size + b)
-        mids, c = self.tri_keys[r] % self.size, self.tri_counts[r].astype(np.float64)
-        total = c.sum()
-        if total == 0:
-            return q
-        p = (self.d * len(c) / total) * q
-        p[mids] += np.maximum(c - self.d, 0.0) / total
-        return p
+        return discounted_middle(q, self.tri_keys[r] % self.size, self.tri_counts[r], self.d)
 
     def first_unit_marginal(self, p: np.ndarray, vocab_size: int) -> np.ndarray:
         """p(first unit = u) = Σ p(w) over the words w that start with u, as a vector over the units."""
