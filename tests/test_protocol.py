@@ -53,6 +53,13 @@ BASE = textwrap.dedent("""\
     """)
 
 
+def _refused_in_one_line(path, message: str) -> None:
+    """read_protocol(path) raises one line that starts with the file's name and says `message`."""
+    with pytest.raises(KdasrError, match=f"^{path}.*{message}") as e:
+        read_protocol(path)
+    assert "\n" not in str(e.value)
+
+
 def change(source: str, after_test: bool = False, what: str = "budget 100 -> 200 steps") -> str:
     return textwrap.dedent(f"""
         [[change]]
@@ -180,9 +187,7 @@ def test_the_block_lists_every_change_with_its_after_test_flag(tmp_path):
 def test_bad_protocols_are_refused_naming_the_file_and_key(tmp_path, old, new, message):
     assert old in BASE
     path = write(tmp_path / "bad.toml", BASE.replace(old, new, 1))
-    with pytest.raises(KdasrError, match=f"^{path}.*{message}") as e:
-        read_protocol(path)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(path, message)
 
 
 def test_a_bad_change_record_is_refused(tmp_path):
@@ -287,9 +292,7 @@ def test_the_example_protocol_has_the_claim_runs_setup():
 def test_a_bad_setup_is_refused_naming_the_file_and_key(tmp_path, old, new, message):
     assert old in SETUP
     path = write(tmp_path / "bad.toml", BASE + SETUP.replace(old, new, 1))
-    with pytest.raises(KdasrError, match=f"^{path}.*{message}") as e:
-        read_protocol(path)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(path, message)
 
 
 def test_a_test_set_named_like_a_dev_manifest_is_refused(tmp_path):
@@ -356,9 +359,7 @@ def test_the_alternatives_are_read_checked_and_in_the_fingerprint_only_when_pres
 def test_bad_alternatives_are_refused_naming_the_file_and_key(tmp_path, old, new, message):
     assert old in ALT
     path = write(tmp_path / "bad.toml", BASE + ALT.replace(old, new, 1))
-    with pytest.raises(KdasrError, match=f"^{path}.*{message}") as e:
-        read_protocol(path)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(path, message)
 
 
 def test_best_kd_needs_a_kd_system_and_alternative_names_stay_free(tmp_path):
