@@ -27,10 +27,6 @@ def _trained(c) -> list[tuple[str, int, Path]]:
     return out
 
 
-def _model(c, name: str, seed: int) -> Path:
-    return c.model(name, seed)
-
-
 def _options(c, name: str, seed: int) -> Path:
     return c.tuned(logic.label(name, seed))
 
@@ -38,11 +34,11 @@ def _options(c, name: str, seed: int) -> Path:
 def export(c) -> None:
     """Every student's last checkpoint (budget.steps) exported."""
     jobs = _trained(c)
-    c.r.parallel(lambda j: export_run(c, j[2], _model(c, j[0], j[1])), jobs, "export")
+    c.r.parallel(lambda j: export_run(c, j[2], c.model(j[0], j[1])), jobs, "export")
 
 
 def _tune_one(c, name: str, seed: int) -> None:
-    model, out = _model(c, name, seed), _options(c, name, seed)
+    model, out = c.model(name, seed), _options(c, name, seed)
     grid = logic.grid_args(c.p.decoding)
     # a changed grid or dev_limit tunes again (kdasr tune decodes only the new points)
     write_if_changed(out.with_suffix(".grid"), " ".join(map(str, [*grid, *dev_limit(c)])))
@@ -60,8 +56,8 @@ def tune(c) -> None:
     """The protocol's decoding grid on the pooled dev manifests for every student (`kdasr tune` refuses
     test-named manifests); then every student on each dev manifest with its tuned decoding."""
     for name, seed, _ in _trained(c):
-        if not (_model(c, name, seed) / "model.json").is_file():
-            raise RecipeError(f"{_model(c, name, seed)} missing: run the export stage")
+        if not (c.model(name, seed) / "model.json").is_file():
+            raise RecipeError(f"{c.model(name, seed)} missing: run the export stage")
     write_dev_all(c)
     (c.exp / "tune").mkdir(parents=True, exist_ok=True)
     c.r.parallel(lambda j: _tune_one(c, j[0], j[1]), c.students(), "tune")
@@ -82,7 +78,7 @@ def runs(c) -> list[tuple[str, Path, Path]]:
         opts = _options(c, name, seed)
         if not opts.is_file():
             raise RecipeError(f"{opts} missing: run the tune stage")
-        out.append((logic.label(name, seed), _model(c, name, seed), opts))
+        out.append((logic.label(name, seed), c.model(name, seed), opts))
     return out + alt.runs(c)
 
 
