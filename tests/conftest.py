@@ -150,16 +150,11 @@ def tiny_model_with_teachers(tiny_model, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _export_random_teachers(tiny_model: Path, root: Path) -> None:
-    import torch
-
-    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
     from kdasr.text import Tokenizer
 
     tok = Tokenizer(tiny_model / "tokenizer.model")
     save_random_lm(tok, root / "lm", d_model=32, layers=2)
-    torch.manual_seed(0)
-    cfg = BertConfigLite(layers=2, hidden=32, heads=2, ff_dim=64, window=64)
-    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+    save_random_bert(tok, root / "bert", hidden=32, layers=2)
     model_dir = root / "model"
     shutil.copytree(tiny_model, model_dir)
     out = run_kdasr(
@@ -180,6 +175,20 @@ def save_random_lm(tok, folder: Path, d_model: int = 32, layers: int = 2, max_le
     lm = build_lm(LMConfig(vocab_size=tok.vocab_size, d_model=d_model, layers=layers, heads=2,
                            ff_dim=2 * d_model, max_len=max_len))
     return save_lm_teacher(lm, tok, folder, {})
+
+
+def save_random_bert(tok, folder: Path, hidden: int = 32, layers: int = 2, ff_dim: int = 64, window: int = 64,
+                     arch: str | None = None, summary: dict | None = None) -> Path:
+    """An untrained tiny BERT teacher on `tok`'s units saved as `kdasr teacher bert` saves one (seed 0)."""
+    import torch
+
+    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
+
+    torch.manual_seed(0)
+    cfg = BertConfigLite(layers=layers, hidden=hidden, heads=2, ff_dim=ff_dim, window=window,
+                         **({"arch": arch} if arch else {}))
+    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, folder, summary or {})
+    return folder
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import save_random_lm
+from conftest import save_random_bert, save_random_lm
 
 from kdasr.recipe import claim_logic
 from kdasr.spec.protocol import read_protocol
@@ -87,17 +87,12 @@ def _protocol(corpus: Path, teachers: Path, beam: str = "1, 2") -> str:
 
 def _teachers(corpus: Path, root: Path) -> None:
     """A random tiny LM and BERT on the corpus's units (as test_tune.model_with_teachers)."""
-    import torch
-
-    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
     from kdasr.text import Tokenizer
 
     tok = Tokenizer(corpus / "tokenizer.model")
     # max_len: the untrained students' looping hypotheses run past 128 units, and LM rescoring scores them whole
     save_random_lm(tok, root / "lm", d_model=16, layers=1, max_len=1024)
-    torch.manual_seed(0)
-    cfg = BertConfigLite(layers=1, hidden=16, heads=2, ff_dim=32, window=64)
-    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+    save_random_bert(tok, root / "bert", hidden=16, layers=1, ff_dim=32)
 
 
 def _run(env: dict, protocol: Path, exp: Path, *stages: str) -> subprocess.CompletedProcess:

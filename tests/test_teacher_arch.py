@@ -8,14 +8,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from kdasr.teachers.bert import BertConfigLite, build_bert, load_bert_teacher, save_bert_teacher
+from kdasr.teachers.bert import load_bert_teacher
 from kdasr.teachers.context import Window
 from kdasr.teachers.soft_labels import SoftLabelConfig, fast_window_labels, straightforward_labels
 from kdasr.teachers.storage import load_soft_labels
 from kdasr.text import Tokenizer, train_tokenizer
-from tests.conftest import run_kdasr
+from tests.conftest import run_kdasr, save_random_bert
 
 SENTENCES = ["the earth was formless and empty", "god said let there be light and there was light"]
 
@@ -31,10 +30,7 @@ def tok(tmp_path_factory) -> Tokenizer:
 
 
 def saved_teacher(tok: Tokenizer, arch: str, path):
-    torch.manual_seed(0)
-    cfg = BertConfigLite(layers=2, hidden=32, heads=2, ff_dim=48, window=64, arch=arch)
-    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, path, {"note": "untrained"})
-    return path
+    return save_random_bert(tok, path, hidden=32, layers=2, ff_dim=48, arch=arch, summary={"note": "untrained"})
 
 
 @pytest.mark.parametrize("arch", ["modernbert", "bert"])

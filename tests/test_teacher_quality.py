@@ -14,7 +14,7 @@ from kdasr.teachers.ngram import CountModels
 from kdasr.teachers.quality import soft_label_quality
 from kdasr.teachers.storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
 from kdasr.text import BOS_ID, EOS_ID, Tokenizer, train_tokenizer
-from tests.conftest import run_kdasr
+from tests.conftest import run_kdasr, save_random_bert
 
 # units 5, 6, 7 of an 8-entry vocabulary; sentences [5 6], [5 7], [6]; discount 0.5
 TINY = [[5, 6], [5, 7], [6]]
@@ -92,7 +92,6 @@ def test_soft_label_shares(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
     from kdasr.models.lm import LMConfig, TransformerLM
-    from kdasr.teachers.bert import BertConfigLite, build_bert, save_bert_teacher
     from kdasr.teachers.lm_train import save_lm_teacher
 
     root = tmp_path_factory.mktemp("quality")
@@ -101,9 +100,7 @@ def tiny_setup(tmp_path_factory):
     (root / "teacher.txt").write_text("\n".join(teach * 3) + "\n\n" + "\n".join(teach[::-1]) + "\n")
     (root / "dev.txt").write_text("\n".join(dev) + "\n")
     tok = Tokenizer(train_tokenizer([root / "teacher.txt", root / "dev.txt"], root / "tok", vocab_size=32))
-    torch.manual_seed(0)
-    cfg = BertConfigLite(layers=1, hidden=32, heads=2, ff_dim=64, window=32)
-    save_bert_teacher(build_bert(cfg, tok.vocab_size).eval(), tok, cfg, root / "bert", {})
+    save_random_bert(tok, root / "bert", hidden=32, layers=1, window=32)
     lm = TransformerLM(LMConfig(vocab_size=tok.vocab_size, d_model=32, layers=1, heads=2, ff_dim=64)).eval()
     save_lm_teacher(lm, tok, root / "lm", {})
     return root
