@@ -13,12 +13,22 @@
 #   quality   the BERT teacher per unit and per word beside the count baselines (kdasr teacher quality)
 #   soft      its utterance-mode soft labels of the train set at T = 1, K = 32
 #   ce        the chosen student (LSTM, 1,000 units) trained on to 180 min
+#   derive    the paper's soft labels (T = 3, K = 8) from the T = 1, K = 32 ones (kdasr teacher soft-derive)
+#   kd        the BERT-KD student (utterance mode, the paper's T, K and lambda 0.1): the CE run's epoch-5.pt
+#             (start of epoch 5, step 2,234, 89 min) branched and trained with KD on to the same 180 min
+#   final     both 180-min students exported (fp32 + int8) to $E/final/{ce,kd}
+#   tune      each decoded on the whole dev and dev_real for every point of DEC_GRID (kdasr tune); the
+#             point with the fewest word errors over both sets is recorded as $E/final/NAME-options.json
+#   test      SHIP (the student chosen on dev) on every test set with its dev-chosen decoding, fp32 and int8
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/python -m kdasr}
 D=${D:-data}; E=${E:-exp/p27}; C=${C:-exp/cache/tiny-frozen}; U=$E/units
 T256=export/demo-en/tokenizer.model T1000=$D/mix/tok1000.model
 EQ_MIN=${EQ_MIN:-45} CE_MIN=${CE_MIN:-180} BERT_MIN=${BERT_MIN:-150}
+F=$E/final SHIP=${SHIP:-}
+DEC_GRID=${DEC_GRID:---grid beam=1,4 --grid ctc_weight=0,0.3}  # fixed before any student was decoded
+TESTS="test test_real test_noisy test_heldout test_neural_heldout"
 export OMP_NUM_THREADS=1
 
 train() {  # run config tokenizer minutes
@@ -53,7 +63,29 @@ for stage in "${@:-units decoder score bert ce}"; do
       soft)    $K teacher soft-labels $D/mix/train.jsonl --tokenizer $T1000 --teacher $E/teachers/bert-1000 \
                  --mode utterance --top-k 32 --temperature 1 --threads 1 --out $E/soft/bert-utt-t1-k32 >> $E/soft-bert-utt.log 2>&1 ;;
       ce)      train lstm-1000 whisper-tiny-frozen $T1000 $CE_MIN ;;
-      *)       echo "unknown stage $st (units decoder score bert quality soft ce)" >&2; exit 2 ;;
+      derive)  [ -f $E/soft/bert-utt-t3-k8/summary.json ] || $K teacher soft-derive $E/soft/bert-utt-t1-k32 \
+                 --temperature 3 --top-k 8 --out $E/soft/bert-utt-t3-k8 ;;
+      kd)      $K train --train $D/mix/train.jsonl --dev $D/mix/dev.jsonl --tokenizer $T1000 --config whisper-tiny-frozen \
+                 --out $E/kd-bert-1000 --minutes $CE_MIN --threads 1 --feature-cache $C \
+                 --branch-from $E/lstm-1000/epoch-5.pt --kd bert --soft-labels $E/soft/bert-utt-t3-k8 --kd-weight 0.1 \
+                 >> $E/kd-bert-1000.log 2>&1 ;;
+      final)   mkdir -p $F
+               for n in ce:lstm-1000 kd:kd-bert-1000; do
+                 [ -f "$F/${n%%:*}/model.json" ] || $K export "$E/${n#*:}/last.pt" --out "$F/${n%%:*}" --quantize int8 \
+                   > "$F/${n%%:*}-export.log" 2>&1
+               done ;;
+      tune)    for m in ce kd; do for s in dev dev_real; do
+                 $K tune --model $F/$m --manifest $D/mix/$s.jsonl $DEC_GRID --threads 1 --system "$m" \
+                   --out $F/$m-$s-tuned.json --table $F/$m-$s-tune.md > $F/$m-$s-tune.log 2>&1
+               done; ${PY:-.venv/bin/python} eval/pretrained/choose_decoding.py $F/$m-dev-tuned.points \
+                 $F/$m-dev_real-tuned.points --out $F/$m-options.json > $F/$m-choose.md; done ;;
+      test)    [ -n "$SHIP" ] || { echo "test: name the student chosen on dev (SHIP=ce|kd)" >&2; exit 2; }
+               for s in $TESTS; do for p in fp32 int8; do
+                 [ -f $F/$SHIP-$s-$p.json ] || $K eval --model $F/$SHIP --manifest $D/mix/$s.jsonl --threads 1 \
+                   --options $F/$SHIP-options.json --precision $p --system "$SHIP-$p" --json $F/$SHIP-$s-$p.json \
+                   > $F/$SHIP-$s-$p.log 2>&1
+               done; done ;;
+      *)       echo "unknown stage $st (units decoder score bert quality soft ce derive kd final tune test)" >&2; exit 2 ;;
     esac
   done
 done
