@@ -77,7 +77,7 @@ def test_parsed_flags_build_the_request_the_library_gets():
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"kd": "bert-ctx"}, "--kd must be one of none, lm, bert, bert-context, got 'bert-ctx'"),
+        ({"kd": "bert-ctx"}, "--kd must be one of none, lm, bert, bert-context, count, got 'bert-ctx'"),
         ({"kd": "lm"}, "--kd lm needs --soft-labels DIR"),
         ({"init_from": "a.pt", "branch_from": "b.pt"}, "--init-from and --branch-from exclude each other"),
     ],
@@ -88,7 +88,7 @@ def test_requests_that_cannot_run_are_refused_in_one_line(kw, message):
 
 
 def test_one_kd_mode_type_for_the_flag_the_soft_labels_and_the_trainer():
-    assert [m.value for m in KdMode] == ["none", "lm", "bert", "bert-context"]  # unchanged on CLI and disk
+    assert [m.value for m in KdMode] == ["none", "lm", "bert", "bert-context", "count"]  # unchanged on CLI and disk
     for mode in KdMode:
         assert KdMode.parse(mode.value) is mode and f"{mode}" == mode.value
         if mode is not KdMode.NONE:  # the soft labels' meta.json (teacher, mode) names it back
@@ -96,6 +96,10 @@ def test_one_kd_mode_type_for_the_flag_the_soft_labels_and_the_trainer():
     assert [bert_label_mode(m) for m in BERT_LABEL_MODES] == [KdMode.BERT, KdMode.BERT_CONTEXT]
     assert KdMode.BERT_CONTEXT.context and not KdMode.BERT.context and KdMode.LM.label_mode == "causal"
     assert KdMode.of_soft_labels("lm", "context") is None
+    assert (KdMode.COUNT.teacher, KdMode.COUNT.label_mode, KdMode.COUNT.default_weight) == (
+        "count", "two-sided-count", 0.1) and not KdMode.COUNT.context
+    with pytest.raises(KdasrError, match="unknown soft-label mode 'two-sided-count'"):
+        bert_label_mode("two-sided-count")  # not a BERT input mode
     with pytest.raises(KdasrError, match="unknown soft-label mode 'causal'"):
         bert_label_mode("causal")
     assert TrainConfig(kd="bert").kd is KdMode.BERT  # a preset's or a caller's string becomes the type

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from .common import command_line, user_errors
-from .teacher_soft import soft_derive, soft_stats
+from .teacher_soft import count_soft_labels, soft_derive, soft_stats
 
 teacher_app = typer.Typer(help="Teachers for distillation: BERT, Transformer LM, soft labels.", no_args_is_help=True)
 
@@ -235,7 +235,9 @@ def soft_labels(
     teacher: Annotated[
         Path,
         typer.Option(
-            help="BERT teacher dir (any local masked LM with the ASR's tokenizer.model) or LM teacher dir (lm.pt)."
+            help="BERT teacher dir (any local masked LM with the ASR's tokenizer.model), LM teacher dir (lm.pt), "
+            "or count:TEXT, the two-sided unit count model p(u | left, right) of that teacher text (torch-free; "
+            "for `kdasr train --kd count`)."
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Soft-label folder (shards + meta.json).")],
@@ -254,7 +256,14 @@ def soft_labels(
 
     Example: kdasr teacher soft-labels data/demo/train.jsonl --tokenizer data/demo/tokenizer.model \\
     --teacher exp/teachers/bert --mode context --out exp/soft/bert-context
+
+    The count model (a knowledge control): --teacher count:data/v2/teacher.txt --out exp/soft/count
     """
+    from ..teachers.count_labels import count_teacher_text
+
+    if (text := count_teacher_text(teacher)) is not None:  # numpy only: before anything imports torch
+        count_soft_labels(manifests, tokenizer, text, out, mode, top_k, temperature)
+        return
     from ..teachers.common import resolve_device
     from ..teachers.kd_mode import BERT_LABEL_MODES
     from ..teachers.run import run_soft_labels

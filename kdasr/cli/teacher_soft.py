@@ -1,5 +1,6 @@
 """`kdasr teacher soft-derive` and `soft-stats`: commands on a finished soft-label folder, without the
-teacher (torch-free); registered on `kdasr teacher` by kdasr/cli/teacher.py."""
+teacher (torch-free); registered on `kdasr teacher` by kdasr/cli/teacher.py. And `kdasr teacher
+soft-labels --teacher count:TEXT`'s torch-free path (the count model's labels)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,16 @@ def soft_stats(
         if json_out is not None:
             atomic_write_text(json_out, json.dumps(stats.to_dict(), indent=2) + "\n")
     typer.echo(stats.render())
+
+
+def count_soft_labels(manifests: list[Path], tokenizer: Path, text: Path, out: Path, mode: str, top_k: int,
+                      temperature: float) -> None:
+    """`kdasr teacher soft-labels --teacher count:TEXT` (kdasr/teachers/count_labels.py)."""
+    from ..teachers.count_labels import CountLabelConfig, run_count_soft_labels
+
+    if mode != "utterance":
+        raise typer.BadParameter("a count:TEXT teacher sees one unit on each side inside the utterance: "
+                                 "--mode must be 'utterance'")
+    with user_errors():
+        stats = run_count_soft_labels(manifests, tokenizer, text, out, CountLabelConfig(top_k, temperature))
+    typer.echo(f"wrote {out}: {json.dumps(stats)}")

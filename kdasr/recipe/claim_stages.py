@@ -35,7 +35,7 @@ def soft_one(c, mode: str, t: float, k: int) -> Path:
                 f"soft-{out.name}", what=f"soft labels {out.name}")
         return out
     u = c.u
-    teacher = u.lm_teacher if mode == "lm" else u.bert_teacher
+    teacher = {"lm": u.lm_teacher, "count": f"count:{u.teacher_text}"}.get(mode, u.bert_teacher)
     log(f"soft labels {out.name} (log {c.r.logs / ('soft-' + out.name)}.log)")
     c.r.run(c.kdasr("teacher", "soft-labels", u.train, "--tokenizer", u.tokenizer, "--teacher", teacher,
                     "--mode", "context" if mode == "bert-context" else "utterance", "--top-k", k,

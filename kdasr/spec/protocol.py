@@ -15,7 +15,8 @@ Shared (not a stage) so that the table writer in kdasr/reports can render the pr
                               bert_teacher = "exp/p27/teachers/bert-1000", lm_teacher = "...",
                               feature_cache = "exp/cache/tiny-frozen" (optional), test_dir = "data/mix",
                               sweep_steps = 1000   (the short dev sweeps of λ and T, K),
-                              dev_limit = 600 (optional: dev utterances every choice is scored on)
+                              dev_limit = 600 (optional: dev utterances every choice is scored on),
+                              teacher_text = "data/mix/teacher.txt" (needed by a kd = "count" system)
     [soft_labels]             temperature = [1, 2, 3], top_k = [8, 32], kd_smoothing = 0.1
     [decoding]                beam = [1, 10], ctc_weight = [0, 0.3]   (DecodeOptions fields -> values)
     [[system]]                name = "ce", kd = "none", label_smoothing = 0.1
@@ -28,9 +29,10 @@ Shared (not a stage) so that the table writer in kdasr/reports can render the pr
 
 [setup] is what the claim recipe (kdasr/recipe/claim.py) runs on: the train manifest, the dev
 manifest the trainer reports on, the student config (packaged name or .toml path), the units, the
-teachers, the feature cache (optional), the folder holding the test sets `<test_dir>/<set>.jsonl` and
-the length of the dev sweeps. It changes results, so it is in the fingerprint; a protocol without it
-(a table's block only) still reads, with the same fingerprint as before [setup] existed.
+teachers (and the count model's text, for a count-KD system), the feature cache (optional), the
+folder holding the test sets `<test_dir>/<set>.jsonl` and the length of the dev sweeps. It changes
+results, so it is in the fingerprint; a protocol without it (a table's block only) still reads, with
+the same fingerprint as before [setup] existed (and one without teacher_text as before that key).
 
 A system's label_smoothing is a number or "entropy-matched" (the smoothing control: the ε that
 `kdasr teacher soft-stats` gives for the chosen soft labels). A change's `from` is the fingerprint it
@@ -58,7 +60,8 @@ from .toml_checks import string as _string
 from .toml_checks import table as _table
 from .toml_checks import values as _values
 
-KD_MODES = ("none", "lm", "bert", "bert-context")  # `kdasr train --kd` (kdasr.teachers.kd_mode.KdMode's values)
+# `kdasr train --kd` (kdasr.teachers.kd_mode.KdMode's values; "count": the two-sided count model's labels)
+KD_MODES = ("none", "lm", "bert", "bert-context", "count")
 ENTROPY_MATCHED = "entropy-matched"
 TOP_KEYS = ("name", "seeds", "dev_manifests", "test_sets", "budget", "setup", "soft_labels", "decoding", "system",
             "alternatives", "change")
@@ -120,13 +123,14 @@ class Setup:
     sweep_steps: int  # optimiser steps of each dev-sweep run (λ, T and K)
     feature_cache: str = ""  # kdasr train --feature-cache ("": one inside the run dir)
     dev_limit: int = 0  # dev utterances every choice is scored on (the pooled dev sets interleaved; 0: all)
+    teacher_text: str = ""  # the count model's text (kd = "count": --teacher count:TEXT); "": none
 
     def test_manifest(self, name: str) -> str:
         return str(Path(self.test_dir) / f"{name}.jsonl")
 
     @classmethod
     def parse(cls, where: str, data: dict, steps: int) -> Setup:
-        t = _table(where, data, "setup", (*SETUP_PATHS, "feature_cache", "sweep_steps", "dev_limit"),
+        t = _table(where, data, "setup", (*SETUP_PATHS, "feature_cache", "sweep_steps", "dev_limit", "teacher_text"),
                    (*SETUP_PATHS, "sweep_steps"))
         paths = {k: _string(where, t, k, f"[setup] {k}") for k in SETUP_PATHS}
         cache = t.get("feature_cache", "")
@@ -138,7 +142,10 @@ class Setup:
         limit = t.get("dev_limit", 0)
         if not (type(limit) is int and limit >= 0):
             _fail(where, f"[setup] dev_limit must be a whole number (0: every dev utterance), got {limit!r}")
-        return cls(**paths, sweep_steps=sweep, feature_cache=cache, dev_limit=limit)
+        text = t.get("teacher_text", "")
+        if not isinstance(text, str):
+            _fail(where, f"[setup] teacher_text must be a string (a file), got {json.dumps(text, default=str)}")
+        return cls(**paths, sweep_steps=sweep, feature_cache=cache, dev_limit=limit, teacher_text=text)
 
 
 @dataclass(frozen=True)
@@ -195,6 +202,8 @@ class Protocol:
         for key in ("setup", "alternatives"):
             if getattr(self, key) is not None:
                 d[key] = dataclasses.asdict(getattr(self, key))
+        if "setup" in d and not d["setup"]["teacher_text"]:  # fingerprints from before teacher_text stay
+            del d["setup"]["teacher_text"]
         d["systems"] = [dataclasses.asdict(s) for s in self.systems]
         d["decoding"] = {k: list(v) for k, v in self.decoding.items()}
         return json.loads(json.dumps(d))  # tuples as lists
@@ -256,6 +265,9 @@ def parse_protocol(data: dict, where: str) -> Protocol:
     dev_manifests = _list(where, data["dev_manifests"], "dev_manifests", lambda v: isinstance(v, str) and v)
     if clash := sorted(set(test_sets) & {Path(d).stem for d in dev_manifests}):
         _fail(where, f"test set {clash[0]!r} has the name of a dev manifest (results are filed by set name)")
+    setup = Setup.parse(where, data, budget["steps"]) if "setup" in data else None
+    if setup is not None and not setup.teacher_text and (count := [s.name for s in parsed if s.kd == "count"]):
+        _fail(where, f"[[system]] {count[0]!r} (kd = 'count') needs [setup] teacher_text, the count model's text")
     return Protocol(
         name=_string(where, data, "name"),
         steps=budget["steps"], threads=budget["threads"], seeds=seeds, systems=parsed,
@@ -264,7 +276,7 @@ def parse_protocol(data: dict, where: str) -> Protocol:
         dev_manifests=dev_manifests, test_sets=test_sets,
         changes=tuple(Change.parse(f"{where}: [[change]] {i + 1}", c) for i, c in enumerate(changes)),
         path=where,
-        setup=Setup.parse(where, data, budget["steps"]) if "setup" in data else None,
+        setup=setup,
         alternatives=_alternatives(where, data, parsed),
     )
 
@@ -303,7 +315,8 @@ def _setup_lines(u: Setup | None) -> list[str]:
         return []
     return [
         f"- Setup: train `{u.train}` (the trainer's dev `{u.dev}`), student config `{u.config}`, units "
-        f"`{u.tokenizer}`, teachers `{u.bert_teacher}` (BERT) and `{u.lm_teacher}` (LM), test sets from "
+        f"`{u.tokenizer}`, teachers `{u.bert_teacher}` (BERT) and `{u.lm_teacher}` (LM)"
+        + (f", count model from `{u.teacher_text}`" if u.teacher_text else "") + ", test sets from "
         f"`{u.test_dir}`" + (f", features cached in `{u.feature_cache}`" if u.feature_cache else ""),
         f"- Dev sweeps (λ; T and K): {u.sweep_steps} optimiser steps per run, first seed; choices scored on "
         + (f"the first {u.dev_limit} utterances of the dev sets interleaved" if u.dev_limit else "every dev utterance"),

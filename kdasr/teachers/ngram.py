@@ -8,7 +8,8 @@ Three models, counted from the teacher text's sentences (each sentence is <bos> 
 - two-sided p(w | l, r) for a masked unit w between its neighbours l and r:
   max(c(l w r) − d, 0) / c(l · r) + d · n(l · r) / c(l · r) · q(w | l, r), where
   q(w | l, r) ∝ p(w | l) · p(r | w) over the units (the bigram on both sides), q itself if (l, r)
-  was never seen. This is "the simple count model that predicts a masked unit from one unit on each
+  was never seen (q = p(w | l) when no unit is ever followed by r, as <unk> may be: r tells nothing).
+  This is "the simple count model that predicts a masked unit from one unit on each
   side" of the issue; it sees one unit of context each way, BERT sees the whole window.
 
 Masked models (unigram restricted to units, two-sided) score each unit of a sentence with the rest
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -83,13 +85,47 @@ class CountModels:
         """p(w | left, right) as a vector over the vocabulary (zero outside the units)."""
         v = self.vocab_size
         q = np.zeros(v)
-        q[self.units] = self.bigram[left, self.units] * self.bigram[self.units, right]
+        after = self.bigram[self.units, right]  # p(r | w); all 0 when r never follows a unit: p(w | l) alone
+        q[self.units] = self.bigram[left, self.units] * (after if after.any() else 1.0)
         q /= q.sum()
         lo = np.searchsorted(self.tri_keys, left * v * v + right)
         hi = np.searchsorted(self.tri_keys, left * v * v + (v - 1) * v + right, side="right")
         keys, counts = self.tri_keys[lo:hi], self.tri_counts[lo:hi]
         hit = keys % v == right  # keys between lo and hi with the same left; keep the right r
         return discounted_middle(q, (keys[hit] // v) % v, counts[hit], self.d)
+
+    @cached_property
+    def _pair_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The trigram counts re-keyed pair-major, (l·v + r)·v + w sorted: (keys, middles w, counts)."""
+        v = self.vocab_size
+        left, mid, right = self.tri_keys // (v * v), (self.tri_keys // v) % v, self.tri_keys % v
+        keys = (left * v + right) * v + mid
+        order = np.argsort(keys, kind="stable")
+        return keys[order], mid[order], self.tri_counts[order]
+
+    def two_sided_batch(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """two_sided for many pairs at once: [n, V], row i = p(w | left[i], right[i]) (the same
+        operations, vectorised: the rows equal two_sided's)."""
+        v, d = self.vocab_size, self.d
+        left, right = np.asarray(left, np.int64), np.asarray(right, np.int64)
+        p = np.zeros((len(left), v))
+        after = self.bigram[np.ix_(self.units, right)].T
+        after[~after.any(axis=1)] = 1.0  # r never follows a unit (<unk>): p(w | l) alone
+        p[:, self.units] = self.bigram[left][:, self.units] * after
+        p /= p.sum(axis=1, keepdims=True)
+        keys, mids, counts = self._pair_keys
+        base = (left * v + right) * v
+        lo, hi = np.searchsorted(keys, base), np.searchsorted(keys, base + v)
+        n_seen = hi - lo  # n(l · r): distinct middles seen between the pair
+        rows = np.repeat(np.arange(len(left)), n_seen)
+        at = np.arange(n_seen.sum()) - np.repeat(np.cumsum(n_seen) - n_seen, n_seen) + np.repeat(lo, n_seen)
+        c = counts[at].astype(np.float64)
+        total = np.zeros(len(left))
+        np.add.at(total, rows, c)
+        seen = total > 0
+        p[seen] *= (d * n_seen[seen] / total[seen])[:, None]
+        np.add.at(p, (rows, mids[at]), np.maximum(c - d, 0.0) / total[rows])
+        return p
 
     def masked_unigram(self) -> np.ndarray:
         p = np.zeros(self.vocab_size)

@@ -27,8 +27,8 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class SoftLabelMeta:
-    teacher: str  # "bert" or "lm"
-    mode: str  # "utterance", "context" (BERT) or "causal" (LM)
+    teacher: str  # "bert", "lm" or "count"
+    mode: str  # "utterance", "context" (BERT), "causal" (LM) or "two-sided-count" (count model)
     top_k: int
     temperature: float
     window: int  # BERT context window in tokens (0 for utterance / LM)
@@ -37,9 +37,16 @@ class SoftLabelMeta:
     teacher_path: str = ""
     format_version: int = FORMAT_VERSION
     amp: str = "none"  # the teacher's forward precision ("bf16": autocast)
+    # a teacher read from one file (the count model's text): its sha1 and size, so that a resume with
+    # another text is refused; omitted from meta.json when empty (BERT and LM folders are unchanged)
+    teacher_sha1: str = ""
+    teacher_bytes: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        d = asdict(self)
+        if not d["teacher_sha1"]:
+            del d["teacher_sha1"], d["teacher_bytes"]
+        return json.dumps(d, indent=2) + "\n"
 
 
 def tokenizer_sha1(model_bytes: bytes) -> str:

@@ -35,7 +35,7 @@ class TrainConfig:
     keep_epochs: int = 5  # epoch checkpoints kept for averaging
     dev_utterances: int = 300  # dev subset decoded at each epoch end
     threads: int | None = None
-    # knowledge distillation (DESIGN.md §4): none, lm, bert (utterance) or bert-context
+    # knowledge distillation (DESIGN.md §4): none, lm, bert (utterance), bert-context or count
     kd: KdMode = KdMode.NONE
     kd_weight: float = 0.0  # λ; the recipe fills the per-mode default (0.1 utterance/LM, 0.3 context)
     kd_smoothing: float = 0.1  # soft target = (1 − σ)·top-K + σ·uniform

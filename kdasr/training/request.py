@@ -45,7 +45,11 @@ class TrainRun:
     snapshot: tuple[float, ...] = option(
         "Also keep OUT/snapshot-<M>min.pt after M training minutes (repeatable).", sets="snapshot_minutes", default=()
     )
-    kd: KdMode = option("Distillation: none, lm, bert (utterance) or bert-context.", sets="kd", default=KdMode.NONE)
+    kd: KdMode = option(
+        "Distillation: none, lm, bert (utterance), bert-context or count (the two-sided count model's labels, "
+        "`kdasr teacher soft-labels --teacher count:TEXT`: a control for BERT's knowledge).",
+        sets="kd", default=KdMode.NONE,
+    )
     soft_labels: Path | None = option(
         "Soft-label folder from `kdasr teacher soft-labels` (needed with --kd).", default=None
     )
