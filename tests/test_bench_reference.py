@@ -64,6 +64,7 @@ def test_bench_beside_faster_whisper_and_its_readers(tmp_path):
             assert abs(m["rtfx"] - doc["seconds_audio"] / m["wall_s"]) < 1e-6 and m["cpu_s"] > 0
         assert math.isfinite(s["wer"]) and 0 <= s["wer"] < 100 and math.isfinite(s["cer"])
     assert fw["batch16"]["latency_ms_mean"] == fw["batch16"]["latency_ms_p50"]  # two clips: one batch-16 call
+    assert student["batch16_same_text"] == fw["batch16_same_text"] == 2  # each clip back at its own place
     assert any("pads every input to 30 s" in n for n in fw["notes"])
     text = md.read_text()
     assert f"| {WHISPER}[^1][^2][^3] | faster-whisper tiny.en int8, beam 5 |" in text
@@ -97,16 +98,23 @@ def test_bench_beside_faster_whisper_and_its_readers(tmp_path):
     assert f"| 1 | {student['batch1']['rtfx']:.1f} | {round(student['batch1']['latency_ms_p50'])} |" in card
 
 
-@pytest.mark.parametrize(("spec", "says"), [
-    ("fw=faster-whisper:nonexistent", "unknown faster-whisper model 'nonexistent'"),
-    ("fw=faster-whisper:tiny.en:beam=0", "the only option is beam=N"),
-    ("fw=faster-whisper:tiny.en:temperature=0", "the only option is beam=N"),
-])
-def test_a_bad_reference_spec_is_one_line(tmp_path, spec, says):
-    line = _one_line_error(_kdasr("bench", "--manifest", str(SAMPLES), "--limit", "1", "--system", spec,
-                                  "--out", str(tmp_path / "b.md")))
-    assert says in line and "--system fw" in line
+def test_a_bad_reference_spec_is_one_line(tmp_path):
+    line = _one_line_error(_kdasr("bench", "--manifest", str(SAMPLES), "--limit", "1", "--system",
+                                  "fw=faster-whisper:nonexistent", "--out", str(tmp_path / "b.md")))
+    assert line == ("error: --system fw: unknown faster-whisper model 'nonexistent' (choose tiny.en or base: "
+                    "faster-whisper:nonexistent)")
     assert not (tmp_path / "b.md").exists()
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ("fw=faster-whisper:tiny.en:beam=0", "'beam=0' in 'faster-whisper:tiny.en:beam=0': the only option is beam=N"),
+    ("fw=faster-whisper:base:temperature=0", "the only option is beam=N"),
+    ("fw=faster-whisper:", "unknown faster-whisper model ''"),
+])
+def test_bad_reference_options(spec, says):
+    with pytest.raises(KdasrError, match="^--system fw: ") as e:
+        parse_system(spec)
+    assert says in str(e.value)
 
 
 def test_missing_faster_whisper_is_one_line_naming_the_extra(tmp_path):

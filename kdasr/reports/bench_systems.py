@@ -61,6 +61,7 @@ class _Loaded:
     b16: list[float] | None = None  # per batch of 16, best over rounds
     cpu: dict | None = None
     hyps: list[str] | None = None  # raw texts of batch 1
+    hyps16: list[str] | None = None  # and of batch 16 (not scored: compared with batch 1's)
 
 
 def _timed(fn) -> tuple[float, float, object]:
@@ -77,9 +78,10 @@ def _round(s: _Loaded, waves: list[np.ndarray]) -> None:
         b1.append(wall)
         cpu1 += cpu
         hyps += texts
-    b16, cpu16 = [], 0.0
+    b16, cpu16, hyps16 = [], 0.0, []
     for i in range(0, len(waves), 16) if s.na16 is None else ():
-        wall, cpu, _ = _timed(lambda i=i: s.engine.decode(waves[i : i + 16], 16))
+        wall, cpu, texts = _timed(lambda i=i: s.engine.decode(waves[i : i + 16], 16))
+        hyps16 += texts
         b16.append(wall)
         cpu16 += cpu
     s.b1 = b1 if s.b1 is None else list(np.minimum(s.b1, b1))
@@ -87,6 +89,7 @@ def _round(s: _Loaded, waves: list[np.ndarray]) -> None:
     cpu = {"batch1": cpu1, "batch16": cpu16}
     s.cpu = cpu if s.cpu is None else {k: min(v, cpu[k]) for k, v in s.cpu.items()}
     s.hyps = s.hyps or hyps
+    s.hyps16 = s.hyps16 or hyps16
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class SystemRecord:
     batch16: ModeStats
     wer: float | None  # None: no scorable reference
     cer: float | None
+    batch16_same_text: int | None = None  # utterances whose scored batch-16 text equals batch 1's
     engine: str = "kdasr"  # or "faster-whisper" (a reference system; its decoding dict says which model)
     notes: tuple[str, ...] = field(default_factory=tuple)  # the report's footnotes for this row
 
@@ -192,6 +196,10 @@ def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] =
     for s in loaded:
         e = s.engine
         hyps = [e.scored(h) for h in s.hyps]  # as kdasr eval / eval-reference score each system
+        same = sum(a == e.scored(b) for a, b in zip(hyps, s.hyps16, strict=True)) if s.na16 is None else None
+        differs = () if same in (None, len(utts)) else (
+            f"batch 16's text differs from batch 1's on {len(utts) - same} of {len(utts)} utterances "
+            "(WER/CER are batch 1's)",)
         rates = error_rates([refs[i] for i in scored], [hyps[i] for i in scored]) if scored else None
         per_batch16 = [s.b16[i // 16] for i in range(len(utts))] if s.na16 is None else None  # waits for its batch
         systems.append(SystemRecord(
@@ -200,7 +208,7 @@ def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] =
             batch16=NOT_RUN if per_batch16 is None else _mode(per_batch16, s.b16, audio, s.cpu["batch16"]),
             wer=rates.wer if rates else None, cer=rates.cer if rates else None,
             engine=FASTER_WHISPER if s.spec.reference else "kdasr",
-            notes=(*e.notes, *((s.na16,) if s.na16 else ())),
+            batch16_same_text=same, notes=(*e.notes, *((s.na16,) if s.na16 else ()), *differs),
         ))
     return SystemsBench(
         run=started, command=cfg.command, note=cfg.note, machine=info, manifest=str(cfg.manifest),
