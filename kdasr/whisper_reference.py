@@ -79,6 +79,14 @@ def normalise_hypothesis(text: str) -> str:
         return normalize_text(re.sub(r"\d", " ", text))
 
 
+def transcribe_reference(model, audio, beam: int) -> str:
+    """One utterance (16 kHz float32) as `kdasr eval-reference` decodes it, and `kdasr bench`'s
+    faster-whisper rows at batch 1: its raw text (normalise_hypothesis makes it scorable)."""
+    segments, _ = model.transcribe(audio, language="en", beam_size=beam, condition_on_previous_text=False,
+                                   vad_filter=False)
+    return " ".join(s.text for s in segments)  # the generator decodes lazily: time this whole call
+
+
 def load_whisper(threads: int, beam: int, model: str = "tiny.en"):
     try:
         from faster_whisper import WhisperModel

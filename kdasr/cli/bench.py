@@ -33,9 +33,13 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Each timing is the best of this many runs.")] = 1,
     system: Annotated[
         list[str] | None,
-        typer.Option(help="NAME=MODEL_DIR[:OPTIONS.json] (repeatable): instead of the engine report, the systems' "
-                     "decoding cost side by side (batch 1 and 16, p50/p95 latency), Markdown at --out and JSON "
-                     "beside it (kdasr paper-table reads it); OPTIONS from kdasr tune."),
+        typer.Option(help="NAME=MODEL_DIR[:OPTIONS.json] or NAME=faster-whisper:MODEL[:beam=N] (repeatable): "
+                     "instead of the engine report, the systems' decoding cost side by side (batch 1 and 16, "
+                     "p50/p95 latency, WER/CER), Markdown at --out and JSON beside it (kdasr paper-table reads it); "
+                     "OPTIONS from kdasr tune. faster-whisper:tiny.en or faster-whisper:base is the reference "
+                     "recogniser, run as kdasr eval-reference runs it (int8, beam 5 unless beam=N, cpu_threads = "
+                     "--threads; needs pip install 'kdasr\\[reference]'); the prefix always means it (write a model "
+                     "dir of that name as ./faster-whisper:...)."),
     ] = None,
 ) -> None:
     """Benchmark the runtime on one set of audio, side by side in one run: torch eager vs ORT fp32 vs
@@ -48,6 +52,9 @@ def bench(
 
     Example (systems): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system baseline=export/baseline
     --system fusion=export/baseline:exp/tune/fusion.json --out eval/reports/paper-bench.md
+
+    Example (beside whisper): kdasr bench --manifest data/v2/test.jsonl --threads 1 --system student=export/demo-en
+    --system fw-tiny=faster-whisper:tiny.en --out eval/reports/bench-vs-whisper.md
     """
     from ..reports.bench import BenchConfig, run_bench
 

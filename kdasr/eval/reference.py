@@ -25,6 +25,7 @@ from ..whisper_reference import (  # noqa: F401  (re-exported: the eval stage's 
     normalise_hypothesis,
     reference_name,
     spell_numbers,
+    transcribe_reference,
     whisper_model_dir,
 )
 from .run import EvalReport, Problem, _nothing_to_score, reference
@@ -70,9 +71,7 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
             rows.append({"id": u.id, "error": str(e)})
             continue
         t0 = time.perf_counter()
-        segments, _ = model.transcribe(audio, language="en", beam_size=beam, condition_on_previous_text=False,
-                                       vad_filter=False)
-        raw = " ".join(s.text for s in segments)  # the generator decodes lazily: time it whole
+        raw = transcribe_reference(model, audio, beam)
         decode_seconds += time.perf_counter() - t0
         hyp = normalise_hypothesis(raw)
         seconds += audio.size / 16000

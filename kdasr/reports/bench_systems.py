@@ -4,7 +4,10 @@ Markdown (`systems_markdown`) and as JSON beside it (`SystemsBench.to_json`: wha
 paper-table` and `kdasr card` read). Torch-free.
 
 Each system is a model dir decoded with its recommended decoding, or with an options file from
-`kdasr tune` (fusion, rescoring: the file names its LM dir). Per system, two modes on the same
+`kdasr tune` (fusion, rescoring: the file names its LM dir), or a reference recogniser
+(`NAME=faster-whisper:tiny.en`, bench_engines: whisper as `kdasr eval-reference` runs it, timed and
+scored by the same code; a mode it cannot run is recorded as n/a with the reason in the row's
+notes, never estimated). Per system, two modes on the same
 utterances: batch 1 (each utterance alone: its latency is its own call's wall time) and batch 16
 (utterances in manifest order, 16 per call: each utterance's latency is its batch's wall time, as
 a caller waiting for the batch sees it). Systems are interleaved round by round (`repeats`), so a
@@ -17,7 +20,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,33 +29,16 @@ from ..audio import load_audio
 from ..data.manifest import read_manifest
 from ..errors import KdasrError
 from ..eval.run import reference
-from ..eval.tune import read_options
 from ..eval.wer import error_rates
-from ..runtime import DecodeOptions, Transcriber
-from ..runtime.transcriber import Result
+from ..runtime import DecodeOptions
 from .bench import machine_info
+from .bench_engines import FASTER_WHISPER, SystemSpec, describe_reference, load_engine, parse_system
 from .bench_report import machine_lines
+
+__all__ = ["SystemSpec", "parse_system"]  # re-exported: where the CLI has always taken them
 
 BENCH_FORMAT = 1
 BATCHES = (1, 16)
-
-
-@dataclass(frozen=True)
-class SystemSpec:
-    name: str
-    model_dir: Path
-    options_file: Path | None = None
-
-
-def parse_system(text: str) -> SystemSpec:
-    """'NAME=MODEL_DIR' or 'NAME=MODEL_DIR:OPTIONS.json'."""
-    name, sep, rest = text.partition("=")
-    if not sep or not name.strip() or not rest.strip():
-        raise KdasrError(f"--system {text!r}: expected NAME=MODEL_DIR[:OPTIONS.json]")
-    model, colon, options = rest.rpartition(":")
-    if colon and options.endswith(".json") and model:
-        return SystemSpec(name.strip(), Path(model), Path(options))
-    return SystemSpec(name.strip(), Path(rest))
 
 
 @dataclass(frozen=True)
@@ -69,37 +55,13 @@ class SystemsBenchConfig:
 @dataclass
 class _Loaded:
     spec: SystemSpec
-    t: Transcriber
-    opts: DecodeOptions
-    lm: Path | None
+    engine: object  # bench_engines.KdasrEngine or FasterWhisperEngine
+    na16: str | None = None  # why batch 16 is not run (then its cells are n/a)
     b1: list[float] | None = None  # per utterance, best over rounds
     b16: list[float] | None = None  # per batch of 16, best over rounds
     cpu: dict | None = None
-    hyps: list[str] | None = None
-
-
-def _load(spec: SystemSpec, threads: int) -> _Loaded:
-    if not spec.model_dir.is_dir():
-        raise KdasrError(f"--system {spec.name}: {spec.model_dir}: no such model dir")
-    decoding, lm = {}, None
-    if spec.options_file is not None:
-        doc = read_options(spec.options_file)
-        decoding, lm = doc.decoding, doc.lm
-    t = Transcriber(spec.model_dir, threads=threads, lm=lm, bert=lm, vad=False)  # as kdasr eval
-    try:
-        opts = t.recommended_options(**decoding)
-    except ValueError as e:
-        raise KdasrError(f"--system {spec.name}: {e}") from None
-    return _Loaded(spec, t, opts, lm)
-
-
-def _texts(results) -> list[str]:
-    out = []
-    for r in results:
-        if not isinstance(r, Result):
-            raise KdasrError(f"{r.source}: {r.reason}")
-        out.append(r.text)
-    return out
+    hyps: list[str] | None = None  # raw texts of batch 1
+    hyps16: list[str] | None = None  # and of batch 16 (not scored: compared with batch 1's)
 
 
 def _timed(fn) -> tuple[float, float, object]:
@@ -111,17 +73,15 @@ def _timed(fn) -> tuple[float, float, object]:
 def _round(s: _Loaded, waves: list[np.ndarray]) -> None:
     """One round of both modes; keep each item's fastest time."""
     b1, cpu1, hyps = [], 0.0, []
-    o1 = replace(s.opts, batch_size=1)
     for w in waves:
-        wall, cpu, res = _timed(lambda w=w: s.t.transcribe([w], o1))
+        wall, cpu, texts = _timed(lambda w=w: s.engine.decode([w], 1))
         b1.append(wall)
         cpu1 += cpu
-        hyps += _texts(res)
-    b16, cpu16 = [], 0.0
-    o16 = replace(s.opts, batch_size=16)
-    for i in range(0, len(waves), 16):
-        wall, cpu, res = _timed(lambda i=i: s.t.transcribe(waves[i : i + 16], o16))
-        _texts(res)
+        hyps += texts
+    b16, cpu16, hyps16 = [], 0.0, []
+    for i in range(0, len(waves), 16) if s.na16 is None else ():
+        wall, cpu, texts = _timed(lambda i=i: s.engine.decode(waves[i : i + 16], 16))
+        hyps16 += texts
         b16.append(wall)
         cpu16 += cpu
     s.b1 = b1 if s.b1 is None else list(np.minimum(s.b1, b1))
@@ -129,19 +89,24 @@ def _round(s: _Loaded, waves: list[np.ndarray]) -> None:
     cpu = {"batch1": cpu1, "batch16": cpu16}
     s.cpu = cpu if s.cpu is None else {k: min(v, cpu[k]) for k, v in s.cpu.items()}
     s.hyps = s.hyps or hyps
+    s.hyps16 = s.hyps16 or hyps16
 
 
 @dataclass(frozen=True)
 class ModeStats:
     """One mode (batch 1 or 16) of one system: RTFx and summed wall/CPU seconds of the calls,
-    latency per utterance (at batch 16: its batch's wall time)."""
+    latency per utterance (at batch 16: its batch's wall time). A mode not run (n/a): every
+    figure None, the reason in the system's notes."""
 
     rtfx: float | None
-    wall_s: float
-    cpu_s: float
-    latency_ms_p50: float
-    latency_ms_p95: float
-    latency_ms_mean: float
+    wall_s: float | None
+    cpu_s: float | None
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    latency_ms_mean: float | None
+
+
+NOT_RUN = ModeStats(None, None, None, None, None, None)
 
 
 @dataclass(frozen=True)
@@ -155,6 +120,9 @@ class SystemRecord:
     batch16: ModeStats
     wer: float | None  # None: no scorable reference
     cer: float | None
+    batch16_same_text: int | None = None  # utterances whose scored batch-16 text equals batch 1's
+    engine: str = "kdasr"  # or "faster-whisper" (a reference system; its decoding dict says which model)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # the report's footnotes for this row
 
 
 @dataclass(frozen=True)
@@ -208,32 +176,39 @@ def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] =
     if not utts:
         raise KdasrError(f"{cfg.manifest}: no utterances")
     info, started = machine_info(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    loaded = [_load(s, cfg.threads) for s in cfg.systems]
+    loaded = [_Loaded(s, load_engine(s, cfg.threads)) for s in cfg.systems]
     waves_at = {  # the audio at each system's own sample rate (its model's)
         rate: [load_audio(u.audio, rate, start=u.start, duration=u.duration) for u in utts]
-        for rate in dict.fromkeys(s.t.sample_rate for s in loaded)
+        for rate in dict.fromkeys(s.engine.sample_rate for s in loaded)
     }
     rate, first = next(iter(waves_at.items()))
     audio = sum(len(w) for w in first) / rate
     for s in loaded:  # warm-up: session allocations, teachers loaded on first use
-        s.t.transcribe(waves_at[s.t.sample_rate][:2], s.opts)
+        s.na16 = s.engine.batch16_unavailable(waves_at[s.engine.sample_rate])
+        s.engine.warm_up(waves_at[s.engine.sample_rate])
     for r in range(max(1, cfg.repeats)):
         for s in loaded:
             progress(f"round {r + 1}/{max(1, cfg.repeats)}: {s.spec.name}")
-            _round(s, waves_at[s.t.sample_rate])
+            _round(s, waves_at[s.engine.sample_rate])
     refs = [reference(u)[0] for u in utts]  # normalised like kdasr eval; None: not scorable (digits)
     scored = [i for i, r in enumerate(refs) if r is not None]
     systems = []
     for s in loaded:
-        rates = error_rates([refs[i] for i in scored], [s.hyps[i] for i in scored]) if scored else None
-        per_batch16 = [s.b16[i // 16] for i in range(len(utts))]  # each utterance waits for its batch
+        e = s.engine
+        hyps = [e.scored(h) for h in s.hyps]  # as kdasr eval / eval-reference score each system
+        same = sum(a == e.scored(b) for a, b in zip(hyps, s.hyps16, strict=True)) if s.na16 is None else None
+        differs = () if same in (None, len(utts)) else (
+            f"batch 16's text differs from batch 1's on {len(utts) - same} of {len(utts)} utterances "
+            "(WER/CER are batch 1's)",)
+        rates = error_rates([refs[i] for i in scored], [hyps[i] for i in scored]) if scored else None
+        per_batch16 = [s.b16[i // 16] for i in range(len(utts))] if s.na16 is None else None  # waits for its batch
         systems.append(SystemRecord(
-            name=s.spec.name, model=str(s.spec.model_dir),
-            options_file=str(s.spec.options_file) if s.spec.options_file else None,
-            lm=str(s.lm) if s.lm else None, decoding=dataclasses.asdict(s.opts),
-            batch1=_mode(s.b1, s.b1, audio, s.cpu["batch1"]),
-            batch16=_mode(per_batch16, s.b16, audio, s.cpu["batch16"]),
+            name=s.spec.name, model=e.model, options_file=e.options_file, lm=str(e.lm) if e.lm else None,
+            decoding=e.decoding, batch1=_mode(s.b1, s.b1, audio, s.cpu["batch1"]),
+            batch16=NOT_RUN if per_batch16 is None else _mode(per_batch16, s.b16, audio, s.cpu["batch16"]),
             wer=rates.wer if rates else None, cer=rates.cer if rates else None,
+            engine=FASTER_WHISPER if s.spec.reference else "kdasr",
+            batch16_same_text=same, notes=(*e.notes, *((s.na16,) if s.na16 else ()), *differs),
         ))
     return SystemsBench(
         run=started, command=cfg.command, note=cfg.note, machine=info, manifest=str(cfg.manifest),
@@ -249,6 +224,13 @@ def _num(x, digits=1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _cells(m: ModeStats) -> tuple[str, str]:
+    """RTFx and 'p50 / p95' of a mode; n/a when it was not run."""
+    if m.latency_ms_p50 is None:
+        return "n/a", "n/a"
+    return _num(m.rtfx), f"{m.latency_ms_p50:.0f} / {m.latency_ms_p95:.0f}"
+
+
 def systems_markdown(b: SystemsBench) -> str:
     lines = ["# Decoding cost of the systems, side by side (`kdasr bench --system`)", "",
              f"Run {b.run}. Machine:", *machine_lines(b.machine), ""]
@@ -256,23 +238,29 @@ def systems_markdown(b: SystemsBench) -> str:
         lines += [f"Command: `{b.command}`", ""]
     if b.note:
         lines += [f"**Note:** {b.note}", ""]
+    fw = " (faster-whisper: cpu_threads)" if any(s.engine == FASTER_WHISPER for s in b.systems) else ""
     lines += [f"Audio: first {b.utterances} utterances of `{b.manifest}` ({b.seconds_audio:.1f} s); "
-              f"onnxruntime intra-op threads: {b.threads}; rounds: {b.repeats}. {b.method}.", ""]
+              f"onnxruntime intra-op threads: {b.threads}{fw}; rounds: {b.repeats}. {b.method}.", ""]
     base = b.system(b.baseline)
     lines += ["| system | decoding | RTFx b1 | p50 / p95 ms b1 | RTFx b16 | p50 / p95 ms b16 | "
               f"p50 b1 / {base.name} | WER % | CER % |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    notes = []
     for s in b.systems:
-        b1, b16 = s.batch1, s.batch16
-        ratio = b1.latency_ms_p50 / base.batch1.latency_ms_p50
-        lines.append(
-            f"| {s.name} | {describe(s.decoding)} | {_num(b1.rtfx)} | {b1.latency_ms_p50:.0f} / "
-            f"{b1.latency_ms_p95:.0f} | {_num(b16.rtfx)} | {b16.latency_ms_p50:.0f} / "
-            f"{b16.latency_ms_p95:.0f} | {ratio:.2f} | {_num(s.wer, 2)} | {_num(s.cer, 2)} |")
+        ratio = s.batch1.latency_ms_p50 / base.batch1.latency_ms_p50
+        marks = "".join(f"[^{len(notes) + i + 1}]" for i in range(len(s.notes)))
+        notes += [f"[^{len(notes) + i + 1}]: {s.name}: {n}" for i, n in enumerate(s.notes)]
+        lines.append(f"| {s.name}{marks} | {describe(s.decoding)} | {' | '.join(_cells(s.batch1))} | "
+                     f"{' | '.join(_cells(s.batch16))} | {ratio:.2f} | {_num(s.wer, 2)} | {_num(s.cer, 2)} |")
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
 def describe(decoding: dict) -> str:
-    """'beam 10 + CTC 0.2 + LM 0.3 (bonus 0.5)' from a DecodeOptions dict."""
+    """'beam 10 + CTC 0.2 + LM 0.3 (bonus 0.5)' from a DecodeOptions dict; a reference system's
+    from its own ('faster-whisper tiny.en int8, beam 5')."""
+    if decoding.get("engine") == FASTER_WHISPER:
+        return describe_reference(decoding)
     d = {**dataclasses.asdict(DecodeOptions()), **decoding}
     if d["method"] == "ctc":
         return "CTC greedy"

@@ -210,8 +210,8 @@ def _speed(f: Facts) -> list[str]:
             f"{describe(e['decoding'])}, first {b['utterances']} utterances of `{b['manifest']}` "
             f"({b['seconds_audio']:.1f} s of audio), {b['threads']} onnxruntime thread(s), {b['repeats']} round(s).",
             "", "| batch | RTFx | latency p50 ms | latency p95 ms |", "|---:|---:|---:|---:|",
-            f"| 1 | {_f(b1['rtfx'])} | {b1['latency_ms_p50']:.0f} | {b1['latency_ms_p95']:.0f} |",
-            f"| 16 | {_f(b16['rtfx'])} | {b16['latency_ms_p50']:.0f} | {b16['latency_ms_p95']:.0f} |",
+            *(f"| {n} | {_f(m['rtfx'])} | {_f(m['latency_ms_p50'], 0)} | {_f(m['latency_ms_p95'], 0)} |"
+              if m["latency_ms_p50"] is not None else f"| {n} | n/a | n/a | n/a |" for n, m in ((1, b1), (16, b16))),
             "", f"Method: {b.get('method', '')}.", "", "Machine:", *b.get("machine_lines", []), ""]
     if decoding_key(e["decoding"]) != decoding_key(recommended(f.spec)):
         out += [f"**Note:** benched with {describe(e['decoding'])}, not the recommended decoding.", ""]

@@ -139,6 +139,13 @@ def _f(x, digits=1) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _mode_cells(m: dict) -> str:
+    """'RTFx | p50 / p95' of one bench mode; n/a where the bench did not run it (its notes say why)."""
+    if m.get("latency_ms_p50") is None:
+        return "n/a | n/a"
+    return f"{_f(m['rtfx'])} | {m['latency_ms_p50']:.0f} / {m['latency_ms_p95']:.0f}"
+
+
 def _signed(x: float) -> str:
     return f"{x:+.1f}".replace("-", "−")
 
@@ -210,16 +217,20 @@ def build_table(records: list[dict], bench: dict | None, cfg: TableConfig) -> Ta
                 out.append(f"| {label[s]} | {note} | | | | | | |")
                 continue
             b1, b16 = c["batch1"], c["batch16"]
-            if _decoding_key(c["decoding"]) not in {_decoding_key(r["decoding"]) for r in records
-                                                    if r["system"] == s and isinstance(r.get("decoding"), dict)}:
+            mine = [r["decoding"] for r in records if r["system"] == s and isinstance(r.get("decoding"), dict)]
+            if c.get("engine") == "faster-whisper":  # a reference row: eval-reference records only its beam
+                same = any(d.get("beam") == c["decoding"].get("beam") for d in mine)
+            else:
+                same = _decoding_key(c["decoding"]) in {_decoding_key(d) for d in mine}
+            if not same:
                 mismatched.append(s)
             ratios = ["–", "–"]
             if base_cost is not None:
                 ratios = [f"{c[m]['latency_ms_p50'] / base_cost[m]['latency_ms_p50']:.2f}"
+                          if c[m]["latency_ms_p50"] and base_cost[m]["latency_ms_p50"] else "n/a"
                           for m in ("batch1", "batch16")]
-            out.append(f"| {label[s]} | {describe(c['decoding'])} | {_f(b1['rtfx'])} | {b1['latency_ms_p50']:.0f} / "
-                       f"{b1['latency_ms_p95']:.0f} | {_f(b16['rtfx'])} | {b16['latency_ms_p50']:.0f} / "
-                       f"{b16['latency_ms_p95']:.0f} | {ratios[0]} | {ratios[1]} |")
+            out.append(f"| {label[s]} | {describe(c['decoding'])} | {_mode_cells(b1)} | {_mode_cells(b16)} | "
+                       f"{ratios[0]} | {ratios[1]} |")
         if mismatched:
             out += ["", "**Warning:** benched with a decoding none of its result records used: "
                     + ", ".join(mismatched) + "."]
