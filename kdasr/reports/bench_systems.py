@@ -4,7 +4,8 @@ Markdown (`systems_markdown`) and as JSON beside it (`SystemsBench.to_json`: wha
 paper-table` and `kdasr card` read). Torch-free.
 
 Each system is a model dir decoded with its recommended decoding, or with an options file from
-`kdasr tune` (fusion, rescoring: the file names its LM dir). Per system, two modes on the same
+`kdasr tune` (fusion, rescoring: the file names its LM dir), at the precision the dir recommends
+for the CPU (as kdasr eval; recorded per system). Per system, two modes on the same
 utterances: batch 1 (each utterance alone: its latency is its own call's wall time) and batch 16
 (utterances in manifest order, 16 per call: each utterance's latency is its batch's wall time, as
 a caller waiting for the batch sees it). Systems are interleaved round by round (`repeats`), so a
@@ -155,6 +156,7 @@ class SystemRecord:
     batch16: ModeStats
     wer: float | None  # None: no scorable reference
     cer: float | None
+    precision: str = "fp32"  # the graphs that ran (the dir's recommendation); records before it: fp32
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] =
             lm=str(s.lm) if s.lm else None, decoding=dataclasses.asdict(s.opts),
             batch1=_mode(s.b1, s.b1, audio, s.cpu["batch1"]),
             batch16=_mode(per_batch16, s.b16, audio, s.cpu["batch16"]),
-            wer=rates.wer if rates else None, cer=rates.cer if rates else None,
+            wer=rates.wer if rates else None, cer=rates.cer if rates else None, precision=s.t.model.precision,
         ))
     return SystemsBench(
         run=started, command=cfg.command, note=cfg.note, machine=info, manifest=str(cfg.manifest),
@@ -264,8 +266,9 @@ def systems_markdown(b: SystemsBench) -> str:
     for s in b.systems:
         b1, b16 = s.batch1, s.batch16
         ratio = b1.latency_ms_p50 / base.batch1.latency_ms_p50
+        precision = "" if s.precision == "fp32" else f", {s.precision}"
         lines.append(
-            f"| {s.name} | {describe(s.decoding)} | {_num(b1.rtfx)} | {b1.latency_ms_p50:.0f} / "
+            f"| {s.name} | {describe(s.decoding)}{precision} | {_num(b1.rtfx)} | {b1.latency_ms_p50:.0f} / "
             f"{b1.latency_ms_p95:.0f} | {_num(b16.rtfx)} | {b16.latency_ms_p50:.0f} / "
             f"{b16.latency_ms_p95:.0f} | {ratio:.2f} | {_num(s.wer, 2)} | {_num(s.cer, 2)} |")
     return "\n".join(lines) + "\n"
