@@ -134,3 +134,22 @@ def test_cli_records_and_refuses_in_one_line_and_eval_json_says_what_ran(model_d
                   "--beam", "1", "--json", str(record), *flags)
         got = json.loads(record.read_text())
         assert (got["precision"], got["device"]) == (ran, "cpu")
+
+
+def test_the_model_card_states_the_recommended_precision(model_dir):
+    from kdasr.reports.model_card import CardInputs, build_card
+
+    def lines(text: str, title: str) -> list[str]:
+        return text.split(f"## {title}", 1)[1].split("\n## ", 1)[0].splitlines()
+
+    before = build_card(CardInputs(model_dir))
+    assert "- Recommended precision (model.json, run unless `--precision` says otherwise): none recorded: **fp32**" \
+        in lines(before, "What it is")
+    assert any(x.endswith("--precision int8") for x in lines(before, "How to use"))  # int8 there, not recommended
+    update_recommendation(model_dir, precision={"cpu": "int8"})
+    after = build_card(CardInputs(model_dir))
+    assert any(x.startswith("- Recommended precision") and x.endswith("**int8** on cpu, fp32 elsewhere")
+               for x in lines(after, "What it is"))
+    howto = lines(after, "How to use")
+    assert not any("--precision" in x for x in howto) and any(x.endswith("# int8 on CPU") for x in howto)
+    assert any("--quantize int8 --recommend-precision cpu=int8" in x for x in lines(after, "How it was made"))
