@@ -153,3 +153,38 @@ def test_the_model_card_states_the_recommended_precision(model_dir):
     howto = lines(after, "How to use")
     assert not any("--precision" in x for x in howto) and any(x.endswith("# int8 on CPU") for x in howto)
     assert any("--quantize int8 --recommend-precision cpu=int8" in x for x in lines(after, "How it was made"))
+
+
+def test_tune_runs_and_records_the_recommended_precision(model_dir, tmp_path):
+    import soundfile as sf
+
+    from kdasr.eval.tune import TuneConfig, best_point, options_document, run_tune
+
+    sf.write(tmp_path / "noise.wav", WAVE[0], 16000)
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text(json.dumps({"id": "n", "audio": str(tmp_path / "noise.wav"), "text": "hello there",
+                                    "duration": 1.0}) + "\n")
+    update_recommendation(model_dir, precision={"cpu": "int8"})
+    runs = {}
+    for given in (None, "fp32"):
+        cfg = TuneConfig(model_dir, manifest, tmp_path / f"points-{given}", {"beam": [1]}, threads=1, precision=given)
+        points = run_tune(cfg)
+        runs[given] = (points[0].record["precision"], options_document(cfg, points, best_point(points))["precision"])
+    assert runs == {None: ("int8", "int8"), "fp32": ("fp32", "fp32")}
+
+
+@pytest.mark.slow  # a real export (torch)
+def test_export_records_it_with_the_variant_and_a_reexport_keeps_it_only_with_it(model_dir, tmp_path):
+    import onnxruntime as ort
+
+    from kdasr.export.pipeline import source_precision
+
+    a = tmp_path / "a"
+    done = run_kdasr("export", str(model_dir), "--out", str(a), "--quantize", "int8", "--recommend-precision", "int8")
+    assert "recommended precision recorded in model.json: int8 on cpu" in done.stdout
+    assert json.loads((a / "model.json").read_text())["precision"] == {"cpu": "int8"}
+    meta = ort.InferenceSession(str(a / "encoder.int8.onnx")).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["precision"]) == {"cpu": "int8"}  # a lone graph says it too
+    assert Transcriber(a, threads=1, vad=False).model.precision == "int8"
+    # a re-export of it keeps the recommendation where it writes int8 graphs again, else it cannot
+    assert source_precision([a], ("int8",)) == {"cpu": "int8"} and source_precision([a], ()) == {}
