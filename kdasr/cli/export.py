@@ -112,11 +112,11 @@ def _say_precision(spec) -> None:
         typer.echo(f"recommended precision recorded in model.json: {chosen} (fp32 elsewhere)")
 
 
-def _update(out_dir: Path, options: Path | None, flags: dict, precision: dict, exporting_flags: bool) -> None:
+def _update(out_dir: Path, options: Path | None, flags: dict, precision: dict, graph_flags: bool) -> None:
     """`kdasr export --out DIR` without checkpoints: DIR's recommendation changes, no graph is written."""
     from ..export.recommend import update_recommendation
 
-    if exporting_flags:
+    if graph_flags:
         raise typer.BadParameter("--check and --quantize need checkpoints to export")
     with user_errors():
         decoding, _ = _export_decoding([], options, flags)
