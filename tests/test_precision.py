@@ -7,6 +7,7 @@ onnxruntime sessions, which graph file ran is told by the encoder's output."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -126,7 +127,13 @@ def test_cli_records_and_refuses_in_one_line_and_eval_json_says_what_ran(model_d
     assert refused.stderr.strip() == (f"error: {out}: --recommend-precision int8, but this export writes no int8 "
                                       "graphs (add --quantize int8)")
 
-    ok = run_kdasr("export", "--out", str(model_dir), "--recommend-precision", "int8")
+    # in place, where torch cannot be imported (the deployment side: only model.json is written)
+    from tests.test_torch_free import BLOCKER
+
+    (tmp_path / "block").mkdir()
+    (tmp_path / "block" / "sitecustomize.py").write_text(BLOCKER)
+    no_torch = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "block"), str(ROOT)])}
+    ok = run_kdasr("export", "--out", str(model_dir), "--recommend-precision", "int8", env=no_torch)
     assert "int8 on cpu" in ok.stdout
     for flags, ran in (((), "int8"), (("--precision", "fp32"), "fp32")):
         record = tmp_path / f"{ran}.json"
