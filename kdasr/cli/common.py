@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from ..errors import KdasrError
+from ..spec.precision import RUN_HELP
 
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", "-m", help="Model directory or installed model name (kdasr models; "
@@ -20,7 +21,7 @@ ModelOpt = Annotated[
 ]
 ThreadsOpt = Annotated[int | None, typer.Option(help="onnxruntime intra-op threads (default: all cores).")]
 DeviceOpt = Annotated[str, typer.Option(help="'cpu' or 'cuda' (needs the gpu extra).")]
-PrecisionOpt = Annotated[str, typer.Option(help="Graphs to run: fp32, int8 (export --quantize int8) or fp16 (GPU).")]
+PrecisionOpt = Annotated[str | None, typer.Option(help=RUN_HELP)]  # None: the model's recommendation
 LmOpt = Annotated[Path | None, typer.Option(help="Exported LM/BERT dir (kdasr export-lm); default: the model dir.")]
 QuantizeOpt = Annotated[
     list[str] | None, typer.Option("--quantize", help="Also write variants: int8 (CPU), fp16 (GPU). Repeatable.")

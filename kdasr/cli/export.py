@@ -11,6 +11,9 @@ from ..spec.decode_options import EXPORT
 from .common import QuantizeOpt, bad_decoding, print_checks, user_errors
 from .decode_flags import with_decode_flags
 
+RECOMMEND_HELP = ("Record the precision transcribe/eval/tune/serve run unless --precision is given: int8 (run on "
+                  "CPU), fp16 (run on CUDA), DEVICE=PRECISION (cpu, cuda), or fp32 (recommend none). Repeatable. "
+                  "Only a variant this export writes (--quantize), or, without checkpoints, one --out has.")
 TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 
 
@@ -25,8 +28,12 @@ def _check_recommended_decoding(decoding: dict) -> None:
 
 @with_decode_flags(EXPORT)
 def export_cmd(
-    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint(s); several are averaged.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    checkpoints: Annotated[
+        list[Path] | None, typer.Argument(help="Checkpoint(s); several are averaged. None: change what the "
+                                          "existing model dir --out recommends (decode flags, --options, "
+                                          "--recommend-precision), writing no graph.")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")] = ...,
     check: Annotated[
         bool, typer.Option("--check", help="Compare every graph with torch; fail above --tolerance.")
     ] = False,
@@ -37,6 +44,9 @@ def export_cmd(
                                   f"decode flags given here win. Default: the run's {TUNED_FILE} beside the "
                                   "checkpoint when there is one.")
     ] = None,
+    recommend_precision: Annotated[
+        list[str] | None, typer.Option("--recommend-precision", help=RECOMMEND_HELP, show_default=False)
+    ] = None,
     decode: dict | None = None,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
@@ -44,18 +54,27 @@ def export_cmd(
 
     model.json records the decoding transcribe/eval/serve use unless told: the decode flags given,
     over --options (or the run's tuned.json, written by `kdasr tune --out CKPT_DIR/tuned.json`).
-    Without any, none is recorded and the model decodes greedy; the command says so.
+    Without any, none is recorded and the model decodes greedy; the command says so. It also records
+    the precision to run (--recommend-precision int8: the int8 graphs on CPU). Without checkpoints,
+    only the recommendation of the existing dir --out changes.
 
     Example: kdasr export exp/demo/epoch-9.pt exp/demo/epoch-10.pt --out export/demo-en --check --quantize int8 \\
-    --beam 5 --ctc-weight 0.5
+    --beam 5 --ctc-weight 0.5 --recommend-precision int8
+
+    Example (an exported dir, no re-export): kdasr export --out export/demo-en --recommend-precision int8
     """
+    precision = _precision_flags(recommend_precision or [], out_dir, checkpoints, quantize or [])
+    if not checkpoints:
+        return _update(out_dir, options, decode or {}, precision, check or bool(quantize))
     from ..export.pipeline import export_checkpoint
 
     with user_errors():
         decoding, source = _export_decoding(checkpoints, options, decode or {})
         _check_recommended_decoding(decoding)
-        spec, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding)
+        spec, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding,
+                                         precision=precision)
     typer.echo(f"wrote {out_dir}")
+    _say_precision(spec)
     recorded = spec.to_dict().get("decoding") or {}  # what differs from DecodeOptions' defaults
     if recorded:
         fields = ", ".join(f"{k}={v}" for k, v in recorded.items())
@@ -68,6 +87,47 @@ def export_cmd(
                    "--beam/--ctc-weight.", err=True)
     if not print_checks(checks, tolerance):
         raise typer.Exit(1)
+
+
+def _precision_flags(values: list[str], out_dir: Path, checkpoints, quantize: list[str]) -> dict[str, str]:
+    """--recommend-precision as model.json's device -> precision; exporting, each one must be a
+    variant this export writes (--quantize). One error line otherwise."""
+    from ..spec.precision import missing_variants, recommendation
+
+    try:
+        wanted = recommendation(values)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="'--recommend-precision'") from None
+    missing = missing_variants(wanted, quantize) if checkpoints else []
+    if missing:
+        typer.echo(f"error: {out_dir}: --recommend-precision {missing[0]}, but this export writes no {missing[0]} "
+                   f"graphs (add --quantize {missing[0]})", err=True)
+        raise typer.Exit(2)
+    return wanted
+
+
+def _say_precision(spec) -> None:
+    if spec.precision:
+        chosen = ", ".join(f"{p} on {d}" for d, p in spec.precision.items())
+        typer.echo(f"recommended precision recorded in model.json: {chosen} (fp32 elsewhere)")
+
+
+def _update(out_dir: Path, options: Path | None, flags: dict, precision: dict, graph_flags: bool) -> None:
+    """`kdasr export --out DIR` without checkpoints: DIR's recommendation changes, no graph is written."""
+    from ..export.recommend import update_recommendation
+
+    if graph_flags:
+        raise typer.BadParameter("--check and --quantize need checkpoints to export")
+    with user_errors():
+        decoding, _ = _export_decoding([], options, flags)
+        if not (decoding or precision):
+            raise typer.BadParameter("nothing to do: give checkpoints to export, or decode flags, --options or "
+                                     "--recommend-precision to change what --out recommends")
+        _check_recommended_decoding(decoding)
+        spec = update_recommendation(out_dir, decoding, precision)
+    fields = ", ".join(f"{k}={v}" for k, v in sorted(spec.to_dict()["decoding"].items())) or "greedy (none)"
+    typer.echo(f"updated {out_dir / 'model.json'}: recommended decoding {fields}")
+    _say_precision(spec)
 
 
 def _export_decoding(checkpoints: list[Path], options: Path | None, flags: dict) -> tuple[dict, str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import command_line, user_errors
+from .common import PrecisionOpt, command_line, user_errors
 
 
 def tune(
@@ -29,7 +29,7 @@ def tune(
     ),
     limit: Annotated[int | None, typer.Option(help="Decode only the first N utterances.")] = None,
     threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads.")] = None,
-    precision: Annotated[str, typer.Option(help="fp32 or int8.")] = "fp32",
+    precision: PrecisionOpt = None,
     work: Annotated[
         Path | None, typer.Option(help="Cache of per-point results (default: OUT's name + '.points' beside it).")
     ] = None,

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..defaults import VAD_DEFAULT
+from ..spec.precision import RUN_HELP
 from .common import user_errors
 
 
@@ -38,7 +39,7 @@ def serve(
     max_beam: Annotated[int, _opt("Largest beam / nbest a request may ask for.")] = 16,
     threads: Annotated[int | None, _opt("onnxruntime intra-op threads (default: all cores).", "KDASR_THREADS")] = None,
     device: Annotated[str, _opt("'cpu' or 'cuda' (needs the gpu extra).", "KDASR_DEVICE")] = "cpu",
-    precision: Annotated[str, _opt("fp32, int8 or fp16 (GPU) graphs.", "KDASR_PRECISION")] = "fp32",
+    precision: Annotated[str | None, _opt(RUN_HELP, "KDASR_PRECISION")] = None,
     release_memory: Annotated[
         bool, typer.Option(help="Return a long file's peak memory to the OS after decoding it (arena shrink + "
                            "malloc_trim); off keeps onnxruntime's default arena.")

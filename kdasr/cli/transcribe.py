@@ -77,7 +77,7 @@ def transcribe(
     lm: LmOpt = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = None,
     ray: Annotated[
         str | None, typer.Option(help="Decode on Ray Data: auto, local, local:N (N CPUs) or a cluster address; "
                                  "same outputs (ray extra; see kdasr/runtime/jobs/ray_batch.py).")
@@ -160,7 +160,7 @@ def transcribe(
 
                 spec = RaySpec(ray, ray_actors, threads or 1)
                 t = RayTranscriber(spec, dict(model_dir=t.model.model_dir.resolve(), device=device,
-                                              precision=precision, lm=lm, bert=lm, vad=t.vad_options))
+                                              precision=t.model.precision, lm=lm, bert=lm, vad=t.vad_options))
             # a file name that is not UTF-8 is printed as its own bytes (surrogateescape), never a crash
             summary = run_batch(t, items, opts, formats, outputs,
                                 lambda text: typer.echo(text.encode("utf-8", "surrogateescape"), nl=False),
@@ -191,7 +191,7 @@ def evaluate(
     lm: LmOpt = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the scores, decoding and RTFx as "
                                                   "JSON here (input of report tables).")] = None,
     system: Annotated[str | None, typer.Option(help="Name of the system in --json (default: the model dir).")] = None,
@@ -231,6 +231,7 @@ def evaluate(
             write_result(json_out, result_record(system or str(t.model.model_dir), manifest, report,
                                                  time.perf_counter() - t0, threads, limit=limit,
                                                  model=str(t.model.model_dir), decoding=asdict(opts),
+                                                 device=device, precision=t.model.precision,
                                                  options_file=str(options) if options else None,
                                                  command=command_line()))
     for line in problem_lines(report):

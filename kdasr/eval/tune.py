@@ -82,7 +82,7 @@ class TuneConfig:
     lm_dir: Path | None = None
     limit: int | None = None
     threads: int | None = None
-    precision: str = "fp32"
+    precision: str | None = None  # None: the model's recommendation (CPU), else fp32
     system: str = ""
 
 
@@ -120,9 +120,11 @@ def _dir_digest(path: Path | None) -> dict | None:
     return out
 
 
-def point_key(cfg: TuneConfig, opts: DecodeOptions, model_id: dict, lm_id: dict | None, manifest_id: str) -> str:
+def point_key(cfg: TuneConfig, opts: DecodeOptions, model_id: dict, lm_id: dict | None, manifest_id: str,
+              precision: str = "fp32") -> str:
+    """precision: the one that ran (the model's recommendation when cfg.precision is None)."""
     decoding = {k: v for k, v in dataclasses.asdict(opts).items() if k not in EXECUTION_FIELDS}
-    what = {"model": model_id, "lm": lm_id, "manifest": manifest_id, "limit": cfg.limit, "precision": cfg.precision,
+    what = {"model": model_id, "lm": lm_id, "manifest": manifest_id, "limit": cfg.limit, "precision": precision,
             "decoding": decoding}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -159,7 +161,7 @@ def run_tune(cfg: TuneConfig, progress: Callable[[str], None] = lambda m: None) 
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for n, (given, opts) in enumerate(zip(points, options), 1):
-        path = cfg.work_dir / f"{point_key(cfg, opts, model_id, lm_id, manifest_id)}.json"
+        path = cfg.work_dir / f"{point_key(cfg, opts, model_id, lm_id, manifest_id, t.model.precision)}.json"
         if path.is_file():
             try:
                 out.append(Point(given, opts, json.loads(path.read_text(encoding="utf-8")), True))
@@ -173,7 +175,7 @@ def run_tune(cfg: TuneConfig, progress: Callable[[str], None] = lambda m: None) 
         record = result_record(cfg.system or str(cfg.model_dir), cfg.manifest, report, time.perf_counter() - t0,
                                cfg.threads, limit=cfg.limit, model=str(cfg.model_dir),
                                lm=str(cfg.lm_dir) if cfg.lm_dir else None, decoding=dataclasses.asdict(opts),
-                               tune_point=given)
+                               device="cpu", precision=t.model.precision, tune_point=given)
         write_result(path, record)
         out.append(Point(given, opts, record, False))
     return out
@@ -214,7 +216,7 @@ def options_document(cfg: TuneConfig, points: list[Point], best: Point) -> dict:
         "lm": str(cfg.lm_dir) if cfg.lm_dir else None,
         "tuned_on": {"manifest": str(cfg.manifest), "set": r["set"], "utterances": r["utterances"],
                      "limit": cfg.limit, "wer": r["wer"], "cer": r["cer"]},
-        "model": str(cfg.model_dir),
+        "model": str(cfg.model_dir), "precision": r.get("precision") or cfg.precision or "fp32",
         "grid": cfg.grid, "fixed": cfg.fixed, "points": len(points),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..models.student import count_parameters
@@ -22,6 +23,15 @@ def source_decoding(checkpoints: list[Path]) -> dict:
     return {}
 
 
+def source_precision(checkpoints: list[Path], written: tuple[str, ...]) -> dict:
+    """Likewise the recommended precision of a model dir being re-exported, for the devices whose
+    variant this export writes again (`written`); {} for checkpoints."""
+    if len(checkpoints) == 1 and Path(checkpoints[0]).is_dir():
+        recorded = read_spec_json(Path(checkpoints[0]) / "model.json").get("precision")
+        return {d: p for d, p in recorded.items() if p in written} if isinstance(recorded, dict) else {}
+    return {}
+
+
 def export_checkpoint(
     checkpoints: list[Path],
     out_dir: Path,
@@ -29,10 +39,14 @@ def export_checkpoint(
     extra_summary: dict | None = None,
     quantize: list[str] | tuple[str, ...] = (),
     decoding: dict | None = None,
+    precision: dict | None = None,
 ) -> tuple[ModelSpec, list[GraphCheck]]:
+    """precision: the recommended precision by device (kdasr/spec/precision.py), each one a variant in
+    `quantize` (else the written model.json fails to parse back: ModelError naming it)."""
     student = load_student(checkpoints)
     model, tok = student.model, student.tokenizer
     decoding = {**source_decoding(checkpoints), **(decoding or {})}
+    precision = {**source_precision(checkpoints, tuple(quantize)), **(precision or {})}
     export_student(model, out_dir)
     summary = {
         **student.history,
@@ -42,6 +56,8 @@ def export_checkpoint(
     }
     spec = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
     if quantize:
-        spec = write_model_json(out_dir, spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize))))
+        spec = spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize)))
+    if quantize or precision:
+        spec = write_model_json(out_dir, replace(spec, precision=precision))
     checks = check_model_dir(model, out_dir, spec.graphs) if check else []
     return spec, checks

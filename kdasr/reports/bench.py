@@ -108,7 +108,8 @@ def run_bench(
     model_dir = Path(cfg.model_dir or default_model_dir())
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     info = machine_info()
-    fp32 = Transcriber(model_dir, threads=cfg.threads, lm=cfg.lm_dir, bert=cfg.lm_dir, vad=False)  # as kdasr eval
+    # explicit precisions: its rows compare them, whatever the model recommends
+    fp32 = Transcriber(model_dir, threads=cfg.threads, precision="fp32", lm=cfg.lm_dir, bert=cfg.lm_dir, vad=False)
     rate = fp32.sample_rate
     utts = read_manifest(cfg.manifest)[: cfg.limit]
     waves = [load_audio(u.audio, rate, start=u.start, duration=u.duration) for u in utts]

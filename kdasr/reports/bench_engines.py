@@ -88,6 +88,7 @@ class KdasrEngine:
         self.options_file = str(spec.options_file) if spec.options_file else None
         self.decoding = dataclasses.asdict(self.opts)
         self.notes: tuple[str, ...] = ()
+        self.precision = self.t.model.precision  # the dir's CPU recommendation, as kdasr eval runs it
         # an imported whisper model writes cased text with digits: scored like kdasr eval scores it
         self._whisper = self.t.model.spec.architecture.get("tokenizer") == "whisper-bpe"
 
@@ -122,6 +123,7 @@ class FasterWhisperEngine:
     sample_rate = REFERENCE_RATE
     options_file = None
     lm = None
+    precision = "int8"  # CTranslate2 compute_type
 
     def __init__(self, spec: SystemSpec, threads: int) -> None:
         from ..whisper_reference import load_whisper

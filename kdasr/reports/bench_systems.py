@@ -4,10 +4,11 @@ Markdown (`systems_markdown`) and as JSON beside it (`SystemsBench.to_json`: wha
 paper-table` and `kdasr card` read). Torch-free.
 
 Each system is a model dir decoded with its recommended decoding, or with an options file from
-`kdasr tune` (fusion, rescoring: the file names its LM dir), or a reference recogniser
-(`NAME=faster-whisper:tiny.en`, bench_engines: whisper as `kdasr eval-reference` runs it, timed and
-scored by the same code; a mode it cannot run is recorded as n/a with the reason in the row's
-notes, never estimated). Per system, two modes on the same
+`kdasr tune` (fusion, rescoring: the file names its LM dir), at the precision the dir recommends for
+the CPU (as kdasr eval; recorded per system), or a reference recogniser (`NAME=faster-whisper:tiny.en`,
+bench_engines: whisper as `kdasr eval-reference` runs it, timed and scored by the same code; a mode
+it cannot run is recorded as n/a with the reason in the row's notes, never estimated). Per system,
+two modes on the same
 utterances: batch 1 (each utterance alone: its latency is its own call's wall time) and batch 16
 (utterances in manifest order, 16 per call: each utterance's latency is its batch's wall time, as
 a caller waiting for the batch sees it). Systems are interleaved round by round (`repeats`), so a
@@ -123,6 +124,7 @@ class SystemRecord:
     batch16_same_text: int | None = None  # utterances whose scored batch-16 text equals batch 1's
     engine: str = "kdasr"  # or "faster-whisper" (a reference system; its decoding dict says which model)
     notes: tuple[str, ...] = field(default_factory=tuple)  # the report's footnotes for this row
+    precision: str = "fp32"  # the graphs that ran (the dir's recommendation; faster-whisper: int8); older records: fp32
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,8 @@ def run_systems_bench(cfg: SystemsBenchConfig, progress: Callable[[str], None] =
             batch16=NOT_RUN if per_batch16 is None else _mode(per_batch16, s.b16, audio, s.cpu["batch16"]),
             wer=rates.wer if rates else None, cer=rates.cer if rates else None,
             engine=FASTER_WHISPER if s.spec.reference else "kdasr",
-            batch16_same_text=same, notes=(*e.notes, *((s.na16,) if s.na16 else ()), *differs),
+            batch16_same_text=same, precision=e.precision,
+            notes=(*e.notes, *((s.na16,) if s.na16 else ()), *differs),
         ))
     return SystemsBench(
         run=started, command=cfg.command, note=cfg.note, machine=info, manifest=str(cfg.manifest),
@@ -249,7 +252,8 @@ def systems_markdown(b: SystemsBench) -> str:
         ratio = s.batch1.latency_ms_p50 / base.batch1.latency_ms_p50
         marks = "".join(f"[^{len(notes) + i + 1}]" for i in range(len(s.notes)))
         notes += [f"[^{len(notes) + i + 1}]: {s.name}: {n}" for i, n in enumerate(s.notes)]
-        lines.append(f"| {s.name}{marks} | {describe(s.decoding)} | {' | '.join(_cells(s.batch1))} | "
+        precision = "" if s.precision == "fp32" or s.engine != "kdasr" else f", {s.precision}"
+        lines.append(f"| {s.name}{marks} | {describe(s.decoding)}{precision} | {' | '.join(_cells(s.batch1))} | "
                      f"{' | '.join(_cells(s.batch16))} | {ratio:.2f} | {_num(s.wer, 2)} | {_num(s.cer, 2)} |")
     if notes:
         lines += ["", *notes]

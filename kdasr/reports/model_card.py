@@ -68,7 +68,7 @@ def _what(f: Facts) -> list[str]:
         for prec, file in g.files.items():
             p = f.model_dir / file
             sizes.append(f"{name} {prec} {p.stat().st_size / 1e6:.1f} MB" if p.is_file() else f"{file} missing")
-    kd = t.get("kd", "none")
+    kd, precision = t.get("kd", "none"), ", ".join(f"**{p}** on {d}" for d, p in s.precision.items())
     kind = "a baseline (no distillation)" if kd == "none" else f"distilled from a {t.get('kd_teacher', kd)} teacher"
     enc = a.get("encoder", a.get("encoder_type", "?"))
     dims = ", ".join(f"{k} {a[k]}" for k in ("d_model", "encoder_layers", "attention_heads", "decoder_hidden",
@@ -85,7 +85,9 @@ def _what(f: Facts) -> list[str]:
             f"- Graphs: {'; '.join(sizes)}",
             f"- model.json format {s.format_version}",
             f"- Recommended decoding (model.json, used by transcribe/eval/serve unless a flag says otherwise): "
-            f"**{describe(recommended(s))}** (`{json.dumps(dict(sorted(given(s).items())))}`)", ""]
+            f"**{describe(recommended(s))}** (`{json.dumps(dict(sorted(given(s).items())))}`)",
+            "- Recommended precision (model.json, run unless `--precision` says otherwise): "
+            + (f"{precision}, fp32 elsewhere" if precision else "none recorded: **fp32**"), ""]
 
 
 def _pretrained(t) -> list[str]:
@@ -310,11 +312,11 @@ def _limitations(f: Facts, boot: tuple[int, int]) -> list[str]:
 
 def _howto(f: Facts) -> list[str]:
     d = f.model_dir
-    int8 = all("int8" in g.files for g in f.spec.graphs.values())
+    int8 = all("int8" in g.files for g in f.spec.graphs.values()) and f.spec.precision_for("cpu") != "int8"
     return ["## How to use", "", "```sh",
-            f"kdasr transcribe a.wav b.flac --model {d}                 # the recommended decoding",
+            f"kdasr transcribe a.wav b.flac --model {d}                 # the recommended decoding and precision",
             f"kdasr transcribe recordings/ --model {d} --output-dir out/ --format jsonl"
-            + (" --precision int8" if int8 else ""),
+            + (" --precision int8" if int8 else f"  # {f.spec.precision_for('cpu')} on CPU"),
             f"kdasr eval --manifest test.jsonl --model {d} --json result.json",
             f"kdasr serve --model {d} --port 8000", "```", "", "```python",
             "from kdasr import Transcriber", f"t = Transcriber({str(d)!r})",
@@ -355,15 +357,16 @@ def _made(f: Facts, inputs: CardInputs) -> list[str]:
     out = ["## How it was made", "",
            "Training (rebuilt from model.json's training summary, oldest run first; --dev, --tokenizer, --out and "
            "time limits are not recorded):", "", "```sh", *(_train_commands(t) or ["(no training summary)"]), "```",
-           "", "Export (rebuilt from model.json: its checkpoints, variants and recommended decoding):", "", "```sh"]
+           "", "Export (rebuilt from model.json: checkpoints, variants, recommended decoding/precision):", "", "```sh"]
     variants = sorted({p for g in f.spec.graphs.values() for p in g.files if p != "fp32"})
     cmd = f"kdasr export {' '.join(t.get('averaged_checkpoints', ['CKPT']))} --out {f.model_dir}"
-    cmd += "".join(f" --quantize {v}" for v in variants)
+    cmd += "".join(f" --quantize {v}" for v in variants) + "".join(f" --recommend-precision {d}={p}"
+                                                                   for d, p in f.spec.precision.items())
     out += [" ".join(x for x in (cmd, _flags(given(f.spec))) if x), "```", ""]
     if f.records:
         out += ["Evaluation (rebuilt from the result records' fields):", "", "```sh"]
         for r in set_order(f.records):
-            extra = "".join(f" --{k} {r[k]}" for k in ("threads", "limit") if r.get(k))
+            extra = "".join(f" --{k} {r[k]}" for k in ("threads", "limit", "precision") if r.get(k))
             extra += f" --options {r['options_file']}" if r.get("options_file") else ""
             out.append(f"kdasr eval --model {r.get('model', '?')} --manifest {r['manifest']} --system "
                        f"{shlex.quote(r['system'])}{extra} --json {r['_file']}")

@@ -124,6 +124,8 @@ def model_checks(model_dir: Path) -> list[Check]:
         graphs = spec.graphs
         checks.append(Check("ok", "model spec", f"vocab {spec.vocab_size}, {spec.sample_rate} Hz, decoder state "
                                                 f"{', '.join(t.name for t in spec.decoder.state)}"))
+        chosen = ", ".join(f"{p} on {d}" for d, p in spec.precision.items()) or "none (fp32 everywhere)"
+        checks.append(Check("info", "precision", f"recommended: {chosen}; what runs without --precision"))
     except KdasrError as e:
         checks.append(Check("FAIL", "model spec", str(e)))
         graphs = _parseable_graphs(raw, json_path)
@@ -192,4 +194,4 @@ def cuda_checks(model_dir: Path | None) -> list[Check]:
         return [Check("FAIL", "cuda decode", f"{type(e).__name__}: {str(e).splitlines()[0]}")]
     if used != "CUDAExecutionProvider":
         return [Check("FAIL", "cuda decode", f"the session runs on {used}, not CUDA")]
-    return [Check("ok", "cuda decode", "encoder + decoder steps ran on CUDAExecutionProvider")]
+    return [Check("ok", "cuda decode", f"encoder + decoder steps ({t.model.precision}) ran on CUDAExecutionProvider")]

@@ -114,17 +114,20 @@ class OnnxStudent:
     encoder: ort.InferenceSession
     decoder: ort.InferenceSession
     device: str = "cpu"
+    precision: str = "fp32"  # the variant whose files these sessions run (graph_path)
     # batch digest -> encoder outputs, while remember_encodings() is on; None: off
     _memo: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
     _memo_bytes_left: int = field(default=0, repr=False)
 
     @classmethod
     def load(
-        cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+        cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None, precision: str | None = None
     ) -> OnnxStudent:
+        """precision None: the one model.json recommends for `device` (ModelSpec.precision_for), else fp32."""
         model_dir = Path(model_dir)
         json_path = model_dir / "model.json"
         spec = load_model_spec(model_dir)
+        precision = spec.precision_for(device) if precision is None else precision
         graphs = {
             name: load_graph(model_dir, json_path, name, graph, precision, device, threads)
             for name, graph in spec.graphs.items()
@@ -137,7 +140,7 @@ class OnnxStudent:
             tok = Tokenizer(model_dir / "tokenizer.model")
         if tok.vocab_size != spec.vocab_size:
             raise ModelError(f"{model_dir}: tokenizer has {tok.vocab_size} units, model.json says {spec.vocab_size}")
-        return cls(model_dir, spec, tok, graphs["encoder"], graphs["decoder"], device)
+        return cls(model_dir, spec, tok, graphs["encoder"], graphs["decoder"], device, precision)
 
     @property
     def sample_rate(self) -> int:

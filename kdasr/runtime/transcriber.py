@@ -92,7 +92,9 @@ class Transcriber:
 
     model_dir: a model directory or an installed model's name (`kdasr models`; default
     $KDASR_MODEL, else demo-en); device: 'cpu' or 'cuda'; threads: intra-op threads per session;
-    precision: 'fp32', 'int8' (from `kdasr export --quantize int8`) or 'fp16' (GPU); lm / bert:
+    precision: 'fp32', 'int8' (from `kdasr export --quantize int8`) or 'fp16' (GPU), default None:
+    the one the model recommends for the device (model.json "precision"), else fp32; the one
+    running is `t.model.precision`; lm / bert:
     exported teacher dirs (`kdasr export-lm`) for shallow fusion and n-best rescoring; vad:
     voice-activity detection, True (the default, as `kdasr transcribe` and `kdasr serve`: decode
     only speech regions; off for a model that is not 16 kHz), False (decode the whole input) or
@@ -103,7 +105,7 @@ class Transcriber:
         model_dir: str | Path | None = None,
         device: str = "cpu",
         threads: int | None = None,
-        precision: str = "fp32",
+        precision: str | None = None,
         lm: str | Path | None = None,
         bert: str | Path | None = None,
         vad: bool | VadOptions | None = VAD_DEFAULT,
@@ -125,7 +127,7 @@ class Transcriber:
             "lm": lm if lm is not None else (here if (here / "lm.json").is_file() else None),
             "bert": bert if bert is not None else (here if (here / "bert.json").is_file() else None),
         }
-        self._session_args = (device, threads, precision)
+        self._session_args = (device, threads, self.model.precision)  # teachers: the same (else fp32)
         self._teachers: dict[str, object] = {}
         self._rescore_memo: dict[str, RememberedScores] | None = None  # see remember_rescores()
         # progress hook: called with seconds of input audio finished as decoding goes (a long input

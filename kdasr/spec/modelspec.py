@@ -43,6 +43,7 @@ from .graph_spec import (
     parse_tensors,
     read_spec_json,
 )
+from .precision import DEFAULT, parse_precision
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,19 @@ class ModelSpec:
     training: Mapping = field(default_factory=dict)  # training summary: data, steps, KD settings, ...
     language: str = "en"
     format_version: int = FORMAT_VERSION  # the version it was read from (written: always FORMAT_VERSION)
+    precision: Mapping = field(default_factory=dict)  # the recommended precision by device (precision.py); {}: fp32
 
     def __post_init__(self) -> None:
-        for key in ("architecture", "training"):
+        for key in ("architecture", "training", "precision"):
             object.__setattr__(self, key, MappingProxyType(dict(getattr(self, key))))
 
     @property
     def graphs(self) -> dict[str, GraphSpec]:
         return {"encoder": self.encoder.graph, "decoder": self.decoder.graph}
+
+    def precision_for(self, device: str) -> str:
+        """The precision this model runs on `device` unless told (model.json "precision"; else fp32)."""
+        return self.precision.get(device, DEFAULT)
 
     def with_graphs(self, graphs: Mapping[str, GraphSpec]) -> ModelSpec:
         """The same spec with other graph entries (export adds the quantised variants' files)."""
@@ -90,6 +96,7 @@ class ModelSpec:
             "decoder_io": self.decoder.io_dict(),
             "training": dict(self.training),
             "decoding": given_fields(self.decoding),
+            "precision": dict(self.precision),
         }
 
     def metadata(self) -> dict[str, str]:
@@ -139,6 +146,7 @@ class ModelSpec:
         return cls(
             sample_rate, vocab, ids, float(shift), encoder, decoder,
             decoding=parse_decoding(d.get("decoding", {}), where),
+            precision=parse_precision(d.get("precision", {}), g, where),
             architecture=need(d, "architecture", Mapping, where) if "architecture" in d or version > 1 else {},
             training=d.get("training") or {},
             language=str(d.get("language", "en")),
