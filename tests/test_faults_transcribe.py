@@ -1,5 +1,5 @@
 """Issue 12 part B fault suite: `kdasr transcribe` loses nothing, invents nothing and never shows a
-traceback. Real files (eval/samples, synthesised silence/noise), the shipped export/demo-en model,
+traceback. Real files (eval/samples, synthesised silence/noise), the shipped small model export/demo-en-small,
 real onnxruntime sessions and real subprocesses (SIGKILL, read-only and full file systems)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from kdasr.errors import KdasrError
 from kdasr.runtime.jobs.inputs import parse_shard
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "export" / "demo-en"
+MODEL = ROOT / "export" / "demo-en-small"
 SAMPLES = sorted((ROOT / "eval" / "samples").glob("*.flac"))
 FAST = ["--model", str(MODEL), "--beam", "1", "--ctc-weight", "0", "--threads", "1"]
 SR = 16000

@@ -1,7 +1,7 @@
 """Issue 31 items 7-9 (batch CLI and files): a batch always finishes; hostile names, stdin and
 trees give one-line per-input failures or a clear refusal; orphan temp files are removed by the
 run they belong to; bad decoding values and model.json are one line. Real files, the shipped
-export/demo-en model and real `python -m kdasr` subprocesses."""
+export/demo-en-small model and real `python -m kdasr` subprocesses."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from conftest import KDASR, run_kdasr
 from kdasr.io_utils import NAME_MAX, atomic_write_text, temp_owner, temp_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "export" / "demo-en"
+MODEL = ROOT / "export" / "demo-en-small"
 SAMPLE = ROOT / "eval" / "samples" / "web_matthew_6-026.flac"
 FAST = ["--model", str(MODEL), "--beam", "1", "--ctc-weight", "0", "--threads", "1", "--no-vad"]
 

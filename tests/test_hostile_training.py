@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # every test here trains or runs a chain of subpr
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "eval" / "samples"
-TOKENIZER = ROOT / "export" / "demo-en" / "tokenizer.model"
+TOKENIZER = ROOT / "export" / "demo-en-small" / "tokenizer.model"
 
 
 def _kdasr(*args: str, preexec_fn=None) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ SAMPLES = sorted((ROOT / "eval" / "samples").glob("*.flac"))
 
 def transcribe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DEDUP_LOGS": "0"}
-    cmd = [sys.executable, "-m", "kdasr", "transcribe", *args, "--model", str(ROOT / "export" / "demo-en"),
+    cmd = [sys.executable, "-m", "kdasr", "transcribe", *args, "--model", str(ROOT / "export" / "demo-en-small"),
            "--beam", "1", "--ctc-weight", "0", "--threads", "1", "--format", "json", "--quiet"]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # real server processes: over 2 s a test (measure
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((ROOT / "eval" / "samples").glob("*.flac"))[0]
-MODEL = ROOT / "export" / "demo-en"
+MODEL = ROOT / "export" / "demo-en-small"
 
 
 def crafted_flac(seconds: float, rate: int = 96000, channels: int = 8) -> bytes:

@@ -8,7 +8,7 @@ K=${KDASR:-.venv/bin/python -m kdasr}
 R=${R:-exp/p27/units}
 [ -d "$R" ] || R=eval/pretrained/records
 L=${L:-eval/pretrained/records/logs}
-table() { $K eval-table "$@" --sets dev,dev_real; }
+table() { $K eval-table "$@" $( [[ " $* " == *" --sets "* ]] || echo "--sets dev,dev_real" ); }
 cat <<'TXT'
 # Pretrained ears: whisper's encoder inside kdasr students (issue 27), first studies
 
@@ -33,10 +33,41 @@ sed -n '/^Run /,$p' $R/decoder-bench.md | sed 's/^# /### /'
 echo; echo "## Learning curves: the trainer's dev loss and dev CTC greedy WER per epoch (whole mix dev)"; echo
 echo "| run | step | minutes | dev loss | dev CTC greedy WER % |"
 echo "|---|---:|---:|---:|---:|"
-for run in lstm-256 lstm-1000 tf-1000; do
+for run in lstm-256 lstm-1000 tf-1000 kd-bert-1000; do
   [ -f "$L/$run-dev_log.csv" ] && tail -n +2 "$L/$run-dev_log.csv" |
     awk -F, -v r=$run '{printf "| %s | %d | %.0f | %.3f | %.1f |\n", r, $1, $5/60, $3, $4}'
 done
 echo; echo "## The BERT teacher on 1,000 units (\`kdasr teacher quality\`, per unit and per word)"; echo
 echo "Trained by \`eval/pretrained/run.sh bert\` (demo size, window 256, 150 min on one thread: 3,159 steps)."
 sed -n '/^Command:/,$p' eval/pretrained/records/teacher-quality-bert-1000.md | sed 's/^#/###/'
+
+FR=eval/pretrained/records/final
+if [ -f $FR/ce-choose.md ] && [ -f $FR/kd-choose.md ]; then
+  echo; echo "## The students at 180 minutes: cross-entropy (CE) and BERT-KD, decoding chosen on dev"; echo
+  echo "Both: whisper tiny.en frozen, 1,000 units, LSTM decoder, 180 min of training on one thread"
+  echo "(\`eval/pretrained/run.sh ce kd final tune\`). BERT-KD: the CE run's checkpoint at the start of epoch 5"
+  echo "(step 2,234, 89 min) branched and trained on with the paper's soft labels (utterance mode, T = 3, K = 8,"
+  echo "lambda 0.1; \`run.sh derive kd\`). Every point of the grid (beam 1, 4 x CTC weight 0, 0.3, fixed before any"
+  echo "student was decoded) on the whole \`dev\` (703, synthetic) and \`dev_real\` (638, FOTAQ, voices never"
+  echo "heard in training); the point with the fewest word errors over both sets is each student's decoding"
+  echo "(\`eval/pretrained/choose_decoding.py\`). Steps at the end: $(cat $FR/steps.txt 2>/dev/null || echo '?')."
+  for m in ce kd; do echo; echo "### ${m^^}"; echo; grep -v '^chosen' $FR/$m-choose.md; done
+fi
+if ls $FR/ship-test*.json >/dev/null 2>&1; then
+  REF=eval/reports/paper-reference/whisper-tiny.en RB=eval/real/records
+  echo; echo "## The shipped student (export/demo-en) on every test set, beside whisper"; echo
+  echo "Decoded once, after the budgets and the decoding were fixed on dev (\`run.sh test\`), fp32 and int8,"
+  echo "one onnxruntime thread. whisper rows: faster-whisper int8, beam 5, 1 thread (\`kdasr eval-reference\`;"
+  echo "tiny.en on the synthetic sets from the paper recipe's kept records, same manifests and audio;"
+  echo "whisper base on the real sets only)."; echo
+  table $FR/ship-test*.json $REF/test*.json $RB/whisper-*-test_real.json --sets test,test_real,test_noisy,test_heldout,test_neural_heldout
+fi
+for b in bench-demo-en bench-vs-whisper-test bench-vs-whisper-test_real; do
+  [ -f $FR/$b.md ] || continue
+  echo; echo "## \`kdasr bench\`: $(head -1 $FR/$b.md | sed 's/^# //')"; echo
+  sed -n '2,$p' $FR/$b.md | sed 's/^## /### /'
+done
+if [ -f eval/pretrained/records/step-cost.md ]; then
+  echo; echo "## What the frozen, cached encoder saves: padding and training-step cost (\`eval/pretrained/step_cost.py\`)"; echo
+  sed -n '2,$p' eval/pretrained/records/step-cost.md | sed 's/^## /### /'
+fi

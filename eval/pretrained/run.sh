@@ -20,6 +20,7 @@
 #   tune      each decoded on the whole dev and dev_real for every point of DEC_GRID (kdasr tune); the
 #             point with the fewest word errors over both sets is recorded as $E/final/NAME-options.json
 #   test      SHIP (the student chosen on dev) on every test set with its dev-chosen decoding, fp32 and int8
+#   keep      the records report.sh reads copied into eval/pretrained/records/final (kept in git)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/python -m kdasr}
@@ -81,11 +82,19 @@ for stage in "${@:-units decoder score bert ce}"; do
                  $F/$m-dev_real-tuned.points --out $F/$m-options.json > $F/$m-choose.md; done ;;
       test)    [ -n "$SHIP" ] || { echo "test: name the student chosen on dev (SHIP=ce|kd)" >&2; exit 2; }
                for s in $TESTS; do for p in fp32 int8; do
-                 [ -f $F/$SHIP-$s-$p.json ] || $K eval --model $F/$SHIP --manifest $D/mix/$s.jsonl --threads 1 \
-                   --options $F/$SHIP-options.json --precision $p --system "$SHIP-$p" --json $F/$SHIP-$s-$p.json \
-                   > $F/$SHIP-$s-$p.log 2>&1
+                 [ -f $F/ship-$s-$p.json ] || $K eval --model $F/$SHIP --manifest $D/mix/$s.jsonl --threads 1 \
+                   --options $F/$SHIP-options.json --precision $p --system "demo-en-$p" --json $F/ship-$s-$p.json \
+                   > $F/ship-$s-$p.log 2>&1
                done; done ;;
-      *)       echo "unknown stage $st (units decoder score bert quality soft ce derive kd final tune test)" >&2; exit 2 ;;
+      keep)    FR=eval/pretrained/records/final; mkdir -p $FR $FR/../logs  # what report.sh reads, kept in git
+               cp $F/ce-choose.md $F/kd-choose.md $FR/; cp $F/ship-*.json $FR/ 2>/dev/null || true
+               cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
+               for r in lstm-1000 kd-bert-1000; do cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
+               for m in ce kd; do  # training steps and minutes, from the export's model.json
+                 ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
+print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
+               done | paste -sd';' | sed 's/;/; /' > $FR/steps.txt ;;
+      *)       echo "unknown stage $st (units decoder score bert quality soft ce derive kd final tune test keep)" >&2; exit 2 ;;
     esac
   done
 done

@@ -6,7 +6,7 @@ The variables, and why their defaults (all sized for one 180-minute session on 2
   KDASR, LAUNCH   the kdasr command (default: this Python's -m kdasr) and the trainer's launcher (torchrun ...)
   DATA, EXP, SYNTH, SYNTH_ARGS   the corpus (SYNTH=1: built by kdasr data synth, resumable) and the work dir
   WARM_START      every student starts from these weights (empty: from scratch); export/demo-en-v1 is the model
-                  shipped before the paper run (CE on corpus v1), kept because export/demo-en is now its best student
+                  shipped before the paper run (CE on corpus v1), kept because export/demo-en-small is its best student
   TOK, VOCAB      the units: WARM_START's tokenizer, else DATA/tokenizer.model (trained with VOCAB when missing)
   CONFIG, TEACHER_SIZE, {BERT,LM}_{MINUTES,STEPS,ARGS}, TEACHER_EVAL_EVERY   the students' and teachers' setup;
                   a teacher's budget is steps when *_STEPS is set, else minutes
@@ -188,5 +188,5 @@ def from_env(env: Mapping[str, str]) -> Settings:
         curves_plot=Path(get("CURVES_PLOT", "eval/reports/paper-curves.png")),
         table_out=Path(table_out),
         plot_out=Path(get("PLOT_OUT", table_out.removesuffix(".md") + ".png")),
-        ship_dir=Path(get("SHIP_DIR", "export/demo-en")),
+        ship_dir=Path(get("SHIP_DIR", "export/demo-en-small")),  # the paper recipe's; demo-en is issue 27's
     )

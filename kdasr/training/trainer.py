@@ -184,6 +184,8 @@ def train(
             # the run's history stays the first start's: when it began, where its weights came from
             kept = ("started", "initialised_from", "encoder_initialised_from", "branched_from", "pretrained_encoder")
             summary = {**(summary or {}), **{k: ck.summary[k] for k in kept if k in ck.summary}}
+        elif "pretrained_encoder" in ck.summary:  # a branch's weights hold its source's pretrained encoder
+            summary = {**(summary or {}), "pretrained_encoder": ck.summary["pretrained_encoder"]}
         rngs = ck.rngs
         if rngs and len(rngs) == info.world:
             torch.set_rng_state(rngs[info.rank]["torch"])
