@@ -20,14 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from warm_kdasr import warm_kdasr
+from warm_kdasr import BERT_MODULES, warm_kdasr
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "eval" / "recipe.sh"
 TIMEOUT = 1800  # seconds per run: generous, the suite shares 2 cores with training jobs
 # work lines the recipe prints only when it does something (a finished artifact is skipped silently)
-# the teachers' commands (BERT, soft labels, quality, export-lm) load these: preloaded by the warm launcher
-BERT_MODULES = ("transformers.models.bert.modeling_bert", "transformers.models.modernbert.modeling_modernbert")
 WORK = re.compile(r"\] (train |soft labels|BERT teacher|LM teacher|export |tune |decode |bench \d)")
 
 

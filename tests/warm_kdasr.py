@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PRELOAD = ("torch", "torch._dynamo", "onnx", "numpy", "typer", "rich.progress", "sentencepiece", "jiwer")
+# what the BERT teacher's commands (teacher bert, soft labels, quality, export-lm) load: preloaded on request
+BERT_MODULES = ("transformers.models.bert.modeling_bert", "transformers.models.modernbert.modeling_modernbert")
 STATUS = struct.Struct("!i")
 
 
