@@ -6,6 +6,7 @@ the CLI's libraries, instead of importing them again: ~2-4 CPU-s saved per torch
 
     python warm_kdasr.py serve SOCKET [MODULE ...]   the server (tests start it: `warm_kdasr` below)
     python -I warm_kdasr.py SOCKET ARG ...           a client: `kdasr ARG ...`, forked by the server
+    python -I warm_kdasr.py SOCKET --script PY ARG   a client: `python PY ARG ...` (a test's worker script)
 
 The client passes its own stdin/stdout/stderr to the server (SCM_RIGHTS) and exits with the command's
 status. The server forks a monitor per client, which forks the command and waits for it; a client that
@@ -72,13 +73,17 @@ def _command(fds: list[int], req: dict) -> None:
     os.chdir(req["cwd"])
     os.environ.clear()
     os.environ.update(req["env"])
-    sys.path[0] = req["cwd"]  # as `python -m` puts it
     import runpy
 
-    code = 0
-    sys.argv = ["kdasr", *req["argv"]]
+    code, argv = 0, req["argv"]
+    script = argv[1] if argv[:1] == ["--script"] else None
     try:
-        runpy.run_module("kdasr", run_name="__main__", alter_sys=True)
+        if script:
+            sys.argv, sys.path[0] = argv[1:], os.path.dirname(os.path.abspath(script))  # as `python PY` has them
+            runpy.run_path(script, run_name="__main__")
+        else:
+            sys.argv, sys.path[0] = ["kdasr", *argv], req["cwd"]  # as `python -m` has them
+            runpy.run_module("kdasr", run_name="__main__", alter_sys=True)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, int | None):
