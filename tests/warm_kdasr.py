@@ -17,15 +17,19 @@ of the commands counts in the test's RUSAGE_CHILDREN as a plain subprocess's wou
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shlex
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 PRELOAD = ("torch", "torch._dynamo", "onnx", "numpy", "typer", "rich.progress", "sentencepiece", "jiwer")
@@ -93,8 +97,6 @@ def _command(fds: list[int], req: dict) -> None:
 
         traceback.print_exc()
         code = 1
-    import atexit
-
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -193,6 +195,31 @@ def warm_kdasr(folder: Path, env: dict, preload: tuple[str, ...] = ()) -> Iterat
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+class Shared:
+    """One launcher for a whole test process (conftest's run_kdasr), started at its first use and stopped by
+    stop() at the end of the session, or at exit: here, not in conftest, because conftest is imported under
+    two names (`conftest`, `tests.conftest`), each with its own globals."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self.prefix: list[str] = []
+
+    def get(self, env: dict) -> list[str]:
+        if not self.prefix:
+            folder = Path(tempfile.mkdtemp(prefix="kdasr-warm-"))
+            self._stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            self.prefix = shlex.split(self._stack.enter_context(warm_kdasr(folder, env)))
+        return self.prefix
+
+    def stop(self) -> None:
+        self.prefix = []
+        self._stack.close()  # the server stopped and its children reaped: their CPU counts for this process
+
+
+SHARED = Shared()
+atexit.register(SHARED.stop)
 
 
 if __name__ == "__main__":
