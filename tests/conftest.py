@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import warm_kdasr
 from filelock import FileLock
 
 KDASR = [sys.executable, "-m", "kdasr"]
@@ -39,8 +40,32 @@ def corpus_waves(corpus: Path, n: int = 4) -> list:
     return [load_audio(u.audio) for u in read_manifest(corpus / "test.jsonl")[:n]]
 
 
+# Commands that import torch (and onnx) anyway: run_kdasr forks them from a warm launcher (warm_kdasr.py), one
+# per test process, started at the first such call and stopped at the end of the session. Each is still its
+# own process (argv, env, cwd, pipes, exit status, a fresh import of kdasr), ~3 CPU-s cheaper to start. Not
+# when the call sets a variable that acts as Python, torch or numpy start (a thread count, PYTHONPATH, ...)
+# to another value than the launcher's: a fresh interpreter sees it.
+WARM_COMMANDS = frozenset({"train", "export", "export-lm", "teacher", "curves"})
+STARTUP_VARS = ("PYTHON", "LD_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "PYTORCH")
+_warm_env = dict(os.environ)  # what the launcher starts with (conftest's OMP_NUM_THREADS included)
+
+
+def _kdasr_prefix(args: tuple[str, ...], env: dict | None) -> list[str]:
+    if not args or args[0] not in WARM_COMMANDS:
+        return KDASR
+    given = {**os.environ, **(env or {})}
+    if any(given.get(k) != _warm_env.get(k) for k in {*given, *_warm_env} if k.startswith(STARTUP_VARS)):
+        return KDASR
+    return warm_kdasr.SHARED.get(_warm_env)
+
+
+def pytest_sessionfinish(session) -> None:
+    warm_kdasr.SHARED.stop()
+
+
 def run_kdasr(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*KDASR, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run([*_kdasr_prefix(args, env), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"kdasr {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -5,7 +5,9 @@ one inference-time alternative (LM rescoring, a 2-point weight grid) on the base
 student. Checks that every choice is made on dev and says so, that every system × seed (alternatives
 included) has a test record, that the table carries the protocol block and the pairwise rows, that the
 bench puts each alternative beside its student, that an edited protocol stops the test and table stages
-in one line until its change is recorded, and that a rerun does nothing. Real subprocesses throughout."""
+in one line until its change is recorded, and that a rerun does nothing. Real subprocesses throughout: the
+recipe's ~60 kdasr commands are forked by a warm launcher (tests/warm_kdasr.py: $KDASR), each its own process
+that does not import torch and onnx again."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import save_random_bert, save_random_lm
+from warm_kdasr import warm_kdasr
 
 from kdasr.recipe import claim_logic
 from kdasr.spec.protocol import read_protocol
@@ -101,19 +105,21 @@ def _run(env: dict, protocol: Path, exp: Path, *stages: str) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def claim(tiny_corpus, tmp_path_factory) -> dict:
+def claim(tiny_corpus, tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("claim")  # no 'test' in the folder names: kdasr tune refuses those
     _teachers(tiny_corpus, root / "teachers")
     protocol = root / "protocol.toml"
     protocol.write_text(_protocol(tiny_corpus, root / "teachers"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KDASR": f"{sys.executable} -m kdasr", "JOBS": "2"}
-    t0 = time.time()
-    first = _run(env, protocol, root / "exp")
-    wall = time.time() - t0
-    assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
-    print(f"toy claim recipe: {wall:.0f} s wall")
-    return {"root": root, "exp": root / "exp", "protocol": protocol, "env": env, "corpus": tiny_corpus,
-            "first": first}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "JOBS": "2"}
+    with warm_kdasr(root, env) as kdasr:
+        env["KDASR"] = kdasr
+        t0 = time.time()
+        first = _run(env, protocol, root / "exp")
+        wall = time.time() - t0
+        assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
+        print(f"toy claim recipe: {wall:.0f} s wall")
+        yield {"root": root, "exp": root / "exp", "protocol": protocol, "env": env, "corpus": tiny_corpus,
+               "first": first}
 
 
 def test_every_choice_is_made_on_dev_and_says_so(claim):

@@ -5,7 +5,8 @@ corpus already in place, as a rerun would, with the teacher text cut to a few do
 training set to 4 utterances (BERT's soft labels, one masked forward per token, took a quarter of the
 test's CPU time on all 12), and runs every other step for real: BERT, soft labels, two students,
 export with parity check, tuning on dev, export again with the tuned decoding, test scores, install
-by name."""
+by name. The script's kdasr commands ($KDASR) go through the warm launcher (tests/warm_kdasr.py): each its
+own process, forked from one that has imported torch, onnx and transformers' BERT once."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from warm_kdasr import BERT_MODULES, warm_kdasr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,9 +30,10 @@ def test_distil_your_own_walkthrough_runs_as_written(tiny_corpus, tmp_path):
         path = out / f"corpus/{name}.jsonl"
         path.write_text("".join(path.read_text().splitlines(keepends=True)[:keep]))
     env = {**os.environ, "OUT": str(out), "TEACHER_MINUTES": "0.02", "MINUTES": "0.02",
-           "KDASR": f"{sys.executable} -m kdasr", "KDASR_MODELS": str(tmp_path / "models"), "NAME": "mine"}
-    proc = subprocess.run(["bash", str(ROOT / "examples/distil-your-own.sh")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=1200)
+           "KDASR_MODELS": str(tmp_path / "models"), "NAME": "mine"}
+    with warm_kdasr(tmp_path, env, BERT_MODULES) as kdasr:
+        proc = subprocess.run(["bash", str(ROOT / "examples/distil-your-own.sh")], env={**env, "KDASR": kdasr},
+                              cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for system in ("ce", "kd"):
         spec = json.loads((out / system / "model/model.json").read_text())

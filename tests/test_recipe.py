@@ -2,7 +2,9 @@
 corpus check to the results table, with tiny teachers and students (kdasr/configs/tiny-recipe.toml).
 The first run is killed (SIGKILL to its whole process group) while the students stage trains; the
 second run completes it and writes a table with one row per system, fusion and rescoring included;
-a third run trains, tunes and decodes nothing and changes no file. Real subprocesses throughout."""
+a third run trains, tunes and decodes nothing and changes no file. Real subprocesses throughout: the
+recipe's kdasr commands are forked by a warm launcher (tests/warm_kdasr.py: $KDASR), each its own process
+that does not import torch, onnx and transformers again; killing a command's client kills the command."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from warm_kdasr import BERT_MODULES, warm_kdasr
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "eval" / "recipe.sh"
@@ -42,7 +46,7 @@ def _env(root: Path) -> dict:
     out = root / "reports"
     return {
         **os.environ,
-        "KDASR": f"{sys.executable} -m kdasr", "PY": sys.executable, "OMP_NUM_THREADS": "1",
+        "PY": sys.executable, "OMP_NUM_THREADS": "1",
         "DATA": str(root / "data"), "EXP": str(root / "exp"), "SYNTH": "0", "WARM_START": "",
         "CONFIG": "tiny-recipe", "TEACHER_SIZE": "tiny", "BERT_STEPS": "20", "LM_STEPS": "20",
         "BERT_ARGS": "--arch modernbert --window 64 --batch-size 4", "LM_ARGS": "--batch-size 16",
@@ -88,17 +92,19 @@ def _kill_in_students_stage(env: dict, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def recipe(tiny_corpus, tmp_path_factory) -> dict:
+def recipe(tiny_corpus, tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("recipe")  # no 'test' in the data folder's name: tune refuses those
     _tiny_data(tiny_corpus, root / "data")
     env = _env(root)
-    t0 = time.time()
-    _kill_in_students_stage(env, root / "run1.log")
-    second = _run(env)
-    wall = time.time() - t0
-    assert second.returncode == 0, f"{second.stdout}\n{second.stderr}"
-    print(f"tiny recipe: {wall:.0f} s wall for the killed run and the completing one")
-    return {"root": root, "env": env, "exp": Path(env["EXP"]), "second": second}
+    with warm_kdasr(root, env, BERT_MODULES) as kdasr:
+        env["KDASR"] = kdasr
+        t0 = time.time()
+        _kill_in_students_stage(env, root / "run1.log")
+        second = _run(env)
+        wall = time.time() - t0
+        assert second.returncode == 0, f"{second.stdout}\n{second.stderr}"
+        print(f"tiny recipe: {wall:.0f} s wall for the killed run and the completing one")
+        yield {"root": root, "env": env, "exp": Path(env["EXP"]), "second": second}
 
 
 def _section(markdown: str, title: str) -> list[str]:

@@ -1,17 +1,22 @@
 """Training survives real use: SIGKILL + --resume equals an uninterrupted run; 2-process gloo DDP
-keeps every rank's parameters identical."""
+keeps every rank's parameters identical. The single-process runs of the worker script are forked by the
+warm launcher (warm_kdasr.py): each its own process, without importing torch again; SIGKILL to its
+client kills it."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from warm_kdasr import warm_kdasr
 
 pytestmark = pytest.mark.slow  # every test here trains or runs a chain of subprocesses
 
@@ -19,8 +24,15 @@ WORKER = str(Path(__file__).with_name("train_worker.py"))
 STEPS = 10
 
 
-def _run(out: Path, steps: int = STEPS, *extra: str) -> None:
-    subprocess.run([sys.executable, WORKER, str(out), str(steps), *extra], check=True, capture_output=True)
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory) -> Iterator[list[str]]:
+    """The command that runs the worker script: `python train_worker.py`, forked by the warm launcher."""
+    with warm_kdasr(tmp_path_factory.mktemp("warm"), dict(os.environ)) as prefix:
+        yield [*shlex.split(prefix), "--script", WORKER]
+
+
+def _run(worker: list[str], out: Path, steps: int = STEPS, *extra: str) -> None:
+    subprocess.run([*worker, str(out), str(steps), *extra], check=True, capture_output=True)
 
 
 def _logged_step(out: Path) -> int:
@@ -29,12 +41,10 @@ def _logged_step(out: Path) -> int:
     return int(lines[-1].split(",")[0]) if len(lines) > 1 and lines[-1][:1].isdigit() else 0
 
 
-def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
-    _run(tmp_path / "full")
+def test_sigkill_and_resume_equals_uninterrupted(worker, tmp_path):
+    _run(worker, tmp_path / "full")
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, WORKER, str(killed), str(STEPS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen([*worker, str(killed), str(STEPS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while _logged_step(killed) < 5 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -42,7 +52,7 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
     proc.wait()
     stopped_at = _logged_step(killed)
     assert 0 < stopped_at < STEPS, "the run finished before it could be killed"
-    _run(killed)  # same command again: resumes from last.pt
+    _run(worker, killed)  # same command again: resumes from last.pt
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
     b = torch.load(killed / "last.pt", weights_only=False)
     assert a["step"] == b["step"] == STEPS and a["epoch"] == b["epoch"] and a["batch_pos"] == b["batch_pos"]
@@ -55,15 +65,15 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
     assert steps == [str(i) for i in range(1, STEPS + 1)]
 
 
-def test_sigkilled_branch_resumed_equals_uninterrupted_branch(tmp_path):
+def test_sigkilled_branch_resumed_equals_uninterrupted_branch(worker, tmp_path):
     """A branch (kdasr train --branch-from) killed mid-run and started again resumes its own last.pt."""
-    _run(tmp_path / "src", 8)
+    _run(worker, tmp_path / "src", 8)
     source = tmp_path / "src" / "epoch-1.pt"
     start = torch.load(source, weights_only=False)["step"]
     steps = start + 8
-    _run(tmp_path / "full", steps, "--branch-from", str(source))
+    _run(worker, tmp_path / "full", steps, "--branch-from", str(source))
     killed = tmp_path / "killed"
-    cmd = [sys.executable, WORKER, str(killed), str(steps), "--branch-from", str(source)]
+    cmd = [*worker, str(killed), str(steps), "--branch-from", str(source)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while _logged_step(killed) < start + 3 and proc.poll() is None and time.time() < deadline:
@@ -71,7 +81,7 @@ def test_sigkilled_branch_resumed_equals_uninterrupted_branch(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert start < _logged_step(killed) < steps, "the branch finished before it could be killed"
-    _run(killed, steps, "--branch-from", str(source))  # the same command again: resumes the branch
+    _run(worker, killed, steps, "--branch-from", str(source))  # the same command again: resumes the branch
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
     b = torch.load(killed / "last.pt", weights_only=False)
     assert a["step"] == b["step"] == steps and (a["epoch"], a["batch_pos"]) == (b["epoch"], b["batch_pos"])

@@ -252,10 +252,14 @@ def curves(c: Ctx) -> None:
     if c.s.curves_plot.is_file() and fresh(csv, *checkpoints):
         return
     c.s.curves_plot.parent.mkdir(parents=True, exist_ok=True)
-    (c.exp / "curves-parts").mkdir(parents=True, exist_ok=True)
-    if c.s.jobs > 1:  # each checkpoint's decode is cached beside it: fill the caches one run per job first
-        c.r.parallel(lambda d: _run_curves(c, f"curves-{d.name}", c.exp / "curves-parts" / f"{d.name}.csv", d),
-                     runs, "curves")
+    parts = c.exp / "curves-parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    # each checkpoint's decode is cached beside it: fill the caches one run per job first, for the runs
+    # with a checkpoint newer than their part (a part is newer than the checkpoints it decoded); one such
+    # run is left to the call below (a part would be one more process loading torch for nothing)
+    todo = [d for d in runs if not fresh(parts / f"{d.name}.csv", *d.glob("epoch-*.pt"))]
+    if c.s.jobs > 1 and len(todo) > 1:
+        c.r.parallel(lambda d: _run_curves(c, f"curves-{d.name}", parts / f"{d.name}.csv", d), todo, "curves")
     _run_curves(c, "curves", csv, *runs, "--plot", c.s.curves_plot)
 
 
