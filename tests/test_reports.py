@@ -43,7 +43,8 @@ def test_eval_json_reference_and_table(tmp_path: Path) -> None:
     a, b = json.loads(ours.read_text()), json.loads(ref.read_text())
     assert a["utterances"] == b["utterances"] == 3 and a["words"] == b["words"] > 10  # same references
     assert 0 <= b["wer"] < 60 and b["rtfx"] > 0 and b["threads"] == 1
-    assert a["decoding"]["beam"] == 10  # the shipped model's recommendation
+    shipped = json.loads((ROOT / "export/demo-en/model.json").read_text())["decoding"]
+    assert a["decoding"]["beam"] == shipped["beam"] > 1  # the shipped model's recommendation was used
     # each record says how to make it again
     assert a["command"].startswith("kdasr eval --manifest") and a["command"].endswith("--system shipped")
     assert b["command"].startswith("kdasr eval-reference")

@@ -29,7 +29,7 @@ def test_shipped_model_records_its_pretrained_encoder():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, samples, max_wer", [
-    # measured at commit time (recommended decoding and precision): demo-en 40.6 % on the 8 synthetic clips and
+    # measured at commit time (recommended decoding, fp32): demo-en 40.6 % on the 8 synthetic clips and
     # 34.4 % on the 4 real ones (demo-en-small: 112.5 % there), demo-en-small 27.7 % on the synthetic clips;
     # a broken export or tokenizer gives ~100 %
     ("demo-en", SAMPLES, 55.0),
