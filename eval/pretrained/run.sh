@@ -20,7 +20,14 @@
 #   tune      each decoded on the whole dev and dev_real for every point of DEC_GRID (kdasr tune); the
 #             point with the fewest word errors over both sets is recorded as $E/final/NAME-options.json
 #   test      SHIP (the student chosen on dev) on every test set with its dev-chosen decoding, fp32 and int8
+#   ship      SHIP exported as export/demo-en with its dev-chosen decoding (fp32 recommended; int8 graphs beside),
+#             and int8 scored on dev + dev_real at that decoding (the precision rule's input)
+#   bench     the shipped model alone (first 64 of test) and beside demo-en-small and faster-whisper tiny.en
+#             (first 48 of test and of test_real), 1 thread: run it on a quiet machine
 #   keep      the records report.sh reads copied into eval/pretrained/records/final (kept in git)
+# (This run's KD branch started from the CE run's epoch-5.pt, since rotated away: a rerun of `kd` resumes its
+# own last.pt. Its last.pt predates the fix that carries the pretrained encoder's record into a branch, so
+# export/demo-en was exported from a copy with the record added, exp/p27/kd-bert-1000/provenance/last.pt.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/python -m kdasr}
@@ -86,6 +93,23 @@ for stage in "${@:-units decoder score bert ce}"; do
                    --options $F/$SHIP-options.json --precision $p --system "demo-en-$p" --json $F/ship-$s-$p.json \
                    > $F/ship-$s-$p.log 2>&1
                done; done ;;
+      ship)    [ -n "$SHIP" ] || { echo "ship: name the student chosen on dev (SHIP=ce|kd)" >&2; exit 2; }
+               src=$E/$([ $SHIP = kd ] && echo kd-bert-1000 || echo lstm-1000)
+               [ -f $src/provenance/last.pt ] && src=$src/provenance
+               $K export $src/last.pt --out export/demo-en --quantize int8 --options $F/$SHIP-options.json --check \
+                 > $F/ship-export.log 2>&1
+               for s in dev dev_real; do
+                 $K eval --model $F/$SHIP --manifest $D/mix/$s.jsonl --threads 1 --options $F/$SHIP-options.json \
+                   --precision int8 --system $SHIP-int8 --json $F/$SHIP-$s-int8.json > $F/$SHIP-$s-int8.log 2>&1
+               done ;;
+      bench)   $K bench --model export/demo-en --manifest $D/mix/test.jsonl --limit 64 --threads 1 --repeats 2 \
+                 --out $F/bench-demo-en.md > $F/bench-demo-en.log 2>&1
+               for s in test test_real; do
+                 $K bench --manifest $D/mix/$s.jsonl --limit 48 --threads 1 --repeats 1 --system demo-en=export/demo-en \
+                   --system demo-en-small=export/demo-en-small \
+                   --system "whisper-tiny.en (faster-whisper int8, beam 5)=faster-whisper:tiny.en" \
+                   --out $F/bench-vs-whisper-$s.md > $F/bench-vs-whisper-$s.log 2>&1
+               done ;;
       keep)    FR=eval/pretrained/records/final; mkdir -p $FR $FR/../logs  # what report.sh reads, kept in git
                cp $F/ce-choose.md $F/kd-choose.md $FR/; cp $F/ship-*.json $FR/ 2>/dev/null || true
                cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
@@ -94,7 +118,7 @@ for stage in "${@:-units decoder score bert ce}"; do
                  ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
 print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
                done | paste -sd';' | sed 's/;/; /' > $FR/steps.txt ;;
-      *)       echo "unknown stage $st (units decoder score bert quality soft ce derive kd final tune test keep)" >&2; exit 2 ;;
+      *)       echo "unknown stage $st (units decoder score bert quality soft ce derive kd final tune test ship bench keep)" >&2; exit 2 ;;
     esac
   done
 done
