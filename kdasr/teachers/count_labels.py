@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..data.manifest import Utterance, read_manifest
 from ..errors import KdasrError
@@ -28,7 +27,7 @@ from ..text import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Tokenizer
 from .common import read_documents
 from .kd_mode import KdMode
 from .ngram import CountModels
-from .storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
+from .storage import SoftLabelMeta, prepare_dir, tokenizer_sha1, write_label_shards
 
 COUNT_PREFIX = "count:"  # `kdasr teacher soft-labels --teacher count:TEXT`
 SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID)  # never a label (as kdasr.teachers.soft_labels)
@@ -112,29 +111,18 @@ def generate_count_labels(
     cache: dict[tuple[int, int], Labels] = {}
     stats = {"utterances": len(utts), "tokens": sum(len(own[u.id]) for u in utts), "written_tokens": 0,
              "computed_pairs": 0, "seconds": 0.0, "shards_written": 0}
-    columns = [TextColumn("count soft labels"), BarColumn(), TextColumn("{task.completed}/{task.total} utts"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("", total=len(utts))
-        for index, shard in enumerate(shards):
-            path = shard_path(out_dir, index)
-            if path.exists():
-                bar.advance(task, len(shard))
-                continue
-            t0 = time.time()
-            plan = {u.id: token_pairs(own[u.id]) for u in shard}
-            todo = list(dict.fromkeys(p for ps in plan.values() for p in ps if p not in cache))
-            cache.update(zip(todo, pair_labels(model, todo, cfg)))
-            rows = {uid: (np.stack([cache[p][0] for p in ps]), np.stack([cache[p][1] for p in ps]))
-                    for uid, ps in plan.items()}
-            write_shard(path, rows, tok.vocab_size)
-            stats["computed_pairs"] += len(todo)
-            stats["written_tokens"] += sum(len(ps) for ps in plan.values())
-            stats["seconds"] += time.time() - t0
-            stats["shards_written"] += 1
-            bar.advance(task, len(shard))
-            if stop_after_shards is not None and stats["shards_written"] >= stop_after_shards:
-                break
+    def label(shard: list[Utterance]) -> tuple[dict, int]:
+        plan = {u.id: token_pairs(own[u.id]) for u in shard}
+        todo = list(dict.fromkeys(p for ps in plan.values() for p in ps if p not in cache))
+        cache.update(zip(todo, pair_labels(model, todo, cfg)))
+        rows = {uid: (np.stack([cache[p][0] for p in ps]), np.stack([cache[p][1] for p in ps]))
+                for uid, ps in plan.items()}
+        stats["computed_pairs"] += len(todo)
+        stats["written_tokens"] += sum(len(ps) for ps in plan.values())
+        return rows, sum(len(ps) for ps in plan.values())
+
+    write_label_shards(out_dir, shards, label, tok.vocab_size, stats, title="count soft labels", progress=progress,
+                       stop_after_shards=stop_after_shards)
     return stats
 
 

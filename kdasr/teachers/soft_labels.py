@@ -14,21 +14,19 @@ The LM teacher's labels come from one causal forward per utterance (`lm_labels`)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..data.manifest import Utterance
 from ..text import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Tokenizer
 from .context import DocumentIndex, Window, utterance_windows
 from .kd_mode import KdMode, bert_label_mode
 from .mlm import MaskedRow, masked_rows, run_masked_batches
-from .storage import SoftLabelMeta, prepare_dir, shard_path, tokenizer_sha1, write_shard
+from .storage import SoftLabelMeta, prepare_dir, tokenizer_sha1, write_label_shards
 from .train_loop import amp_context, device_of
 
 SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID)
@@ -163,38 +161,20 @@ def generate_soft_labels(
         "seconds": 0.0,
         "shards_written": 0,
     }
-    columns = [
-        TextColumn("soft labels"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} utts"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    ]
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("", total=len(utts), info="")
-        for index, shard in enumerate(shards):
-            path = shard_path(out_dir, index)
-            if path.exists():
-                bar.advance(task, len(shard))
-                continue
-            t0 = time.time()
-            if kind == "bert":
-                plan = {u.id: utterance_windows(u, list(own[u.id]), mode, window, docs) for u in shard}
-                todo = list(dict.fromkeys(w for ws in plan.values() for w in ws if w not in cache))
-                cache.update(zip(todo, fast_window_labels(teacher.model, todo, cfg, teacher.mask_id)))
-                stats["computed_tokens"] += sum(w.length for w in todo)
-                rows = {uid: tuple(np.concatenate(a) for a in zip(*(cache[w] for w in ws))) for uid, ws in plan.items()}
-            else:
-                todo = list(dict.fromkeys(own[u.id] for u in shard if own[u.id] not in cache))
-                cache.update(zip(todo, lm_labels(teacher, todo, cfg)))
-                stats["computed_tokens"] += sum(len(t) for t in todo)
-                rows = {u.id: cache[own[u.id]] for u in shard}
-            write_shard(path, rows, tok.vocab_size)
-            stats["seconds"] += time.time() - t0
-            stats["shards_written"] += 1
-            done = sum(len(own[u.id]) for u in shard)
-            bar.update(task, advance=len(shard), info=f"{done / max(time.time() - t0, 1e-9):.0f} tokens/s")
-            if stop_after_shards is not None and stats["shards_written"] >= stop_after_shards:
-                break
+    def label(shard: list[Utterance]) -> tuple[dict, int]:
+        if kind == "bert":
+            plan = {u.id: utterance_windows(u, list(own[u.id]), mode, window, docs) for u in shard}
+            todo = list(dict.fromkeys(w for ws in plan.values() for w in ws if w not in cache))
+            cache.update(zip(todo, fast_window_labels(teacher.model, todo, cfg, teacher.mask_id)))
+            stats["computed_tokens"] += sum(w.length for w in todo)
+            rows = {uid: tuple(np.concatenate(a) for a in zip(*(cache[w] for w in ws))) for uid, ws in plan.items()}
+        else:
+            todo = list(dict.fromkeys(own[u.id] for u in shard if own[u.id] not in cache))
+            cache.update(zip(todo, lm_labels(teacher, todo, cfg)))
+            stats["computed_tokens"] += sum(len(t) for t in todo)
+            rows = {u.id: cache[own[u.id]] for u in shard}
+        return rows, sum(len(own[u.id]) for u in shard)
+
+    write_label_shards(out_dir, shards, label, tok.vocab_size, stats, progress=progress,
+                       stop_after_shards=stop_after_shards)
     return stats

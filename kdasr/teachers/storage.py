@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import KdasrError
 from ..io_utils import atomic_open, atomic_write_text
 
 FORMAT_VERSION = 1
+Rows = dict[str, tuple[np.ndarray, np.ndarray]]  # utt id -> (top-K ids [n, K], probs [n, K])
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def prepare_dir(out_dir: Path, meta: SoftLabelMeta) -> None:
         atomic_write_text(path, meta.to_json())
 
 
-def write_shard(path: Path, rows: dict[str, tuple[np.ndarray, np.ndarray]], vocab_size: int) -> None:
+def write_shard(path: Path, rows: Rows, vocab_size: int) -> None:
     """rows: utt id -> (ids [n, K], probs [n, K]) in the order to store."""
     uids = list(rows)
     counts = [rows[u][0].shape[0] for u in uids]
@@ -85,6 +89,38 @@ def write_shard(path: Path, rows: dict[str, tuple[np.ndarray, np.ndarray]], voca
     probs = np.concatenate([rows[u][1] for u in uids]).astype(np.float16) if uids else np.zeros((0, k), np.float16)
     with atomic_open(path, "wb") as f:
         np.savez(f, utt_ids=np.array(uids, dtype=str), offsets=offsets, ids=ids, probs=probs)
+
+
+def write_label_shards(
+    out_dir: Path,
+    shards: Sequence[Sequence],
+    label: Callable[[Sequence], tuple[Rows, int]],
+    vocab_size: int,
+    stats: dict,
+    title: str = "soft labels",
+    progress: bool = True,
+    stop_after_shards: int | None = None,
+) -> None:
+    """Label each shard of utterances (`label(shard)` -> rows, tokens labelled) and write it as
+    shard-NNNNN.npz in order; a shard already on disk is kept (the resume). Counts `seconds` and
+    `shards_written` into `stats`; the teacher-specific counts are `label`'s to keep."""
+    columns = [TextColumn(title), BarColumn(), TextColumn("{task.completed}/{task.total} utts"),
+               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("", total=sum(len(s) for s in shards), info="")
+        for index, shard in enumerate(shards):
+            path = shard_path(out_dir, index)
+            if path.exists():
+                bar.advance(task, len(shard))
+                continue
+            t0 = time.time()
+            rows, tokens = label(shard)
+            write_shard(path, rows, vocab_size)
+            stats["seconds"] += time.time() - t0
+            stats["shards_written"] += 1
+            bar.update(task, advance=len(shard), info=f"{tokens / max(time.time() - t0, 1e-9):.0f} tokens/s")
+            if stop_after_shards is not None and stats["shards_written"] >= stop_after_shards:
+                break
 
 
 @dataclass
