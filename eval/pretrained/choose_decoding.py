@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from kdasr.recipe.claim_logic import pooled_wer  # the claim recipe's pooling: word errors over words
+
 
 def points(folder: Path) -> dict[str, dict]:
     """The eval records of one tune, keyed by their grid point (as canonical JSON)."""
@@ -39,11 +41,9 @@ def main() -> None:
     pooled = []
     for key in common:
         recs = [r[key] for r in runs]
-        we = sum(sum(x["per_utterance"]["word_errors"]) for x in recs)
-        w = sum(sum(x["per_utterance"]["words"]) for x in recs)
-        ce = sum(sum(x["per_utterance"]["char_errors"]) for x in recs)
+        ce = sum(sum(x["per_utterance"]["char_errors"]) for x in recs)  # records keep no char totals
         c = sum(sum(x["per_utterance"]["chars"]) for x in recs)
-        pooled.append((we / w, ce / c, key, recs))
+        pooled.append((pooled_wer(recs) / 100, ce / c, key, recs))
     pooled.sort(key=lambda p: (p[0], p[1]))
     sets = [r["set"] for r in pooled[0][3]]
     print(f"| point | {' | '.join(f'{s} WER %' for s in sets)} | pooled WER % | pooled CER % |")
