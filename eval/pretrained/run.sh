@@ -24,6 +24,13 @@
 #             and int8 scored on dev + dev_real at that decoding (the precision rule's input)
 #   bench     the shipped model alone (first 64 of test) and beside demo-en-small and faster-whisper tiny.en
 #             (first 48 of test and of test_real), 1 thread: run it on a quiet machine
+#   grid      issue 27's encoder x training grid at equal minutes (EQ_MIN each, LSTM decoder, 1,000 units):
+#             whisper tiny.en and base, each frozen, top 2 layers fine-tuned, and all fine-tuned
+#             (kdasr/configs/whisper-{tiny,base}-{frozen,top2,all}.toml; tiny frozen is the units stage's
+#             lstm-1000 run). Frozen parts are cached first, once per encoder and depth (the cache's build
+#             time is in the run's log, outside its minutes); the all-layers runs read whisper's log-mel
+#             features and run the whole encoder at every step. GRID names the runs (default all five)
+#   gridscore each grid run's eq-$EQ_MIN.pt scored as the score stage does; records in $E/units
 #   keep      the records report.sh reads copied into eval/pretrained/records/final (kept in git)
 # (This run's KD branch started from the CE run's epoch-5.pt, since rotated away: a rerun of `kd` resumes its
 # own last.pt. Its last.pt predates the fix that carries the pretrained encoder's record into a branch, so
@@ -35,6 +42,9 @@ D=${D:-data}; E=${E:-exp/p27}; C=${C:-exp/cache/tiny-frozen}; U=$E/units
 T256=export/demo-en/tokenizer.model T1000=$D/mix/tok1000.model
 EQ_MIN=${EQ_MIN:-45} CE_MIN=${CE_MIN:-180} BERT_MIN=${BERT_MIN:-150}
 F=$E/final SHIP=${SHIP:-}
+GRID=${GRID:-tiny-top2 tiny-all base-frozen base-top2 base-all}
+grid_cache() {  # a grid run's feature cache: the frozen prefix's, per encoder and depth; log-mel for "all"
+  case $1 in *-all) echo exp/cache/whisper-mel ;; tiny-frozen) echo $C ;; *) echo exp/cache/$1 ;; esac; }
 DEC_GRID=${DEC_GRID:---grid beam=1,4 --grid ctc_weight=0,0.3}  # fixed before any student was decoded
 TESTS="test test_real test_noisy test_heldout test_neural_heldout"
 export OMP_NUM_THREADS=1
@@ -70,6 +80,14 @@ for stage in "${@:-units decoder score bert ce}"; do
                  --report eval/pretrained/records/teacher-quality-bert-1000.md ;;
       soft)    $K teacher soft-labels $D/mix/train.jsonl --tokenizer $T1000 --teacher $E/teachers/bert-1000 \
                  --mode utterance --top-k 32 --temperature 1 --threads 1 --out $E/soft/bert-utt-t1-k32 >> $E/soft-bert-utt.log 2>&1 ;;
+      grid)    for g in $GRID; do
+                 [ -f "$E/grid/$g/eq-$EQ_MIN.pt" ] && continue
+                 mkdir -p $E/grid
+                 $K train --train $D/mix/train.jsonl --dev $D/mix/dev.jsonl --tokenizer $T1000 --config whisper-$g \
+                   --out $E/grid/$g --minutes $EQ_MIN --threads 1 --feature-cache "$(grid_cache $g)" >> $E/grid/$g.log 2>&1
+                 cp $E/grid/$g/last.pt $E/grid/$g/eq-$EQ_MIN.pt
+               done ;;
+      gridscore) for g in $GRID; do [ -f "$E/grid/$g/eq-$EQ_MIN.pt" ] && score grid-$g $E/grid/$g/eq-$EQ_MIN.pt; done ;;
       ce)      train lstm-1000 whisper-tiny-frozen $T1000 $CE_MIN ;;
       derive)  [ -f $E/soft/bert-utt-t3-k8/summary.json ] || $K teacher soft-derive $E/soft/bert-utt-t1-k32 \
                  --temperature 3 --top-k 8 --out $E/soft/bert-utt-t3-k8 ;;

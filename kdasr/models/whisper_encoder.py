@@ -108,6 +108,10 @@ class WhisperEncoder(nn.Module):
             self.conv2.requires_grad_(True)
         self.trainable_layers = n
 
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Whisper's own weights (conv stem, layers, final norm; not the new reduction)."""
+        return [p for m in (self.conv1, self.conv2, self.layers, self.norm) for p in m.parameters()]
+
     @property
     def frozen_layers(self) -> int:
         return len(self.layers) - self.trainable_layers

@@ -20,6 +20,7 @@ class SpecAugmentConfig:
 class TrainConfig:
     max_frames: int = 24000  # padded feature frames (10 ms) per batch
     lr: float = 1.5e-3  # peak learning rate (Noam schedule)
+    pretrained_lr_scale: float = 1.0  # lr factor of pretrained weights that train (whisper layers)
     warmup_steps: int = 600
     epochs: int = 100
     max_minutes: float | None = None  # wall-clock budget; stops cleanly with a checkpoint

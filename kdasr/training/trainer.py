@@ -107,6 +107,19 @@ class CsvLog:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
 
 
+def param_groups(model: torch.nn.Module, pretrained_lr_scale: float) -> list[dict]:
+    """Adam's groups: what starts from pretrained weights (a whisper encoder's conv stem, layers and
+    norm) learns at lr x pretrained_lr_scale, the rest at lr; a fine-tuned pretrained layer at the
+    decoder's from-scratch rate forgets what it knew."""
+    # only those that train: a frozen run keeps one group, so its checkpoints load as before
+    pretrained = [p for p in getattr(model.encoder, "pretrained_parameters", list)() if p.requires_grad]
+    ids = {id(p) for p in pretrained}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr_scale": 1.0}]
+    if pretrained:
+        groups.append({"params": pretrained, "lr_scale": pretrained_lr_scale})
+    return groups
+
+
 def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -156,7 +169,7 @@ def train(
             device_ids=[info.local_rank] if info.device.startswith("cuda") else None,
             find_unused_parameters=model_cfg.ctc_weight == 0,
         )
-    opt = torch.optim.Adam(core.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9)
+    opt = torch.optim.Adam(param_groups(core, cfg.pretrained_lr_scale), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * info.rank)  # SpecAugment masks
     step, epoch, batch_pos, elapsed = 0, 0, 0, 0.0
     last = out_dir / "last.pt"
@@ -264,7 +277,7 @@ def train(
                 batch = batch.to(info.device)
                 lr = noam_lr(step + 1, cfg.lr, cfg.warmup_steps)
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)  # (checkpoints before the scale have none)
                 losses = compute_loss(model, batch, tok, cfg, ctc_weight=model_cfg.ctc_weight)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
