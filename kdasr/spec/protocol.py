@@ -344,7 +344,7 @@ def render_protocol_block(p: Protocol) -> str:
         f"- Budget: {p.steps} optimiser steps per student, {p.threads} thread{'s' if p.threads != 1 else ''}",
         f"- Seeds: {', '.join(map(str, p.seeds))} (each sets the trainable weights' init and the data order)",
         f"- Soft labels: T ∈ {_values(p.temperatures)}, K ∈ {_values(p.top_ks)}, "
-        f"mixed with σ = {p.kd_smoothing:g} uniform",
+        + (f"mixed with σ = {p.kd_smoothing:g} uniform" if p.kd_smoothing else "no uniform part, as in the paper"),
         "- Decoding grid (`kdasr tune`): "
         + ("; ".join(f"{k} ∈ {_values(v)}" for k, v in p.decoding.items()) or "none (greedy)"),
         f"- Dev sets (every choice): {', '.join(f'`{d}`' for d in p.dev_manifests)}",
