@@ -229,3 +229,36 @@ def test_card_reads_a_format_1_model(tmp_path):
     line = next(x for x in text.splitlines() if x.startswith("- Recommended decoding"))
     assert json.loads(re.search(r"`(\{.*\})`", line).group(1)) == desc["decoding"]
     assert "initialised from `export/demo-en`" in text  # its history, from model.json
+
+
+def test_reference_rows_beside_the_model_only_on_the_same_utterances(card_inputs, tmp_path):
+    """--reference: another recogniser's records in a table beside this model's rows; a set it scored on
+    other utterances is left out (–); the bench's other systems are listed under Speed."""
+    c, env = card_inputs, card_inputs["env"]
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    same = json.loads((c["results"] / "tiny-test.json").read_text())
+    same.update(system="whisper-x", wer=12.34, cer=5.67)
+    other = json.loads((c["results"] / "tiny-test_heldout.json").read_text())
+    other.update(system="whisper-x", wer=99.0)
+    other["per_utterance"] = {k: v[:-1] for k, v in other["per_utterance"].items()}  # one utterance fewer
+    other["utterances"] -= 1
+    (refs / "x-test.json").write_text(json.dumps(same))
+    (refs / "x-test_heldout.json").write_text(json.dumps(other))
+    _kdasr(env, "bench", "--manifest", str(c["dir"] / "test.jsonl"), "--limit", "2", "--threads", "1",
+           "--system", f"tiny={c['model']}", "--system", f"twin={c['model']}", "--out", str(tmp_path / "bench.md"))
+    out = tmp_path / "card.md"
+    _kdasr(env, "model-card", str(c["model"]), "--results", str(c["results"]), "--system", "tiny", "--bench",
+           str(tmp_path / "bench.json"), "--reference", str(refs), "--out", str(out))
+    ev = _section(out.read_text(), "Evaluation")
+    test = json.loads((c["results"] / "tiny-test.json").read_text())
+    assert "| test | this model | whisper-x |" not in ev and "| set | this model | whisper-x |" in ev
+    assert f"| test | {test['wer']:.2f} ({test['cer']:.2f}) | 12.34 (5.67) |" in ev
+    assert re.search(r"\| test_heldout \| [\d.]+ \([\d.]+\) \| – \|", ev)
+    speed = _section(out.read_text(), "Speed")
+    assert "| tiny (this model) |" in speed and "| twin |" in speed
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"not": "a record"}))
+    proc = _kdasr(env, "model-card", str(c["model"]), "--results", str(c["results"]), "--reference", str(bad),
+                  "--out", str(tmp_path / "no.md"), ok=False)
+    assert str(bad) in proc.stderr and "Traceback" not in proc.stderr and not (tmp_path / "no.md").exists()

@@ -29,6 +29,11 @@ def model_card(
         str | None, typer.Option(help="System name of this model in the records and the bench JSON (needed when "
                                  "they hold several systems and none was decoded from MODEL_DIR itself).")
     ] = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(help="Result records of other recognisers on the same sets (e.g. `kdasr eval-reference` of "
+                     "whisper), or folders of them: a table beside this model's rows. Repeatable."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Card to write (default MODEL_DIR/MODEL_CARD.md).")
     ] = None,
@@ -52,7 +57,8 @@ def model_card(
     target = out or model_dir / "MODEL_CARD.md"
     command = command_line()
     with user_errors():
-        write_card(CardInputs(model_dir, tuple(results or ()), bench, corpus, system, command, resamples, seed),
+        write_card(CardInputs(model_dir, tuple(results or ()), bench, corpus, system, tuple(reference or ()),
+                              command, resamples, seed),
                    target)
     typer.echo(f"wrote {target}")
 

@@ -188,10 +188,51 @@ def _evaluation(f: Facts, boot: tuple[int, int]) -> list[str]:
                    f"{_interval(r, 'char_errors', 'chars', boot)} | "
                    f"{describe(dec) if isinstance(dec, dict) else 'not recorded'} | {r.get('failures', 0)} |")
     out += ["", "Interval: " + METHOD.replace("paired ", "").format(n=boot[0], seed=boot[1], level=95) + "."]
+    out += _beside(f)
     if other:
         out += ["", f"**Note:** {', '.join(other)} decoded otherwise than the recommended "
                 f"{describe(recommended(f.spec))}."]
     return out + [""]
+
+
+def _ids(record: dict) -> set | None:
+    cols = record.get("per_utterance")
+    return set(cols["ids"]) if isinstance(cols, dict) and isinstance(cols.get("ids"), list) else None
+
+
+def _beside(f: Facts) -> list[str]:
+    """WER of other recognisers on the sets this model was scored on (`--reference`), same utterances only."""
+    if not f.references:
+        return []
+    mine = {r["set"]: r for r in f.records}
+    systems = list(dict.fromkeys(r["system"] for r in f.references))
+    by = {(r["system"], r["set"]): r for r in f.references}
+    out = ["", "Beside other recognisers (`--reference` records; WER %, CER % in brackets; a cell is left out "
+           "unless both scored the same utterances of the set):", "",
+           "| set | this model | " + " | ".join(systems) + " |", "|---|---:|" + "---:|" * len(systems)]
+    for r in set_order(list(mine.values())):
+        ids = _ids(r)
+        cells = []
+        for name in systems:
+            ref = by.get((name, r["set"]))
+            same = ref is not None and (_ids(ref) == ids if ids is not None and _ids(ref) is not None
+                                        else ref["utterances"] == r["utterances"])
+            cells.append(f"{ref['wer']:.2f} ({ref['cer']:.2f})" if same else "–")
+        out.append(f"| {r['set']} | {r['wer']:.2f} ({r['cer']:.2f}) | " + " | ".join(cells) + " |")
+    return out
+
+
+def _bench_beside(b: dict, mine: dict) -> list[str]:
+    """The other systems of the same bench run (same audio, threads, machine), e.g. faster-whisper."""
+    others = [e for e in b["systems"] if e is not mine]
+    if not others:
+        return []
+    wer = lambda e: f"{e['wer']:.2f}" if isinstance(e.get("wer"), (int, float)) else "–"  # noqa: E731
+    rows = [mine, *others]
+    return ["", "In the same run (same audio, threads and machine):", "",
+            "| system | RTFx b1 | RTFx b16 | latency p50 ms b1 | WER % |", "|---|---:|---:|---:|---:|",
+            *(f"| {e['name']}{' (this model)' if e is mine else ''} | {_f(e['batch1']['rtfx'])} | "
+              f"{_f(e['batch16']['rtfx'])} | {_f(e['batch1']['latency_ms_p50'], 0)} | {wer(e)} |" for e in rows)]
 
 
 def _speed(f: Facts) -> list[str]:
@@ -214,6 +255,7 @@ def _speed(f: Facts) -> list[str]:
             "", "| batch | RTFx | latency p50 ms | latency p95 ms |", "|---:|---:|---:|---:|",
             *(f"| {n} | {_f(m['rtfx'])} | {_f(m['latency_ms_p50'], 0)} | {_f(m['latency_ms_p95'], 0)} |"
               if m["latency_ms_p50"] is not None else f"| {n} | n/a | n/a | n/a |" for n, m in ((1, b1), (16, b16))),
+            *_bench_beside(b, e),
             "", f"Method: {b.get('method', '')}.", "", "Machine:", *b.get("machine_lines", []), ""]
     if decoding_key(e["decoding"]) != decoding_key(recommended(f.spec)):
         out += [f"**Note:** benched with {describe(e['decoding'])}, not the recommended decoding.", ""]

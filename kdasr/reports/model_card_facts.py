@@ -5,7 +5,7 @@ KdasrError line naming it; an optional input not given is None / empty, never an
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import KdasrError
@@ -24,6 +24,7 @@ class CardInputs:
     bench: Path | None = None
     corpus: Path | None = None
     system: str | None = None  # which system's records / bench entry describe this model
+    references: tuple[Path, ...] = ()  # records of other recognisers on the same sets (rows beside this model)
     command: str = ""  # the command line that generated the card (stated in the card)
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
@@ -39,6 +40,7 @@ class Facts:
     bench: dict | None
     bench_entry: dict | None
     corpus: dict | None
+    references: list[dict] = field(default_factory=list)  # other systems' records, checked like ours
 
 
 RECORD_FIELDS = {"system": str, "set": str, "wer": (int, float), "cer": (int, float), "utterances": int,
@@ -130,7 +132,20 @@ def gather(inputs: CardInputs) -> Facts:
     if bench is not None:
         bench["_file"] = str(inputs.bench)
     entry = bench_entry(bench, model_dir, inputs.system, records)
-    return Facts(spec, model_dir, units(model_dir), records, note, bench, entry, load_corpus(inputs.corpus))
+    return Facts(spec, model_dir, units(model_dir), records, note, bench, entry, load_corpus(inputs.corpus),
+                 reference_records(tuple(inputs.references)))
+
+
+def reference_records(paths: tuple[Path, ...]) -> list[dict]:
+    """Records of other recognisers (e.g. `kdasr eval-reference` of whisper) to show beside this model."""
+    for p in paths:
+        if Path(p).is_file() and not _is_record(read_json(p, "not a JSON result record")):
+            raise KdasrError(f"{p}: not a result record of `kdasr eval --json` (no system/set/wer/cer)")
+    records = load_records(list(paths)) if paths else []
+    for r in records:
+        if bad := [k for k in RECORD_FIELDS if not isinstance(r.get(k), RECORD_FIELDS[k])]:
+            raise KdasrError(f"{r['_file']}: result record without a valid {', '.join(bad)}")
+    return records
 
 
 # ---- small shared readings of the facts ----------------------------------------------------
