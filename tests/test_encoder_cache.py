@@ -58,10 +58,14 @@ def test_cache_holds_the_frozen_part_and_resumes_and_invalidates(utts, tmp_path,
 
     orphan = folder / f"{temp_prefix(shards[0].name)}abcd1234{TEMP_SUFFIX}"
     orphan.write_bytes(b"half a shard")
+    removed = len(np.load(shards[0])["ids"])
     shards[0].unlink()
     stamp = shards[1].stat().st_mtime_ns
+    build = json.loads((folder / "build.json").read_text())
+    assert build["utterances"] == 3 and build["seconds"] > 0  # what computing the cache cost
     again, _ = compute_encoder_cache(utts, tmp_path, model)
     assert shards[0].exists() and shards[1].stat().st_mtime_ns == stamp and not orphan.exists()
+    assert json.loads((folder / "build.json").read_text())["utterances"] == 3 + removed  # + the recomputed shard
     assert all(np.array_equal(a, b) for a, b in zip(again.feats, feats.feats))
 
     # the trainable part (top layer, reduction, decoder) does not change the key; a frozen weight does

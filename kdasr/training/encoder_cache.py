@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from rich.progress import Progress
 from ..audio import load_audio
 from ..data.manifest import Utterance
 from ..errors import AudioError, KdasrError
-from ..io_utils import atomic_open, remove_orphan_temps
+from ..io_utils import atomic_open, atomic_write_text, remove_orphan_temps
 from ..models.student import Seq2SeqStudent
 from .features import SHARD_SIZE, FeatureSet, _read_shard
 from .specaugment import SpecAugmentConfig, spec_augment
@@ -99,6 +100,19 @@ def _compute(model: Seq2SeqStudent, utts: list[Utterance], sample_rate: int) -> 
     return out
 
 
+def _add_build_time(folder: Path, utterances: int, seconds: float) -> None:
+    """folder/build.json: the wall seconds spent computing its shards, summed over resumed runs (what
+    the cache cost, reported beside the training minutes it saves)."""
+    path = folder / "build.json"
+    try:
+        had = json.loads(path.read_text())
+    except (OSError, ValueError):
+        had = {}
+    doc = {"utterances": int(had.get("utterances", 0)) + utterances,
+           "seconds": round(float(had.get("seconds", 0.0)) + seconds, 1), "threads": torch.get_num_threads()}
+    atomic_write_text(path, json.dumps(doc) + "\n")
+
+
 def compute_encoder_cache(
     utts: list[Utterance], cache_dir: Path, model: Seq2SeqStudent, desc: str = "encoder cache"
 ) -> tuple[FeatureSet, Path]:
@@ -115,6 +129,7 @@ def compute_encoder_cache(
         for shard in shards:
             path = folder / f"shard-{_shard_key(shard)}.npz"
             if not path.exists():
+                t0 = time.perf_counter()
                 arrays = _compute(model, shard, model.cfg.sample_rate)
                 try:
                     with atomic_open(path, "wb") as f:
@@ -122,6 +137,7 @@ def compute_encoder_cache(
                                  **{f"a{i}": a for i, a in enumerate(arrays.values())})
                 except OSError as e:  # a full disk: one line; atomic_open left no partial shard
                     raise KdasrError(f"cannot write the encoder cache {path}: {e.strerror or e}") from None
+                _add_build_time(folder, len(shard), time.perf_counter() - t0)
             result.update(_read_shard(path))  # the feature cache's checked reader: never unpickles
             progress.advance(task, len(shard))
     ids = [u.id for u in utts if u.id in result]
