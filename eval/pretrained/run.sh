@@ -32,7 +32,11 @@
 #             lstm-1000 run). Frozen parts are cached first, once per encoder and depth (the cache's build
 #             time is in the run's log, outside its minutes); the all-layers runs read whisper's log-mel
 #             features and run the whole encoder at every step. GRID names the runs (default all five)
-#   gridscore each grid run's eq-$EQ_MIN.pt scored as the score stage does; records in $E/units
+#   gridscore each grid run's eq-$EQ_MIN.pt scored as the score stage does, and on the first 200 of every test
+#             set (after every choice; nothing is chosen from them); records in $E/units, with
+#             NAME-info.json (eval/pretrained/grid_info.py: trainable parameters, steps, cache build time)
+#   gridbench the grid's students side by side, greedy, first 32 of test, 1 thread (`kdasr bench
+#             --system`; run it on a quiet machine)
 #   keep      the records report.sh reads copied into eval/pretrained/records/final (kept in git)
 # (This run's KD branch started from the CE run's epoch-5.pt, since rotated away: a rerun of `kd` resumes its
 # own last.pt. Its last.pt predates the fix that carries the pretrained encoder's record into a branch, so
@@ -56,9 +60,9 @@ train() {  # run config tokenizer minutes
     --minutes "$4" --threads 1 --feature-cache $C >> "$E/$1.log" 2>&1
 }
 keep_eq() { [ -f "$E/$1/eq-$EQ_MIN.pt" ] || cp "$E/$1/last.pt" "$E/$1/eq-$EQ_MIN.pt"; }
-score() {  # name checkpoint
+score() {  # name checkpoint [sets]
   [ -f "$U/$1/model.json" ] || $K export "$2" --out "$U/$1" > "$U/$1-export.log" 2>&1
-  for s in dev dev_real; do
+  for s in ${3:-dev dev_real}; do
     [ -f "$U/$1-$s-b1.json" ] || $K eval --model "$U/$1" --manifest $D/mix/$s.jsonl --limit 200 --threads 1 \
       --beam 1 --system "$1-b1" --json "$U/$1-$s-b1.json" > "$U/$1-$s-b1.log" 2>&1
   done
@@ -89,7 +93,17 @@ for stage in "${@:-units decoder score bert ce}"; do
                    --out $E/grid/$g --minutes $EQ_MIN --threads 1 --feature-cache "$(grid_cache $g)" >> $E/grid/$g.log 2>&1
                  cp $E/grid/$g/last.pt $E/grid/$g/eq-$EQ_MIN.pt
                done ;;
-      gridscore) for g in $GRID; do [ -f "$E/grid/$g/eq-$EQ_MIN.pt" ] && score grid-$g $E/grid/$g/eq-$EQ_MIN.pt; done ;;
+      gridscore) for g in tiny-frozen $GRID; do  # dev sets, then (every choice made) the test sets, first 200 each
+                   ck=$E/grid/$g/eq-$EQ_MIN.pt name=grid-$g
+                   [ $g = tiny-frozen ] && ck=$E/lstm-1000/eq-$EQ_MIN.pt name=lstm-1000-s1341  # the units stage's run
+                   [ -f "$ck" ] || continue
+                   score $name $ck "dev dev_real $TESTS"
+                   [ -f $U/$name-info.json ] || ${PY:-.venv/bin/python} eval/pretrained/grid_info.py $ck \
+                     --cache "$(grid_cache $g)" --out $U/$name-info.json > /dev/null
+                 done ;;
+      gridbench) $K bench --manifest $D/mix/test.jsonl --limit 32 --threads 1 --repeats 2 \
+                   --system tiny-frozen=$U/lstm-1000-s1341 $(for g in $GRID; do echo --system $g=$U/grid-$g; done) \
+                   --out $U/grid-bench.md > $U/grid-bench.log 2>&1 ;;
       ce)      train lstm-1000 whisper-tiny-frozen $T1000 $CE_MIN ;;
       derive)  [ -f $E/soft/bert-utt-t3-k8/summary.json ] || $K teacher soft-derive $E/soft/bert-utt-t1-k32 \
                  --temperature 3 --top-k 8 --out $E/soft/bert-utt-t3-k8 ;;
@@ -139,6 +153,9 @@ for stage in "${@:-units decoder score bert ce}"; do
                cp $F/ce-choose.md $F/kd-choose.md $FR/; cp $F/ship-*.json $FR/ 2>/dev/null || true
                cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
                for r in lstm-1000 kd-bert-1000; do cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
+               for g in $GRID; do [ -f $E/grid/$g/dev_log.csv ] && cp $E/grid/$g/dev_log.csv $FR/../logs/grid-$g-dev_log.csv; done
+               cp $U/grid-*.json $U/grid-bench.md $U/lstm-1000-s1341-info.json $U/lstm-1000-s1341-test*-b1.json \
+                 eval/pretrained/records/ 2>/dev/null || true
                for m in ce kd; do  # training steps and minutes, from the export's model.json
                  ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
 print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
