@@ -95,3 +95,22 @@ def test_exported_lstm_step_computes_the_training_step():
         after = graph(*inputs)[4]
         assert not torch.allclose(before, after, atol=1e-4)
         torch.testing.assert_close(after, graph.reference(*inputs)[4], rtol=0, atol=1e-5)
+
+
+def test_teacher_forced_decoder_equals_its_steps():
+    """forward() applies the output layer once over all positions (speed); it must give what step()
+    gives position by position, which is what the exported decoder and every search run."""
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    dec = model.decoder
+    memory, mask = torch.randn(3, 11, TINY.d_model), torch.ones(3, 11, dtype=torch.bool)
+    mask[1, 7:] = False
+    tokens = torch.randint(0, TINY.vocab_size, (3, 5))
+    with torch.no_grad():
+        whole = dec(memory, mask, tokens)
+        keys, state, steps = dec.memory_keys(memory), dec.initial_state(memory, mask), []
+        for u in range(tokens.shape[1]):
+            logits, state = dec.step(tokens[:, u], state, memory, keys, mask)
+            steps.append(logits)
+    assert whole.shape == (3, 5, TINY.vocab_size)
+    torch.testing.assert_close(whole, torch.stack(steps, dim=1), rtol=0, atol=1e-5)

@@ -61,6 +61,12 @@ class LocationAwareDecoder(nn.Module):
         [B, T, A] and mask [B, T] are per utterance; the N = B x K hypotheses come in K consecutive
         rows per utterance (K = 1 in training), and the attention broadcasts each utterance's keys
         and memory over its K rows: a beam search never copies them per hypothesis."""
+        state = self.advance(tokens, state, memory, keys, mask)
+        return self.output(self.drop(torch.cat([state.h, state.context], dim=-1))), state
+
+    def advance(self, tokens: torch.Tensor, state: DecoderState, memory: torch.Tensor, keys: torch.Tensor,
+                mask: torch.Tensor) -> DecoderState:
+        """One step of the recurrence and the attention, without the output layer (step() adds it)."""
         x = torch.cat([self.drop(self.embed(tokens)), state.context], dim=-1)
         h, c = self.cell(x, (state.h, state.c))
         b, t = memory.shape[0], memory.shape[1]
@@ -70,8 +76,7 @@ class LocationAwareDecoder(nn.Module):
         att = torch.softmax(e.squeeze(-1).masked_fill(~mask.unsqueeze(1), -1e4), dim=-1)  # [B, K, T]
         context = torch.matmul(att, memory)  # [B, K, D]
         att, context = att.reshape(-1, t), context.reshape(-1, memory.shape[2])
-        logits = self.output(self.drop(torch.cat([h, context], dim=-1)))
-        return logits, DecoderState(h, c, context, att)
+        return DecoderState(h, c, context, att)
 
     def forward(self, memory: torch.Tensor, mask: torch.Tensor, tokens_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: tokens_in [B, U] -> logits [B, U, V]."""
@@ -79,6 +84,8 @@ class LocationAwareDecoder(nn.Module):
         state = self.initial_state(memory, mask)
         outs = []
         for u in range(tokens_in.shape[1]):
-            logits, state = self.step(tokens_in[:, u], state, memory, keys, mask)
-            outs.append(logits)
-        return torch.stack(outs, dim=1)
+            state = self.advance(tokens_in[:, u], state, memory, keys, mask)
+            outs.append(torch.cat([state.h, state.context], dim=-1))
+        # the output layer once over every step: one large matmul (forward and backward) instead of U small
+        # ones, the same arithmetic as step() per position
+        return self.output(self.drop(torch.stack(outs, dim=1)))
