@@ -195,3 +195,18 @@ def test_export_records_it_with_the_variant_and_a_reexport_keeps_it_only_with_it
     assert Transcriber(a, threads=1, vad=False).model.precision == "int8"
     # a re-export of it keeps the recommendation where it writes int8 graphs again, else it cannot
     assert source_precision([a], ("int8",)) == {"cpu": "int8"} and source_precision([a], ()) == {}
+
+
+def test_int8_text_does_not_depend_on_the_batch():
+    """int8 graphs quantise activations with one scale per tensor, so a batched utterance's text would
+    depend on its batch-mates (4 of these 12 changed before): under int8 each is decoded alone."""
+    from kdasr.audio import load_audio
+
+    waves = []
+    for manifest in (SAMPLES, ROOT / "eval" / "samples" / "real" / "manifest.jsonl"):
+        for line in manifest.read_text().splitlines():
+            waves.append(load_audio(str(manifest.parent / json.loads(line)["audio"]), 16000))
+    t = Transcriber(ROOT / "export" / "demo-en", threads=1, precision="int8", vad=False)
+    together = [r.text for r in t.transcribe(waves)]
+    assert together == [t.transcribe([w])[0].text for w in waves]
+    assert together == [r.text for r in t.transcribe(waves[::-1])][::-1]  # another order, other neighbours

@@ -177,6 +177,10 @@ class Transcriber:
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
         out: list[list[Hypothesis] | str | None] = [None] * len(waves)
         max_samples = opts.max_batch_seconds * self.sample_rate
+        # int8 graphs quantise activations dynamically, with one scale per tensor: over a batch, an
+        # utterance's text would depend on what it was batched with (the server's micro-batches, a
+        # folder's sort order). Each is decoded alone instead: the same text however it arrives
+        batch_size = 1 if self.model.precision == "int8" else opts.batch_size
         lm = self.teacher("lm") if "lm" in opts.weights() else None
         rescorer = self._rescorer(opts.rescore) if opts.rescore != "none" else None
         start = 0
@@ -184,7 +188,7 @@ class Transcriber:
             end = start + 1
             while (
                 end < len(order)
-                and end - start < opts.batch_size
+                and end - start < batch_size
                 and max(len(waves[order[end]]), self.min_piece) * (end - start + 1) <= max_samples
             ):
                 end += 1

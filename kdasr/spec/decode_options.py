@@ -92,7 +92,8 @@ class DecodeOptions:
     # N-best rescoring: total = search score + rescore_weight * (LM log-prob or BERT PLL)
     rescore: str = _option("none", "N-best rescoring: none, lm or bert (pseudo-log-likelihood).", on=SEARCH)
     rescore_weight: float = _option(0.3, "Weight of the rescoring model's score.", Within(0.0, 100.0), on=SEARCH)
-    batch_size: int = _option(16, "Utterances (segments) per batch.", Within(1, 100_000), on=(TRANSCRIBE, EVAL))
+    batch_size: int = _option(16, "Utterances (segments) per batch (int8 graphs decode each alone: their text "
+                              "must not depend on the batch).", Within(1, 100_000), on=(TRANSCRIBE, EVAL))
     # Padded audio per encoder call. Encoder activations grow with it: 16 x 20 s pieces peaked at
     # 519 MB RSS, 4 x 20 s at 234 MB, in the same wall time (demo-en, 2 threads; robustness.md).
     max_batch_seconds: float = _option(80.0, "Padded audio per encoder call (s).", Within(0.0, 36_000.0, True))
