@@ -9,7 +9,8 @@
 #                    demo-fast: 80 ms frames, CTC 0.5, lr 3e-3, the fastest learner measured), export, WER
 #   make recipe      the paper recipe (eval/recipe.sh): corpus v2, teachers, soft labels, four students, export,
 #                    tuning on dev, decoding, bench, eval/reports/paper-table.md (many hours on 2 cores;
-#                    every stage skips finished work: re-run to continue). Variables: kdasr/recipe/settings.py
+#                    every stage skips finished work: re-run to continue). Variables: kdasr/recipe/settings.py.
+#                    With PROTOCOL=FILE [EXP=DIR]: the claim recipe on that protocol (make claim, below)
 #   make claim       the claim recipe (issue 28), driven by a protocol file: make claim PROTOCOL=FILE EXP=DIR
 #                    [STAGES="tk lambda"] (kdasr recipe claim; default kdasr/configs/protocols/claim-v1.toml
 #                    into exp/claim): protocol frozen first, every choice on dev, systems x seeds, claim tables
@@ -123,7 +124,7 @@ train-demo: setup
 # the paper recipe, stages corpus -> ... -> table (eval/recipe.sh, which builds its own corpus v2 in data/v2);
 # its variables come from the environment, e.g. `EXP=exp/paper2 make recipe` or `make recipe STAGES="tune decode"`
 recipe: setup
-	bash eval/recipe.sh $(STAGES)
+	$(if $(PROTOCOL),$(MAKE) claim PROTOCOL=$(PROTOCOL) EXP=$(or $(EXP),exp/claim) STAGES="$(STAGES)",bash eval/recipe.sh $(STAGES))
 
 # the claim recipe (issue 28): every stage from the protocol file; EXP names the run dir it is frozen into
 claim: setup
