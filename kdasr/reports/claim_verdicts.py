@@ -199,19 +199,19 @@ def _bench_rows(bench: dict) -> dict[str, dict]:
 
 def _cost(rows: dict, a: str, b: str, expect_cost: bool) -> dict:
     """A's batch-1 p50 latency over B's; holds when it costs (expect_cost) or does not (KD)."""
-    label = f"{a} vs {b}: {'costs more' if expect_cost else 'costs nothing more'}"
+    part = {"label": f"{a} vs {b}", "expect": "a cost" if expect_cost else "no cost"}
     if missing := [x for x in (a, b) if x not in rows]:
-        return {"label": label, "overall": UNMEASURED, "why": f"the bench has no record of {' or '.join(missing)}"}
+        return {**part, "overall": UNMEASURED, "why": f"the bench has no record of {' or '.join(missing)}"}
     lat = [(rows[x].get("batch1") or {}).get("latency_ms_p50") for x in (a, b)]
     if not all(isinstance(x, (int, float)) and x > 0 for x in lat):
-        return {"label": label, "overall": UNMEASURED, "why": "no batch-1 latency in the bench"}
+        return {**part, "overall": UNMEASURED, "why": "no batch-1 latency in the bench"}
     rtfx = [(rows[x].get("batch1") or {}).get("rtfx") for x in (a, b)]
     ratio = lat[0] / lat[1]
     costs = ratio > 1 + TOLERANCE
     beams = "/".join(str((rows[x].get("decoding") or {}).get("beam", "?")) for x in (a, b))
     why = (f"p50 latency at batch 1 {lat[0]:.0f} vs {lat[1]:.0f} ms, ×{ratio:.2f}; RTFx "
            + " vs ".join("–" if r is None else f"{r:.1f}" for r in rtfx) + f"; beam {beams}")
-    return {"label": label, "overall": HOLDS if costs == expect_cost else NOT, "why": why, "ratio": ratio,
+    return {**part, "overall": HOLDS if costs == expect_cost else NOT, "why": why, "ratio": ratio,
             "latency_ms_p50": lat, "rtfx": rtfx}
 
 
@@ -224,13 +224,16 @@ def cost_claim(bench: dict | None, base: str, kd: str | None) -> dict:
     rows = _bench_rows(bench)
     c["note"] = COST_RULE + f"; {bench.get('utterances', '?')} utterances of `{bench.get('manifest', '?')}`"
     if kd is None:
-        c["parts"].append({"label": "KD student vs baseline", "overall": UNMEASURED, "why": "no best KD student"})
+        c["parts"].append({"label": f"KD student vs {base}", "expect": "no cost", "overall": UNMEASURED,
+                           "why": "no best KD student"})
     else:
         c["parts"].append(_cost(rows, kd, base, expect_cost=False))
     for name in rows:
         student = name.split("+")[0]
         if "+" in name and student in (base, kd):
             c["parts"].append(_cost(rows, name, student, expect_cost=True))
+    if c["parts"][0]["overall"] == UNMEASURED:  # KD's half of the claim: without it the claim is not measured
+        return {**c, "verdict": UNMEASURED, "note": f"{c['note']}; the KD student's cost: {c['parts'][0]['why']}"}
     return c
 
 
@@ -283,7 +286,7 @@ def _claim_lines(c: dict) -> list[str]:
     out = [head + (f" ({extra})." if extra else ".")]
     for p in c["parts"]:
         if "sets" not in p:  # a cost part (claim 5)
-            out.append(f"  - {p['label']}: **{p['overall']}** ({p['why']})")
+            out.append(f"  - {p['label']}, expected {p['expect']}: **{p['overall']}** ({p['why']})")
             continue
         line = f"  - {p['label']}: **{p['overall']}** ({p['why']})"
         if p["sets"]:
