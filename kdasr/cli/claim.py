@@ -73,7 +73,8 @@ def claim_table(
 
 def claim_verdicts(
     claim_json: Annotated[
-        Path, typer.Argument(help="The test sets' claim table as JSON (`kdasr claim-table --json`).")
+        Path, typer.Argument(metavar="CLAIM_TEST_JSON",
+                             help="The test sets' claim table as JSON (`kdasr claim-table --json`).")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Markdown to write.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the verdicts as JSON here.")] = None,

@@ -275,7 +275,7 @@ def claims(table: dict, roles: Roles, choices: dict | None, bench: dict | None) 
 
 def _cell(n: str, v: dict) -> str:
     if v["verdict"] is None:
-        return f"{n} –"
+        return f"{n}: no interval"
     return (f"{n} **{v['verdict']}** {_signed(v['change'])} % [{_signed(v['low'])}, {_signed(v['high'])}], "
             f"P(A < B) {_p(v['p_a_better'])}" if v.get("change") is not None else f"{n} **{v['verdict']}**")
 
