@@ -60,7 +60,7 @@ SYSTEMS = ("ce", "smoothing-control", "bert-utterance", "bert-context", "ce+fusi
            "bert-utterance+fusion")  # no lm-kd, no rescore-bert: not measured
 
 
-def _table(folder: Path, systems=SYSTEMS) -> Path:
+def _table(folder: Path, systems=SYSTEMS, sets=SETS) -> Path:
     """The claim-table JSON (the real build_claim) of the designed systems, 3 seeds, 2 sets."""
     res = folder / "results"
     res.mkdir(parents=True)
@@ -68,7 +68,7 @@ def _table(folder: Path, systems=SYSTEMS) -> Path:
         for system in systems:
             for seed in (1, 2, 3):
                 _write(res, f"{system}@s{seed}", set_name, _errors(system, set_name, seed))
-    claim = build_claim(load_seeded([res]), ClaimConfig("ce", SETS, systems, resamples=1000))
+    claim = build_claim(load_seeded([res]), ClaimConfig("ce", sets, systems, resamples=1000))
     path = folder / "claim-test.json"
     path.write_text(json.dumps(claim.doc))
     return path
@@ -204,9 +204,13 @@ def test_inference_cost_from_the_bench(table, tmp_path):
 
 
 def test_a_table_without_a_system_says_not_measured(tmp_path):
-    doc = load_table(_table(tmp_path, ("ce", "bert-utterance")))
-    c = _claims(build_verdicts(doc, Roles()))
-    assert c["1"]["verdict"] == HOLDS
+    doc = load_table(_table(tmp_path, ("ce", "bert-utterance"), (*SETS, "test_real")))  # test_real: no records
+    v = build_verdicts(doc, Roles())
+    c = _claims(v)
+    one = c["1"]["parts"][0]
+    assert c["1"]["verdict"] == HOLDS and one["sets"]["test_real"]["verdict"] is None
+    assert one["why"] == "holds on 2, does not hold on 0, not resolved on 0 of 2 sets"  # test_real left out
+    assert "; test_real: no interval" in v.markdown
     assert c["2"]["verdict"] == UNMEASURED and c["2"]["verdict_note"] == "no record of bert-context"
     assert c["6"]["verdict"] == UNMEASURED and "no best-kd" in c["6"]["note"]
     renamed = build_verdicts(doc, Roles(utterance="ce", baseline="bert-utterance"))  # roles from the protocol
