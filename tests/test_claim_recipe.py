@@ -29,7 +29,8 @@ from kdasr.recipe import claim_logic
 from kdasr.spec.protocol import read_protocol
 
 TIMEOUT = 900
-WORK = re.compile(r"\] (train |soft labels|eval |tune |claim table|learning curves|export teachers|bench )")
+WORK = re.compile(r"\] (train |soft labels|eval |tune |claim table|claim verdicts|learning curves|export teachers|"
+                  r"bench )")
 SYSTEMS = ("ce", "smooth", "bert")
 SEEDS = (1, 2)
 
@@ -206,6 +207,22 @@ def test_the_alternatives_are_tuned_on_dev_per_seed_tested_tabled_and_benched(cl
     assert "ce+rescore-lm@s1" in (exp / "report" / "bench.md").read_text()
 
 
+def test_the_verdicts_name_the_protocols_systems_by_their_role(claim):
+    exp = claim["exp"]
+    verdicts = json.loads((exp / "report" / "verdicts.json").read_text())
+    assert verdicts["sources"] == {"claim_table": str(exp / "report" / "claim-test.json"),
+                                   "bench": str(exp / "report" / "bench.json"), "choices": str(exp / "choices.json")}
+    assert (verdicts["roles"]["smoothing"], verdicts["roles"]["utterance"]) == ("smooth", "bert")
+    claims = {c["id"]: c for c in verdicts["claims"]}
+    assert [p["label"] for p in claims["1"]["parts"]] == ["bert vs ce"] and claims["1"]["parts"][0]["sets"]["test"]
+    assert claims["3"]["verdict"] == "not measured"  # no LM-KD system in this protocol
+    assert [(p["label"], p["expect"]) for p in claims["5"]["parts"]] == [
+        ("bert vs ce", "no cost"), ("ce+rescore-lm vs ce", "a cost"), ("bert+rescore-lm vs bert", "a cost")]
+    md = (exp / "report" / "verdicts.md").read_text()
+    assert "## Which of the paper's claims hold on our data" in md and "## What was tried" in md
+    assert "- λ of bert swept on dev over {0.1, 0.3}" in md and "Smoothing control smooth: label smoothing ε" in md
+
+
 def test_a_rerun_does_nothing(claim):
     again = _run(claim["env"], claim["protocol"], claim["exp"])
     assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
@@ -247,6 +264,12 @@ def test_same_lambda_pairs_utterance_and_context_at_every_shared_lambda(tmp_path
     assert claim_logic.same_lambda(kd, wer) == [{"kd_weight": 0.3, "dev_wer": {"u": 19.0, "c": 18.5}}]
     assert claim_logic.same_lambda(kd[:1], wer) == []
     assert claim_logic.choose([("a", 2.0), ("b", 1.0), ("c", 1.0)]) == "b"
+
+
+def test_verdict_roles_name_the_systems_by_kind(tmp_path):
+    (tmp_path / "p.toml").write_text(_protocol(tmp_path, tmp_path))
+    roles = claim_logic.verdict_roles(read_protocol(tmp_path / "p.toml"))
+    assert roles == ["--baseline", "ce", "--smoothing", "smooth", "--utterance", "bert"]  # no LM-KD, no context
 
 
 def test_a_choice_reads_only_dev_records(tmp_path):

@@ -20,7 +20,8 @@
   table      (the lock checked first) one `kdasr bench` of the alternatives beside their students (first
              seed, EXP/report/bench.md); `kdasr claim-table` for the test sets and for the dev sets, the
              alternatives as systems STUDENT+METHOD, with the protocol block, the dev choices, the budget
-             plan and the wall time; learning curves of every seed
+             plan and the wall time; `kdasr claim-verdicts` (EXP/report/verdicts.md: which of the paper's
+             claims hold, and what was tried); learning curves of every seed
 
 Every stage skips finished work (a rerun, or a run after a kill, does what is missing; trainers resume from
 their last.pt); every command logs into EXP/logs; independent jobs run JOBS (default 2) side by side, one
@@ -136,7 +137,8 @@ def stages(c: ClaimCtx) -> list[Stage]:
         st("tune", ct.tune, "decoding grid on the pooled dev manifests; every student on each dev set"),
         st("alternatives", ca.alternatives, "[alternatives]: fusion, rescoring tuned on dev per student x seed"),
         st("test", ct.test, "the frozen protocol checked, then every student and alternative on every test set"),
-        st("table", ct.table, "bench of the alternatives; claim tables (test, dev) with the protocol block; curves"),
+        st("table", ct.table, "bench of the alternatives; claim tables (test, dev) with the protocol block; verdicts; "
+                              "curves"),
     ]
 
 

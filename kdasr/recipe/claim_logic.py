@@ -204,6 +204,21 @@ def choices_lines(p: Protocol, choices: dict) -> list[str]:
     return out + [""]
 
 
+def verdict_roles(p: Protocol) -> list[str]:
+    """`kdasr claim-verdicts` flags naming the protocol's systems by their role in the paper's claims: the
+    baseline (the first system), the entropy-matched smoothing control, LM-KD, BERT utterance and context KD
+    (the first of each kind; a role the protocol lacks is left to the command's default, which then has no
+    record and says so)."""
+    kinds = {"--smoothing": lambda s: s.kd == "none" and s.label_smoothing == ENTROPY_MATCHED,
+             "--lm-kd": lambda s: s.kd == "lm", "--utterance": lambda s: s.kd == "bert",
+             "--context": lambda s: s.kd == "bert-context"}
+    out = ["--baseline", p.systems[0].name]
+    for flag, kind in kinds.items():
+        if found := next((s for s in p.systems if kind(s)), None):
+            out += [flag, found.name]
+    return out
+
+
 # The inference-time alternatives (the protocol's [alternatives]; kdasr/recipe/claim_alternatives.py)
 
 def alt_name(student: str, method: str) -> str:

@@ -115,10 +115,25 @@ def _curves(c, runs: list[Path], report: Path) -> None:
                     "--no-progress", "--out", csv, "--plot", png), "curves", what="kdasr curves", append=False)
 
 
+def _verdicts(c, report: Path) -> None:
+    """`kdasr claim-verdicts` on the test sets' claim table, the bench and the dev choices: which of the
+    paper's claims hold on our data, and what was tried (REPORT/verdicts.md, .json)."""
+    table, bench, choices = report / "claim-test.json", report / "bench.json", c.exp / logic.CHOICES
+    out = report / "verdicts.md"
+    inputs = [table, *(f for f in (bench, choices) if f.is_file())]
+    if fresh(out, *inputs) and fresh(out.with_suffix(".json"), *inputs):
+        return
+    log(f"claim verdicts {out}")
+    optional = [x for flag, f in (("--bench", bench), ("--choices", choices)) if f.is_file() for x in (flag, f)]
+    c.r.run(c.kdasr("claim-verdicts", table, *optional, *logic.verdict_roles(c.p), "--out", out,
+                    "--json", out.with_suffix(".json")), "verdicts", what="kdasr claim-verdicts", append=False)
+
+
 def table(c) -> None:
     """The bench of the alternatives beside their students; `kdasr claim-table` per set group (the test
     sets; the dev sets), baseline the first system, the alternatives as systems STUDENT+METHOD, each with
-    the protocol block; the learning curves of every student (every seed)."""
+    the protocol block; the verdicts on the paper's claims (`kdasr claim-verdicts`); the learning curves
+    of every student (every seed)."""
     p = _frozen(c)
     trained = [run for *_, run in _trained(c)]
     report = c.exp / "report"
@@ -141,4 +156,5 @@ def table(c) -> None:
                         "--systems", ",".join(systems), "--protocol-block", block,
                         "--out", out, "--json", out.with_suffix(".json")),
                 f"table-{group}", what=f"kdasr claim-table ({group})", append=False)
+    _verdicts(c, report)
     _curves(c, trained, report)
