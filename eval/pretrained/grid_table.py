@@ -2,7 +2,7 @@
 gridscore wrote: per row NAME-info.json (eval/pretrained/grid_info.py) and NAME-SET-b1.json
 (`kdasr eval --json`, greedy, first 200 utterances of each set). Torch-free.
 
-  python eval/pretrained/grid_table.py --records exp/p27/units lstm-1000-s1341 grid-tiny-top2 ...
+  python eval/pretrained/grid_table.py --records exp/p27/units grid-tiny-frozen grid-tiny-top2 ...
 """
 
 from __future__ import annotations

