@@ -28,6 +28,10 @@
 #             and int8 scored on dev + dev_real at that decoding (the precision rule's input)
 #   card      export/demo-en/MODEL_CARD.md from the kept records (run after keep), whisper tiny.en and base
 #             rows beside (kdasr model-card --reference)
+#   precision export/demo-en as shipped, fp32 and int8 (int8 decoded one utterance at a time, as the runtime
+#             does since int8 text was found to depend on the batch) on the dev sets and every test set; then
+#             precision_rule.py: the rule fixed before decoding (int8 if its pooled dev WER is within 0.5
+#             points of fp32's) and whether the fp32 WERs equal the kept ship-* records (a rebuilt mix)
 #   bench     the shipped model alone (first 64 of test) and beside demo-en-small and faster-whisper tiny.en
 #             (first 48 of test and of test_real), 1 thread: run it on a quiet machine
 #   grid      issue 27's encoder x training grid at equal minutes (EQ_MIN each, LSTM decoder, 1,000 units):
@@ -143,6 +147,12 @@ for stage in "${@:-units decoder score bert ce}"; do
                  $K eval --model $F/$SHIP --manifest $D/mix/$s.jsonl --threads 1 --options $F/$SHIP-options.json \
                    --precision int8 --system $SHIP-int8 --json $F/$SHIP-$s-int8.json > $F/$SHIP-$s-int8.log 2>&1
                done ;;
+      precision) for s in dev dev_real $TESTS; do for p in fp32 int8; do  # int8: one utterance at a time (the runtime's rule)
+                 [ -f $F/shipped-$s-$p.json ] || $K eval --model export/demo-en --manifest $D/mix/$s.jsonl --threads 1 \
+                   --precision $p --system "demo-en-$p" --json $F/shipped-$s-$p.json > $F/shipped-$s-$p.log 2>&1
+               done; done
+               ${PY:-.venv/bin/python} eval/pretrained/precision_rule.py --records $F --kept eval/pretrained/records/final \
+                 > $F/precision-rule.md ;;
       bench)   $K bench --model export/demo-en --manifest $D/mix/test.jsonl --limit 64 --threads 1 --repeats 2 \
                  --out $F/bench-demo-en.md > $F/bench-demo-en.log 2>&1
                for s in test test_real; do
@@ -166,7 +176,7 @@ for stage in "${@:-units decoder score bert ce}"; do
                  ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
 print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
                done | paste -sd';' | sed 's/;/; /' > $FR/steps.txt ;;
-      *)       echo "unknown stage $st (tok units decoder score bert lm quality soft ce derive kd final tune test ship bench card grid gridscore gridbench keep)" >&2; exit 2 ;;
+      *)       echo "unknown stage $st (tok units decoder score bert lm quality soft ce derive kd final tune test ship precision bench card grid gridscore gridbench keep)" >&2; exit 2 ;;
     esac
   done
 done
