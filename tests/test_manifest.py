@@ -56,6 +56,17 @@ def test_write_read_roundtrip(tmp_path):
     assert read_manifest(tmp_path / "moved" / "train.jsonl")[0].audio == str(tmp_path / "moved" / "audio" / "u1.flac")
 
 
+def test_sibling_corpus_audio_is_relative_so_the_data_tree_moves_whole(tmp_path):
+    """A mix's manifests point into its sibling corpora (data/mix -> data/v2): written as ../v2/..., they
+    still read after data/ moves (a mix built through a linked snapshot broke when the link went)."""
+    audio = tmp_path / "data" / "v2" / "audio" / "u1.flac"
+    m = tmp_path / "data" / "mix" / "dev.jsonl"
+    write_manifest(m, [Utterance("u1", str(audio), "x", 1.0)])
+    assert json.loads(m.read_text())["audio"] == "../v2/audio/u1.flac"
+    os.rename(tmp_path / "data", tmp_path / "moved")
+    assert read_manifest(tmp_path / "moved" / "mix" / "dev.jsonl")[0].audio == str(tmp_path / "moved" / "v2" / "audio" / "u1.flac")
+
+
 def test_write_relative_audio_is_relative_to_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_manifest(tmp_path / "out" / "m.jsonl", [Utterance("u", "out/a.wav", "x", 1.0)])

@@ -200,9 +200,15 @@ def validate_manifest(path: str | os.PathLike, check_audio: bool = False) -> lis
 
 
 def _audio_for(audio: str, folder: Path) -> str:
-    # Paths under the manifest's folder are written relative, so a corpus folder can be moved whole.
+    # Paths under the manifest's folder are written relative, so a corpus folder can be moved whole; so are
+    # paths under its parent (a sibling corpus: a mix's sources, data/mix -> ../v2/audio/...), so a data tree
+    # moved whole, or reached through a link, still reads. Anything else stays absolute.
     p = Path(os.path.abspath(audio))
-    return p.relative_to(folder).as_posix() if p.is_relative_to(folder) else str(p)
+    if p.is_relative_to(folder):
+        return p.relative_to(folder).as_posix()
+    if folder.parent != Path(folder.anchor) and p.is_relative_to(folder.parent):
+        return Path(os.path.relpath(p, folder)).as_posix()
+    return str(p)
 
 
 def write_manifest(path: str | os.PathLike, utts: list[Utterance]) -> None:

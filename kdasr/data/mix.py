@@ -73,7 +73,7 @@ def build_mix(out: Path, synthetic: Path, real: list[Path], packages: Path, *, s
             path = out / "audio/bandlimited" / f"{u.id}.flac"
             if not path.exists():
                 _write(path, band_limit(load_audio(u.audio, start=u.start, duration=u.duration)))
-            u = replace(u, id=f"{u.id}-bl", audio=str(path.resolve()), start=0.0,
+            u = replace(u, id=f"{u.id}-bl", audio=str(path), start=0.0,
                         extra={**u.extra, "bandlimit_hz": GAME_RATE})
             limited += 1
         train.append(u)
@@ -89,7 +89,7 @@ def build_mix(out: Path, synthetic: Path, real: list[Path], packages: Path, *, s
                 x = load_audio(u.audio, start=u.start, duration=u.duration)
                 _write(path, mix_at_snr(x, bank.sample(kind, x.size, rng), snr))
             kinds[kind] += 1
-            train.append(replace(u, id=f"{u.id}-aug{k}", audio=str(path.resolve()), start=0.0,
+            train.append(replace(u, id=f"{u.id}-aug{k}", audio=str(path), start=0.0,
                                  extra={**u.extra, "noise": f"{kind}:{snr}dB"}))
     write_manifest(out / "train.jsonl", train)
     for folders, sets in (([synthetic], SYNTHETIC_SETS), (real, REAL_SETS)):
