@@ -238,3 +238,15 @@ def test_missing_neural_package_is_one_clear_line(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and "hibari" in r.stderr and "pip install" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox missing")
+def test_sox_noise_bank_is_the_same_in_every_build(tmp_path: Path) -> None:
+    """sox seeds its noise generators from the clock unless run with -R: two builds of corpus v2 had
+    different test_noisy audio. Rendered twice into two folders, the bank is the same samples."""
+    from kdasr.data.conditions import noise_bank
+
+    a = noise_bank("sox-hiss", str(tmp_path / "a"))
+    b = noise_bank("sox-hiss", str(tmp_path / "b"))
+    assert a.size > 16000 and np.array_equal(a, b)
+    assert not list(tmp_path.rglob("*.tmp.flac"))
