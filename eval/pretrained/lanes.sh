@@ -5,10 +5,11 @@
 # Every stage skips finished work and resumes unfinished work, so after a session ends (or exp/ is lost)
 # the same two commands carry on from wherever the files say. Run them from a snapshot of the package
 # (git archive HEAD into a folder with data, exp and .venv linked), not from a tree being edited.
-#   A: units, the grid's frozen runs (their caches are the long part), base fine-tuned whole, then the
-#      claim's BERT teacher and its soft labels (T = 1, K = 32; the claim derives its T x K sweep from it)
+#   A: the grid's frozen runs (their caches are the long part), base fine-tuned whole, then the claim's BERT
+#      teacher and its quality (written into this tree's eval/pretrained/records: copy it to the repo's)
 #   B: the grid's fine-tuned tiny runs and base top 2, then the claim's LM teacher
-# Then (either lane, once both are done): gridscore, and the claim (make claim).
+# Then, once both are done: run.sh gridscore, and the claim (make claim PROTOCOL=... EXP=exp/claim JOBS=2),
+# which makes its own soft labels from the two teachers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lane=${1:?usage: lanes.sh A|B}
@@ -19,7 +20,7 @@ done
 run tok
 case $lane in
   A) GRID="tiny-frozen base-frozen base-all" run grid
-     run bert soft quality ;;
+     run bert quality ;;
   B) GRID="tiny-top2 tiny-all base-top2" run grid
      run lm ;;
   *) echo "lanes.sh: lane A or B" >&2; exit 2 ;;

@@ -169,6 +169,7 @@ for stage in "${@:-units decoder score bert ce}"; do
       keep)    FR=eval/pretrained/records/final; mkdir -p $FR $FR/../logs  # what report.sh reads, kept in git
                cp $F/ce-choose.md $F/kd-choose.md $FR/; cp $F/ship-*.json $FR/ 2>/dev/null || true
                cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
+               mkdir -p $FR/../precision; cp $F/shipped-*.json $F/precision-rule.md $FR/../precision/ 2>/dev/null || true
                for r in lstm-1000 kd-bert-1000; do cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
                for g in $GRID; do [ -f $E/grid/$g/dev_log.csv ] && cp $E/grid/$g/dev_log.csv $FR/../logs/grid-$g-dev_log.csv; done
                cp $U/grid-*.json $U/grid-bench.md eval/pretrained/records/ 2>/dev/null || true
