@@ -102,7 +102,7 @@ def test_runtime_tables_take_rows_by_name():
     assert [r[0] for r in fusion[::2]] == ["fp32 beam 5", "beam 5 + LM rescoring (0.3)"]  # beam 5 by name
     assert named(fusion, "beam 5 + LM rescoring (0.3)")[4] == "0.50x / 0.50x"
     # the recommended setting's own encoder-only row (1.70 CPU s), not its neighbour's
-    assert (f"Recommended decoding ({REC}): RTFx 2.5 (wall; 2.5 by CPU time) with 1 onnxruntime thread(s); search "
+    assert (f"Recommended decoding (fp32 {REC}): RTFx 2.5 (wall; 2.5 by CPU time) with 1 onnxruntime thread(s); search "
             "(everything but the encoder graph) 2.00 CPU s against the encoder's 2.00 in the same run (1.70 alone): "
             "1.00x the encoder.") in md
     aims = t["Ratios side by side (this run)"]
@@ -115,6 +115,17 @@ def test_runtime_tables_take_rows_by_name():
     assert "165.0, 180.0 ...\n" in md and "greedy 150 MB (3.0 s wall incl. start-up), beam 5 160 MB (4.0 s)" in md
 
 
+def test_recommended_int8_is_the_summary_and_the_search_ratio():
+    """A model that recommends int8 on the CPU: the summary line and the encoder-vs-search aim are about
+    its int8 row (what a user runs), not the fp32 one beside it."""
+    base = runtime_record()
+    b = replace(base, search=(*base.search, setting(f"int8 {REC}", 2.0, wer=10.5, enc=0.9)), recommended=f"int8 {REC}")
+    md = runtime_markdown(b)
+    assert f"Recommended decoding (int8 {REC}): RTFx 5.0 (wall; 5.0 by CPU time)" in md
+    assert "against the encoder's 1.00 in the same run (0.90 alone)" in md
+    assert named(tables(md)["Ratios side by side (this run)"], f"encoder vs search, int8 {REC}")[4] == "met"
+
+
 def test_runtime_report_without_reference_int8_or_lm():
     b = runtime_record(reference=None, has_int8=False, fusion=(),
                        engines=(setting("ORT fp32, batch 1", 1.0),),
@@ -125,7 +136,7 @@ def test_runtime_report_without_reference_int8_or_lm():
     assert named(engines, "ORT fp32, batch 1")[4] == "1.00x / 1.00x" and len(engines) == 2
     assert "(no int8 graphs in the model dir" in md and "(no exported LM/BERT" in md and "Reference engine" not in md
     assert [r[0] for r in t["Ratios side by side (this run)"]] == [
-        "batch 16 vs batch 1 (ORT fp32, greedy)", f"encoder vs search, {REC}"]
+        "batch 16 vs batch 1 (ORT fp32, greedy)", f"encoder vs search, fp32 {REC}"]
 
 
 def test_runtime_json_and_markdown_written(tmp_path):

@@ -107,7 +107,7 @@ def aims(b: RuntimeBench) -> list[Aim]:
     cost, rec = search_cost(b), b.setting(b.recommended).row
     audio = b.seconds_audio
     out.append(Aim(
-        f"encoder vs search, {b.recommended_label}",
+        f"encoder vs search, {b.recommended}",
         Row("search", cost.search_s, audio, cpu=cost.search_s),
         Row("encoder", cost.encoder_s, audio, cpu=cost.encoder_s),
         1.0,
@@ -148,7 +148,7 @@ def runtime_markdown(b: RuntimeBench) -> str:
     lines += table(list(b.search), b.setting(search_name("fp32", GREEDY))) + [""]
     rec, cost = b.setting(b.recommended).row, search_cost(b)
     lines += [
-        f"Recommended decoding ({b.recommended_label}): RTFx {rec.rtfx:.1f} (wall; {b.seconds_audio / rec.cpu:.1f} "
+        f"Recommended decoding ({b.recommended}): RTFx {rec.rtfx:.1f} (wall; {b.seconds_audio / rec.cpu:.1f} "
         f"by CPU time) with {b.threads} onnxruntime thread(s); search (everything but the encoder graph) "
         f"{cost.search_s:.2f} CPU s against the encoder's {cost.encoder_s:.2f} in the same run "
         f"({cost.encoder_alone_s:.2f} alone): {cost.search_s / max(cost.encoder_s, 1e-9):.2f}x the encoder.",
