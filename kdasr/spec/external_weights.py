@@ -19,10 +19,11 @@ from .graph_spec import fail, need
 # where a referenced initializer's data "is" (ONNX external_data location): not a file; a reader that
 # does not know the mechanism fails naming this, which points at the section of model.json
 LOCATION = "model.json#external_weights"
-# the transforms the export applies to a package variable: fp16 -> fp32, and a Linear weight as the
-# MatMul constant the exporter writes (the transpose of [out, in])
-TRANSFORMS = ("float32", "transpose")
-DTYPES = ("float32", "float16")
+# the transforms the export applies to a package variable: fp16 -> fp32, a Linear weight as the MatMul
+# constant the exporter writes (the transpose of [out, in]), and onnxruntime's dynamic int8 quantisation
+# of it with the scale and zero point the int8 graph holds (recorded with the tensor)
+TRANSFORMS = ("float32", "transpose", "int8")
+DTYPES = ("float32", "float16", "int8")
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,13 @@ class TensorRef:
     dtype: str  # of the tensor the graph gets (after the transform)
     shape: tuple[int, ...]
     transform: tuple[str, ...] = ()
+    scale: float | None = None  # the "int8" step's (a float32, exact as a JSON double)
+    zero_point: int | None = None
 
     def to_dict(self) -> dict:
+        quantised = {"scale": self.scale, "zero_point": self.zero_point} if "int8" in self.transform else {}
         return {"variable": self.variable, "dtype": self.dtype, "shape": list(self.shape),
-                "transform": list(self.transform)}
+                "transform": list(self.transform), **quantised}
 
 
 @dataclass(frozen=True)
@@ -83,4 +87,7 @@ def _tensor(d: object, where: str) -> TensorRef:
     shape = need(d, "shape", list, where, "a list of sizes")
     if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in shape):
         fail(where, f"shape {shape} must hold sizes")
-    return TensorRef(need(d, "variable", str, where), dtype, tuple(shape), tuple(steps))
+    scale = zero_point = None
+    if "int8" in steps:
+        scale, zero_point = float(need(d, "scale", float | int, where)), need(d, "zero_point", int, where)
+    return TensorRef(need(d, "variable", str, where), dtype, tuple(shape), tuple(steps), scale, zero_point)
