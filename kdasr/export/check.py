@@ -13,6 +13,7 @@ import torch
 from ..errors import ModelError
 from ..models.encoder import padding_mask
 from ..models.onnx_weights import load_student_from_model_dir
+from ..models.package_weights import add_external_initializers
 from ..models.student import Seq2SeqStudent
 from ..spec.graph_spec import GraphSpec
 from .graphs import student_graphs
@@ -37,7 +38,11 @@ class GraphCheck:
 
 
 def _session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    kept = add_external_initializers(opts, path)  # tensors held by reference (model.json), alive till made
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    del kept
+    return sess
 
 
 @torch.no_grad()

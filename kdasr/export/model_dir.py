@@ -42,7 +42,7 @@ def student_spec(
 
 
 def stamp_metadata(onnx_path: Path, props: Mapping[str, str]) -> None:
-    model = onnx.load(str(onnx_path))
+    model = onnx.load(str(onnx_path), load_external_data=False)  # tensors held by reference stay so
     del model.metadata_props[:]
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)

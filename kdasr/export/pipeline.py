@@ -13,6 +13,7 @@ from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
 from .quantize import add_variants
+from .whisper_by_reference import reference_encoder
 
 
 def source_decoding(checkpoints: list[Path]) -> dict:
@@ -40,9 +41,12 @@ def export_checkpoint(
     quantize: list[str] | tuple[str, ...] = (),
     decoding: dict | None = None,
     precision: dict | None = None,
+    whisper_weights: str | None = None,
 ) -> tuple[ModelSpec, list[GraphCheck]]:
     """precision: the recommended precision by device (kdasr/spec/precision.py), each one a variant in
-    `quantize` (else the written model.json fails to parse back: ModelError naming it)."""
+    `quantize` (else the written model.json fails to parse back: ModelError naming it).
+    whisper_weights: "reference", "copy" or None (reference when the frozen whisper tensors are the
+    installed package's, bit for bit; whisper_by_reference.reference_encoder)."""
     student = load_student(checkpoints)
     model, tok = student.model, student.tokenizer
     decoding = {**source_decoding(checkpoints), **(decoding or {})}
@@ -57,7 +61,11 @@ def export_checkpoint(
     spec = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
     if quantize:
         spec = spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize)))
-    if quantize or precision:
-        spec = write_model_json(out_dir, replace(spec, precision=precision))
+    # after the variants: quantisation reads the fp32 graph's data
+    files = spec.encoder.graph.files
+    external = reference_encoder(out_dir, [files["fp32"], *(f for p, f in files.items() if p != "fp32")],
+                                 spec.architecture, whisper_weights)
+    if quantize or precision or external:
+        spec = write_model_json(out_dir, replace(spec, precision=precision, external_weights=external))
     checks = check_model_dir(model, out_dir, spec.graphs) if check else []
     return spec, checks

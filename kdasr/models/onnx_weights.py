@@ -50,33 +50,48 @@ def _module_path(node_name: str) -> str:
     return ".".join(out)
 
 
-def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    weights = {_torch_name(name): value for name, value in inits.items()}
+def matmul_constants(graph, scope: str) -> list[tuple[str, str]]:
+    """(anonymous MatMul initializer, the torch key of the nn.Linear weight it is the transpose of)."""
+    inits = {i.name for i in graph.initializer}
     # the bias Add that follows a MatMul names the module exactly, even where the scope is
     # shortened (decoder.memory_keys is called from the encoder graph and scoped '/key')
     bias_of = {}
-    for node in model.graph.node:
+    for node in graph.node:
         if node.op_type == "Add":
             named = [i for i in node.input if i in inits and i.endswith(".bias")]
             for i in node.input:
                 if named and i not in inits:
                     bias_of[i] = named[0]
-    for node in model.graph.node:
+    out = []
+    for node in graph.node:
         if node.op_type != "MatMul" or len(node.input) < 2 or node.input[1] not in inits:
             continue
         if not node.input[1].startswith("onnx::"):
-            continue  # a named parameter used directly, already taken above
+            continue  # a named parameter used directly, taken by its own name
         bias = bias_of.get(node.output[0])
         if bias is not None:
             key = _torch_name(bias.removesuffix(".bias") + ".weight")
         else:
             key = scope + _module_path(node.name) + ".weight"
-        weights[key] = inits[node.input[1]].T
+        out.append((node.input[1], key))
+    return out
+
+
+def _graph_weights(path: Path, scope: str) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    from .package_weights import external_weights_of, referenced_arrays
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer
+             if i.data_location != onnx.TensorProto.EXTERNAL}
+    ew = external_weights_of(path)  # the tensors held by reference to a package (model.json)
+    if ew is not None:
+        inits |= referenced_arrays(ew, path.name, str(path.parent / "model.json"))
+    weights = {_torch_name(name): value for name, value in inits.items()}
+    for name, key in matmul_constants(model.graph, scope):
+        weights[key] = inits[name].T
     return weights
 
 

@@ -171,6 +171,11 @@ class WhisperEncoder(nn.Module):
 
 def ct2_names(encoder: WhisperEncoder) -> dict[str, str]:
     """Our parameter name -> the CT2 variable it comes from (everything whisper; not `reduce`)."""
+    return ct2_names_of(encoder.dims.layers)
+
+
+def ct2_names_of(layers: int) -> dict[str, str]:
+    """ct2_names for a whisper encoder of `layers` layers (no module needed)."""
     names = {"positions": "encoder/position_encodings/encodings", "norm.weight": "encoder/layer_norm/gamma",
              "norm.bias": "encoder/layer_norm/beta"}
     for conv in ("conv1", "conv2"):
@@ -178,7 +183,7 @@ def ct2_names(encoder: WhisperEncoder) -> dict[str, str]:
     parts = {"attn_norm": "self_attention/layer_norm", "qkv": "self_attention/linear_0",
              "out": "self_attention/linear_1", "ffn_norm": "ffn/layer_norm", "fc1": "ffn/linear_0",
              "fc2": "ffn/linear_1"}
-    for i in range(encoder.dims.layers):
+    for i in range(layers):
         for ours, theirs in parts.items():
             w, b = ("gamma", "beta") if ours.endswith("norm") else ("weight", "bias")
             names[f"layers.{i}.{ours}.weight"] = f"encoder/layer_{i}/{theirs}/{w}"

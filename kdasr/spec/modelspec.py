@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
 from .decode_options import DecodeOptions, given_fields
+from .external_weights import ExternalWeights
 from .graph_spec import (
     BATCH,
     FORMAT_VERSION,
@@ -62,6 +63,7 @@ class ModelSpec:
     language: str = "en"
     format_version: int = FORMAT_VERSION  # the version it was read from (written: always FORMAT_VERSION)
     precision: Mapping = field(default_factory=dict)  # the recommended precision by device (precision.py); {}: fp32
+    external_weights: ExternalWeights | None = None  # initializers held by reference to a package's file
 
     def __post_init__(self) -> None:
         for key in ("architecture", "training", "precision"):
@@ -97,6 +99,7 @@ class ModelSpec:
             "training": dict(self.training),
             "decoding": given_fields(self.decoding),
             "precision": dict(self.precision),
+            **({"external_weights": self.external_weights.to_dict()} if self.external_weights else {}),
         }
 
     def metadata(self) -> dict[str, str]:
@@ -151,6 +154,8 @@ class ModelSpec:
             training=d.get("training") or {},
             language=str(d.get("language", "en")),
             format_version=version,
+            external_weights=ExternalWeights.from_dict(d["external_weights"], where) if "external_weights" in d
+            else None,
         )
 
 
