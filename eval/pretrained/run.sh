@@ -88,7 +88,7 @@ for stage in "${@:-units decoder score bert ce}"; do
       decoder) [ -f "$E/tf-1000/eq-$EQ_MIN.pt" ] || { train tf-1000 whisper-tiny-frozen-tf $T1000 $EQ_MIN; keep_eq tf-1000; } ;;
       score)   score lstm-256-s1316 $E/lstm-256/eq-$EQ_MIN.pt; score lstm-1000-s1341 $E/lstm-1000/eq-$EQ_MIN.pt
                score tf-1000-s1607 $E/tf-1000/eq-$EQ_MIN.pt;   score tf-1000-s1341 $E/tf-1000/epoch-3.pt ;;
-      tok)     [ -f $T1000 ] || { mkdir -p $D/mix; cp export/demo-en/tokenizer.model $T1000.tmp && mv $T1000.tmp $T1000; } ;;
+      tok)     [ -f $T1000 ] || { mkdir -p $D/mix; cp export/demo-en/tokenizer.model $T1000.$$.tmp && mv $T1000.$$.tmp $T1000; } ;;  # $$: lanes start together
       lm)      $K teacher lm $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/lm-1000 --size demo \
                  --minutes $LM_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/lm-1000.log 2>&1 ;;
       bert)    $K teacher bert $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/bert-1000 --size demo \
