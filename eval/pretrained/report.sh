@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # eval/reports/pretrained-encoder.md, the generated part: issue 27's studies on whisper tiny.en's frozen,
 # cached encoder, from the records kdasr commands wrote (eval/pretrained/run.sh: kdasr train, export, eval,
-# bench). R defaults to the run's folder, else the copies kept in git (a fresh clone has no exp/).
+# bench), as kept in git by `run.sh keep` (R=exp/p27/units reads a run's own folder instead).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${KDASR:-.venv/bin/python -m kdasr}
-R=${R:-exp/p27/units}
-[ -d "$R" ] || R=eval/pretrained/records
+R=${R:-eval/pretrained/records}
 L=${L:-eval/pretrained/records/logs}
 table() { $K eval-table "$@" $( [[ " $* " == *" --sets "* ]] || echo "--sets dev,dev_real" ); }
 cat <<'TXT'
@@ -79,8 +78,8 @@ if ls $FR/ship-test*.json >/dev/null 2>&1; then
   echo "Decoded once, after the budgets and the decoding were fixed on dev (\`run.sh test\`), fp32 and int8,"
   echo "one onnxruntime thread. whisper rows: faster-whisper int8, beam 5, 1 thread (\`kdasr eval-reference\`;"
   echo "tiny.en on the synthetic sets from the paper recipe's kept records, same manifests and audio;"
-  echo "whisper base on the real sets only)."; echo
-  table $FR/ship-test*.json $REF/test*.json $RB/whisper-*-test_real.json --sets test,test_real,test_noisy,test_heldout,test_neural_heldout
+  echo "whisper base where its records exist: eval/reports/paper-reference/whisper-base and test_real)."; echo
+  table $FR/ship-test*.json $REF/test*.json $RB/whisper-*-test_real.json eval/reports/paper-reference/whisper-base/test*.json --sets test,test_real,test_noisy,test_heldout,test_neural_heldout
 fi
 for b in "bench-demo-en:the shipped model alone (engines, batching, search, long audio), first 64 of test" \
          "bench-vs-whisper-test:side by side with demo-en-small and faster-whisper tiny.en, first 48 of test" \

@@ -26,7 +26,7 @@
 #   test      SHIP (the student chosen on dev) on every test set with its dev-chosen decoding, fp32 and int8
 #   ship      SHIP exported as export/demo-en with its dev-chosen decoding (fp32 recommended; int8 graphs beside),
 #             and int8 scored on dev + dev_real at that decoding (the precision rule's input)
-#   card      export/demo-en/MODEL_CARD.md from the kept records (run after keep), whisper tiny.en and base
+#   card      export/demo-en/MODEL_CARD.md from the kept records (run after keep), the recommended int8 rows, whisper tiny.en and base
 #             rows beside (kdasr model-card --reference)
 #   precision export/demo-en as shipped, fp32 and int8 (int8 decoded one utterance at a time, as the runtime
 #             does since int8 text was found to depend on the batch) on the dev sets and every test set; then
@@ -161,11 +161,12 @@ for stage in "${@:-units decoder score bert ce}"; do
                    --system "whisper-tiny.en (faster-whisper int8, beam 5)=faster-whisper:tiny.en" \
                    --out $F/bench-vs-whisper-$s.md > $F/bench-vs-whisper-$s.log 2>&1
                done ;;
-      card)    $K model-card export/demo-en --results eval/pretrained/records/final --system demo-en-fp32 \
+      card)    $K model-card export/demo-en --results eval/pretrained/records/final --system demo-en-int8 \
                  --bench eval/pretrained/records/final/bench-vs-whisper-test.json --corpus $D/mix/build_info.json \
                  --reference eval/reports/paper-reference/whisper-tiny.en \
                  --reference eval/real/records/whisper-tiny.en-test_real.json \
-                 --reference eval/real/records/whisper-base-test_real.json ;;
+                 --reference eval/real/records/whisper-base-test_real.json \
+                 --reference eval/reports/paper-reference/whisper-base ;;
       keep)    FR=eval/pretrained/records/final; mkdir -p $FR $FR/../logs  # what report.sh reads, kept in git
                cp $F/ce-choose.md $F/kd-choose.md $FR/; cp $F/ship-*.json $FR/ 2>/dev/null || true
                cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
