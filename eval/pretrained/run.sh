@@ -168,16 +168,17 @@ for stage in "${@:-units decoder score bert ce}"; do
                  --reference eval/real/records/whisper-base-test_real.json \
                  --reference eval/reports/paper-reference/whisper-base ;;
       keep)    FR=eval/pretrained/records/final; mkdir -p $FR $FR/../logs  # what report.sh reads, kept in git
-               cp $F/ce-choose.md $F/kd-choose.md $FR/; cp $F/ship-*.json $FR/ 2>/dev/null || true
+               cp $F/ce-choose.md $F/kd-choose.md $FR/ 2>/dev/null || true  # each part only where its run exists
+               cp $F/ship-*.json $FR/ 2>/dev/null || true
                cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
                mkdir -p $FR/../precision; cp $F/shipped-*.json $F/precision-rule.md $FR/../precision/ 2>/dev/null || true
-               for r in lstm-1000 kd-bert-1000; do cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
+               for r in lstm-1000 kd-bert-1000; do [ -f $E/$r/dev_log.csv ] && cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
                for g in $GRID; do [ -f $E/grid/$g/dev_log.csv ] && cp $E/grid/$g/dev_log.csv $FR/../logs/grid-$g-dev_log.csv; done
                cp $U/grid-*.json $U/grid-bench.md eval/pretrained/records/ 2>/dev/null || true
-               for m in ce kd; do  # training steps and minutes, from the export's model.json
+               [ -f $F/ce/model.json ] && [ -f $F/kd/model.json ] && for m in ce kd; do  # steps and minutes, from the exports
                  ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
 print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
-               done | paste -sd';' | sed 's/;/; /' > $FR/steps.txt ;;
+               done | paste -sd';' | sed 's/;/; /' > $FR/steps.txt.tmp && mv $FR/steps.txt.tmp $FR/steps.txt || true ;;
       *)       echo "unknown stage $st (tok units decoder score bert lm quality soft ce derive kd final tune test ship precision bench card grid gridscore gridbench keep)" >&2; exit 2 ;;
     esac
   done
