@@ -64,7 +64,8 @@ def test_sibling_corpus_audio_is_relative_so_the_data_tree_moves_whole(tmp_path)
     write_manifest(m, [Utterance("u1", str(audio), "x", 1.0)])
     assert json.loads(m.read_text())["audio"] == "../v2/audio/u1.flac"
     os.rename(tmp_path / "data", tmp_path / "moved")
-    assert read_manifest(tmp_path / "moved" / "mix" / "dev.jsonl")[0].audio == str(tmp_path / "moved" / "v2" / "audio" / "u1.flac")
+    moved = read_manifest(tmp_path / "moved" / "mix" / "dev.jsonl")[0].audio
+    assert moved == str(tmp_path / "moved" / "v2" / "audio" / "u1.flac")
 
 
 def test_write_relative_audio_is_relative_to_cwd(tmp_path, monkeypatch):

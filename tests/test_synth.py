@@ -244,3 +244,18 @@ def test_end_to_end_deterministic_and_resumable(corpus: tuple[Path, dict], text_
     assert all(summary["splits"][s]["synthesized"] == 0 for s in SPLITS[1:])
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
     assert (out / "train.jsonl").read_text() == (other / "train.jsonl").read_text()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+def test_a_chunk_failing_unexpectedly_is_one_error_line_that_says_rerun(tmp_path: Path) -> None:
+    """A worker's unexpected failure (here: the clip's folder is a file) reaches the user as one line naming
+    the utterances and the cause, not a traceback from the pool."""
+    from kdasr.data.synth import _render
+    from kdasr.data.synthesize import RenderJob
+    from kdasr.data.voices import Voice
+    from kdasr.errors import KdasrError
+
+    (tmp_path / "audio").write_text("not a folder")
+    job = RenderJob("u1", "hello there", Voice("espeak-ng", "en-us"), tmp_path / "audio" / "u1.flac")
+    with pytest.raises(KdasrError, match=r"rendering u1 \.\. u1 .* failed: .*Error: .*rerun the same command"):
+        _render([job], None, lambda n: None)

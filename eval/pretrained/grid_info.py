@@ -7,7 +7,8 @@ a training checkpoint and its encoder cache, written as JSON beside the row's ev
   the span of its shard files' modification times scaled by n / (n - 1) shards (for a cache built
   before build.json existed; stated in the record), else none (a run without a cache).
 
-  python eval/pretrained/grid_info.py CHECKPOINT --cache exp/cache/base-frozen --out exp/p27/units/grid-base-frozen-info.json
+  python eval/pretrained/grid_info.py CHECKPOINT --cache exp/cache/base-frozen \
+    --out exp/p27/units/grid-base-frozen-info.json
 """
 
 from __future__ import annotations

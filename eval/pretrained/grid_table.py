@@ -40,7 +40,8 @@ def table(records: Path, names: list[str]) -> str:
         cache = f"{build['seconds'] / 60:.0f}" if build else "–"
         params = f"{info['trainable_parameters'] / 1e6:.1f} / {info['parameters'] / 1e6:.1f}"
         steps = f"{info['steps']:,} in {info['train_minutes']:.0f} min"
-        lines.append(f"| {info['encoder']} | {training(info)} | {params} | {steps} | {cache} | " + " | ".join(cells) + " |")
+        head = f"| {info['encoder']} | {training(info)} | {params} | {steps} | {cache} | "
+        lines.append(head + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

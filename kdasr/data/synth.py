@@ -142,25 +142,38 @@ def check_tools() -> None:
         require_program(program, package)
 
 
+def _render_failed(chunk: list[RenderJob], e: BaseException) -> KdasrError:
+    """One error line for a chunk that failed in an unexpected way (a tool, a package's cache, the disk):
+    which utterances, what went wrong, and that a rerun resumes (every finished clip is on disk)."""
+    if isinstance(e, KdasrError):
+        return e
+    return KdasrError(f"rendering {chunk[0].id} .. {chunk[-1].id} ({chunk[0].out_path.parent}) failed: "
+                      f"{type(e).__name__}: {e}; the clips written so far are kept, rerun the same command "
+                      "to go on")
+
+
 def _render(todo: list[RenderJob], pool: ProcessPoolExecutor | None, advance) -> dict[str, float]:
     chunks = [todo[i: i + CHUNK] for i in range(0, len(todo), CHUNK)]
     out: dict[str, float] = {}
     if pool is None:
         for c in chunks:
-            out.update(render_chunk(c))
+            try:
+                out.update(render_chunk(c))
+            except Exception as e:
+                raise _render_failed(c, e) from e
             advance(len(c))
         return out
-    futures: dict[Future, int] = {pool.submit(render_chunk, c): len(c) for c in chunks}
+    futures: dict[Future, list[RenderJob]] = {pool.submit(render_chunk, c): c for c in chunks}
     pending = set(futures)
     while pending:
         done, pending = wait(pending, return_when=FIRST_EXCEPTION)
         for f in done:
-            if f.exception() is not None:
+            if (e := f.exception()) is not None:
                 for p in pending:
                     p.cancel()
-                raise f.exception()  # type: ignore[misc]
+                raise _render_failed(futures[f], e) from e
             out.update(f.result())
-            advance(futures[f])
+            advance(len(futures[f]))
     return out
 
 
