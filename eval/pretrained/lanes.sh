@@ -5,10 +5,12 @@
 # Every stage skips finished work and resumes unfinished work, so after a session ends (or exp/ is lost)
 # the same two commands carry on from wherever the files say. Run them from a snapshot of the package
 # (git archive HEAD into a folder with data, exp and .venv linked), not from a tree being edited.
-#   A: the grid's frozen runs (their caches are the long part), base fine-tuned whole, then the claim's BERT
-#      teacher and its quality (written into this tree's eval/pretrained/records: copy it to the repo's)
-#   B: the grid's fine-tuned tiny runs and base top 2, then the claim's LM teacher
-# Then, once both are done: run.sh gridscore, and the claim (make claim PROTOCOL=... EXP=exp/claim JOBS=2),
+#   A: the grid's frozen runs (their caches are the long part), base fine-tuned whole, their scores, then the
+#      claim's BERT teacher and its quality
+#   B: the grid's fine-tuned tiny runs and base top 2, their scores, whisper base's missing reference rows,
+#      then the claim's LM teacher
+# Everything is written under exp/; `run.sh keep` (from the repository) copies what is kept in git.
+# Then, once both are done: run.sh keep, and the claim (make claim PROTOCOL=... EXP=exp/claim JOBS=2),
 # which makes its own soft labels from the two teachers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,10 +21,10 @@ until [ -f data/mix/build_info.json ]; do  # the mix is built by make mix-corpus
 done
 run tok
 case $lane in
-  A) GRID="tiny-frozen base-frozen base-all" run grid
+  A) export GRID="tiny-frozen base-frozen base-all"; run grid gridscore
      run bert quality ;;
-  B) GRID="tiny-top2 tiny-all base-top2" run grid
-     run lm ;;
+  B) export GRID="tiny-top2 tiny-all base-top2"; run grid gridscore
+     run refs lm ;;
   *) echo "lanes.sh: lane A or B" >&2; exit 2 ;;
 esac
 echo "[lanes $(date +%H:%M:%S)] lane $lane done"

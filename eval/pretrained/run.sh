@@ -14,7 +14,11 @@
 #   bert      the BERT teacher on 1,000 units (data/mix/teacher.txt, 150 min)
 #   lm        the left-to-right Transformer LM teacher on 1,000 units (demo size, 75 min): the claim's LM-KD
 #             teacher and the fusion / rescoring LM
-#   quality   the BERT teacher per unit and per word beside the count baselines (kdasr teacher quality)
+#   quality   the BERT teacher per unit and per word beside the count baselines (kdasr teacher quality);
+#             the report is written to $E/teacher-quality-bert-1000.md (keep copies it into the records)
+#   refs      whisper base (faster-whisper, 1 thread) on the synthetic test sets whisper tiny.en has rows for
+#             (test, test_heldout, test_noisy; test_neural_heldout is kept already): $E/refs/whisper-base-SET.json,
+#             copied by keep to eval/reports/paper-reference/whisper-base (about 40 min each)
 #   soft      its utterance-mode soft labels of the train set at T = 1, K = 32
 #   ce        the chosen student (LSTM, 1,000 units) trained on to 180 min
 #   derive    the paper's soft labels (T = 3, K = 8) from the T = 1, K = 32 ones (kdasr teacher soft-derive)
@@ -62,6 +66,7 @@ grid_cache() {  # a grid run's feature cache: the frozen prefix's, per encoder a
   case $1 in *-all) echo exp/cache/whisper-mel ;; tiny-frozen) echo $C ;; *) echo exp/cache/$1 ;; esac; }
 DEC_GRID=${DEC_GRID:---grid beam=1,4 --grid ctc_weight=0,0.3}  # fixed before any student was decoded
 TESTS="test test_real test_noisy test_heldout test_neural_heldout"
+REF_SETS=${REF_SETS:-test test_heldout test_noisy}  # whisper base's rows still missing beside tiny.en's
 export OMP_NUM_THREADS=1
 
 train() {  # run config tokenizer minutes
@@ -95,7 +100,12 @@ for stage in "${@:-units decoder score bert ce}"; do
                  --window 256 --minutes $BERT_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/bert-1000.log 2>&1 ;;
       quality) $K teacher quality --tokenizer $T1000 --dev $D/mix/dev.jsonl --teacher-text $D/mix/teacher.txt \
                  --bert $E/teachers/bert-1000 --sentences 200 --no-strict --threads 1 \
-                 --report eval/pretrained/records/teacher-quality-bert-1000.md ;;
+                 --report $E/teacher-quality-bert-1000.md ;;
+      refs)    mkdir -p $E/refs
+               for s in $REF_SETS; do
+                 [ -f $E/refs/whisper-base-$s.json ] || $K eval-reference --model base --manifest $D/mix/$s.jsonl \
+                   --threads 1 --json $E/refs/whisper-base-$s.json > $E/refs/whisper-base-$s.log 2>&1
+               done ;;
       soft)    $K teacher soft-labels $D/mix/train.jsonl --tokenizer $T1000 --teacher $E/teachers/bert-1000 \
                  --mode utterance --top-k 32 --temperature 1 --threads 1 --out $E/soft/bert-utt-t1-k32 >> $E/soft-bert-utt.log 2>&1 ;;
       grid)    for g in $GRID; do
@@ -175,11 +185,14 @@ for stage in "${@:-units decoder score bert ce}"; do
                for r in lstm-1000 kd-bert-1000; do [ -f $E/$r/dev_log.csv ] && cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
                for g in $GRID; do [ -f $E/grid/$g/dev_log.csv ] && cp $E/grid/$g/dev_log.csv $FR/../logs/grid-$g-dev_log.csv; done
                cp $U/grid-*.json $U/grid-bench.md eval/pretrained/records/ 2>/dev/null || true
+               cp $E/teacher-quality-bert-1000.md eval/pretrained/records/ 2>/dev/null || true
+               for s in $REF_SETS; do [ -f $E/refs/whisper-base-$s.json ] && \
+                 cp $E/refs/whisper-base-$s.json eval/reports/paper-reference/whisper-base/$s.json; done
                [ -f $F/ce/model.json ] && [ -f $F/kd/model.json ] && for m in ce kd; do  # steps and minutes, from the exports
                  ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
 print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
                done | paste -sd';' | sed 's/;/; /' > $FR/steps.txt.tmp && mv $FR/steps.txt.tmp $FR/steps.txt || true ;;
-      *)       echo "unknown stage $st (tok units decoder score bert lm quality soft ce derive kd final tune test ship precision bench card grid gridscore gridbench keep)" >&2; exit 2 ;;
+      *)       echo "unknown stage $st (tok units decoder score bert lm quality soft ce derive kd final tune test ship precision bench card grid gridscore gridbench refs keep)" >&2; exit 2 ;;
     esac
   done
 done
