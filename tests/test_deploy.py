@@ -23,8 +23,35 @@ from kdasr.runtime.segment import split_points
 def int8_model(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "model"
     proc = run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(out), "--check", "--quantize", "int8")
-    assert "check encoder.int8" in proc.stdout and "check decoder.int8" in proc.stdout
+    # the encoder alone is quantised: the decoder's int8 entry is its fp32 graph (kdasr/export/quantize.py)
+    assert "check encoder.int8" in proc.stdout and "check decoder.int8" not in proc.stdout
     return out
+
+
+def test_int8_quantises_the_encoder_and_the_decoder_only_when_asked(tiny_model, int8_model, tmp_path):
+    graphs = json.loads((int8_model / "model.json").read_text())["graphs"]
+    assert graphs["decoder"]["int8"] == "decoder.onnx" and not (int8_model / "decoder.int8.onnx").exists()
+    t = Transcriber(int8_model, precision="int8", threads=1, vad=False)
+    assert t.model.rows_interact("encoder") and not t.model.rows_interact("decoder")
+    both = tmp_path / "both"
+    proc = run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(both), "--check", "--quantize",
+                     "int8", "--int8-decoder")
+    assert "check decoder.int8" in proc.stdout
+    assert json.loads((both / "model.json").read_text())["graphs"]["decoder"]["int8"] == "decoder.int8.onnx"
+    assert Transcriber(both, precision="int8", threads=1, vad=False).model.rows_interact("decoder")
+    # an exported dir rewritten either way, no checkpoint: model.json first, then the unnamed file removed
+    run_kdasr("export", "--out", str(both), "--fp32-decoder")
+    assert json.loads((both / "model.json").read_text())["graphs"]["decoder"]["int8"] == "decoder.onnx"
+    assert not (both / "decoder.int8.onnx").exists()
+    assert not Transcriber(both, precision="int8", threads=1, vad=False).model.rows_interact("decoder")
+    run_kdasr("export", "--out", str(both), "--int8-decoder")
+    assert (both / "decoder.int8.onnx").is_file()
+    assert Transcriber(both, precision="int8", threads=1, vad=False).model.rows_interact("decoder")
+    bad = run_kdasr("export", str(tiny_model.parent / "last.pt"), "--out", str(tmp_path / "x"), "--int8-decoder",
+                    check=False, env={"COLUMNS": "200"})
+    assert bad.returncode == 2 and "without --quantize int8" in " ".join(bad.stderr.split())
+    none = run_kdasr("export", "--out", str(tiny_model), "--fp32-decoder", check=False)
+    assert none.returncode != 0 and "no int8 variant to change" in none.stderr + none.stdout
 
 
 @pytest.fixture(scope="module")

@@ -197,16 +197,26 @@ def test_export_records_it_with_the_variant_and_a_reexport_keeps_it_only_with_it
     assert source_precision([a], ("int8",)) == {"cpu": "int8"} and source_precision([a], ()) == {}
 
 
-def test_int8_text_does_not_depend_on_the_batch():
+@pytest.mark.parametrize("decoder", ["fp32", "int8"])
+def test_int8_text_does_not_depend_on_the_batch(decoder, tmp_path):
     """int8 graphs quantise activations with one scale per tensor, so a batched utterance's text would
-    depend on its batch-mates (4 of these 12 changed before): under int8 each is decoded alone."""
+    depend on its batch-mates (4 of these 12 changed before). A quantised encoder runs one row per call;
+    with the decoder int8 too (`--int8-decoder`), each utterance is decoded alone; with it fp32 (what
+    kdasr exports), they are decoded in batches, and the text is the same either way."""
     from kdasr.audio import load_audio
+
+    model = ROOT / "export" / "demo-en"
+    if decoder == "int8":
+        model = tmp_path / "demo-en"
+        shutil.copytree(ROOT / "export" / "demo-en", model)
+        run_kdasr("export", "--out", str(model), "--int8-decoder")
 
     waves = []
     for manifest in (SAMPLES, ROOT / "eval" / "samples" / "real" / "manifest.jsonl"):
         for line in manifest.read_text().splitlines():
             waves.append(load_audio(str(manifest.parent / json.loads(line)["audio"]), 16000))
-    t = Transcriber(ROOT / "export" / "demo-en", threads=1, precision="int8", vad=False)
+    t = Transcriber(model, threads=1, precision="int8", vad=False)
+    assert t.model.rows_interact("encoder") and t.model.rows_interact("decoder") == (decoder == "int8")
     together = [r.text for r in t.transcribe(waves)]
     assert together == [t.transcribe([w])[0].text for w in waves]
     assert together == [r.text for r in t.transcribe(waves[::-1])][::-1]  # another order, other neighbours

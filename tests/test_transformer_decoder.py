@@ -92,14 +92,15 @@ def test_kd_and_ctc_losses_train_the_transformer_student():
 @pytest.fixture(scope="module")
 def tf_model(tiny_corpus, tmp_path_factory):
     """The tiny corpus' student with a Transformer decoder: `kdasr train --config tiny-transformer`,
-    then `kdasr export --check --quantize int8` (fp32 within tolerance, int8 reported)."""
+    then `kdasr export --check --quantize int8 --int8-decoder` (fp32 within tolerance, int8 reported)."""
     exp = tmp_path_factory.mktemp("exp-transformer")
     run_kdasr(
         "train", "--train", str(tiny_corpus / "train.jsonl"), "--dev", str(tiny_corpus / "dev.jsonl"),
         "--tokenizer", str(tiny_corpus / "tokenizer.model"), "--out", str(exp), "--config", "tiny-transformer",
         "--max-steps", "6", "--threads", "1",
     )
-    proc = run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check", "--quantize", "int8")
+    proc = run_kdasr("export", str(exp / "last.pt"), "--out", str(exp / "model"), "--check", "--quantize", "int8",
+                     "--int8-decoder")
     checks = {line.split(":")[0]: line for line in proc.stdout.splitlines() if line.startswith("check")}
     assert set(checks) == {"check encoder", "check decoder", "check weights read back", "check encoder.int8",
                            "check decoder.int8"}, proc.stdout

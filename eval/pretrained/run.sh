@@ -32,8 +32,8 @@
 #             and int8 scored on dev + dev_real at that decoding (the precision rule's input)
 #   card      export/demo-en/MODEL_CARD.md from the kept records (run after keep), the recommended int8 rows, whisper tiny.en and base
 #             rows beside (kdasr model-card --reference)
-#   precision export/demo-en as shipped, fp32 and int8 (int8 decoded one utterance at a time, as the runtime
-#             does since int8 text was found to depend on the batch) on the dev sets and every test set; then
+#   precision export/demo-en as shipped, fp32 and int8 (since session 7 its int8 is the int8 encoder, one row
+#             per call, and the fp32 decoder in batches: kdasr/export/quantize.py) on the dev sets and every test set; then
 #             precision_rule.py: the rule fixed before decoding (int8 if its pooled dev WER is within 0.5
 #             points of fp32's) and whether the fp32 WERs equal the kept ship-* records (a rebuilt mix)
 #   bench     the shipped model alone (first 64 of test) and beside demo-en-small and faster-whisper tiny.en
@@ -157,7 +157,7 @@ for stage in "${@:-units decoder score bert ce}"; do
                  $K eval --model $F/$SHIP --manifest $D/mix/$s.jsonl --threads 1 --options $F/$SHIP-options.json \
                    --precision int8 --system $SHIP-int8 --json $F/$SHIP-$s-int8.json > $F/$SHIP-$s-int8.log 2>&1
                done ;;
-      precision) for s in dev dev_real $TESTS; do for p in fp32 int8; do  # int8: one utterance at a time (the runtime's rule)
+      precision) for s in dev dev_real $TESTS; do for p in fp32 int8; do
                  [ -f $F/shipped-$s-$p.json ] || $K eval --model export/demo-en --manifest $D/mix/$s.jsonl --threads 1 \
                    --precision $p --system "demo-en-$p" --json $F/shipped-$s-$p.json > $F/shipped-$s-$p.log 2>&1
                done; done

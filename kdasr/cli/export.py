@@ -18,6 +18,10 @@ WHISPER_WEIGHTS_HELP = ("A whisper encoder's weights: reference (held by referen
                         "ships them, model.json external_weights; refused unless every frozen one is bit-identical "
                         "to the package's) or copy (inside encoder.onnx). Default: reference when that holds, copy "
                         "otherwise. Without checkpoints: rewrite --out's encoder graphs so.")
+INT8_DECODER_HELP = ("With --quantize int8: quantise the decoder step too. Default: the encoder only, the decoder "
+                     "staying fp32: a quantised decoder makes an utterance's text depend on its batch, so it is "
+                     "decoded alone, which costs more than the int8 decoder saves. Without checkpoints: rewrite "
+                     "--out's decoder int8 entry so.")
 TUNED_FILE = "tuned.json"  # a run's dev-tuned decoding, beside its checkpoints (kdasr tune --out RUN/tuned.json)
 
 
@@ -54,6 +58,9 @@ def export_cmd(
     whisper_weights: Annotated[
         str | None, typer.Option("--whisper-weights", help=WHISPER_WEIGHTS_HELP, show_default=False)
     ] = None,
+    int8_decoder: Annotated[
+        bool | None, typer.Option("--int8-decoder/--fp32-decoder", help=INT8_DECODER_HELP, show_default=False)
+    ] = None,
     decode: dict | None = None,
 ) -> None:
     """Export a trained checkpoint to a model directory: encoder.onnx, decoder.onnx,
@@ -72,11 +79,19 @@ def export_cmd(
 
     Example (its whisper weights by reference to the package): kdasr export --out export/demo-en --whisper-weights
     reference
+
+    Example (an int8 dir from before the decoder stayed fp32): kdasr export --out export/demo-en --fp32-decoder
     """
     if whisper_weights is not None and whisper_weights not in ("reference", "copy"):
         raise typer.BadParameter("must be reference or copy", param_hint="'--whisper-weights'")
+    if checkpoints and int8_decoder and "int8" not in (quantize or []):
+        raise typer.BadParameter("quantises nothing without --quantize int8", param_hint="'--int8-decoder'")
     precision = _precision_flags(recommend_precision or [], out_dir, checkpoints, quantize or [])
     if not checkpoints:
+        if int8_decoder is not None:
+            _rewrite_int8_decoder(out_dir, int8_decoder, check or bool(quantize))
+            if whisper_weights is None and not (decode or options or precision):
+                return None
         if whisper_weights is not None:
             _rewrite_weights(out_dir, whisper_weights, check or bool(quantize))
             if not (decode or options or precision):
@@ -88,7 +103,8 @@ def export_cmd(
         decoding, source = _export_decoding(checkpoints, options, decode or {})
         _check_recommended_decoding(decoding)
         spec, checks = export_checkpoint(checkpoints, out_dir, check=check, quantize=quantize or (), decoding=decoding,
-                                         precision=precision, whisper_weights=whisper_weights)
+                                         precision=precision, whisper_weights=whisper_weights,
+                                         int8_decoder=bool(int8_decoder))
     typer.echo(f"wrote {out_dir}")
     _say_precision(spec)
     _say_weights(spec.external_weights)
@@ -146,6 +162,18 @@ def _rewrite_weights(out_dir: Path, mode: str, graph_flags: bool) -> None:
         external = rewrite_model_dir(out_dir, mode)
     typer.echo(f"rewrote {out_dir}: whisper weights by {mode}")
     _say_weights(external)
+
+
+def _rewrite_int8_decoder(out_dir: Path, quantized: bool, graph_flags: bool) -> None:
+    """`kdasr export --out DIR --int8-decoder / --fp32-decoder`: DIR's decoder int8 entry rewritten."""
+    from ..export.quantize import rewrite_int8_decoder
+
+    if graph_flags:
+        raise typer.BadParameter("--check and --quantize need checkpoints to export")
+    with user_errors():
+        spec = rewrite_int8_decoder(out_dir, quantized)
+    typer.echo(f"rewrote {out_dir}: int8 runs " + ("encoder.int8 and decoder.int8" if quantized else
+               f"the int8 encoder and the fp32 decoder ({spec.decoder.graph.file})"))
 
 
 def _update(out_dir: Path, options: Path | None, flags: dict, precision: dict, graph_flags: bool) -> None:

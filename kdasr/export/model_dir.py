@@ -64,7 +64,7 @@ def write_model_json(out_dir: Path, spec: ModelSpec) -> ModelSpec:
     spec = ModelSpec.from_dict(spec.to_dict(), str(out_dir / "model.json"))
     props = spec.metadata()
     for graph in spec.graphs.values():
-        for file in graph.files.values():
+        for file in graph.distinct_files:
             stamp_metadata(out_dir / file, props)
     atomic_write_text(out_dir / "model.json", json.dumps(spec.to_dict(), indent=2) + "\n")
     return spec

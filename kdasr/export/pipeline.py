@@ -12,7 +12,7 @@ from ..spec.modelspec import ModelSpec
 from .check import GraphCheck, check_model_dir
 from .model_dir import write_model_dir, write_model_json
 from .onnx_export import export_student
-from .quantize import add_variants
+from .quantize import STUDENT_INT8_GRAPHS, add_variants
 from .whisper_by_reference import reference_encoder
 
 
@@ -42,11 +42,13 @@ def export_checkpoint(
     decoding: dict | None = None,
     precision: dict | None = None,
     whisper_weights: str | None = None,
+    int8_decoder: bool = False,
 ) -> tuple[ModelSpec, list[GraphCheck]]:
     """precision: the recommended precision by device (kdasr/spec/precision.py), each one a variant in
     `quantize` (else the written model.json fails to parse back: ModelError naming it).
     whisper_weights: "reference", "copy" or None (reference when the frozen whisper tensors are the
-    installed package's, bit for bit; whisper_by_reference.reference_encoder)."""
+    installed package's, bit for bit; whisper_by_reference.reference_encoder). int8_decoder: --quantize
+    int8 quantises the decoder too (default: the encoder only; quantize.py says why)."""
     student = load_student(checkpoints)
     model, tok = student.model, student.tokenizer
     decoding = {**source_decoding(checkpoints), **(decoding or {})}
@@ -60,10 +62,10 @@ def export_checkpoint(
     }
     spec = write_model_dir(out_dir, model.cfg, tok, summary, decoding)
     if quantize:
-        spec = spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize)))
+        spec = spec.with_graphs(add_variants(out_dir, spec.graphs, list(quantize),
+                                             int8_graphs=None if int8_decoder else STUDENT_INT8_GRAPHS))
     # after the variants: quantisation reads the fp32 graph's data
-    files = spec.encoder.graph.files
-    external = reference_encoder(out_dir, [files["fp32"], *(f for p, f in files.items() if p != "fp32")],
+    external = reference_encoder(out_dir, list(spec.encoder.graph.distinct_files),
                                  spec.architecture, whisper_weights)
     if quantize or precision or external:
         spec = write_model_json(out_dir, replace(spec, precision=precision, external_weights=external))

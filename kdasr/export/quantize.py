@@ -4,18 +4,29 @@ its fp32 `file` (keys `int8`, `fp16`), so the runtime picks them by name.
 int8: onnxruntime dynamic quantisation restricted to the op types that get faster on CPU.
 Measured here (DESIGN.md §6): quantising everything made a Conformer 3x slower (ConvInteger);
 MatMul (+ Gather for the embeddings) made it faster. fp16 is for the CUDA provider only (CPU
-kernels mostly lack fp16); inputs and outputs stay float32 so the runtime code is the same."""
+kernels mostly lack fp16); inputs and outputs stay float32 so the runtime code is the same.
+
+A student's int8 variant quantises its encoder only (STUDENT_INT8_GRAPHS); its decoder's int8 entry
+names decoder.onnx itself. Dynamic quantisation scales a MatMul's input by the whole tensor's range,
+and a decoder step's input holds every hypothesis of every utterance in the batch: with an int8
+decoder, an utterance's text depends on what it is batched with, so the runtime decodes such a dir one
+utterance at a time. Measured on export/demo-en (first 64 of test, 1 thread, CPU s): int8 encoder +
+int8 decoder one utterance at a time 4.22 s; int8 encoder (one row per call) + fp32 decoder in
+batches 3.04 s, the same text at batch 1 and 16 (64 of 64); all fp32 in batches 4.26 s.
+`kdasr export --int8-decoder` quantises the decoder too."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from ..spec.graph_spec import GraphSpec
+from ..spec.modelspec import ModelSpec
 
 INT8_OP_TYPES = ("MatMul", "Gather")
 VARIANTS = ("int8", "fp16")
+STUDENT_INT8_GRAPHS = ("encoder",)  # see above: the decoder's int8 entry is its fp32 file
 
 
 def variant_name(file: str, precision: str) -> str:
@@ -59,16 +70,51 @@ def convert_fp16(src: Path, dst: Path) -> None:
 
 
 def add_variants(out_dir: Path, graphs: Mapping[str, GraphSpec], precisions: list[str],
-                 exclude: tuple[str, ...] = ()) -> dict[str, GraphSpec]:
+                 exclude: tuple[str, ...] = (), int8_graphs: Collection[str] | None = None) -> dict[str, GraphSpec]:
     """Write each requested variant of each graph; returns the graphs with their variant files listed.
-    exclude: node name prefixes int8 leaves float (quantize_int8)."""
+    exclude: node name prefixes int8 leaves float (quantize_int8). int8_graphs: the graphs int8
+    quantises (None: all); the others' int8 entry names their fp32 file."""
     out = dict(graphs)
     for precision in precisions:
         if precision not in VARIANTS:
             raise ValueError(f"--quantize must be one of {', '.join(VARIANTS)}, not {precision!r}")
         for key, graph in out.items():
+            if precision == "int8" and int8_graphs is not None and key not in int8_graphs:
+                out[key] = replace(graph, files={**graph.files, "int8": graph.file})
+                continue
             name = variant_name(graph.file, precision)
             src, dst = out_dir / graph.file, out_dir / name
             quantize_int8(src, dst, exclude=exclude) if precision == "int8" else convert_fp16(src, dst)
             out[key] = replace(graph, files={**graph.files, precision: name})
     return out
+
+
+
+def rewrite_int8_decoder(model_dir: Path, quantized: bool) -> ModelSpec:
+    """`kdasr export --out DIR --int8-decoder / --fp32-decoder` without checkpoints: DIR's decoder int8
+    entry changed in place. --int8-decoder quantises decoder.onnx into decoder.int8.onnx; --fp32-decoder
+    points the entry at decoder.onnx. model.json is written first (atomically; the rest of it as written,
+    and, as `export --recommend-precision` does, no graph restamped: their metadata keep the export's
+    copy), then a file no entry names any more is removed, so the dir never lists a missing file.
+    ModelError: no int8 variant to change (export with --quantize int8)."""
+    import json
+
+    from ..errors import ModelError
+    from ..io_utils import atomic_write_text
+    from ..spec.graph_spec import read_spec_json
+
+    path = model_dir / "model.json"
+    raw = read_spec_json(path, "model")
+    spec = ModelSpec.from_dict(raw, str(path))
+    graph = spec.decoder.graph
+    if "int8" not in spec.encoder.graph.files:
+        raise ModelError(f"{model_dir}: no int8 variant to change (export it with --quantize int8)")
+    own = variant_name(graph.file, "int8")
+    if quantized:
+        quantize_int8(model_dir / graph.file, model_dir / own)
+    raw["graphs"]["decoder"]["int8"] = own if quantized else graph.file
+    spec = ModelSpec.from_dict(raw, str(path))  # parsed before it is written
+    atomic_write_text(path, json.dumps(raw, indent=2) + "\n")
+    if not quantized and (model_dir / own).is_file():
+        (model_dir / own).unlink()
+    return spec

@@ -201,8 +201,7 @@ def rewrite_model_dir(model_dir: Path, mode: str) -> ExternalWeights | None:
     path = Path(model_dir) / "model.json"
     raw = read_spec_json(path, "model")
     spec = ModelSpec.from_dict(raw, str(path))
-    files = spec.encoder.graph.files
-    names = [files["fp32"], *(f for p, f in files.items() if p != "fp32")]
+    names = list(spec.encoder.graph.distinct_files)
     if mode == "reference":
         external = reference_encoder(Path(model_dir), names, spec.architecture, "reference")
     else:

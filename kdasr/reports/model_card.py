@@ -66,6 +66,9 @@ def _what(f: Facts) -> list[str]:
     sizes = []
     for name, g in s.graphs.items():
         for prec, file in g.files.items():
+            if prec != "fp32" and not g.is_own_variant(prec):
+                sizes.append(f"{name} {prec}: its fp32 graph")
+                continue
             p = f.model_dir / file
             sizes.append(f"{name} {prec} {p.stat().st_size / 1e6:.1f} MB" if p.is_file() else f"{file} missing")
     kd, precision = t.get("kd", "none"), ", ".join(f"**{p}** on {d}" for d, p in s.precision.items())

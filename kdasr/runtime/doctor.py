@@ -136,7 +136,7 @@ def model_checks(model_dir: Path) -> list[Check]:
     checks.append(Check("ok" if present else "FAIL", tok.name, "present" if present else "missing"))
     for name, graph in graphs.items():
         tensors = [*spec.decoder.state, *spec.decoder.memory] if spec is not None and name == "decoder" else []
-        for file in graph.files.values():
+        for file in graph.distinct_files:
             checks.append(_graph_check(model_dir / file, name, graph, tensors))
     if not graphs:
         checks.append(Check("FAIL", "graphs", "model.json lists no graphs"))

@@ -21,6 +21,12 @@ PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", 
 # in calls of 1, 2 or 4 rows, 1.02 s in calls of 8 and 1.19 s in calls of 16. Bigger batches only add
 # padding and tensors that do not fit the cache. A GPU gets the whole batch in one call.
 CPU_ENCODER_ROWS = 4
+# int8 graphs quantise each MatMul's input with one scale for the whole tensor (onnxruntime's dynamic
+# quantisation), so a row's output depends on the other rows of the call. A quantised encoder is run one
+# row per call (rows cost the same CPU time in calls of 1 as of 4, above); a quantised decoder step makes
+# the transcriber decode one utterance at a time (transcriber.py). kdasr's own exports quantise the
+# encoder only (kdasr/export/quantize.py).
+BATCH_DEPENDENT = "int8"
 __all__ = ["PRECISIONS", "READABLE_FORMATS", "OnnxStudent", "load_graph", "make_session", "run_graph"]
 
 
@@ -150,6 +156,11 @@ class OnnxStudent:
     def sample_rate(self) -> int:
         return self.spec.sample_rate
 
+    def rows_interact(self, graph: str) -> bool:
+        """Whether a row's output of `graph` depends on the other rows of the call: the graph runs a
+        dynamically quantised file of its own (an int8 entry naming the fp32 graph does not)."""
+        return self.precision == BATCH_DEPENDENT and self.spec.graphs[graph].is_own_variant(self.precision)
+
     def remember_encodings(self, max_bytes: int = 1 << 30) -> None:
         """Keep the encoder outputs of every batch (up to max_bytes) and return them when the same
         batch comes again: a grid search decodes one dev set many times with other search settings
@@ -159,8 +170,9 @@ class OnnxStudent:
 
     def encode(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
         """Encoder outputs by name (spec.encoder says which is which); float16 outputs come back float32.
-        On the CPU a batch is encoded CPU_ENCODER_ROWS rows at a time, each call cut to its longest
-        wave; the outputs are joined with zeros past each call's frames (padding, as in one call)."""
+        On the CPU a batch is encoded CPU_ENCODER_ROWS rows at a time (a quantised encoder: one), each
+        call cut to its longest wave; the outputs are joined with zeros past each call's frames (padding,
+        as in one call)."""
         if self._memo is None:
             return self._encode_batch(waves, lens)
         key = hashlib.sha1(np.ascontiguousarray(waves).tobytes() + np.ascontiguousarray(lens).tobytes()).hexdigest()
@@ -175,7 +187,7 @@ class OnnxStudent:
         return out
 
     def _encode_batch(self, waves: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
-        rows = CPU_ENCODER_ROWS if self.device == "cpu" else len(lens)
+        rows = 1 if self.rows_interact("encoder") else CPU_ENCODER_ROWS if self.device == "cpu" else len(lens)
         if len(lens) <= rows:
             return self._encode(waves, lens)
         parts = [self._encode(waves[i : i + rows, : int(lens[i : i + rows].max())], lens[i : i + rows])

@@ -177,10 +177,10 @@ class Transcriber:
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
         out: list[list[Hypothesis] | str | None] = [None] * len(waves)
         max_samples = opts.max_batch_seconds * self.sample_rate
-        # int8 graphs quantise activations dynamically, with one scale per tensor: over a batch, an
+        # a quantised decoder step scales its input by the whole batch's range (onnx_model.py): an
         # utterance's text would depend on what it was batched with (the server's micro-batches, a
         # folder's sort order). Each is decoded alone instead: the same text however it arrives
-        batch_size = 1 if self.model.precision == "int8" else opts.batch_size
+        batch_size = 1 if self.model.rows_interact("decoder") else opts.batch_size
         lm = self.teacher("lm") if "lm" in opts.weights() else None
         rescorer = self._rescorer(opts.rescore) if opts.rescore != "none" else None
         start = 0

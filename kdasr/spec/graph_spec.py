@@ -107,6 +107,16 @@ class GraphSpec:
     def file(self) -> str:
         return self.files["fp32"]
 
+    @property
+    def distinct_files(self) -> tuple[str, ...]:
+        """Every file the entry names, once each, fp32's first: a variant may name the fp32 file itself
+        (a student's int8 decoder, kdasr/export/quantize.py), and then it is one file, not two."""
+        return tuple(dict.fromkeys(self.files.values()))
+
+    def is_own_variant(self, precision: str) -> bool:
+        """Whether `precision` runs a file of its own (a converted graph), not the fp32 file under its name."""
+        return precision != "fp32" and self.files.get(precision, self.file) != self.file
+
     def file_for(self, precision: str, where: str) -> str:
         if precision not in PRECISIONS:
             fail(where, f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
