@@ -202,14 +202,15 @@ def test_int8_text_does_not_depend_on_the_batch(decoder, tmp_path):
     """int8 graphs quantise activations with one scale per tensor, so a batched utterance's text would
     depend on its batch-mates (4 of these 12 changed before). A quantised encoder runs one row per call;
     with the decoder int8 too (`--int8-decoder`), each utterance is decoded alone; with it fp32 (what
-    kdasr exports), they are decoded in batches, and the text is the same either way."""
+    kdasr exports by default), they are decoded in batches, and the text is the same either way."""
     from kdasr.audio import load_audio
 
-    model = ROOT / "export" / "demo-en"
-    if decoder == "int8":
+    model = ROOT / "export" / "demo-en"  # as shipped: int8 decoder
+    if decoder == "fp32":
         model = tmp_path / "demo-en"
         shutil.copytree(ROOT / "export" / "demo-en", model)
-        run_kdasr("export", "--out", str(model), "--int8-decoder")
+        run_kdasr("export", "--out", str(model), "--fp32-decoder")
+        assert not (model / "decoder.int8.onnx").exists()
 
     waves = []
     for manifest in (SAMPLES, ROOT / "eval" / "samples" / "real" / "manifest.jsonl"):
