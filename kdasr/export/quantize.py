@@ -10,11 +10,14 @@ A student's int8 variant quantises its encoder only (STUDENT_INT8_GRAPHS); its d
 names decoder.onnx itself. Dynamic quantisation scales a MatMul's input by the whole tensor's range,
 and a decoder step's input holds every hypothesis of every utterance in the batch: with an int8
 decoder, an utterance's text depends on what it is batched with, so the runtime decodes such a dir one
-utterance at a time. Measured on export/demo-en (first 64 of test, 1 thread, CPU s): int8 encoder +
-int8 decoder one utterance at a time 4.22 s; int8 encoder (one row per call) + fp32 decoder in
-batches 3.04 s, the same text at batch 1 and 16 (64 of 64); all fp32 in batches 4.26 s. Accuracy is
-per model: demo-en's pooled dev WER was 32.61 % so against 32.32 with its int8 decoder (fp32 32.00), and
-it keeps its int8 decoder by its precision rule. `kdasr export --int8-decoder` quantises the decoder too."""
+utterance at a time; with the fp32 decoder it decodes in batches, the text the same at batch 1 and 16.
+Measured on export/demo-en and a copy rewritten with --fp32-decoder (`kdasr bench --system`, first 64
+of the mix's test, beam 4 + CTC 0.3, 1 thread, with other jobs on the cores; records in
+eval/pretrained/records/precision/int8-encoder/bench-layouts.md): RTFx at batch 16 50.1 against 41.1,
+at batch 1 43.8 against 45.9 (there both decode alone, and the int8 decoder step is the cheaper one).
+Accuracy is per model: demo-en's pooled dev WER was 32.61 % so against 32.32 with its int8 decoder
+(fp32 32.00), and it keeps its int8 decoder by its precision rule. `kdasr export --int8-decoder`
+quantises the decoder too."""
 
 from __future__ import annotations
 
