@@ -18,7 +18,9 @@
 #             the report is written to $E/teacher-quality-bert-1000.md (keep copies it into the records)
 #   refs      whisper base (faster-whisper, 1 thread) on the synthetic test sets whisper tiny.en has rows for
 #             (test, test_heldout, test_noisy; test_neural_heldout is kept already): $E/refs/whisper-base-SET.json,
-#             copied by keep to eval/reports/paper-reference/whisper-base (about 40 min each)
+#             copied by keep to eval/reports/paper-reference/whisper-base (about 40 min each); and whisper tiny.en
+#             on the rebuilt test_noisy ($E/refs/whisper-tiny.en-test_noisy.json; its kept record is the first
+#             build's audio, whose noise sox drew from the clock)
 #   soft      its utterance-mode soft labels of the train set at T = 1, K = 32
 #   ce        the chosen student (LSTM, 1,000 units) trained on to 180 min
 #   derive    the paper's soft labels (T = 3, K = 8) from the T = 1, K = 32 ones (kdasr teacher soft-derive)
@@ -105,7 +107,10 @@ for stage in "${@:-units decoder score bert ce}"; do
                for s in $REF_SETS; do
                  [ -f $E/refs/whisper-base-$s.json ] || $K eval-reference --model base --manifest $D/mix/$s.jsonl \
                    --threads 1 --json $E/refs/whisper-base-$s.json > $E/refs/whisper-base-$s.log 2>&1
-               done ;;
+               done
+               [ -f $E/refs/whisper-tiny.en-test_noisy.json ] || $K eval-reference --model tiny.en \
+                 --manifest $D/mix/test_noisy.jsonl --threads 1 --json $E/refs/whisper-tiny.en-test_noisy.json \
+                 > $E/refs/whisper-tiny.en-test_noisy.log 2>&1 ;;
       soft)    $K teacher soft-labels $D/mix/train.jsonl --tokenizer $T1000 --teacher $E/teachers/bert-1000 \
                  --mode utterance --top-k 32 --temperature 1 --threads 1 --out $E/soft/bert-utt-t1-k32 >> $E/soft-bert-utt.log 2>&1 ;;
       grid)    for g in $GRID; do
