@@ -7,8 +7,8 @@
 # (git archive HEAD into a folder with data, exp and .venv linked), not from a tree being edited.
 #   A: the grid's frozen runs (their caches are the long part), base fine-tuned whole, their scores, then the
 #      claim's BERT teacher and its quality
-#   B: the grid's fine-tuned tiny runs and base top 2, their scores, whisper base's missing reference rows,
-#      then the claim's LM teacher
+#   B: the grid's fine-tuned tiny runs and base top 2, their scores, the grid's bench (once A has scored its
+#      runs), whisper base's missing reference rows, then the claim's LM teacher
 # Everything is written under exp/; `run.sh keep` (from the repository) copies what is kept in git.
 # Then, once both are done: run.sh keep, and the claim (make claim PROTOCOL=... EXP=exp/claim JOBS=2),
 # which makes its own soft labels from the two teachers.
@@ -24,6 +24,11 @@ case $lane in
   A) export GRID="tiny-frozen base-frozen base-all"; run grid gridscore
      run bert quality ;;
   B) export GRID="tiny-top2 tiny-all base-top2"; run grid gridscore
+     # the grid's decoding cost side by side, once lane A has scored its runs too (one thread, beside lane A's
+     # one-thread teacher: no core shared); skipped after 3 hours of waiting (lane A stopped?)
+     for _ in $(seq 180); do [ -f exp/p27/units/grid-base-all-info.json ] && break; sleep 60; done
+     [ -f exp/p27/units/grid-base-all-info.json ] && [ ! -f exp/p27/units/grid-bench.md ] && \
+       GRID="tiny-frozen tiny-top2 tiny-all base-frozen base-top2 base-all" run gridbench
      run refs lm ;;
   *) echo "lanes.sh: lane A or B" >&2; exit 2 ;;
 esac
