@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from ..errors import ModelError
 from ..models.encoder import padding_mask
 from ..models.onnx_weights import load_student_from_model_dir
-from ..models.package_weights import add_external_initializers
+from ..models.package_weights import session_with_package_weights
 from ..models.student import Seq2SeqStudent
 from ..spec.graph_spec import GraphSpec
 from .graphs import student_graphs
@@ -37,17 +36,9 @@ class GraphCheck:
         return self.informational or self.max_error <= tol * self.tolerance_factor
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    kept = add_external_initializers(opts, path)  # tensors held by reference (model.json), alive till made
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    del kept
-    return sess
-
-
 @torch.no_grad()
 def check_encoder(model: Seq2SeqStudent, path: Path, seed: int = 0) -> GraphCheck:
-    graph, sess, gen = student_graphs(model)[0], _session(path), torch.Generator().manual_seed(seed)
+    graph, sess, gen = student_graphs(model)[0], session_with_package_weights(path), torch.Generator().manual_seed(seed)
     # outputs with a frames axis: compared on real frames only (default: the 3-D ones, [B, T, ...])
     frame_axes = getattr(graph, "frame_axes", None)
     worst = 0.0
@@ -76,7 +67,7 @@ def check_on_dummy_inputs(
 ) -> GraphCheck:
     """Run the ONNX file on `graph.dummy_inputs(*case)` for each case against torch (the graph's
     `reference` where it has one, else its forward); worst output difference."""
-    sess = _session(path)
+    sess = session_with_package_weights(path)
     torch.manual_seed(seed)
     worst = 0.0
     for case in cases:

@@ -1,6 +1,7 @@
 """The tensors a model dir holds by reference (model.json "external_weights",
 kdasr/spec/external_weights.py), rebuilt from the installed package's file and handed to
-onnxruntime. numpy + onnxruntime only (the runtime and the export's parity check both use it).
+onnxruntime. numpy + onnxruntime only: the runtime, `kdasr doctor` and the export's parity check
+open their sessions through session_with_package_weights.
 
 The package's file is read through a memory map and its sha256 checked once per process (a
 Transcriber opens the encoder more than once: fp32 and int8, a server's pool); a file that changed
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import mmap
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from ..spec.external_weights import ExternalWeights, TensorRef
 from ..spec.graph_spec import read_spec_json
 from .whisper_weights import CT2Checkpoint, parse_model_bin
 
-__all__ = ["add_external_initializers", "external_weights_of", "package_file", "referenced_arrays"]
+__all__ = ["add_external_initializers", "external_weights_of", "package_file", "referenced_arrays",
+           "session_with_package_weights"]
 
 
 def package_file(ew: ExternalWeights, where: str) -> Path:
@@ -117,3 +120,22 @@ def add_external_initializers(opts, graph_path: Path, ew: ExternalWeights | None
     values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]
     opts.add_external_initializers(list(arrays), values)
     return values
+
+
+def session_with_package_weights(graph_path: Path, opts=None, providers: Sequence[str] = ("CPUExecutionProvider",),
+                                 refused: str | None = None):
+    """An onnxruntime InferenceSession for `graph_path`, with the tensors it holds by reference to a
+    package passed in (add_external_initializers). `opts`: the caller's SessionOptions (threads,
+    optimisation), default ORT's. A missing or changed package raises ModelError. onnxruntime refusing
+    the file raises ORT's own exception, or, given `refused`, ModelError(refused.format(path=graph_path,
+    reason=the first line of ORT's message)): each caller words that failure its own way."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions() if opts is None else opts
+    kept = add_external_initializers(opts, graph_path)  # noqa: F841 - alive until the session has copied them
+    try:
+        return ort.InferenceSession(str(graph_path), opts, providers=list(providers))
+    except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+        if refused is None:
+            raise
+        raise ModelError(refused.format(path=graph_path, reason=str(e).splitlines()[0])) from e

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import KdasrError
-from ..models.package_weights import add_external_initializers
+from ..models.package_weights import session_with_package_weights
 from ..spec.graph_spec import FORMAT_VERSION, READABLE_FORMATS, READS, GraphSpec, read_spec_json
 from ..spec.modelspec import ModelSpec
 from .onnx_model import check_tensors
@@ -157,16 +157,10 @@ def _graph_check(path: Path, graph: str, spec: GraphSpec, tensors: list) -> Chec
     label = f"{graph} {path.name}"
     if not path.is_file():
         return Check("FAIL", label, "missing")
-    try:
-        opts = ort.SessionOptions()
-        kept = add_external_initializers(opts, path)  # the tensors it holds by reference to a package, if any
+    try:  # a package the graph holds tensors of by reference is missing or changed, or ORT refuses the file
+        sess = session_with_package_weights(path, refused="onnxruntime cannot load it: {reason}")
     except KdasrError as e:
         return Check("FAIL", label, str(e))
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        del kept
-    except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-        return Check("FAIL", label, f"onnxruntime cannot load it: {str(e).splitlines()[0]}")
     inputs, outputs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
     problems = []
     if list(spec.inputs) != inputs:

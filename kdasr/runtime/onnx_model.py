@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
-from ..models.package_weights import add_external_initializers
+from ..models.package_weights import session_with_package_weights
 from ..spec.graph_spec import PRECISIONS, READABLE_FORMATS, GraphSpec
 from ..spec.modelspec import ModelSpec, load_model_spec
 from ..text import Tokenizer
@@ -48,12 +48,8 @@ def make_session(path: Path, device: str = "cpu", threads: int | None = None) ->
             f"{', '.join(ort.get_available_providers())}); install the 'gpu' extra (onnxruntime-gpu, "
             "instead of onnxruntime) on a machine with CUDA"
         )
-    kept = add_external_initializers(opts, path)  # alive until the session has copied them
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=PROVIDERS[device])
-    except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-        raise ModelError(f"{path}: cannot load ONNX graph ({str(e).splitlines()[0]})") from e
-    del kept
+    sess = session_with_package_weights(path, opts, PROVIDERS[device],
+                                        refused="{path}: cannot load ONNX graph ({reason})")
     if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
         raise ModelError("--device cuda: the CUDA provider failed to start (check the CUDA/cuDNN libraries)")
     return sess
