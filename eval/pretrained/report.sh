@@ -39,6 +39,14 @@ if ls $R/grid-*-info.json >/dev/null 2>&1; then
   echo "in the shipped model was made, for the record only. One seed; two one-thread jobs side by side."; echo
   ${PY:-.venv/bin/python} eval/pretrained/grid_table.py --records $R grid-tiny-frozen grid-tiny-top2 grid-tiny-all \
     grid-base-frozen grid-base-top2 grid-base-all
+  if ls $L/grid-*-train_log.csv >/dev/null 2>&1; then
+    echo; echo "### Learning curves of the grid: training loss per 15 minutes, and at equal steps (\`eval/pretrained/grid_curves.py\`)"; echo
+    echo "The trainer's dev rows come once per epoch (below), and the fine-tuned runs do not finish one in 45 minutes:"
+    echo "this is the training loss (attention + CTC) every run logs, the mean of the rows logged in each window (every"
+    echo "20 steps), and at the fewest steps any run made (the mean of the last 5 rows up to it)."; echo
+    ${PY:-.venv/bin/python} eval/pretrained/grid_curves.py --logs $L grid-tiny-frozen grid-tiny-top2 grid-tiny-all \
+      grid-base-frozen grid-base-top2 grid-base-all
+  fi
   if [ -f $R/grid-bench.md ]; then
     echo; echo "### Decoding cost of the grid's students side by side (\`run.sh gridbench\`)"; echo
     sed -n '/^Run /,$p' $R/grid-bench.md | sed 's/^# /#### /'

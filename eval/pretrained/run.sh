@@ -19,8 +19,8 @@
 #   refs      whisper base (faster-whisper, 1 thread) on the synthetic test sets whisper tiny.en has rows for
 #             (test, test_heldout, test_noisy; test_neural_heldout is kept already): $E/refs/whisper-base-SET.json,
 #             copied by keep to eval/reports/paper-reference/whisper-base (about 40 min each); and whisper tiny.en
-#             on the rebuilt test_noisy ($E/refs/whisper-tiny.en-test_noisy.json; its kept record is the first
-#             build's audio, whose noise sox drew from the clock)
+#             on the rebuilt test_noisy ($E/refs/whisper-tiny.en-test_noisy.json, kept in eval/pretrained/records:
+#             the paper recipe's kept record is the first build's audio, whose noise sox drew from the clock)
 #   soft      its utterance-mode soft labels of the train set at T = 1, K = 32
 #   ce        the chosen student (LSTM, 1,000 units) trained on to 180 min
 #   derive    the paper's soft labels (T = 3, K = 8) from the T = 1, K = 32 ones (kdasr teacher soft-derive)
@@ -188,11 +188,13 @@ for stage in "${@:-units decoder score bert ce}"; do
                cp $F/bench-*.md $F/bench-*.json $FR/ 2>/dev/null || true
                mkdir -p $FR/../precision; cp $F/shipped-*.json $F/precision-rule.md $FR/../precision/ 2>/dev/null || true
                for r in lstm-1000 kd-bert-1000; do [ -f $E/$r/dev_log.csv ] && cp $E/$r/dev_log.csv $FR/../logs/$r-dev_log.csv; done
-               for g in $GRID; do [ -f $E/grid/$g/dev_log.csv ] && cp $E/grid/$g/dev_log.csv $FR/../logs/grid-$g-dev_log.csv; done
+               for g in $GRID; do for l in dev_log train_log; do
+                 [ -f $E/grid/$g/$l.csv ] && cp $E/grid/$g/$l.csv $FR/../logs/grid-$g-$l.csv; done; done
                cp $U/grid-*.json $U/grid-bench.md eval/pretrained/records/ 2>/dev/null || true
                cp $E/teacher-quality-bert-1000.md eval/pretrained/records/ 2>/dev/null || true
                for s in $REF_SETS; do [ -f $E/refs/whisper-base-$s.json ] && \
                  cp $E/refs/whisper-base-$s.json eval/reports/paper-reference/whisper-base/$s.json; done
+               cp $E/refs/whisper-tiny.en-test_noisy.json eval/pretrained/records/ 2>/dev/null || true
                [ -f $F/ce/model.json ] && [ -f $F/kd/model.json ] && for m in ce kd; do  # steps and minutes, from the exports
                  ${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['training']
 print(f\"{sys.argv[2]} {t['steps']:,} steps in {t['train_seconds'] / 60:.0f} min\")" $F/$m/model.json ${m^^}
