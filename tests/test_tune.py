@@ -47,6 +47,7 @@ def test_tune_grid_cache_and_eval_options(tiny_model, dev, tiny_corpus, tmp_path
     assert doc["tuned_on"]["wer"] == min(r["wer"] for r in records) and doc["points"] == 4
     assert doc["given"].keys() == {"beam", "ctc_weight"} and doc["tuned_on"]["set"] == "dev"
     assert "| beam | ctc_weight |" in (tmp_path / "tune.md").read_text() and "best" in first.stdout
+    assert "the others reused its output" in (tmp_path / "tune.md").read_text()  # RTFx is no speed comparison
     # the points after the first reuse its encoder outputs: the same result as a plain `kdasr eval`
     last = next(r for r in records if r["tune_point"] == {"beam": 2, "ctc_weight": 0.3})
     plain = tmp_path / "plain.json"

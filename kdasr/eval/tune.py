@@ -204,6 +204,10 @@ def tune_table(points: list[Point], best: Point) -> str:
         rtfx = f"{r['rtfx']:.1f}" if r.get("rtfx") else "–"
         mark = "best" if p is best else ("cached" if p.cached else "")
         lines.append("| " + " | ".join(cells) + f" | {r['wer']:.2f} | {r['cer']:.2f} | {rtfx} | {mark} |")
+    # the encoder's outputs are computed by the first point decoded and reused by the rest (remember_encodings),
+    # and every point is timed under whatever else the machine runs: the column is no speed comparison
+    lines += ["", "RTFx: wall time of this run; the first point decoded also ran the encoder, the others reused its "
+              "output, and no other load was held off. Compare speed with `kdasr bench --system`."]
     return "\n".join(lines)
 
 
