@@ -93,7 +93,6 @@ def add_variants(out_dir: Path, graphs: Mapping[str, GraphSpec], precisions: lis
     return out
 
 
-
 def rewrite_int8_decoder(model_dir: Path, quantized: bool) -> ModelSpec:
     """`kdasr export --out DIR --int8-decoder / --fp32-decoder` without checkpoints: DIR's decoder int8
     entry changed in place. --int8-decoder quantises decoder.onnx into decoder.int8.onnx; --fp32-decoder
