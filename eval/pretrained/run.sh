@@ -15,7 +15,7 @@
 #   lm        the left-to-right Transformer LM teacher on 1,000 units (demo size, 75 min): the claim's LM-KD
 #             teacher and the fusion / rescoring LM
 #   quality   the BERT teacher per unit and per word beside the count baselines (kdasr teacher quality);
-#             the report is written to $E/teacher-quality-bert-1000.md (keep copies it into the records)
+#             the report is written to $E/teacher-quality-bert-1000.md and .json (keep copies both into the records)
 #   refs      whisper base (faster-whisper, 1 thread) on the synthetic test sets whisper tiny.en has rows for
 #             (test, test_heldout, test_noisy; test_neural_heldout is kept already): $E/refs/whisper-base-SET.json,
 #             copied by keep to eval/reports/paper-reference/whisper-base (about 40 min each); and whisper tiny.en
@@ -191,7 +191,8 @@ for stage in "${@:-units decoder score bert ce}"; do
                for g in $GRID; do for l in dev_log train_log; do
                  [ -f $E/grid/$g/$l.csv ] && cp $E/grid/$g/$l.csv $FR/../logs/grid-$g-$l.csv; done; done
                cp $U/grid-*.json $U/grid-bench.md eval/pretrained/records/ 2>/dev/null || true
-               cp $E/teacher-quality-bert-1000.md eval/pretrained/records/ 2>/dev/null || true
+               for x in md json; do  # kdasr teacher quality writes its JSON beside the report; report.sh reads both
+                 cp $E/teacher-quality-bert-1000.$x eval/pretrained/records/ 2>/dev/null || true; done
                for s in $REF_SETS; do [ -f $E/refs/whisper-base-$s.json ] && \
                  cp $E/refs/whisper-base-$s.json eval/reports/paper-reference/whisper-base/$s.json; done
                cp $E/refs/whisper-tiny.en-test_noisy.json eval/pretrained/records/ 2>/dev/null || true
