@@ -12,9 +12,10 @@
 #                    every stage skips finished work: re-run to continue). Variables: kdasr/recipe/settings.py.
 #                    With PROTOCOL=FILE [EXP=DIR]: the claim recipe on that protocol (make claim, below)
 #   make claim       the claim recipe (issue 28), driven by a protocol file: make claim PROTOCOL=FILE EXP=DIR
-#                    [STAGES="tk lambda"] (kdasr recipe claim; default kdasr/configs/protocols/claim-v1.toml
-#                    into exp/claim): protocol frozen first, every choice on dev, systems x seeds, claim tables
-#                    in EXP/report; every stage skips finished work (re-run to continue). kdasr/recipe/claim.py
+#                    [STAGES="tk lambda"] [WAIT=1: start once another run on EXP ends] (kdasr recipe claim;
+#                    default kdasr/configs/protocols/claim-v1.toml into exp/claim): protocol frozen first,
+#                    every choice on dev, systems x seeds, claim tables in EXP/report; every stage skips
+#                    finished work (re-run to continue). kdasr/recipe/claim.py
 #   make continue-demo  more training for the shipped small model: starts from export/demo-en-small's weights
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -129,7 +130,7 @@ recipe: setup
 # the claim recipe (issue 28): every stage from the protocol file; EXP names the run dir it is frozen into
 claim: setup
 	$(KDASR) recipe claim --protocol $(or $(PROTOCOL),kdasr/configs/protocols/claim-v1.toml) \
-		--exp $(or $(EXP),exp/claim) $(STAGES)
+		--exp $(or $(EXP),exp/claim) $(if $(WAIT),--wait) $(STAGES)
 
 # more training for the shipped small model: start from export/demo-en-small's weights (recovered from its
 # ONNX graphs) with a fresh optimiser, a short warmup and SpecAugment on; resumable like the others.

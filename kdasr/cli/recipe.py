@@ -35,6 +35,8 @@ def claim(
     jobs: Annotated[int | None, typer.Option("--jobs", help="Jobs side by side, one thread each (default $JOBS, "
                                              "else 2).")] = None,
     list_stages: Annotated[bool, typer.Option("--list", help="List the stages and exit.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="When another run holds EXP, wait for it to end instead "
+                                       "of refusing.")] = False,
 ) -> None:
     """The claim recipe: systems x seeds with every choice (T and K, lambda, smoothing, decoding) made on
     dev, a protocol frozen before any test number, claim tables with intervals over seeds and
@@ -47,7 +49,7 @@ def claim(
     if not list_stages and not (protocol and exp):
         typer.echo("error: --protocol and --exp are required", err=True)
         raise typer.Exit(2)
-    raise typer.Exit(main(protocol, exp or ".", stages or [], start, list_stages, jobs))
+    raise typer.Exit(main(protocol, exp or ".", stages or [], start, list_stages, jobs, wait=wait))
 
 
 def register(app: typer.Typer) -> None:

@@ -25,7 +25,8 @@
 
 Every stage skips finished work (a rerun, or a run after a kill, does what is missing; trainers resume from
 their last.pt); every command logs into EXP/logs; independent jobs run JOBS (default 2) side by side, one
-thread each. The commands are the kdasr CLI as subprocesses ($KDASR, default this Python's -m kdasr)."""
+thread each; one run at a time holds EXP (EXP/recipe.lock: a second is refused, or with --wait waits).
+The commands are the kdasr CLI as subprocesses ($KDASR, default this Python's -m kdasr)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from pathlib import Path
 from ..errors import KdasrError
 from ..spec.protocol import Protocol, Setup, read_protocol
 from . import claim_logic as logic
+from .exp_lock import exp_lock
 from .runner import RecipeError, Runner, Stage, log, run_stages, select
 
 
@@ -143,7 +145,8 @@ def stages(c: ClaimCtx) -> list[Stage]:
 
 
 def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | None = None,
-         list_only: bool = False, jobs: int | None = None, env: Mapping[str, str] | None = None) -> int:
+         list_only: bool = False, jobs: int | None = None, env: Mapping[str, str] | None = None,
+         wait: bool = False) -> int:
     env = os.environ if env is None else env
     exp = Path(exp)
     kdasr_cmd = shlex.split(env["KDASR"]) if env.get("KDASR") else [sys.executable, "-m", "kdasr"]
@@ -158,13 +161,13 @@ def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | N
             return 0
         chosen = select(every, names, start)  # a typo is refused before anything is written
         c.p  # noqa: B018 - a bad protocol is refused before anything runs
-        (exp / "logs").mkdir(parents=True, exist_ok=True)
-
         def timed(name: str, seconds: float, commands: int) -> None:
             if commands:
                 logic.add_time(exp / "times.json", name, seconds, commands)
 
-        run_stages(chosen, c.r, on_done=timed)
+        with exp_lock(exp, wait=wait, say=log):
+            (exp / "logs").mkdir(parents=True, exist_ok=True)
+            run_stages(chosen, c.r, on_done=timed)
     except (RecipeError, KdasrError) as e:
         print(f"[recipe] error: {e}", file=sys.stderr, flush=True)
         return 1
