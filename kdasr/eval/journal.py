@@ -1,6 +1,6 @@
 """A decode journal: each utterance's result appended as it is made, so that a long evaluation that is
 killed (a session's end, Ctrl-C) resumes where it stopped instead of starting again. whisper base takes
-about 40 minutes of one CPU thread per test set here.
+about 20 minutes of one CPU thread per test set here (739 utterances).
 
 The first line names what the rows belong to (the recogniser and its options, and the manifest's hash);
 a journal of anything else is dropped and the run starts afresh. Each row also carries its audio
