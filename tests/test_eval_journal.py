@@ -49,8 +49,8 @@ def test_rows_return_for_the_same_job_only_and_not_for_changed_audio(tmp_path: P
 
 def _run(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kdasr", "eval-reference", "--manifest", str(SAMPLES),
-                             "--threads", "1", "--limit", "4", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "--threads", "1", "--limit", "4", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.mark.slow
