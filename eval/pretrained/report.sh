@@ -85,9 +85,13 @@ if ls $FR/ship-test*.json >/dev/null 2>&1; then
   echo; echo "## The shipped student (export/demo-en) on every test set, beside whisper"; echo
   echo "Decoded once, after the budgets and the decoding were fixed on dev (\`run.sh test\`), fp32 and int8,"
   echo "one onnxruntime thread. whisper rows: faster-whisper int8, beam 5, 1 thread (\`kdasr eval-reference\`;"
-  echo "tiny.en on the synthetic sets from the paper recipe's kept records, same manifests and audio;"
-  echo "whisper base where its records exist: eval/reports/paper-reference/whisper-base and test_real)."; echo
-  table $FR/ship-test*.json $REF/test*.json $RB/whisper-*-test_real.json eval/reports/paper-reference/whisper-base/test*.json --sets test,test_real,test_noisy,test_heldout,test_neural_heldout
+  echo "tiny.en on the synthetic sets from the paper recipe's kept records, same manifests and audio, but"
+  echo "on \`test_noisy\` its run on the rebuilt noise (eval/pretrained/records); whisper base where its records"
+  echo "exist: eval/reports/paper-reference/whisper-base and test_real). Every \`test_noisy\` row is the rebuilt"
+  echo "mix's noise (\`sox -R\`, reproducible); the first build's are in eval/pretrained/records/first-build-noise."; echo
+  table $FR/ship-test*.json $REF/test.json $REF/test_heldout.json $REF/test_neural_heldout.json \
+    $(ls eval/pretrained/records/whisper-tiny.en-test_noisy.json 2>/dev/null) $RB/whisper-*-test_real.json \
+    eval/reports/paper-reference/whisper-base/test*.json --sets test,test_real,test_noisy,test_heldout,test_neural_heldout
 fi
 for b in "bench-demo-en:the shipped model alone (engines, batching, search, long audio), first 64 of test" \
          "bench-vs-whisper-test:side by side with demo-en-small and faster-whisper tiny.en, first 48 of test" \

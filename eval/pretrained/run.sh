@@ -178,7 +178,9 @@ for stage in "${@:-units decoder score bert ce}"; do
                done ;;
       card)    $K model-card export/demo-en --results eval/pretrained/records/final --system demo-en-int8 \
                  --bench eval/pretrained/records/final/bench-vs-whisper-test.json --corpus $D/mix/build_info.json \
-                 --reference eval/reports/paper-reference/whisper-tiny.en \
+                 $(for s in test test_heldout test_neural_heldout; do  # test_noisy: the rebuilt noise's run
+                     echo --reference eval/reports/paper-reference/whisper-tiny.en/$s.json; done) \
+                 --reference eval/pretrained/records/whisper-tiny.en-test_noisy.json \
                  --reference eval/real/records/whisper-tiny.en-test_real.json \
                  --reference eval/real/records/whisper-base-test_real.json \
                  --reference eval/reports/paper-reference/whisper-base ;;
