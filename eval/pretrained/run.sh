@@ -96,11 +96,14 @@ for stage in "${@:-units decoder score bert ce}"; do
       score)   score lstm-256-s1316 $E/lstm-256/eq-$EQ_MIN.pt; score lstm-1000-s1341 $E/lstm-1000/eq-$EQ_MIN.pt
                score tf-1000-s1607 $E/tf-1000/eq-$EQ_MIN.pt;   score tf-1000-s1341 $E/tf-1000/epoch-3.pt ;;
       tok)     [ -f $T1000 ] || { mkdir -p $D/mix; cp export/demo-en/tokenizer.model $T1000.$$.tmp && mv $T1000.$$.tmp $T1000; } ;;  # $$: lanes start together
-      lm)      $K teacher lm $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/lm-1000 --size demo \
+      lm)      [ -f $E/teachers/lm-1000/lm.pt ] && continue  # finished (a rerun would re-save it and redo its dev pass)
+               $K teacher lm $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/lm-1000 --size demo \
                  --minutes $LM_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/lm-1000.log 2>&1 ;;
-      bert)    $K teacher bert $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/bert-1000 --size demo \
+      bert)    [ -f $E/teachers/bert-1000/config.json ] && continue  # finished (written last)
+               $K teacher bert $D/mix/teacher.txt --tokenizer $T1000 --out $E/teachers/bert-1000 --size demo \
                  --window 256 --minutes $BERT_MIN --threads 1 --dev $D/mix/dev.jsonl >> $E/bert-1000.log 2>&1 ;;
-      quality) $K teacher quality --tokenizer $T1000 --dev $D/mix/dev.jsonl --teacher-text $D/mix/teacher.txt \
+      quality) [ $E/teacher-quality-bert-1000.json -nt $E/teachers/bert-1000/config.json ] && continue  # done
+               $K teacher quality --tokenizer $T1000 --dev $D/mix/dev.jsonl --teacher-text $D/mix/teacher.txt \
                  --bert $E/teachers/bert-1000 --sentences 200 --no-strict --threads 1 \
                  --report $E/teacher-quality-bert-1000.md ;;
       refs)    mkdir -p $E/refs
