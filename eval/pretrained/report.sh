@@ -65,7 +65,10 @@ echo; echo "## The BERT teacher on 1,000 units (\`kdasr teacher quality\`, per u
 steps=$(${PY:-.venv/bin/python} -c "import json, sys; t = json.load(open(sys.argv[1]))['bert'].get('training', {})
 print(f\"{t['steps']:,} steps\" if 'steps' in t else '3,159 steps')  # older records: from its log" \
   eval/pretrained/records/teacher-quality-bert-1000.json)
-echo "Trained by \`eval/pretrained/run.sh bert\` (demo size, window 256, 150 min on one thread: $steps)."
+echo "Trained by \`eval/pretrained/run.sh bert\` (demo size, window 256, 150 min on one thread: $steps). This is the"
+echo "teacher of the claim (issue 28), trained on the rebuilt mix in session 8. The shipped BERT-KD student learned"
+echo "from the first build's teacher, lost with \`exp/\` (3,159 steps in its 150 min; its record:"
+echo "\`eval/pretrained/records/teacher-quality-bert-1000-first-build.md\`)."; echo
 sed -n '/^Command:/,$p' eval/pretrained/records/teacher-quality-bert-1000.md | sed 's/^#/###/'
 
 FR=eval/pretrained/records/final
