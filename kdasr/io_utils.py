@@ -1,9 +1,10 @@
-"""File helpers: atomic writes (a temp file in the same folder, fsync, then rename) and reading a
-JSON file with a one-line error."""
+"""File helpers: atomic writes (a temp file in the same folder, fsync, then rename), reading a
+JSON file with a one-line error, and a file's identity (its content's sha256, or its size and mtime)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -103,3 +104,25 @@ def read_json(path: str | os.PathLike, failure: str) -> Any:
         raise KdasrError(f"{path}: {failure}: {e}") from None
     except RecursionError:
         raise KdasrError(f"{path}: {failure}: nested too deeply to parse") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str | None:
+    """The sha256 of PATH's content (read in 1 MiB blocks), or None when it is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_stamp(path: str | os.PathLike) -> list[int] | None:
+    """[size, mtime in ns] of PATH: a cheap identity for files too large to hash each time; None when
+    it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]

@@ -9,26 +9,15 @@ decoded again. The caller removes the journal once its result is written."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
+from ..io_utils import file_stamp
+
 
 def journal_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial.jsonl")
-
-
-def audio_stamp(path: str | os.PathLike) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def manifest_hash(manifest: Path) -> str:
-    return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()
 
 
 def _read(path: Path) -> tuple[dict | None, list[dict]]:
@@ -70,12 +59,12 @@ class Journal:
     def reusable(self, utt_id: str, audio: str | os.PathLike) -> dict | None:
         """The earlier row of this utterance, if its audio is the same file as then."""
         row = self.done.get(utt_id)
-        if row is not None and row.get("audio_stamp") == audio_stamp(audio):
+        if row is not None and row.get("audio_stamp") == file_stamp(audio):
             return row
         return None
 
     def add(self, row: dict, audio: str | os.PathLike) -> None:
-        self._f.write(json.dumps({**row, "audio_stamp": audio_stamp(audio)}) + "\n")
+        self._f.write(json.dumps({**row, "audio_stamp": file_stamp(audio)}) + "\n")
         self._f.flush()
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..audio import load_audio
 from ..data.manifest import read_manifest
 from ..errors import AudioError, KdasrError
-from ..io_utils import atomic_open
+from ..io_utils import atomic_open, file_sha256
 from ..whisper_reference import (  # noqa: F401  (re-exported: the eval stage's names for them)
     REFERENCE_MODELS,
     load_whisper,
@@ -28,7 +28,7 @@ from ..whisper_reference import (  # noqa: F401  (re-exported: the eval stage's 
     transcribe_reference,
     whisper_model_dir,
 )
-from .journal import Journal, manifest_hash
+from .journal import Journal
 from .run import EvalReport, Problem, _nothing_to_score, reference
 from .wer import error_rates, utterance_scores
 
@@ -60,7 +60,7 @@ def evaluate_reference(manifest: Path, *, limit: int | None = None, threads: int
     book = None
     if journal is not None:
         book = Journal(journal, {"recogniser": reference_name(model_name, beam), "threads": threads,
-                                 "manifest_sha256": manifest_hash(manifest)})
+                                 "manifest_sha256": file_sha256(manifest)})
         if say and book.dropped:
             say(f"{journal}: {book.dropped} decoded utterance(s) of other options or another manifest dropped")
         if say and book.done:

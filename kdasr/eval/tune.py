@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import KdasrError
-from ..io_utils import atomic_write_text, read_json
+from ..io_utils import atomic_write_text, file_sha256, file_stamp, read_json
 from ..runtime import DecodeOptions
 from ..spec.decode_options import option_fields
 from .results import result_record, write_result
@@ -99,16 +99,6 @@ def grid_points(fixed: dict, grid: dict[str, list]) -> list[dict]:
     return [{**fixed, **dict(zip(names, values))} for values in itertools.product(*(grid[n] for n in names))]
 
 
-def _file_digest(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _dir_digest(path: Path | None) -> dict | None:
     """Model or teacher dir identity: the content of its small JSON files, size + mtime of the rest."""
     if path is None:
@@ -116,7 +106,7 @@ def _dir_digest(path: Path | None) -> dict | None:
     out = {}
     for p in sorted(Path(path).iterdir()):
         if p.is_file():
-            out[p.name] = _file_digest(p) if p.suffix == ".json" else [p.stat().st_size, p.stat().st_mtime_ns]
+            out[p.name] = file_sha256(p) if p.suffix == ".json" else file_stamp(p)
     return out
 
 
@@ -157,7 +147,7 @@ def run_tune(cfg: TuneConfig, progress: Callable[[str], None] = lambda m: None) 
     for given, o in zip(points, options):
         _needs_teachers(o, t, _label(given))
     model_id, lm_id = _dir_digest(Path(cfg.model_dir)), _dir_digest(cfg.lm_dir)
-    manifest_id = _file_digest(Path(cfg.manifest))
+    manifest_id = file_sha256(cfg.manifest)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for n, (given, opts) in enumerate(zip(points, options), 1):

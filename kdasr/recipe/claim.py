@@ -161,6 +161,7 @@ def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | N
             return 0
         chosen = select(every, names, start)  # a typo is refused before anything is written
         c.p  # noqa: B018 - a bad protocol is refused before anything runs
+
         def timed(name: str, seconds: float, commands: int) -> None:
             if commands:
                 logic.add_time(exp / "times.json", name, seconds, commands)
