@@ -319,3 +319,18 @@ def test_one_teacher_pass_per_mode_serves_the_t_k_grid(tmp_path):
     p = read_protocol(tmp_path / "p.toml")
     assert {claim_logic.soft_source(p, t, k) for t in (1.0, 2.0, 3.0) for k in (8, 32)} == {(1.0, 32)}
     assert claim_logic.soft_source(p, 2.0, 64) == (2.0, 64)
+
+
+def test_the_soft_stage_makes_every_modes_teacher_pass_before_t_and_k_are_chosen(tmp_path):
+    """Every KD mode's teacher pass is the same (first T, largest K) whatever the sweep chooses, so the
+    first soft stage makes them all (JOBS at a time), not the sweep's mode alone; after the choice, each
+    mode at the chosen point (derived from its pass)."""
+    text = _protocol(tmp_path, tmp_path).replace("temperature = [2]", "temperature = [1, 3]")
+    text = text.replace("top_k = [4]", "top_k = [8, 32]")
+    text += '\n[[system]]\nname = "lm"\nkd = "lm"\nlabel_smoothing = 0.1\nkd_weight = [0.3]\n'
+    (tmp_path / "p.toml").write_text(text)
+    p = read_protocol(tmp_path / "p.toml")
+    before = claim_logic.soft_jobs(p, {})
+    assert set(before) == {("bert", 1.0, 8), ("bert", 1.0, 32), ("bert", 3.0, 8), ("bert", 3.0, 32), ("lm", 1.0, 32)}
+    after = claim_logic.soft_jobs(p, {"tk": {"chosen": {"temperature": 3, "top_k": 8}}})
+    assert ("lm", 3.0, 8) in after and ("bert", 3.0, 8) in after and len(after) == len(set(after))

@@ -45,6 +45,20 @@ def soft_source(p: Protocol, t: float, k: int) -> tuple[float, int]:
     return (t, k) if k > kmax else (p.temperatures[0], kmax)
 
 
+def soft_jobs(p: Protocol, choices: dict) -> list[tuple[str, float, int]]:
+    """The soft labels (mode, T, K) the soft stage makes: before T and K are chosen, the sweep's mode at
+    every T × K and every other KD mode's teacher pass (its source serves whichever point is chosen, so the
+    passes run beside the sweep's own, not after the T, K sweep); once chosen, every KD mode at them."""
+    jobs: list[tuple[str, float, int]] = []
+    if (sweeper := tk_system(p)) is not None:
+        jobs += [(sweeper.kd, t, k) for t in p.temperatures for k in p.top_ks]
+        jobs += [(s.kd, *soft_source(p, p.temperatures[0], max(p.top_ks))) for s in p.systems if s.kd != "none"]
+    if "tk" in choices:
+        t, k = chosen_tk(choices)
+        jobs += [(s.kd, t, k) for s in p.systems if s.kd != "none"]
+    return list(dict.fromkeys(jobs))
+
+
 def tk_system(p: Protocol) -> System | None:
     """The system whose sweep chooses T and K: BERT utterance (kd = bert), else the first KD system."""
     kd = [s for s in p.systems if s.kd != "none"]

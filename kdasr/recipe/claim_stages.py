@@ -54,14 +54,9 @@ def ensure_soft(c, jobs: list[tuple[str, float, int]]) -> None:
 
 
 def soft(c) -> None:
-    """The T, K sweep's mode at every T × K; once T and K are chosen, every KD mode at them."""
-    p, jobs = c.p, []
-    if (sweeper := logic.tk_system(p)) is not None:
-        jobs += [(sweeper.kd, t, k) for t in p.temperatures for k in p.top_ks]
-    if "tk" in (choices := c.choices()):
-        t, k = logic.chosen_tk(choices)
-        jobs += [(s.kd, t, k) for s in p.systems if s.kd != "none"]
-    ensure_soft(c, jobs)
+    """The T, K sweep's mode at every T × K and every KD mode's teacher pass; once T and K are chosen,
+    every KD mode at them (logic.soft_jobs)."""
+    ensure_soft(c, logic.soft_jobs(c.p, c.choices()))
 
 
 def train(c, out: Path, steps: int, seed: int, system: System, eps: float, soft_dir: Path | None = None,
