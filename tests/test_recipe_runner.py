@@ -108,6 +108,44 @@ def test_parallel_runs_jobs_side_by_side(tmp_path):
     r.parallel(lambda n: r.run([PY, "-c", code, tmp_path, n, pairs[n]], n, what=n), ["a", "b"], "pair")
 
 
+def test_background_work_runs_beside_the_stages_on_the_slots_they_leave(tmp_path):
+    """JOBS=2 with a long job in the background: the parallel items run one at a time beside it (never
+    three commands at once), all of them before it ends; a job that needs the background's output (its
+    output_lock) waits for it and makes nothing twice; wait_background returns its failure."""
+    r = Runner(tmp_path / "logs", jobs=2)
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    release = tmp_path / "release"
+    # a command that runs until RELEASE exists (at least SECONDS), then writes its span (start, end)
+    code = ("import pathlib, sys, time; d = pathlib.Path(sys.argv[1]); t0 = time.time(); "
+            "time.sleep(float(sys.argv[3]))\n"
+            "while not pathlib.Path(sys.argv[4]).exists() and time.time() - t0 < 60: time.sleep(0.02)\n"
+            "(d / sys.argv[2]).write_text(f'{t0} {time.time()}')")
+    made: list[str] = []
+
+    def make(name: str, seconds: float, until: Path) -> None:
+        with r.output_lock(tmp_path / name):  # as claim_stages.soft_one
+            if (spans / name).exists():
+                return
+            made.append(name)
+            r.run([PY, "-c", code, spans, name, seconds, until], name, what=name)
+
+    r.background(lambda n: make(n, 0.0, release), "teacher")
+    time.sleep(0.3)  # the background command has its slot
+    r.parallel(lambda n: make(n, 0.3, tmp_path), ["a", "b", "c"], "sweeps")
+    assert not (spans / "teacher").exists()  # the sweeps ended first: they did not wait for it
+    release.touch()
+    make("teacher", 0.0, tmp_path)  # needs the background's output: waits for it, does not make it again
+    assert made == ["teacher", "a", "b", "c"] and r.wait_background() is None
+    t = {p.name: tuple(map(float, p.read_text().split())) for p in spans.iterdir()}
+    for x in "abc":  # one sweep at a time beside the teacher, every one inside its span
+        assert t["teacher"][0] <= t[x][0] and t[x][1] <= t["teacher"][1]
+    ab, bc = sorted(t[x] for x in "abc")[:2], sorted(t[x] for x in "abc")[1:]
+    assert ab[0][1] <= ab[1][0] + 0.05 and bc[0][1] <= bc[1][0] + 0.05
+    r.background(lambda n: r.run([PY, "-c", "import sys; sys.exit('broken')"], n, what=n), "bad")
+    assert isinstance(r.wait_background(), RecipeError) and r.wait_background() is None
+
+
 def _stages(tmp_path: Path, r: Runner, fail: set[str]) -> list[Stage]:
     """Three stages, each writing OUT/NAME from its predecessor's output, skipped when fresh."""
     def make(name: str, prev: str | None):

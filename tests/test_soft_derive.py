@@ -60,3 +60,41 @@ def test_requests_the_source_cannot_serve_are_one_line(tok, tmp_path):  # noqa: 
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "not finished" in proc.stderr and "Traceback" not in proc.stderr
     assert read_meta(tmp_path / "out").top_k == 2 and json.loads((tmp_path / "out" / "summary.json").read_text())
+
+
+def test_a_second_writer_of_the_same_folder_waits_for_the_first(tok, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """A folder another process is writing (its writer lock held) is not written beside it: the second run
+    says so, waits, and once the first has ended keeps what is there and finishes."""
+    import textwrap
+    import threading
+    import time
+
+    import kdasr.teachers.soft_derive as sd
+    from kdasr.teachers import storage
+
+    _direct(tok, tmp_path / "src", 1.0, 4)
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from kdasr.dir_lock import dir_lock
+        with dir_lock(Path({str(out)!r}), {storage.WRITER_LOCK!r}):
+            print("held", flush=True)
+            time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    done: list[dict] = []
+    real = storage.one_writer
+    monkeypatch.setattr(sd, "one_writer", lambda folder: real(folder, poll_s=0.05))  # the same lock, polled quickly
+    try:
+        t = threading.Thread(target=lambda: done.append(derive_soft_labels(tmp_path / "src", out, 2.0, 2)))
+        t.start()
+        time.sleep(1.0)
+        assert not done and not list(out.glob("shard-*.npz"))  # waiting, nothing written
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+        holder.kill()
+        holder.wait()
+        t.join(timeout=60)
+    finally:
+        holder.kill()
+    assert done and done[0]["shards_written"] == 4 and (out / "summary.json").is_file()

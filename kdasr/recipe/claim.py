@@ -3,7 +3,8 @@
 
   freeze     the protocol frozen into EXP (protocol.toml, protocol.lock.json): fixed before any test number
   soft       soft labels: the T, K sweep's system at every T × K, and every KD mode at the chosen T, K (one
-             teacher pass per mode at the first T and the largest K; the other points `kdasr teacher soft-derive`)
+             teacher pass per mode at the first T and the largest K; the other points `kdasr teacher soft-derive`);
+             the other modes' passes run in the background, beside the sweeps, on the job slots they leave
   tk         T and K chosen on dev: the first seed, the BERT-utterance system at the middle λ of its grid,
              each T × K trained setup.sweep_steps steps (EXP/choices.json)
   lambda     λ chosen on dev per KD system at the chosen T, K (first seed, sweep_steps each); the dev WER of
@@ -168,7 +169,12 @@ def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | N
 
         with exp_lock(exp, wait=wait, say=log):
             (exp / "logs").mkdir(parents=True, exist_ok=True)
-            run_stages(chosen, c.r, on_done=timed)
+            try:
+                run_stages(chosen, c.r, on_done=timed)
+            finally:  # the lock held until background work (a teacher pass) has ended too, after a failure as well
+                failed = c.r.wait_background()
+            if failed is not None:
+                raise failed if isinstance(failed, (RecipeError, KdasrError)) else RecipeError(str(failed))
     except (RecipeError, KdasrError) as e:
         print(f"[recipe] error: {e}", file=sys.stderr, flush=True)
         return 1

@@ -24,8 +24,20 @@ def _log_name(c, out: Path) -> str:
 
 def soft_one(c, mode: str, t: float, k: int) -> Path:
     """Soft labels of the train set for one KD mode at temperature T and top K (resumable command;
-    summary.json is written last)."""
+    summary.json is written last). Thread-safe: jobs that need the same labels (a teacher pass in the
+    background, the sweeps and students that read it) make them once, the others waiting."""
     out = c.soft_dir(mode, t, k)
+    with c.r.output_lock(out):
+        return _make_soft(c, mode, t, k, out)
+
+
+def soft_ready(c, mode: str, t: float, k: int) -> bool:
+    """No teacher pass to wait for: no KD, or the labels or the pass they derive from are complete."""
+    return mode == "none" or any((c.soft_dir(mode, *tk_) / "summary.json").is_file()
+                                 for tk_ in ((t, k), logic.soft_source(c.p, t, k)))
+
+
+def _make_soft(c, mode: str, t: float, k: int, out: Path) -> Path:
     if (out / "summary.json").is_file():
         return out
     if (source := logic.soft_source(c.p, t, k)) != (t, k):  # one teacher pass serves the T x K grid
@@ -54,9 +66,17 @@ def ensure_soft(c, jobs: list[tuple[str, float, int]]) -> None:
 
 
 def soft(c) -> None:
-    """The T, K sweep's mode at every T × K and every KD mode's teacher pass; once T and K are chosen,
-    every KD mode at them (logic.soft_jobs)."""
-    ensure_soft(c, logic.soft_jobs(c.p, c.choices()))
+    """What the T, K sweep needs now: its mode at every T × K (and, once chosen, at the chosen point). Every
+    other KD mode's teacher pass (and its chosen point) in the background (Runner.background): the passes
+    serve whichever point the sweep chooses, so they run beside the sweeps, on the job slots the sweeps
+    leave, and a stage that needs one waits for it (soft_one)."""
+    p, choices = c.p, c.choices()
+    sweeper = logic.tk_system(p)
+    now = [j for j in logic.soft_jobs(p, choices) if sweeper is not None and j[0] == sweeper.kd]
+    ensure_soft(c, now)
+    for job in logic.soft_jobs(p, choices):
+        if job not in now:
+            c.r.background(lambda j: soft_one(c, *j), job)
 
 
 def train(c, out: Path, steps: int, seed: int, system: System, eps: float, soft_dir: Path | None = None,
@@ -173,11 +193,13 @@ def lambdas(c) -> None:
     t, k = logic.chosen_tk(c.choices())
     write_dev_all(c)
     kd = [s for s in p.systems if s.kd != "none"]
-    ensure_soft(c, [(s.kd, t, k) for s in kd])
+    ensure_soft(c, [(s.kd, t, k) for s in kd if soft_ready(c, s.kd, t, k)])
     choices = c.choices()
     jobs = {logic.sweep_name(s.kd, t, k, lam, logic.epsilon(s, choices), p.seeds[0]): (s, lam)
             for s in kd for lam in s.kd_weight}
-    c.r.parallel(lambda j: sweep_point(c, j[0], t, k, j[1]), list(jobs.values()), "lambda")
+    # the systems whose teacher pass is still running (in the background) last: the others use the slots first
+    todo = sorted(jobs.values(), key=lambda j: not soft_ready(c, j[0].kd, t, k))
+    c.r.parallel(lambda j: sweep_point(c, j[0], t, k, j[1]), todo, "lambda")
     chosen, wer = {}, {}
     for s in kd:
         points = [sweep_point(c, s, t, k, lam) for lam in s.kd_weight]
@@ -224,7 +246,10 @@ def student(c, name: str, seed: int) -> None:
 
 def students(c) -> None:
     """Every system × seed, budget.steps steps with the dev choices (λ, T and K, ε)."""
+    todo = c.students()
     if kd := [s.kd for s in c.p.systems if s.kd != "none"]:
         t, k = logic.chosen_tk(c.choices())
-        ensure_soft(c, [(m, t, k) for m in kd])
-    c.r.parallel(lambda job: student(c, *job), c.students(), "students")
+        ensure_soft(c, [(m, t, k) for m in kd if soft_ready(c, m, t, k)])
+        # a system whose teacher pass is still running (in the background) last
+        todo = sorted(todo, key=lambda job: not soft_ready(c, c.p.system(job[0]).kd, t, k))
+    c.r.parallel(lambda job: student(c, *job), todo, "students")

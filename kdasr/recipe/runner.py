@@ -65,12 +65,43 @@ def tail(path: Path, n: int = 5) -> str:
 
 @dataclass
 class Runner:
-    """Runs the commands of a recipe: each into its log under LOGS, JOBS at a time in `parallel`."""
+    """Runs the commands of a recipe: each into its log under LOGS, at most JOBS at a time (a job slot per
+    command: `parallel`'s items and `background` work share them)."""
 
     logs: Path
     jobs: int = 1
     ran: int = 0  # commands run (a stage that ran none was complete)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _slots: threading.Semaphore = field(init=False, repr=False)
+    _outputs: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _background: list[Future] = field(default_factory=list, repr=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._slots = threading.Semaphore(max(1, self.jobs))
+
+    def output_lock(self, key: object) -> threading.Lock:
+        """One lock per output (a folder, a file): two jobs that need the same output make it once, the
+        second waiting for the first (then finding it complete)."""
+        with self._lock:
+            return self._outputs.setdefault(str(key), threading.Lock())
+
+    def background(self, fn: Callable[[Any], None], item: Any) -> None:
+        """fn(item) started now in a thread of its own, the stages going on beside it: its commands take job
+        slots like any other, so the stages get the slots left (a long teacher pass on one core, the
+        sweeps on the other). What needs its output waits for it through `output_lock`; `wait_background`
+        waits for all of it."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(thread_name_prefix="recipe-background")
+            self._background.append(self._pool.submit(fn, item))
+
+    def wait_background(self) -> BaseException | None:
+        """Wait for every background job; the first failure, if any (the others are in their logs)."""
+        with self._lock:
+            jobs, self._background = self._background, []
+        errors = [e for f in jobs if (e := f.exception()) is not None]
+        return errors[0] if errors else None
 
     def run(self, argv: list[str], log_name: str, *, what: str, append: bool = True) -> None:
         """ARGV with stdout and stderr into LOGS/LOG_NAME.log; a failure raises RecipeError naming WHAT
@@ -79,7 +110,7 @@ class Runner:
         logf.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self.ran += 1
-        with open(logf, "a" if append else "w") as out:
+        with self._slots, open(logf, "a" if append else "w") as out:
             try:
                 rc = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL).returncode

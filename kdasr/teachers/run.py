@@ -16,6 +16,7 @@ from .bert import BertConfigLite, load_bert_teacher, masked_scores, save_bert_te
 from .common import TeacherTrainConfig, read_documents
 from .lm_train import LM_FILE, lm_perplexity, load_lm_teacher, save_lm_teacher, train_lm
 from .soft_labels import SoftLabelConfig, generate_soft_labels
+from .storage import one_writer
 
 
 def dev_sentences(path: Path | None, tok: Tokenizer, limit: int = 300) -> list[list[int]]:
@@ -95,9 +96,10 @@ def run_soft_labels(
     kind = teacher_kind(teacher)
     model = load_bert_teacher(teacher, tok) if kind == "bert" else load_lm_teacher(teacher, tok)[0]
     (model.model if kind == "bert" else model).to(device)
-    with torch.inference_mode():
+    with one_writer(out), torch.inference_mode():
         stats = generate_soft_labels(utts, tok, model, kind, cfg, out, teacher_path=str(teacher), progress=progress)
-    stats["tokens_per_second"] = round(stats["computed_tokens"] / max(stats["seconds"], 1e-9), 1)
-    stats["device"] = device
-    atomic_write_text(out / "summary.json", json.dumps({**stats, "manifests": [str(m) for m in manifests]}, indent=2))
+        stats["tokens_per_second"] = round(stats["computed_tokens"] / max(stats["seconds"], 1e-9), 1)
+        stats["device"] = device
+        atomic_write_text(out / "summary.json", json.dumps({**stats, "manifests": [str(m) for m in manifests]},
+                                                           indent=2))
     return stats

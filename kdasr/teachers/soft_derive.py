@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import KdasrError
 from ..io_utils import atomic_write_text
-from .storage import prepare_dir, read_meta, write_shard
+from .storage import one_writer, prepare_dir, read_meta, write_shard
 
 
 def derive_rows(probs: np.ndarray, ids: np.ndarray, t_src: float, t: float, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +47,12 @@ def derive_soft_labels(src: Path, out: Path, temperature: float, top_k: int) -> 
     if not shards or not (src / "summary.json").is_file():
         raise KdasrError(f"{src}: soft labels not finished (no summary.json): finish `kdasr teacher soft-labels` first")
     new = dataclasses.replace(meta, top_k=top_k, temperature=float(temperature))
+    with one_writer(out):
+        return _derive(src, out, meta, new, shards)
+
+
+def _derive(src: Path, out: Path, meta, new, shards: list[Path]) -> dict:
+    temperature, top_k = new.temperature, new.top_k
     prepare_dir(out, new)
     t0, written, tokens = time.time(), 0, 0
     for shard in shards:

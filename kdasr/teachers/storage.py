@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..dir_lock import dir_lock
 from ..errors import KdasrError
 from ..io_utils import atomic_open, atomic_write_text
 
@@ -59,6 +62,22 @@ def tokenizer_sha1(model_bytes: bytes) -> str:
 
 def shard_path(out_dir: Path, index: int) -> Path:
     return out_dir / f"shard-{index:05d}.npz"
+
+
+WRITER_LOCK = ".writer.lock"
+
+
+@contextmanager
+def one_writer(out_dir: Path, poll_s: float = 30.0) -> Iterator[None]:
+    """One process writing OUT_DIR's soft labels at a time: a second run into the same folder (a recipe
+    beside a run started by hand) waits for the first, then keeps its shards, instead of computing the same
+    shards beside it."""
+    def say(holder: str) -> None:
+        print(f"{out_dir}: another run is writing these soft labels ({holder}); waiting for it to end",
+              file=sys.stderr, flush=True)
+
+    with dir_lock(out_dir, WRITER_LOCK, wait=True, say=say, poll_s=poll_s):
+        yield
 
 
 def prepare_dir(out_dir: Path, meta: SoftLabelMeta) -> None:
