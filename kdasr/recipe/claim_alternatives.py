@@ -88,10 +88,10 @@ def _tune(c, student: str, method: str, seed: int) -> None:
     # what is searched and scored; not the teachers' path (an input below): EXP named another way tunes nothing again
     write_if_changed(out.with_suffix(".grid"), " ".join(map(str, [*args[2:], *dev_limit(c)])))
     if not fresh(out, model / "model.json", plain, scorer_file(lm, method), c.dev_all(), out.with_suffix(".grid")):
-        log(f"tune {label} on {c.dev_all().name}")
         c.r.run(c.kdasr("tune", "--model", model, "--manifest", c.dev_all(), *dev_limit(c), "--threads", 1, *args,
                         "--system", label, "--out", out, "--table", out.with_suffix(".md")),
-                f"tune-{label}", what=f"kdasr tune ({out})", append=False)
+                f"tune-{label}", what=f"kdasr tune ({out})", append=False,
+                announce=f"tune {label} on {c.dev_all().name}")
     for dev in c.p.dev_manifests:
         eval_run(c, model, Path(dev), c.record(label, Path(dev).stem), label, out)
 

@@ -42,17 +42,17 @@ def _make_soft(c, mode: str, t: float, k: int, out: Path) -> Path:
         return out
     if (source := logic.soft_source(c.p, t, k)) != (t, k):  # one teacher pass serves the T x K grid
         src = soft_one(c, mode, *source)
-        log(f"soft labels {out.name} derived from {src.name} (log {c.r.logs / ('soft-' + out.name)}.log)")
         c.r.run(c.kdasr("teacher", "soft-derive", src, "--temperature", t, "--top-k", k, "--out", out),
-                f"soft-{out.name}", what=f"soft labels {out.name}")
+                f"soft-{out.name}", what=f"soft labels {out.name}",
+                announce=f"soft labels {out.name} derived from {src.name} (log {c.r.logs / ('soft-' + out.name)}.log)")
         return out
     u = c.u
     teacher = {"lm": u.lm_teacher, "count": f"count:{u.teacher_text}"}.get(mode, u.bert_teacher)
-    log(f"soft labels {out.name} (log {c.r.logs / ('soft-' + out.name)}.log)")
     c.r.run(c.kdasr("teacher", "soft-labels", u.train, "--tokenizer", u.tokenizer, "--teacher", teacher,
                     "--mode", "context" if mode == "bert-context" else "utterance", "--top-k", k,
                     "--temperature", t, "--threads", 1, "--out", out), f"soft-{out.name}",
-            what=f"soft labels {out.name}")
+            what=f"soft labels {out.name}",
+            announce=f"soft labels {out.name} (log {c.r.logs / ('soft-' + out.name)}.log)")
     return out
 
 
@@ -99,8 +99,8 @@ def train(c, out: Path, steps: int, seed: int, system: System, eps: float, soft_
         argv += ["--kd", system.kd, "--soft-labels", soft_dir, "--kd-weight", f"{lam:g}",
                  "--kd-smoothing", f"{c.p.kd_smoothing:g}"]
     name = _log_name(c, out)
-    log(f"train {out.relative_to(c.exp)}: {steps} steps (log {c.r.logs / name}.log)")
-    c.r.run(argv, name, what=f"training {out}")
+    c.r.run(argv, name, what=f"training {out}",
+            announce=f"train {out.relative_to(c.exp)}: {steps} steps (log {c.r.logs / name}.log)")
     atomic_write_text(done, json.dumps({"steps": steps, "argv": argv[len(c.kdasr_cmd):]}, default=str) + "\n")
 
 
@@ -118,10 +118,10 @@ def eval_run(c, model: Path, manifest: Path, record: Path, system: str, options:
     if fresh(record, model / "model.json", *([options] if options else []), *inputs):
         return
     record.parent.mkdir(parents=True, exist_ok=True)
-    log(f"eval {system} on {manifest.stem}")
     c.r.run(c.kdasr("eval", "--model", model, "--manifest", manifest, "--threads", 1, "--system", system,
                     "--json", record, *(["--options", options] if options else []), *extra),
-            f"eval-{_log_name(c, record)}", what=f"kdasr eval ({system}, {manifest})", append=False)
+            f"eval-{_log_name(c, record)}", what=f"kdasr eval ({system}, {manifest})", append=False,
+            announce=f"eval {system} on {manifest.stem}")
 
 
 def write_dev_all(c) -> Path:

@@ -43,10 +43,10 @@ def _tune_one(c, name: str, seed: int) -> None:
     # a changed grid or dev_limit tunes again (kdasr tune decodes only the new points)
     write_if_changed(out.with_suffix(".grid"), " ".join(map(str, [*grid, *dev_limit(c)])))
     if not fresh(out, model / "model.json", c.dev_all(), out.with_suffix(".grid")):
-        log(f"tune {out.stem} on {c.dev_all().name}")
         c.r.run(c.kdasr("tune", "--model", model, "--manifest", c.dev_all(), *dev_limit(c), "--threads", 1, *grid,
                         "--system", logic.label(name, seed), "--out", out, "--table", out.with_suffix(".md")),
-                f"tune-{out.stem}", what=f"kdasr tune ({out})", append=False)
+                f"tune-{out.stem}", what=f"kdasr tune ({out})", append=False,
+                announce=f"tune {out.stem} on {c.dev_all().name}")
     for dev in c.p.dev_manifests:  # the dev sets' own records, with the tuned decoding: the dev table
         eval_run(c, model, Path(dev), c.exp / "results" / logic.label(name, seed) / f"{Path(dev).stem}.json",
                  logic.label(name, seed), out)

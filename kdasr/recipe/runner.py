@@ -103,14 +103,18 @@ class Runner:
         errors = [e for f in jobs if (e := f.exception()) is not None]
         return errors[0] if errors else None
 
-    def run(self, argv: list[str], log_name: str, *, what: str, append: bool = True) -> None:
-        """ARGV with stdout and stderr into LOGS/LOG_NAME.log; a failure raises RecipeError naming WHAT
-        and the log, after printing the log's last lines."""
+    def run(self, argv: list[str], log_name: str, *, what: str, append: bool = True,
+            announce: str | None = None) -> None:
+        """ARGV with stdout and stderr into LOGS/LOG_NAME.log, ANNOUNCE logged once it has a job slot (when it
+        starts, not while it waits); a failure raises RecipeError naming WHAT and the log, after printing the
+        log's last lines."""
         logf = self.logs / f"{log_name}.log"
         logf.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self.ran += 1
         with self._slots, open(logf, "a" if append else "w") as out:
+            if announce:
+                log(announce)
             try:
                 rc = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL).returncode
