@@ -127,10 +127,13 @@ train-demo: setup
 recipe: setup
 	$(if $(PROTOCOL),$(MAKE) claim PROTOCOL=$(PROTOCOL) EXP=$(or $(EXP),exp/claim) STAGES="$(STAGES)",bash eval/recipe.sh $(STAGES))
 
-# the claim recipe (issue 28): every stage from the protocol file; EXP names the run dir it is frozen into
+# the claim recipe (issue 28): every stage from the protocol file; EXP names the run dir it is frozen into.
+# The report of the default run dir (exp/claim) is copied into eval/reports/claim, the copy kept in git
+# (KEEP=DIR for another folder, or another EXP's report)
+CLAIM_KEEP = $(or $(KEEP),$(if $(filter exp/claim,$(or $(EXP),exp/claim)),eval/reports/claim))
 claim: setup
 	$(KDASR) recipe claim --protocol $(or $(PROTOCOL),kdasr/configs/protocols/claim-v1.toml) \
-		--exp $(or $(EXP),exp/claim) $(if $(WAIT),--wait) $(STAGES)
+		--exp $(or $(EXP),exp/claim) $(if $(WAIT),--wait) $(if $(CLAIM_KEEP),--keep $(CLAIM_KEEP)) $(STAGES)
 
 # more training for the shipped small model: start from export/demo-en-small's weights (recovered from its
 # ONNX graphs) with a fresh optimiser, a short warmup and SpecAugment on; resumable like the others.

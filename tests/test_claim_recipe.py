@@ -170,6 +170,9 @@ def test_every_system_and_seed_has_its_records_and_the_table_its_protocol(claim)
     assert (exp / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     runs = {line.split(",")[0] for line in (exp / "report" / "curves.csv").read_text().splitlines()[1:]}
     assert len(runs) == 6  # every seed's learning curve
+    assert (exp / "report" / "loss-curves.png").read_bytes()[:4] == b"\x89PNG"
+    losses = (exp / "report" / "loss-curves.csv").read_text().splitlines()[1:]
+    assert {tuple(line.split(",")[:2]) for line in losses} == {(s, f"s{seed}") for s in SYSTEMS for seed in SEEDS}
     assert (exp / "logs" / "students-bert-s2.log").is_file()
 
 
@@ -223,10 +226,16 @@ def test_the_verdicts_name_the_protocols_systems_by_their_role(claim):
     assert "- λ of bert swept on dev over {0.1, 0.3}" in md and "Smoothing control smooth: label smoothing ε" in md
 
 
-def test_a_rerun_does_nothing(claim):
-    again = _run(claim["env"], claim["protocol"], claim["exp"])
+def test_a_rerun_does_nothing_but_keep_the_report(claim):
+    kept = claim["root"] / "kept"
+    again = _run(claim["env"], claim["protocol"], claim["exp"], "--keep", str(kept))
     assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
     assert not WORK.search(again.stdout), again.stdout
+    assert f"report files in {kept}" in again.stdout
+    for name in ("claim-test.md", "claim-dev.json", "verdicts.md", "bench.md", "protocol.md", "curves.png",
+                 "loss-curves.png", "protocol.toml", "protocol.lock.json", "choices.json", "times.json"):
+        assert (kept / name).is_file(), name
+    assert (kept / "claim-test.md").read_bytes() == (claim["exp"] / "report" / "claim-test.md").read_bytes()
 
 
 def test_an_edited_protocol_stops_test_and_table_until_the_change_is_recorded(claim):

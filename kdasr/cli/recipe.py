@@ -37,6 +37,10 @@ def claim(
     list_stages: Annotated[bool, typer.Option("--list", help="List the stages and exit.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="When another run holds EXP, wait for it to end instead "
                                        "of refusing.")] = False,
+    keep: Annotated[str | None, typer.Option("--keep", help="Once the table stage has written the report, copy it "
+                                             "(tables, verdicts, bench, curves, the frozen protocol, the dev "
+                                             "choices, the stage times) into this folder, e.g. the repository's "
+                                             "eval/reports/claim (make claim does).")] = None,
 ) -> None:
     """The claim recipe: systems x seeds with every choice (T and K, lambda, smoothing, decoding) made on
     dev, a protocol frozen before any test number, claim tables with intervals over seeds and
@@ -49,7 +53,7 @@ def claim(
     if not list_stages and not (protocol and exp):
         typer.echo("error: --protocol and --exp are required", err=True)
         raise typer.Exit(2)
-    raise typer.Exit(main(protocol, exp or ".", stages or [], start, list_stages, jobs, wait=wait))
+    raise typer.Exit(main(protocol, exp or ".", stages or [], start, list_stages, jobs, wait=wait, keep=keep))
 
 
 def register(app: typer.Typer) -> None:

@@ -115,6 +115,27 @@ def freeze_stage(c: ClaimCtx) -> None:
          "changed": f"recorded change: {c.exp} now holds fingerprint {p.fingerprint[:16]}"}[what])
 
 
+KEPT_FROM_EXP = ("protocol.toml", "protocol.lock.json", logic.CHOICES, "times.json")
+KEPT_SUFFIXES = (".md", ".json", ".png", ".csv")
+
+
+def keep_report(exp: Path, dest: Path) -> list[Path]:
+    """EXP's report (tables, verdicts, bench, curves) and what it was made under (the frozen protocol, its
+    lock and history, the dev choices, the stage times) copied into DEST, each file atomically: the copy
+    kept in git. Nothing before the table stage has written the verdicts (a run still going)."""
+    from ..io_utils import atomic_write_bytes
+
+    report = exp / "report"
+    if not (report / "verdicts.md").is_file():
+        return []
+    files = [*(f for f in sorted(report.iterdir()) if f.suffix in KEPT_SUFFIXES and f.is_file()),
+             *(exp / n for n in KEPT_FROM_EXP if (exp / n).is_file())]
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        atomic_write_bytes(dest / f.name, f.read_bytes())
+    return [dest / f.name for f in files]
+
+
 def stages(c: ClaimCtx) -> list[Stage]:
     from . import claim_alternatives as ca
     from . import claim_stages as cs
@@ -147,7 +168,7 @@ def stages(c: ClaimCtx) -> list[Stage]:
 
 def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | None = None,
          list_only: bool = False, jobs: int | None = None, env: Mapping[str, str] | None = None,
-         wait: bool = False) -> int:
+         wait: bool = False, keep: str | Path | None = None) -> int:
     env = os.environ if env is None else env
     exp = Path(exp)
     kdasr_cmd = shlex.split(env["KDASR"]) if env.get("KDASR") else [sys.executable, "-m", "kdasr"]
@@ -175,6 +196,10 @@ def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | N
                 failed = c.r.wait_background()
             if failed is not None:
                 raise failed if isinstance(failed, (RecipeError, KdasrError)) else RecipeError(str(failed))
+            if keep:
+                kept = keep_report(exp, Path(keep))
+                log(f"kept {len(kept)} report files in {keep}" if kept else f"no report to keep in {keep} yet "
+                    "(the table stage writes it)")
     except (RecipeError, KdasrError) as e:
         print(f"[recipe] error: {e}", file=sys.stderr, flush=True)
         return 1

@@ -106,13 +106,17 @@ def _block(c, bench: list[str]) -> str:
 
 
 def _curves(c, runs: list[Path], report: Path) -> None:
+    """Dev WER of every student's epoch checkpoints (curves.png) and every seed's training and dev loss
+    from its logs (loss-curves.png, a panel per system)."""
     checkpoints = [f for d in runs for f in d.glob("epoch-*.pt")]
-    csv, png = report / "curves.csv", report / "curves.png"
-    if not checkpoints or (png.is_file() and fresh(csv, *checkpoints)):
+    csv, png, loss_png = report / "curves.csv", report / "curves.png", report / "loss-curves.png"
+    logs = [d / "train_log.csv" for d in runs]
+    if not checkpoints or (png.is_file() and fresh(csv, *checkpoints) and fresh(loss_png, *logs)):
         return
     log(f"learning curves of {len(runs)} runs (every seed)")
     c.r.run(c.kdasr("curves", *runs, "--dev", c.u.dev, "--feature-cache", c.feature_cache(), "--threads", 1,
-                    "--no-progress", "--out", csv, "--plot", png), "curves", what="kdasr curves", append=False)
+                    "--no-progress", "--out", csv, "--plot", png, "--loss-plot", loss_png), "curves",
+            what="kdasr curves", append=False)
 
 
 def _verdicts(c, report: Path) -> None:
