@@ -163,6 +163,8 @@ def test_every_system_and_seed_has_its_records_and_the_table_its_protocol(claim)
     assert "### Protocol `toy-claim`" in table and "Choices made on dev only" in table
     assert "- Students: 3 systems × 2 seeds = 6 runs × 4 steps = 24 optimiser steps" in table
     assert "Wall time actually spent" in table and "Changes since the protocol was fixed: none." in table
+    assert re.search(r"- Teacher passes over the train set .*: bert-t2-k4 [\d.]+ min \(\d+ utterances, 1 run\(s\)\)",
+                     table)
     for pair in ("smooth vs ce", "bert vs ce", "bert vs smooth"):
         assert re.search(rf"^\| {pair} \| ", table, re.M), pair
     assert "| ce (baseline) | 2 |" in table
@@ -343,3 +345,18 @@ def test_the_soft_stage_makes_every_modes_teacher_pass_before_t_and_k_are_chosen
     assert set(before) == {("bert", 1.0, 8), ("bert", 1.0, 32), ("bert", 3.0, 8), ("bert", 3.0, 32), ("lm", 1.0, 32)}
     after = claim_logic.soft_jobs(p, {"tk": {"chosen": {"temperature": 3, "top_k": 8}}})
     assert ("lm", 3.0, 8) in after and ("bert", 3.0, 8) in after and len(after) == len(set(after))
+
+
+def test_the_budget_says_what_each_teacher_pass_cost_over_all_its_runs(tmp_path):
+    """A resumed pass counts every run (seconds_all_runs); a derived point is left out; a pass from before
+    the runs were counted says it is its last run only."""
+    for name, doc in {"bert-t1-k32": {"seconds": 60, "seconds_all_runs": 600, "runs": 2, "utterances": 9},
+                      "bert-t3-k8": {"derived_from": "x", "seconds": 1},
+                      "lm-t1-k32": {"seconds": 120, "utterances": 9}}.items():
+        (tmp_path / "soft" / name).mkdir(parents=True)
+        (tmp_path / "soft" / name / "summary.json").write_text(json.dumps(doc))
+    assert claim_logic.teacher_pass_lines(tmp_path) == [
+        "- Teacher passes over the train set (one thread each; `kdasr teacher soft-labels`, summary.json): "
+        "bert-t1-k32 10.0 min (9 utterances, 2 run(s)); lm-t1-k32 2.0 min (9 utterances, its last run only)"]
+    assert claim_logic.teacher_pass_lines(tmp_path / "none") == []
+

@@ -81,10 +81,16 @@ def test_generated_shards_rows_sum_to_one_and_resume_after_kill(tok, tmp_path):
     cfg = SoftLabelConfig(mode="context", top_k=8, temperature=3.0, window=24, shard_size=3)
     clean = generate_soft_labels(utts, tok, teacher, "bert", cfg, tmp_path / "clean", progress=False)
     # a run "killed" after two shards, then resumed, ends with the same labels
-    generate_soft_labels(utts, tok, teacher, "bert", cfg, tmp_path / "resumed", progress=False, stop_after_shards=2)
+    first = generate_soft_labels(utts, tok, teacher, "bert", cfg, tmp_path / "resumed", progress=False,
+                                 stop_after_shards=2)
     assert len(list((tmp_path / "resumed").glob("shard-*.npz"))) == 2
     again = generate_soft_labels(utts, tok, teacher, "bert", cfg, tmp_path / "resumed", progress=False)
     assert again["shards_written"] == clean["shards_written"] - 2
+    # the cost of both runs is reported, not only the last one's
+    assert (clean["runs"], first["runs"], again["runs"]) == (1, 1, 2)
+    assert again["seconds_all_runs"] == pytest.approx(first["seconds"] + again["seconds"], abs=0.2)
+    nothing = generate_soft_labels(utts, tok, teacher, "bert", cfg, tmp_path / "resumed", progress=False)
+    assert nothing["shards_written"] == 0 and nothing["runs"] == 2  # a run that wrote nothing is not counted
     a, b = load_soft_labels(tmp_path / "clean"), load_soft_labels(tmp_path / "resumed")
     assert a.meta.mode == "context" and a.meta.window == 24 and set(a.rows) == {u.id for u in utts}
     assert clean["computed_tokens"] * 2 == clean["tokens"]  # each sentence computed once for two voices

@@ -167,7 +167,28 @@ def budget_plan(p: Protocol, exp: Path, students: list[Path], sweeps: list[Path]
         if took:
             lines.append(f"- Measured: {len(took)} {what} runs took {sum(took) / 60:.1f} training minutes in all "
                          f"({sum(took) / len(took) / 60:.1f} per run; train_log.csv elapsed time)")
-    return lines
+    return lines + teacher_pass_lines(exp)
+
+
+def teacher_pass_lines(exp: Path) -> list[str]:
+    """What each teacher pass over the train set cost (its summary.json; the derived T, K points take
+    seconds and are left out). A pass that resumed from shards of an older version counts its runs
+    since then only, and says so."""
+    passes = []
+    for summary in sorted((exp / "soft").glob("*/summary.json")):
+        try:
+            doc = json.loads(summary.read_text())
+        except (OSError, ValueError):
+            continue
+        if "derived_from" in doc or "seconds" not in doc:
+            continue
+        minutes = float(doc.get("seconds_all_runs", doc["seconds"])) / 60
+        note = f", {doc['runs']} run(s)" if "runs" in doc else ", its last run only"
+        passes.append(f"{summary.parent.name} {minutes:.1f} min ({doc.get('utterances', '?')} utterances{note})")
+    if not passes:
+        return []
+    return [f"- Teacher passes over the train set (one thread each; `kdasr teacher soft-labels`, summary.json): "
+            f"{'; '.join(passes)}"]
 
 
 def add_time(times: Path, stage: str, seconds: float, commands: int) -> None:

@@ -122,7 +122,18 @@ def write_label_shards(
 ) -> None:
     """Label each shard of utterances (`label(shard)` -> rows, tokens labelled) and write it as
     shard-NNNNN.npz in order; a shard already on disk is kept (the resume). Counts `seconds` and
-    `shards_written` into `stats`; the teacher-specific counts are `label`'s to keep."""
+    `shards_written` into `stats` (this run's), and over every run that wrote shards into OUT_DIR
+    (`seconds_all_runs`, `runs`: kept in OUT_DIR/progress.json after each shard, so a pass resumed after
+    a kill still reports what it cost in all); the teacher-specific counts are `label`'s to keep."""
+    before = _progress(out_dir)
+    runs = before["runs"] + 1
+
+    def account() -> None:
+        stats["seconds_all_runs"] = round(before["seconds"] + stats["seconds"], 1)
+        stats["runs"] = runs if stats["shards_written"] else before["runs"]
+        atomic_write_text(out_dir / PROGRESS, json.dumps({"seconds": stats["seconds_all_runs"],
+                                                           "runs": stats["runs"]}) + "\n")
+
     columns = [TextColumn(title), BarColumn(), TextColumn("{task.completed}/{task.total} utts"),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
     with Progress(*columns, disable=not progress) as bar:
@@ -137,9 +148,22 @@ def write_label_shards(
             write_shard(path, rows, vocab_size)
             stats["seconds"] += time.time() - t0
             stats["shards_written"] += 1
+            account()
             bar.update(task, advance=len(shard), info=f"{tokens / max(time.time() - t0, 1e-9):.0f} tokens/s")
             if stop_after_shards is not None and stats["shards_written"] >= stop_after_shards:
                 break
+    account()
+
+
+PROGRESS = "progress.json"  # the seconds and runs spent on a folder's shards so far
+
+
+def _progress(out_dir: Path) -> dict:
+    try:
+        doc = json.loads((Path(out_dir) / PROGRESS).read_text())
+        return {"seconds": float(doc["seconds"]), "runs": int(doc["runs"])}
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or from before it was kept: counted from now
+        return {"seconds": 0.0, "runs": 0}
 
 
 @dataclass
