@@ -68,7 +68,8 @@ def plot_loss_curves(rows: list[dict], path: Path, smooth: int = 10, title: str 
     groups = list(dict.fromkeys(r["group"] for r in rows))
     cols = min(3, len(groups)) or 1
     nrows = -(-len(groups) // cols) or 1
-    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(max(8, 5 * cols), 3.8 * nrows), sharex=True, sharey=True,
+                             squeeze=False)
     for ax, group in zip(axes.flat, groups):
         runs = list(dict.fromkeys(r["run"] for r in rows if r["group"] == group))
         for i, run in enumerate(runs):
@@ -78,20 +79,20 @@ def plot_loss_curves(rows: list[dict], path: Path, smooth: int = 10, title: str 
             color = f"C{i % 10}"
             if train:
                 ax.plot([s for s, _ in train], _smooth([v for _, v in train], smooth), color=color, lw=1.2,
-                        label=f"{run} train")
-            if dev:
-                ax.plot([s for s, _ in dev], [v for _, v in dev], "o--", mfc="none", color=color, ms=6,
-                        label=f"{run} dev")
+                        label=run)
+            if dev:  # one legend entry per run: the rings are its dev loss
+                ax.plot([s for s, _ in dev], [v for _, v in dev], "o--", mfc="none", color=color, ms=6)
         ax.set_title(group, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper right")
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("training step")
     for ax in axes[:, 0]:
         ax.set_ylabel("loss (nats per unit)")
-    fig.suptitle(title or "each run's own objective: training (attention, smoothed) and dev (at epoch ends)")
+    fig.suptitle(title or "each run's own objective: training loss (lines, attention, smoothed) and dev loss "
+                 "(rings, at epoch ends)", fontsize=10)
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
