@@ -97,9 +97,12 @@ class Runner:
             self._background.append(self._pool.submit(fn, item))
 
     def wait_background(self) -> BaseException | None:
-        """Wait for every background job; the first failure, if any (the others are in their logs)."""
+        """Wait for every background job (saying so when one is still running); the first failure, if any
+        (the others are in their logs)."""
         with self._lock:
             jobs, self._background = self._background, []
+        if running := sum(not f.done() for f in jobs):
+            log(f"waiting for {running} background job(s) to end (logs in {self.logs})")
         errors = [e for f in jobs if (e := f.exception()) is not None]
         return errors[0] if errors else None
 
