@@ -70,11 +70,10 @@ def soft(c) -> None:
     other KD mode's teacher pass (and its chosen point) in the background (Runner.background): the passes
     serve whichever point the sweep chooses, so they run beside the sweeps, on the job slots the sweeps
     leave, and a stage that needs one waits for it (soft_one)."""
-    p, choices = c.p, c.choices()
-    sweeper = logic.tk_system(p)
-    now = [j for j in logic.soft_jobs(p, choices) if sweeper is not None and j[0] == sweeper.kd]
+    jobs, sweeper = logic.soft_jobs(c.p, c.choices()), logic.tk_system(c.p)
+    now = [j for j in jobs if sweeper is not None and j[0] == sweeper.kd]
     ensure_soft(c, now)
-    for job in logic.soft_jobs(p, choices):
+    for job in jobs:
         if job not in now:
             c.r.background(lambda j: soft_one(c, *j), job)
 

@@ -65,6 +65,16 @@ def shard_path(out_dir: Path, index: int) -> Path:
 
 
 WRITER_LOCK = ".writer.lock"
+PROGRESS = "progress.json"  # the seconds and runs spent on a folder's shards so far
+
+
+def _progress(out_dir: Path) -> dict:
+    try:
+        doc = json.loads((Path(out_dir) / PROGRESS).read_text())
+        return {"seconds": float(doc["seconds"]), "runs": int(doc["runs"])}
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or from before it was kept: counted from now
+        return {"seconds": 0.0, "runs": 0}
+
 
 
 @contextmanager
@@ -153,17 +163,6 @@ def write_label_shards(
             if stop_after_shards is not None and stats["shards_written"] >= stop_after_shards:
                 break
     account()
-
-
-PROGRESS = "progress.json"  # the seconds and runs spent on a folder's shards so far
-
-
-def _progress(out_dir: Path) -> dict:
-    try:
-        doc = json.loads((Path(out_dir) / PROGRESS).read_text())
-        return {"seconds": float(doc["seconds"]), "runs": int(doc["runs"])}
-    except (OSError, ValueError, KeyError, TypeError):  # none yet, or from before it was kept: counted from now
-        return {"seconds": 0.0, "runs": 0}
 
 
 @dataclass
