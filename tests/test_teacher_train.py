@@ -73,7 +73,15 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path, kind):
         assert '"device": "cpu"' in summary  # --device auto, no GPU
     steps = _log_steps(out / "train_log.csv")
     assert steps == sorted(set(steps)) and steps[-1] == 50  # one row per 50 steps, none twice
-    assert (out / ("config.json" if kind == "bert" else "lm.pt")).is_file()
+    saved = out / ("config.json" if kind == "bert" else "lm.pt")
+    assert saved.is_file()
+    # the same command again: the budget is spent, so the saved teacher stays (no re-save under a
+    # soft-label pass reading it, no second dev pass) and the summary is the saved one
+    before = (saved.stat().st_mtime_ns, (out / "train_log.csv").read_text())
+    again = run_kdasr(*args, env={"OMP_NUM_THREADS": "1"})
+    assert "already holds this teacher" in again.stdout and '"already_trained": true' in again.stdout, again.stdout
+    assert '"steps": 60' in again.stdout
+    assert (saved.stat().st_mtime_ns, (out / "train_log.csv").read_text()) == before
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU")

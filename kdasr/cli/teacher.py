@@ -96,6 +96,14 @@ def with_training_run_options(fn):
     return command
 
 
+def _echo_saved(out: Path, summary: dict) -> None:
+    shown = json.dumps({k: v for k, v in summary.items() if k != "config"})
+    if summary.get("already_trained"):  # teachers/finished.py: the budget was spent, nothing re-saved
+        typer.echo(f"{out} already holds this teacher, trained to its budget; kept as it is: {shown}")
+    else:
+        typer.echo(f"wrote {out}: {shown}")
+
+
 def _train_cfg(steps, batch_size, lr, warmup, minutes, threads, save_every, eval_every, amp, device, dev=None):
     from ..teachers.common import TeacherTrainConfig, resolve_device
 
@@ -179,7 +187,7 @@ def bert(
         if is_whisper(tokenizer):  # over the whisper ids of the text (teachers/whisper_teacher.py)
             from ..teachers.whisper_teacher import run_whisper_bert_teacher as run_bert_teacher
         summary = run_bert_teacher(text, tokenizer, out, cfg, tcfg, run["dev"])
-    typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
+    _echo_saved(out, summary)
 
 
 @teacher_app.command("lm")
@@ -219,13 +227,13 @@ def lm(
             tcfg = _train_cfg(steps, batch_size, lr, warmup, **run)
             summary = run_whisper_lm_teacher(text, str(tokenizer), out, (n_layers, n_hidden, n_heads, ff), tcfg,
                                              run["dev"])
-            typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
+            _echo_saved(out, summary)
             return
         vocab = Tokenizer(tokenizer).vocab_size
         cfg = LMConfig(vocab_size=vocab, d_model=n_hidden, layers=n_layers, heads=n_heads, ff_dim=ff)
         tcfg = _train_cfg(steps, batch_size, lr, warmup, **run)
         summary = run_lm_teacher(text, tokenizer, out, cfg, tcfg, run["dev"])
-    typer.echo(f"wrote {out}: {json.dumps({k: v for k, v in summary.items() if k != 'config'})}")
+    _echo_saved(out, summary)
 
 
 @teacher_app.command("soft-labels")

@@ -14,6 +14,7 @@ from ..models.lm import LMConfig
 from ..text import Tokenizer
 from .bert import BertConfigLite, load_bert_teacher, masked_scores, save_bert_teacher, train_bert
 from .common import TeacherTrainConfig, read_documents
+from .finished import already_trained
 from .lm_train import LM_FILE, lm_perplexity, load_lm_teacher, save_lm_teacher, train_lm
 from .soft_labels import SoftLabelConfig, generate_soft_labels
 from .storage import one_writer
@@ -39,6 +40,8 @@ def run_bert_teacher(
     docs = read_documents(text)
     dev_docs = read_documents(dev) if dev is not None else None
     model, summary = train_bert(docs, tok, cfg, train_cfg, state_dir=out, dev_docs=dev_docs)
+    if (kept := already_trained(out, summary)) is not None:
+        return kept
     dev_toks = dev_sentences(dev, tok)
     if dev_toks:
         from .bert import BertTeacher
@@ -60,6 +63,8 @@ def run_lm_teacher(
         raise KdasrError(f"LM vocab {cfg.vocab_size} != tokenizer's {tok.vocab_size}")
     dev_toks = dev_sentences(dev, tok)
     lm, summary = train_lm(read_documents(text), tok, cfg, train_cfg, state_dir=out, dev_sents=dev_toks)
+    if (kept := already_trained(out, summary)) is not None:
+        return kept
     if dev_toks:
         summary["dev_perplexity"] = round(lm_perplexity(lm, dev_toks, tok), 3)
         summary["dev"] = str(dev)

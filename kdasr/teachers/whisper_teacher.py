@@ -26,6 +26,7 @@ from ..errors import KdasrError, ModelError
 from ..io_utils import atomic_write_text
 from .bert import TEACHER_JSON, BertConfigLite, BertTeacher, _refuse_pickled_weights, masked_scores, train_bert
 from .common import TeacherTrainConfig, read_documents
+from .finished import already_trained
 from .soft_labels import SoftLabelConfig, generate_soft_labels
 from .storage import SoftLabelMeta, load_soft_labels, prepare_dir, shard_path, write_shard
 from .whisper_vocab import COMPACT_FILE, CompactVocab, WhisperBPE
@@ -69,6 +70,8 @@ def run_whisper_bert_teacher(text: Path, tokenizer: str, out: Path, cfg: BertCon
     docs, vocab = _vocab_for(text, tokenizer, dev)
     dev_docs = read_documents(dev) if dev is not None else None
     model, summary = train_bert(docs, vocab, cfg, train_cfg, state_dir=out, dev_docs=dev_docs)
+    if (kept := already_trained(out, summary)) is not None:
+        return kept
     if dev_toks := _dev_tokens(dev, vocab):
         ppl, top1 = masked_scores(BertTeacher(model, cfg.window, vocab.mask_id, str(out)), dev_toks)
         summary |= {"dev_pseudo_perplexity": round(ppl, 3), "dev_masked_top1": round(top1, 4), "dev": str(dev)}
@@ -96,6 +99,8 @@ def run_whisper_lm_teacher(text: Path, tokenizer: str, out: Path, size: tuple[in
     cfg = LMConfig(vocab_size=vocab.vocab_size, d_model=hidden, layers=layers, heads=heads, ff_dim=ff)
     dev_toks = _dev_tokens(dev, vocab)
     lm, summary = train_lm(docs, vocab, cfg, train_cfg, state_dir=out, dev_sents=dev_toks)
+    if (kept := already_trained(out, summary)) is not None:
+        return kept
     if dev_toks:
         summary |= {"dev_perplexity": round(lm_perplexity(lm, dev_toks, vocab), 3), "dev": str(dev)}
     summary |= {"text": str(text), "tokenizer": str(tokenizer), "compact_vocab": vocab.vocab_size}
