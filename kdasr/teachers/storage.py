@@ -76,7 +76,6 @@ def _progress(out_dir: Path) -> dict:
         return {"seconds": 0.0, "runs": 0}
 
 
-
 @contextmanager
 def one_writer(out_dir: Path, poll_s: float = 30.0) -> Iterator[None]:
     """One process writing OUT_DIR's soft labels at a time: a second run into the same folder (a recipe
