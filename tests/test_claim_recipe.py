@@ -25,7 +25,7 @@ import pytest
 from conftest import save_random_bert, save_random_lm
 from warm_kdasr import warm_kdasr
 
-from kdasr.recipe import claim_logic
+from kdasr.recipe import claim_logic, stage_times
 from kdasr.spec.protocol import read_protocol
 
 TIMEOUT = 900
@@ -296,12 +296,50 @@ def test_a_choice_reads_only_dev_records(tmp_path):
 
 def test_wall_time_adds_up_over_the_runs_that_did_work(tmp_path):
     times = tmp_path / "times.json"
-    claim_logic.add_time(times, "students", 90.0, 3)
-    claim_logic.add_time(times, "students", 30.0, 1)  # resumed after a kill
-    claim_logic.add_time(times, "export", 12.0, 2)
+    stage_times.add_time(times, "students", 90.0, 3)
+    stage_times.add_time(times, "students", 30.0, 1)  # resumed after a kill
+    stage_times.add_time(times, "export", 12.0, 2)
+    stage_times.add_time(times, "export", 5.0, 0)  # a rerun with nothing to do adds nothing
     assert json.loads(times.read_text())["students"] == {"seconds": 120.0, "runs": 2, "commands": 4}
-    line = claim_logic.time_lines(times, ["students", "export", "table"])[0]
+    assert json.loads(times.read_text())["export"]["runs"] == 1
+    line = stage_times.time_lines(times, ["students", "export", "table"])[0]
     assert "students 2.0, export 0.2; total 2.2" in line
+
+
+def test_a_killed_stage_still_counts_up_to_its_last_heartbeat(tmp_path):
+    """A run killed mid-stage never reaches add_time: its open entry is folded in by the next run."""
+    times = tmp_path / "times.json"
+    ran = [0]
+    clock = stage_times.StageClock(times, lambda: ran[0], every=0.05)
+    clock.start("tune")
+    ran[0] = 2  # two commands started
+    deadline = time.monotonic() + 10
+    while "tune" not in stage_times._read(times) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    clock.stop()  # the process dies here: no add_time
+    opened = json.loads(times.read_text())["tune"]["open"]
+    assert opened["commands"] == 2 and opened["seconds"] > 0
+    assert stage_times.fold_open(times) == ["tune"]
+    entry = json.loads(times.read_text())["tune"]
+    assert entry["runs"] == 1 and entry["killed"] == 1 and entry["commands"] == 2 and "open" not in entry
+    assert entry["seconds"] == opened["seconds"]
+    assert stage_times.fold_open(times) == []  # counted once
+    # the rerun finishes: its time adds to the killed run's
+    stage_times.record_open(times, "tune", 30.0, 1)
+    stage_times.add_time(times, "tune", 60.0, 3)
+    entry = json.loads(times.read_text())["tune"]
+    assert entry["runs"] == 2 and entry["seconds"] == round(opened["seconds"] + 60.0, 1) and "open" not in entry
+    lines = stage_times.time_lines(times, ["tune"])
+    assert "1 of them killed" in lines[0]
+
+
+def test_reconstructed_time_is_shown_apart_with_its_source(tmp_path):
+    times = tmp_path / "times.json"
+    stage_times.add_time(times, "tk", 600.0, 3)
+    stage_times.add_reconstructed(times, "tk", 120.0, 1, "lane B 19:56:48 to 19:58:48")
+    lines = stage_times.time_lines(times, ["tk"])
+    assert "tk 10.0 (+2.0 reconstructed)" in lines[0] and "total 10.0 measured + 2.0 reconstructed = 12.0" in lines[0]
+    assert "tk: lane B 19:56:48 to 19:58:48" in lines[1]
 
 
 def test_best_kd_is_the_lowest_mean_dev_wer_over_seeds_word_weighted_over_dev_sets():

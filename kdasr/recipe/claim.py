@@ -42,8 +42,10 @@ from pathlib import Path
 from ..errors import KdasrError
 from ..spec.protocol import Protocol, Setup, read_protocol
 from . import claim_logic as logic
+from . import stage_times
 from .exp_lock import exp_lock
 from .runner import RecipeError, Runner, Stage, log, run_stages, select
+from .stage_times import StageClock
 
 
 @dataclass
@@ -184,15 +186,21 @@ def main(protocol: str | Path, exp: str | Path, names: list[str], start: str | N
         chosen = select(every, names, start)  # a typo is refused before anything is written
         c.p  # noqa: B018 - a bad protocol is refused before anything runs
 
+        times = exp / "times.json"
+        clock = StageClock(times, lambda: c.r.ran)
+
         def timed(name: str, seconds: float, commands: int) -> None:
-            if commands:
-                logic.add_time(exp / "times.json", name, seconds, commands)
+            clock.stop()
+            stage_times.add_time(times, name, seconds, commands)
 
         with exp_lock(exp, wait=wait, say=log):
             (exp / "logs").mkdir(parents=True, exist_ok=True)
+            if killed := stage_times.fold_open(times):  # a run killed mid-stage: its time so far still counts
+                log(f"counted the time of a killed run of: {' '.join(killed)} (times.json)")
             try:
-                run_stages(chosen, c.r, on_done=timed)
+                run_stages(chosen, c.r, on_done=timed, on_start=clock.start)
             finally:  # the lock held until background work (a teacher pass) has ended too, after a failure as well
+                clock.stop()
                 failed = c.r.wait_background()
             if failed is not None:
                 raise failed if isinstance(failed, (RecipeError, KdasrError)) else RecipeError(str(failed))

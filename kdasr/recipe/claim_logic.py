@@ -1,12 +1,11 @@
 """The claim recipe's decisions and texts as plain functions (kdasr/recipe/claim.py runs the stages):
-the names of its runs, the choice of a grid point by dev WER, the choices file, the budget plan and
-the wall times. Unit-testable without running anything."""
+the names of its runs, the choice of a grid point by dev WER, the choices file and the budget plan
+(the wall times: stage_times.py). Unit-testable without running anything."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 from ..io_utils import atomic_write_text
@@ -189,31 +188,6 @@ def teacher_pass_lines(exp: Path) -> list[str]:
         return []
     return [f"- Teacher passes over the train set (one thread each; `kdasr teacher soft-labels`, summary.json): "
             f"{'; '.join(passes)}"]
-
-
-def add_time(times: Path, stage: str, seconds: float, commands: int) -> None:
-    """Accumulate a stage's wall time over the runs of it that did work (a rerun with nothing to do
-    adds nothing; a run resumed after a kill adds what it spent)."""
-    try:
-        doc = json.loads(times.read_text())
-    except (OSError, ValueError):
-        doc = {}
-    entry = doc.setdefault(stage, {"seconds": 0.0, "runs": 0, "commands": 0})
-    entry["seconds"] = round(entry["seconds"] + seconds, 1)
-    entry["runs"] += 1
-    entry["commands"] += commands
-    atomic_write_text(times, json.dumps(doc, indent=2) + "\n")
-
-
-def time_lines(times: Path, order: list[str]) -> list[str]:
-    try:
-        doc = json.loads(times.read_text())
-    except (OSError, ValueError):
-        return ["- Wall time: none recorded yet"]
-    parts = [f"{s} {doc[s]['seconds'] / 60:.1f}" for s in order if s in doc]
-    total = sum(doc[s]["seconds"] for s in order if s in doc) / 60
-    return [f"- Wall time actually spent, minutes on {os.cpu_count()} cores (stages that did work, every run "
-            f"summed; this table's own stage not yet counted): {', '.join(parts)}; total {total:.1f}"]
 
 
 def choices_lines(p: Protocol, choices: dict) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..spec.protocol import render_protocol_block
 from . import claim_alternatives as alt
 from . import claim_logic as logic
+from . import stage_times
 from .claim_stages import DONE, dev_limit, eval_run, export_run, write_dev_all
 from .runner import RecipeError, fresh, log, write_if_changed
 
@@ -102,7 +103,7 @@ def _block(c, bench: list[str]) -> str:
     sweeps = sorted(d for d in (c.exp / "sweep").glob("*") if (d / DONE).is_file())
     plan = logic.budget_plan(p, c.exp, students, sweeps)
     return "\n".join([render_protocol_block(p), *logic.choices_lines(p, c.choices()), *bench, "Budget:", "", *plan,
-                      *logic.time_lines(c.exp / "times.json", ORDER[:-1]), ""])
+                      *stage_times.time_lines(c.exp / "times.json", ORDER[:-1]), ""])
 
 
 def _curves(c, runs: list[Path], report: Path) -> None:

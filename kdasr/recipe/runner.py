@@ -189,12 +189,15 @@ def select(stages: list[Stage], names: list[str], start: str | None = None) -> l
 
 
 def run_stages(stages: list[Stage], runner: Runner, times: Path | None = None,
-               on_done: Callable[[str, float, int], None] | None = None) -> None:
+               on_done: Callable[[str, float, int], None] | None = None,
+               on_start: Callable[[str], None] | None = None) -> None:
     """Each stage in turn: logged with its wall time; one that took a minute or more records it in
     TIMES/NAME (seconds: the table states them); ON_DONE(name, seconds, commands run) after each
-    stage that finished. A failure stops the run with the stage's name."""
+    stage that finished (ON_START(name) before each). A failure stops the run with the stage's name."""
     for stage in stages:
         log(f"stage {stage.name}")
+        if on_start is not None:
+            on_start(stage.name)
         t0, ran = time.monotonic(), runner.ran
         try:
             stage.run()
