@@ -330,7 +330,7 @@ def test_a_killed_stage_still_counts_up_to_its_last_heartbeat(tmp_path):
     entry = json.loads(times.read_text())["tune"]
     assert entry["runs"] == 2 and entry["seconds"] == round(opened["seconds"] + 60.0, 1) and "open" not in entry
     lines = stage_times.time_lines(times, ["tune"])
-    assert "1 of them killed" in lines[0]
+    assert "1 of them stopped before their stage finished" in lines[0]
 
 
 def test_reconstructed_time_is_shown_apart_with_its_source(tmp_path):

@@ -3,7 +3,8 @@
 A stage that finishes adds its time (`add_time`). A stage that is killed (a session's end, a kill -9)
 never gets there, so while it runs its time so far is kept beside the total (`StageClock` rewrites
 an "open" entry every minute and when it ends); the next run folds an open entry into the total as
-a killed run (`fold_open`) before it starts anything. Time from before this bookkeeping existed can
+a killed run (`fold_open`) before it starts anything. A run that fails leaves its open entry too: its time
+was spent as well. Time from before this bookkeeping existed can
 be added by hand from the logs (`add_reconstructed`); the table keeps it apart and says so.
 """
 
@@ -136,9 +137,10 @@ def time_lines(times: Path, order: list[str]) -> list[str]:
         killed += e.get("killed", 0)
     measured = sum(doc[s]["seconds"] for s in stages) / 60
     recon = sum(doc[s].get("reconstructed", {}).get("seconds", 0.0) for s in stages) / 60
+    stopped = (f", {killed} of them stopped before their stage finished (killed or failed), counted up to their "
+               f"last minute") if killed else ""
     out = [f"- Wall time actually spent, minutes on {os.cpu_count()} cores (stages that did work, every run "
-           f"summed{f', {killed} of them killed and counted up to their last minute' if killed else ''}; this "
-           f"table's own stage not yet counted): {', '.join(parts)}; total {measured:.1f}"
+           f"summed{stopped}; this table's own stage not yet counted): {', '.join(parts)}; total {measured:.1f}"
            + (f" measured + {recon:.1f} reconstructed = {measured + recon:.1f}" if recon else "")]
     notes = [f"{s}: {doc[s]['reconstructed']['note']}" for s in stages if "reconstructed" in doc[s]]
     if notes:
