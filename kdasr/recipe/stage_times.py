@@ -40,6 +40,13 @@ def _entry(doc: dict, stage: str) -> dict:
     return doc.setdefault(stage, {"seconds": 0.0, "runs": 0, "commands": 0})
 
 
+def _count(entry: dict, seconds: float, commands: int) -> None:
+    """One more run of a stage, that spent SECONDS and started COMMANDS, into its entry."""
+    entry["seconds"] = round(entry["seconds"] + seconds, 1)
+    entry["runs"] += 1
+    entry["commands"] += commands
+
+
 def add_time(times: Path, stage: str, seconds: float, commands: int) -> None:
     """A finished run of STAGE: its seconds added to the total (its open entry, now counted, dropped). A run
     that did nothing (commands 0) adds nothing."""
@@ -48,10 +55,7 @@ def add_time(times: Path, stage: str, seconds: float, commands: int) -> None:
         if stage in doc:
             doc[stage].pop("open", None)
         if commands:
-            entry = _entry(doc, stage)
-            entry["seconds"] = round(entry["seconds"] + seconds, 1)
-            entry["runs"] += 1
-            entry["commands"] += commands
+            _count(_entry(doc, stage), seconds, commands)
         _write(times, doc)
 
 
@@ -69,17 +73,12 @@ def fold_open(times: Path) -> list[str]:
     stages it was done for. Called when a run starts, under the experiment's lock."""
     with _WRITE:
         doc = _read(times)
-        folded = []
-        for stage, entry in doc.items():
-            if not isinstance(entry, dict) or (opened := entry.pop("open", None)) is None:
-                continue
-            if opened.get("commands"):
-                entry["seconds"] = round(entry["seconds"] + float(opened["seconds"]), 1)
-                entry["runs"] += 1
-                entry["killed"] = entry.get("killed", 0) + 1
-                entry["commands"] += int(opened["commands"])
-                folded.append(stage)
-        if folded or any(isinstance(e, dict) and "open" in e for e in doc.values()):
+        opened = {s: e.pop("open") for s, e in doc.items() if isinstance(e, dict) and "open" in e}
+        folded = [s for s, o in opened.items() if o.get("commands")]
+        for s in folded:
+            _count(doc[s], float(opened[s]["seconds"]), int(opened[s]["commands"]))
+            doc[s]["killed"] = doc[s].get("killed", 0) + 1
+        if opened:
             _write(times, doc)
         return folded
 
